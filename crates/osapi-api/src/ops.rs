@@ -1,0 +1,340 @@
+//! The operation catalogue: every job operation an agent understands, its
+//! query/modify class, and its typed parameters (the job's `data` object).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::serde_util::null_as_default;
+
+/// A job operation an agent can run.
+///
+/// ```
+/// use osapi_api::ops::{Operation, JobClass};
+/// let op: Operation = "command.exec.execute".parse().unwrap();
+/// assert_eq!(op, Operation::CommandExec);
+/// assert_eq!(op.class(), JobClass::Modify);
+/// assert_eq!(Operation::NodeHostnameGet.as_str(), "node.hostname.get");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// `node.hostname.get`
+    NodeHostnameGet,
+    /// `node.status.get`
+    NodeStatusGet,
+    /// `node.uptime.get`
+    NodeUptimeGet,
+    /// `node.os.get`
+    NodeOsGet,
+    /// `node.disk.get`
+    NodeDiskGet,
+    /// `node.memory.get`
+    NodeMemoryGet,
+    /// `node.load.get`
+    NodeLoadGet,
+    /// `network.dns.get`
+    NetworkDnsGet,
+    /// `network.dns.update`
+    NetworkDnsUpdate,
+    /// `network.ping.do`
+    NetworkPingDo,
+    /// `command.exec.execute`
+    CommandExec,
+    /// `command.shell.execute`
+    CommandShell,
+    /// `file.deploy.execute`
+    FileDeploy,
+    /// `file.status.get`
+    FileStatusGet,
+}
+
+impl Operation {
+    /// Every operation, in catalogue order.
+    pub const ALL: [Operation; 14] = [
+        Operation::NodeHostnameGet,
+        Operation::NodeStatusGet,
+        Operation::NodeUptimeGet,
+        Operation::NodeOsGet,
+        Operation::NodeDiskGet,
+        Operation::NodeMemoryGet,
+        Operation::NodeLoadGet,
+        Operation::NetworkDnsGet,
+        Operation::NetworkDnsUpdate,
+        Operation::NetworkPingDo,
+        Operation::CommandExec,
+        Operation::CommandShell,
+        Operation::FileDeploy,
+        Operation::FileStatusGet,
+    ];
+
+    /// The operation's `type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::NodeHostnameGet => "node.hostname.get",
+            Operation::NodeStatusGet => "node.status.get",
+            Operation::NodeUptimeGet => "node.uptime.get",
+            Operation::NodeOsGet => "node.os.get",
+            Operation::NodeDiskGet => "node.disk.get",
+            Operation::NodeMemoryGet => "node.memory.get",
+            Operation::NodeLoadGet => "node.load.get",
+            Operation::NetworkDnsGet => "network.dns.get",
+            Operation::NetworkDnsUpdate => "network.dns.update",
+            Operation::NetworkPingDo => "network.ping.do",
+            Operation::CommandExec => "command.exec.execute",
+            Operation::CommandShell => "command.shell.execute",
+            Operation::FileDeploy => "file.deploy.execute",
+            Operation::FileStatusGet => "file.status.get",
+        }
+    }
+
+    /// Query or modify.
+    pub fn class(self) -> JobClass {
+        JobClass::of(self.as_str())
+    }
+
+    /// True for the two command operations, whose non-zero exit code is a host failure.
+    pub fn is_command(self) -> bool {
+        matches!(self, Operation::CommandExec | Operation::CommandShell)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an operation type no agent understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported operation {0:?}")]
+pub struct UnknownOperation(pub String);
+
+impl FromStr for Operation {
+    type Err = UnknownOperation;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(op) = Operation::ALL.into_iter().find(|op| op.as_str() == s) {
+            return Ok(op);
+        }
+        // Upstream's agent also accepts these spellings.
+        match s {
+            "node.osinfo.get" => Ok(Operation::NodeOsGet),
+            "node.mem.get" => Ok(Operation::NodeMemoryGet),
+            _ => Err(UnknownOperation(s.to_string())),
+        }
+    }
+}
+
+/// Whether an operation reads (query) or changes (modify) the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobClass {
+    /// Reads state.
+    Query,
+    /// Changes state.
+    Modify,
+}
+
+impl JobClass {
+    /// Upstream's routing rule: query if the type ends with `.get`, `.query`,
+    /// `.read`, `.status` or `.do`, or starts with `node.`; modify otherwise.
+    pub fn of(op_type: &str) -> JobClass {
+        const QUERY_SUFFIXES: [&str; 5] = [".get", ".query", ".read", ".status", ".do"];
+        if op_type.starts_with("node.") || QUERY_SUFFIXES.iter().any(|s| op_type.ends_with(s)) {
+            JobClass::Query
+        } else {
+            JobClass::Modify
+        }
+    }
+
+    /// `query` or `modify`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobClass::Query => "query",
+            JobClass::Modify => "modify",
+        }
+    }
+}
+
+/// How a deployed file's content is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ContentType {
+    /// Bytes are written as they are.
+    #[default]
+    Raw,
+    /// Content is a Go template rendered with `.Vars`, `.Facts` and `.Hostname`.
+    Template,
+}
+
+impl ContentType {
+    /// `raw` or `template`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Raw => "raw",
+            ContentType::Template => "template",
+        }
+    }
+}
+
+impl FromStr for ContentType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "raw" => Ok(ContentType::Raw),
+            "template" => Ok(ContentType::Template),
+            other => Err(format!("content_type must be raw or template, got {other:?}")),
+        }
+    }
+}
+
+/// `data` of `network.dns.get`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DnsGetParams {
+    /// Interface name or an `@fact.` reference; empty means the primary interface.
+    #[serde(default)]
+    pub interface: String,
+}
+
+/// `data` of `network.dns.update`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DnsUpdateParams {
+    /// Interface name or an `@fact.` reference.
+    #[serde(default)]
+    pub interface: String,
+    /// New name servers (IP literals); `None` keeps the current ones.
+    #[serde(default)]
+    pub servers: Option<Vec<String>>,
+    /// New search domains; `None` keeps the current ones.
+    #[serde(default)]
+    pub search_domains: Option<Vec<String>>,
+}
+
+/// `data` of `network.ping.do`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PingParams {
+    /// IPv4/IPv6 literal or an `@fact.` reference.
+    pub address: String,
+    /// Echo requests to send (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+/// `data` of `command.exec.execute`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CommandExecParams {
+    /// Executable name (looked up in `PATH`) or path.
+    pub command: String,
+    /// Arguments, passed without a shell.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub args: Vec<String>,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Seconds before the command is killed (default 30, at most 300 through the REST API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+/// `data` of `command.shell.execute`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CommandShellParams {
+    /// Command line run with `/bin/sh -c`.
+    pub command: String,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Seconds before the command is killed (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+/// `data` of `file.deploy.execute`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FileDeployParams {
+    /// Name of the object in the file store.
+    pub object_name: String,
+    /// Absolute destination path on the host.
+    pub path: String,
+    /// `raw` or `template`.
+    #[serde(default)]
+    pub content_type: ContentType,
+    /// Octal mode such as `"0644"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Owner user name or uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Owner group name or gid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Template variables (`.Vars`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    pub vars: BTreeMap<String, Value>,
+}
+
+/// `data` of `file.status.get`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FileStatusParams {
+    /// Absolute path on the host.
+    pub path: String,
+}
+
+/// Validates a deploy or status path: absolute, and without `..` segments.
+///
+/// ```
+/// use osapi_api::ops::validate_host_path;
+/// assert!(validate_host_path("/etc/app.conf").is_ok());
+/// assert!(validate_host_path("etc/app.conf").is_err());
+/// assert!(validate_host_path("/etc/../root/.ssh/keys").is_err());
+/// ```
+pub fn validate_host_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("path is required".into());
+    }
+    if !path.starts_with('/') {
+        return Err(format!("path {path:?} must be absolute"));
+    }
+    if path.split('/').any(|seg| seg == "..") {
+        return Err(format!("path {path:?} must not contain '..' segments"));
+    }
+    if path.contains('\0') {
+        return Err("path must not contain NUL bytes".into());
+    }
+    if path.ends_with('/') {
+        return Err(format!("path {path:?} must name a file, not a directory"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_upstream() {
+        assert_eq!(JobClass::of("node.reboot.execute"), JobClass::Query);
+        assert_eq!(JobClass::of("network.dns.update"), JobClass::Modify);
+        assert_eq!(JobClass::of("network.ping.do"), JobClass::Query);
+        assert_eq!(JobClass::of("file.status.get"), JobClass::Query);
+        assert_eq!(JobClass::of("file.deploy.execute"), JobClass::Modify);
+    }
+
+    #[test]
+    fn all_ops_round_trip() {
+        for op in Operation::ALL {
+            assert_eq!(op.as_str().parse::<Operation>().unwrap(), op);
+        }
+        assert_eq!("node.mem.get".parse::<Operation>().unwrap(), Operation::NodeMemoryGet);
+        assert!("node.reboot.execute".parse::<Operation>().is_err());
+    }
+
+    #[test]
+    fn exec_params_accept_null_args() {
+        let p: CommandExecParams = serde_json::from_str(r#"{"command":"uptime","args":null}"#).unwrap();
+        assert!(p.args.is_empty());
+    }
+}

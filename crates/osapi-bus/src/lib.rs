@@ -1,0 +1,36 @@
+//! Control-plane state and transport of OSAPI behind traits, so the controller
+//! and agents run the same code on every backend.
+//!
+//! A [`Bus`] bundles one implementation of each store:
+//!
+//! | trait | holds |
+//! |---|---|
+//! | [`JobStore`] | job records, their events and agent responses, plus a change feed |
+//! | [`JobQueue`] | job notifications: one shared `_any` work queue, one queue per host |
+//! | [`Registry`] | agent registrations with a TTL (heartbeats) |
+//! | [`FactStore`] | agent facts with a TTL |
+//! | [`AgentStateStore`] | drain flags and agent timelines |
+//! | [`ObjectStore`] | uploaded files |
+//! | [`FileStateStore`] | what each agent deployed where |
+//! | [`AuditStore`] | the audit log |
+//!
+//! Backends: [`memory`] (one process, used by embedded mode and tests).
+//!
+//! ```
+//! # tokio_test_shim::run(async {
+//! use osapi_bus::memory::{MemoryBus, MemoryBusConfig};
+//! let bus = MemoryBus::start(MemoryBusConfig::default());
+//! assert!(bus.registry.list().await.unwrap().is_empty());
+//! # });
+//! # mod tokio_test_shim { pub fn run<F: std::future::Future>(f: F) -> F::Output {
+//! #   tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f) } }
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod memory;
+mod traits;
+
+pub use error::{BusError, BusResult};
+pub use traits::*;

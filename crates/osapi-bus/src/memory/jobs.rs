@@ -1,0 +1,221 @@
+//! In-memory job records, events and responses, with FIFO retention.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use osapi_api::records::{AgentResponse, JobEvent, JobRecord};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::lock;
+use crate::{BusError, BusResult, JobSnapshot, JobStore};
+
+struct Entry {
+    record: Arc<JobRecord>,
+    revision: u64,
+    events: Vec<JobEvent>,
+    responses: Vec<AgentResponse>,
+}
+
+impl Entry {
+    fn snapshot(&self) -> JobSnapshot {
+        JobSnapshot {
+            record: self.record.clone(),
+            revision: self.revision,
+            events: self.events.clone(),
+            responses: self.responses.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    jobs: HashMap<Uuid, Entry>,
+    order: VecDeque<Uuid>,
+    revision: u64,
+}
+
+/// Jobs held in memory; beyond `max_jobs` the oldest are dropped.
+pub struct MemoryJobStore {
+    inner: Mutex<Inner>,
+    changes: broadcast::Sender<Uuid>,
+    max_jobs: usize,
+}
+
+impl MemoryJobStore {
+    /// An empty store keeping at most `max_jobs` jobs.
+    pub fn new(max_jobs: usize) -> Self {
+        MemoryJobStore {
+            inner: Mutex::new(Inner::default()),
+            changes: broadcast::channel(16_384).0,
+            max_jobs: max_jobs.max(1),
+        }
+    }
+
+    /// Number of jobs held.
+    pub fn len(&self) -> usize {
+        lock(&self.inner).jobs.len()
+    }
+
+    /// True when no job is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn notify(&self, id: Uuid) {
+        // No receiver is fine: nobody is waiting.
+        let _ = self.changes.send(id);
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryJobStore {
+    async fn create(&self, record: JobRecord) -> BusResult<u64> {
+        let id = record.id;
+        let revision = {
+            let mut inner = lock(&self.inner);
+            inner.revision += 1;
+            let revision = inner.revision;
+            inner.jobs.insert(
+                id,
+                Entry {
+                    record: Arc::new(record),
+                    revision,
+                    events: Vec::new(),
+                    responses: Vec::new(),
+                },
+            );
+            inner.order.push_back(id);
+            while inner.jobs.len() > self.max_jobs {
+                match inner.order.pop_front() {
+                    Some(old) => {
+                        inner.jobs.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            // Deleted ids leave holes in `order`; compact when they dominate.
+            if inner.order.len() > 2 * inner.jobs.len() + 64 {
+                let Inner { jobs, order, .. } = &mut *inner;
+                order.retain(|id| jobs.contains_key(id));
+            }
+            revision
+        };
+        self.notify(id);
+        Ok(revision)
+    }
+
+    async fn get(&self, id: Uuid) -> BusResult<Option<JobSnapshot>> {
+        Ok(lock(&self.inner).jobs.get(&id).map(Entry::snapshot))
+    }
+
+    async fn record(&self, id: Uuid) -> BusResult<Option<Arc<JobRecord>>> {
+        Ok(lock(&self.inner).jobs.get(&id).map(|e| e.record.clone()))
+    }
+
+    async fn list(&self) -> BusResult<Vec<JobSnapshot>> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| inner.jobs.get(id).map(Entry::snapshot))
+            .collect())
+    }
+
+    async fn delete(&self, id: Uuid) -> BusResult<bool> {
+        let removed = lock(&self.inner).jobs.remove(&id).is_some();
+        if removed {
+            self.notify(id);
+        }
+        Ok(removed)
+    }
+
+    async fn append_event(&self, event: JobEvent) -> BusResult<()> {
+        let id = event.job_id;
+        {
+            let mut inner = lock(&self.inner);
+            let entry = inner
+                .jobs
+                .get_mut(&id)
+                .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
+            entry.events.push(event);
+        }
+        self.notify(id);
+        Ok(())
+    }
+
+    async fn put_response(&self, response: AgentResponse) -> BusResult<()> {
+        let id = response.job_id;
+        {
+            let mut inner = lock(&self.inner);
+            let entry = inner
+                .jobs
+                .get_mut(&id)
+                .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
+            entry.responses.push(response);
+        }
+        self.notify(id);
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Uuid> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osapi_api::ops::JobClass;
+    use osapi_api::records::EventKind;
+    use time::OffsetDateTime;
+
+    fn record() -> JobRecord {
+        JobRecord {
+            id: Uuid::new_v4(),
+            created: OffsetDateTime::now_utc(),
+            operation: serde_json::json!({"type": "node.hostname.get"}),
+            op_type: "node.hostname.get".into(),
+            class: JobClass::Query,
+            target: "_any".into(),
+            expected_hosts: vec![],
+            deadline: OffsetDateTime::now_utc(),
+            retry_of: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_drops_oldest() {
+        let store = MemoryJobStore::new(2);
+        let a = record();
+        let b = record();
+        let c = record();
+        let (ida, idc) = (a.id, c.id);
+        store.create(a).await.unwrap();
+        store.create(b).await.unwrap();
+        store.create(c).await.unwrap();
+        assert!(store.get(ida).await.unwrap().is_none());
+        let list = store.list().await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].record.id, idc, "newest first");
+    }
+
+    #[tokio::test]
+    async fn events_notify_subscribers() {
+        let store = MemoryJobStore::new(10);
+        let r = record();
+        let id = r.id;
+        store.create(r).await.unwrap();
+        let mut rx = store.subscribe();
+        store
+            .append_event(JobEvent::now(id, EventKind::Started, "web-01"))
+            .await
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap(), id);
+        assert_eq!(store.get(id).await.unwrap().unwrap().events.len(), 1);
+        let missing = JobEvent::now(Uuid::new_v4(), EventKind::Started, "x");
+        assert!(matches!(store.append_event(missing).await, Err(BusError::NotFound(_))));
+    }
+}

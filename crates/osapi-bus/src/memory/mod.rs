@@ -1,0 +1,91 @@
+//! The in-memory backend: everything lives in this process. Used by embedded
+//! mode (controller and agents in one process) and by tests.
+
+mod audit;
+mod jobs;
+mod objects;
+mod queue;
+mod registry;
+mod state;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use audit::MemoryAuditStore;
+pub use jobs::MemoryJobStore;
+pub use objects::{MemoryFileStateStore, MemoryObjectStore};
+pub use queue::MemoryJobQueue;
+pub use registry::{MemoryFactStore, MemoryRegistry};
+pub use state::MemoryStateStore;
+pub use status::MemoryStatus;
+
+use crate::Bus;
+
+/// Limits and lifetimes of the in-memory backend.
+#[derive(Debug, Clone)]
+pub struct MemoryBusConfig {
+    /// How long a registration lives without a heartbeat (default 30 s).
+    pub registry_ttl: Duration,
+    /// How long facts live without a refresh (default 5 min).
+    pub facts_ttl: Duration,
+    /// Jobs kept; the oldest are dropped beyond this (default 10 000).
+    pub max_jobs: usize,
+    /// Audit entries kept; the oldest are dropped beyond this (default 10 000).
+    pub max_audit_entries: usize,
+}
+
+impl Default for MemoryBusConfig {
+    fn default() -> Self {
+        MemoryBusConfig {
+            registry_ttl: Duration::from_secs(30),
+            facts_ttl: Duration::from_secs(300),
+            max_jobs: 10_000,
+            max_audit_entries: 10_000,
+        }
+    }
+}
+
+/// Builder of in-memory buses.
+pub struct MemoryBus;
+
+impl MemoryBus {
+    /// Creates a bus held in this process. When called inside a tokio runtime
+    /// it also starts a task that expires registrations as soon as their TTL
+    /// passes (otherwise they expire lazily when read).
+    pub fn start(config: MemoryBusConfig) -> Bus {
+        let jobs = Arc::new(MemoryJobStore::new(config.max_jobs));
+        let registry = Arc::new(MemoryRegistry::new(config.registry_ttl));
+        registry::spawn_reaper(&registry);
+        let facts = Arc::new(MemoryFactStore::new(config.facts_ttl));
+        let state = Arc::new(MemoryStateStore::new());
+        let objects = Arc::new(MemoryObjectStore::new());
+        let file_state = Arc::new(MemoryFileStateStore::new());
+        let audit = Arc::new(MemoryAuditStore::new(config.max_audit_entries));
+        let status = Arc::new(MemoryStatus {
+            jobs: jobs.clone(),
+            registry: registry.clone(),
+            facts: facts.clone(),
+            objects: objects.clone(),
+            file_state: file_state.clone(),
+            audit: audit.clone(),
+        });
+        Bus {
+            jobs,
+            queue: Arc::new(MemoryJobQueue::new()),
+            registry,
+            facts,
+            state,
+            objects,
+            file_state,
+            audit,
+            status,
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it
+/// (every critical section here leaves the data consistent).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

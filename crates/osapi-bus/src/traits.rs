@@ -1,0 +1,252 @@
+//! The store traits every backend implements, and the [`Bus`] that bundles them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use osapi_api::agent::TimelineEvent;
+use osapi_api::audit::AuditEntry;
+use osapi_api::health::{ConsumerDetail, KvBucketInfo, ObjectStoreInfo, StreamInfo};
+use osapi_api::ops::JobClass;
+use osapi_api::records::{
+    AgentRegistration, AgentResponse, Facts, FileState, JobEvent, JobRecord, ObjectInfo,
+};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::BusResult;
+
+/// Everything a controller or agent needs, on one backend.
+#[derive(Clone)]
+pub struct Bus {
+    /// Job records, events and responses.
+    pub jobs: Arc<dyn JobStore>,
+    /// Job notifications.
+    pub queue: Arc<dyn JobQueue>,
+    /// Agent registrations.
+    pub registry: Arc<dyn Registry>,
+    /// Agent facts.
+    pub facts: Arc<dyn FactStore>,
+    /// Drain flags and timelines.
+    pub state: Arc<dyn AgentStateStore>,
+    /// Uploaded files.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Deployed-file records.
+    pub file_state: Arc<dyn FileStateStore>,
+    /// Audit log.
+    pub audit: Arc<dyn AuditStore>,
+    /// Health and statistics of the backend.
+    pub status: Arc<dyn BusStatus>,
+}
+
+/// A job with everything recorded about it so far.
+#[derive(Debug, Clone)]
+pub struct JobSnapshot {
+    /// The immutable definition.
+    pub record: Arc<JobRecord>,
+    /// Store revision of the record.
+    pub revision: u64,
+    /// Events in the order they were written.
+    pub events: Vec<JobEvent>,
+    /// Agent responses in the order they were written.
+    pub responses: Vec<AgentResponse>,
+}
+
+/// Job records, their events and responses.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores a new job record; returns its revision.
+    async fn create(&self, record: JobRecord) -> BusResult<u64>;
+    /// A job and everything recorded about it.
+    async fn get(&self, id: Uuid) -> BusResult<Option<JobSnapshot>>;
+    /// Only the job record (what an agent needs to run it).
+    async fn record(&self, id: Uuid) -> BusResult<Option<Arc<JobRecord>>>;
+    /// Every stored job, newest first.
+    async fn list(&self) -> BusResult<Vec<JobSnapshot>>;
+    /// Deletes a job and what belongs to it; false if it did not exist.
+    async fn delete(&self, id: Uuid) -> BusResult<bool>;
+    /// Appends an event to a job.
+    async fn append_event(&self, event: JobEvent) -> BusResult<()>;
+    /// Stores an agent's response to a job.
+    async fn put_response(&self, response: AgentResponse) -> BusResult<()>;
+    /// Ids of jobs as they change (new events or responses). Receivers that
+    /// lag must treat every job as changed.
+    fn subscribe(&self) -> broadcast::Receiver<Uuid>;
+}
+
+/// Where a job notification goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// The shared work queue: exactly one agent takes it.
+    Any,
+    /// One host's own queue.
+    Host(String),
+}
+
+/// A job handed to an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The job to run.
+    pub job_id: Uuid,
+    /// The queue it came from.
+    pub route: Route,
+    /// Its class.
+    pub class: JobClass,
+}
+
+/// Job notifications.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Queues a job for one route. A job for several hosts is published once per host.
+    async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()>;
+    /// A consumer for one agent: its own queue plus the shared `_any` queue.
+    async fn consumer(&self, hostname: &str) -> BusResult<Box<dyn JobConsumer>>;
+}
+
+/// One agent's view of the queues.
+#[async_trait]
+pub trait JobConsumer: Send {
+    /// Waits for the next job. Cancel-safe: dropping the future loses nothing.
+    /// `Ok(None)` means the bus shut down.
+    async fn next(&mut self) -> BusResult<Option<Delivery>>;
+}
+
+/// A change in the set of live agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryEvent {
+    /// An agent registered for the first time, or a new instance replaced an old one.
+    Joined {
+        /// Agent hostname.
+        hostname: String,
+        /// New instance id.
+        instance_id: Uuid,
+    },
+    /// An agent deregistered or its heartbeat expired.
+    Left {
+        /// Agent hostname.
+        hostname: String,
+    },
+}
+
+/// Agent registrations, kept alive by heartbeats.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Writes (or refreshes) a registration.
+    async fn put(&self, registration: AgentRegistration) -> BusResult<()>;
+    /// A live agent's registration.
+    async fn get(&self, hostname: &str) -> BusResult<Option<AgentRegistration>>;
+    /// Every live agent, by hostname.
+    async fn list(&self) -> BusResult<Vec<AgentRegistration>>;
+    /// Removes a registration (clean shutdown).
+    async fn remove(&self, hostname: &str) -> BusResult<()>;
+    /// Agents joining and leaving.
+    fn subscribe(&self) -> broadcast::Receiver<RegistryEvent>;
+    /// How long a registration lives without a heartbeat.
+    fn ttl(&self) -> Duration;
+}
+
+/// Agent facts.
+#[async_trait]
+pub trait FactStore: Send + Sync {
+    /// Writes an agent's facts.
+    async fn put(&self, hostname: &str, facts: Facts) -> BusResult<()>;
+    /// An agent's facts.
+    async fn get(&self, hostname: &str) -> BusResult<Option<Facts>>;
+    /// Every agent's facts.
+    async fn list(&self) -> BusResult<Vec<(String, Facts)>>;
+}
+
+/// Drain flags and agent timelines.
+#[async_trait]
+pub trait AgentStateStore: Send + Sync {
+    /// Sets the drain flag of an agent.
+    async fn set_drain(&self, hostname: &str) -> BusResult<()>;
+    /// Clears the drain flag of an agent.
+    async fn clear_drain(&self, hostname: &str) -> BusResult<()>;
+    /// True when the agent's drain flag is set.
+    async fn is_drained(&self, hostname: &str) -> BusResult<bool>;
+    /// Hostnames (sanitised keys) with the drain flag set.
+    async fn drained(&self) -> BusResult<BTreeSet<String>>;
+    /// Appends a timeline event.
+    async fn append_timeline(&self, event: TimelineEvent) -> BusResult<()>;
+    /// An agent's timeline, oldest first.
+    async fn timeline(&self, hostname: &str) -> BusResult<Vec<TimelineEvent>>;
+    /// Hostnames whose drain flag changed.
+    fn subscribe(&self) -> broadcast::Receiver<String>;
+}
+
+/// Uploaded files.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Stores (or replaces) an object.
+    async fn put(&self, name: &str, content_type: &str, data: Bytes) -> BusResult<ObjectInfo>;
+    /// An object's metadata and content.
+    async fn get(&self, name: &str) -> BusResult<Option<(ObjectInfo, Bytes)>>;
+    /// An object's metadata.
+    async fn info(&self, name: &str) -> BusResult<Option<ObjectInfo>>;
+    /// Every object's metadata, by name.
+    async fn list(&self) -> BusResult<Vec<ObjectInfo>>;
+    /// Deletes an object; false if it did not exist.
+    async fn delete(&self, name: &str) -> BusResult<bool>;
+}
+
+/// Records of deployed files, per agent and path.
+#[async_trait]
+pub trait FileStateStore: Send + Sync {
+    /// Records a deployment.
+    async fn put(&self, hostname: &str, state: FileState) -> BusResult<()>;
+    /// The record for a path on an agent.
+    async fn get(&self, hostname: &str, path: &str) -> BusResult<Option<FileState>>;
+}
+
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Records an entry.
+    async fn put(&self, entry: AuditEntry) -> BusResult<()>;
+    /// Total count and one page, newest first.
+    async fn list(&self, offset: usize, limit: usize) -> BusResult<(usize, Vec<AuditEntry>)>;
+    /// One entry.
+    async fn get(&self, id: Uuid) -> BusResult<Option<AuditEntry>>;
+    /// Every entry, newest first.
+    async fn export(&self) -> BusResult<Vec<AuditEntry>>;
+}
+
+/// Statistics of a backend, for `GET /health/status`.
+#[derive(Debug, Clone, Default)]
+pub struct BusStats {
+    /// Streams.
+    pub streams: Vec<StreamInfo>,
+    /// Buckets.
+    pub kv_buckets: Vec<KvBucketInfo>,
+    /// Object stores.
+    pub object_stores: Vec<ObjectStoreInfo>,
+    /// Consumers.
+    pub consumers: Vec<ConsumerDetail>,
+}
+
+/// Result of one readiness check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentCheck {
+    /// Component name (`nats`, `kv`, `memory` …).
+    pub component: String,
+    /// `Err` with the reason when not healthy.
+    pub result: Result<(), String>,
+}
+
+/// Health and statistics of a backend.
+#[async_trait]
+pub trait BusStatus: Send + Sync {
+    /// `memory` or `nats`.
+    fn backend(&self) -> &'static str;
+    /// Where the backend lives.
+    fn url(&self) -> String;
+    /// Backend server version.
+    fn server_version(&self) -> String;
+    /// Readiness checks, one per component.
+    async fn check(&self) -> Vec<ComponentCheck>;
+    /// Statistics.
+    async fn stats(&self) -> BusStats;
+}
