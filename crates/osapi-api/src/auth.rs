@@ -93,7 +93,9 @@ impl fmt::Display for Permission {
 
 /// Error for an unknown permission name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown permission {0:?} (known: agent:read, agent:write, node:read, network:read, network:write, job:read, job:write, health:read, audit:read, command:execute, file:read, file:write)")]
+#[error(
+    "unknown permission {0:?} (known: agent:read, agent:write, node:read, network:read, network:write, job:read, job:write, health:read, audit:read, command:execute, file:read, file:write)"
+)]
 pub struct UnknownPermission(pub String);
 
 impl FromStr for Permission {
@@ -130,7 +132,14 @@ pub fn builtin_role_permissions(role: &str) -> Option<&'static [Permission]> {
         FileRead,
         FileWrite,
     ];
-    const READ: &[Permission] = &[AgentRead, NodeRead, NetworkRead, JobRead, HealthRead, FileRead];
+    const READ: &[Permission] = &[
+        AgentRead,
+        NodeRead,
+        NetworkRead,
+        JobRead,
+        HealthRead,
+        FileRead,
+    ];
     match role {
         "admin" => Some(&Permission::ALL),
         "write" => Some(WRITE),
@@ -178,7 +187,11 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// Audience; not checked.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub aud: Vec<String>,
     /// Expiry (seconds since the epoch); optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +242,9 @@ mod tests {
             roles: vec!["read".into(), "ops".into()],
             ..Default::default()
         };
-        let eff: Vec<_> = effective_permissions(&claims, &custom).into_iter().collect();
+        let eff: Vec<_> = effective_permissions(&claims, &custom)
+            .into_iter()
+            .collect();
         assert_eq!(eff, vec!["health:read", "node:read"]);
     }
 

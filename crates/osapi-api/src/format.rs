@@ -176,7 +176,10 @@ mod tests {
     fn go_durations_match_go() {
         assert_eq!(go_duration(Duration::from_nanos(95_000)), "95µs");
         assert_eq!(go_duration(Duration::from_nanos(1_500)), "1.5µs");
-        assert_eq!(go_duration(Duration::from_nanos(507_812_345)), "507.812345ms");
+        assert_eq!(
+            go_duration(Duration::from_nanos(507_812_345)),
+            "507.812345ms"
+        );
         assert_eq!(go_duration(Duration::from_millis(1036)), "1.036s");
         assert_eq!(go_duration(Duration::from_millis(62_500)), "1m2.5s");
         assert_eq!(go_duration(Duration::from_secs(7200)), "2h0m0s");
@@ -189,7 +192,10 @@ mod tests {
     #[test]
     fn human_uptime_pluralises() {
         assert_eq!(human_uptime(0), "0 days, 0 hours, 0 minutes");
-        assert_eq!(human_uptime(86_400 + 3600 + 120), "1 day, 1 hour, 2 minutes");
+        assert_eq!(
+            human_uptime(86_400 + 3600 + 120),
+            "1 day, 1 hour, 2 minutes"
+        );
         assert_eq!(human_uptime(4 * 3600 + 60), "0 days, 4 hours, 1 minute");
     }
 

@@ -122,7 +122,11 @@ pub struct AgentStats {
     /// Agents in state Ready.
     pub ready: u64,
     /// Per-agent summary.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub agents: Vec<AgentDetail>,
 }
 
@@ -147,7 +151,11 @@ pub struct ConsumerStats {
     /// Consumers.
     pub total: u64,
     /// Per-consumer statistics.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub consumers: Vec<ConsumerDetail>,
 }
 
@@ -170,13 +178,25 @@ pub struct StatusResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats: Option<NatsInfo>,
     /// Streams.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub streams: Vec<StreamInfo>,
     /// Buckets.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub kv_buckets: Vec<KvBucketInfo>,
     /// Object stores.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub object_stores: Vec<ObjectStoreInfo>,
     /// Job counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

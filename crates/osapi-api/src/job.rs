@@ -64,7 +64,11 @@ pub struct CreateJobResponse {
     #[serde(default)]
     pub timestamp: String,
     /// Hosts the job waits for (empty for `_any`); ours.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub expected_hosts: Vec<String>,
 }
 
@@ -100,7 +104,10 @@ pub enum JobStatus {
 impl JobStatus {
     /// True for `completed`, `failed` and `partial_failure`.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::PartialFailure)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::PartialFailure
+        )
     }
 
     /// The wire spelling.
@@ -298,7 +305,10 @@ mod tests {
         assert!(d.status().is_terminal());
         let r = d.responses.unwrap();
         assert_eq!(r["db_01"].error.as_deref(), Some("boom"));
-        assert_eq!(d.agent_states.unwrap()["web-01"].duration.as_deref(), Some("1.84ms"));
+        assert_eq!(
+            d.agent_states.unwrap()["web-01"].duration.as_deref(),
+            Some("1.84ms")
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ pub struct CommandExecRequest {
     /// Executable.
     pub command: String,
     /// Arguments.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub args: Vec<String>,
     /// Working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,7 +121,11 @@ pub struct HostnameItem {
     /// Hostname reported by the OS.
     pub hostname: String,
     /// Agent labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Error, when this host failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -186,7 +186,9 @@ impl FromStr for ContentType {
         match s {
             "raw" => Ok(ContentType::Raw),
             "template" => Ok(ContentType::Template),
-            other => Err(format!("content_type must be raw or template, got {other:?}")),
+            other => Err(format!(
+                "content_type must be raw or template, got {other:?}"
+            )),
         }
     }
 }
@@ -272,7 +274,11 @@ pub struct FileDeployParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Template variables (`.Vars`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub vars: BTreeMap<String, Value>,
 }
 
@@ -328,13 +334,17 @@ mod tests {
         for op in Operation::ALL {
             assert_eq!(op.as_str().parse::<Operation>().unwrap(), op);
         }
-        assert_eq!("node.mem.get".parse::<Operation>().unwrap(), Operation::NodeMemoryGet);
+        assert_eq!(
+            "node.mem.get".parse::<Operation>().unwrap(),
+            Operation::NodeMemoryGet
+        );
         assert!("node.reboot.execute".parse::<Operation>().is_err());
     }
 
     #[test]
     fn exec_params_accept_null_args() {
-        let p: CommandExecParams = serde_json::from_str(r#"{"command":"uptime","args":null}"#).unwrap();
+        let p: CommandExecParams =
+            serde_json::from_str(r#"{"command":"uptime","args":null}"#).unwrap();
         assert!(p.args.is_empty());
     }
 }

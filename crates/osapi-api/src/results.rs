@@ -17,7 +17,11 @@ pub struct HostnameResult {
     #[serde(alias = "Hostname")]
     pub hostname: String,
     /// The agent's configured labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Always false: reading changes nothing.
     #[serde(default)]
@@ -164,10 +168,18 @@ pub struct NodeStatusResult {
     #[serde(alias = "disk_usage", default, deserialize_with = "null_as_default")]
     pub disks: Vec<DiskUsage>,
     /// Memory.
-    #[serde(alias = "memory_stats", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "memory_stats",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub memory: Option<MemoryResult>,
     /// Load averages.
-    #[serde(alias = "load_averages", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "load_averages",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub load: Option<LoadResult>,
     /// Always false.
     #[serde(default)]
@@ -188,7 +200,12 @@ impl NodeStatusResult {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DnsConfigResult {
     /// Name servers in resolution order.
-    #[serde(alias = "DNSServers", alias = "servers", default, deserialize_with = "null_as_default")]
+    #[serde(
+        alias = "DNSServers",
+        alias = "servers",
+        default,
+        deserialize_with = "null_as_default"
+    )]
     pub dns_servers: Vec<String>,
     /// Search domains (`["."]` when none are configured, as upstream).
     #[serde(alias = "SearchDomains", default, deserialize_with = "null_as_default")]
@@ -332,7 +349,8 @@ mod tests {
     #[test]
     fn go_keys_decode() {
         let load: LoadResult =
-            serde_json::from_str(r#"{"Load1":0.32,"Load5":0.28,"Load15":0.25,"changed":false}"#).unwrap();
+            serde_json::from_str(r#"{"Load1":0.32,"Load5":0.28,"Load15":0.25,"changed":false}"#)
+                .unwrap();
         assert_eq!(load.load1, 0.32);
         let mem: MemoryResult = serde_json::from_str(
             r#"{"Total":16777216000,"Available":9000000000,"Free":2097152000,"Cached":4194304000}"#,
@@ -341,7 +359,8 @@ mod tests {
         assert_eq!(mem.total, 16_777_216_000);
         assert_eq!(mem.cached, 4_194_304_000);
         let dns: DnsConfigResult =
-            serde_json::from_str(r#"{"DNSServers":null,"SearchDomains":["."],"changed":false}"#).unwrap();
+            serde_json::from_str(r#"{"DNSServers":null,"SearchDomains":["."],"changed":false}"#)
+                .unwrap();
         assert!(dns.dns_servers.is_empty());
         let ping: PingResult = serde_json::from_str(
             r#"{"PacketsSent":3,"PacketsReceived":3,"PacketLoss":0,"MinRTT":14640000,"AvgRTT":18650000,"MaxRTT":24310000}"#,
@@ -362,8 +381,12 @@ mod tests {
 
     #[test]
     fn file_status_spelling() {
-        let s: FileStatusResult = serde_json::from_str(r#"{"path":"/x","status":"in-sync","sha256":"ab"}"#).unwrap();
+        let s: FileStatusResult =
+            serde_json::from_str(r#"{"path":"/x","status":"in-sync","sha256":"ab"}"#).unwrap();
         assert_eq!(s.status, FileSyncStatus::InSync);
-        assert_eq!(serde_json::to_value(FileSyncStatus::Drifted).unwrap(), "drifted");
+        assert_eq!(
+            serde_json::to_value(FileSyncStatus::Drifted).unwrap(),
+            "drifted"
+        );
     }
 }

@@ -120,8 +120,7 @@ pub fn label_value_matches(agent_value: &str, selector: &str) -> bool {
 
 fn is_segment(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
@@ -140,7 +139,13 @@ impl fmt::Display for Target {
 /// Used for registry keys, subjects and consumer names.
 pub fn sanitize_key(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -173,8 +178,16 @@ mod tests {
         let mut labels = BTreeMap::new();
         labels.insert("group".to_string(), "web.dev.us-east".to_string());
         assert!(Target::parse("group:web").unwrap().matches_labels(&labels));
-        assert!(Target::parse("group:web.dev.us-east").unwrap().matches_labels(&labels));
-        assert!(!Target::parse("group:web.prod").unwrap().matches_labels(&labels));
+        assert!(
+            Target::parse("group:web.dev.us-east")
+                .unwrap()
+                .matches_labels(&labels)
+        );
+        assert!(
+            !Target::parse("group:web.prod")
+                .unwrap()
+                .matches_labels(&labels)
+        );
         assert!(!Target::parse("role:web").unwrap().matches_labels(&labels));
         assert!(!Target::All.matches_labels(&labels));
     }
@@ -188,7 +201,13 @@ mod tests {
     #[test]
     fn bad_targets() {
         assert_eq!(Target::parse(""), Err(TargetError::Empty));
-        assert!(matches!(Target::parse("a:b..c"), Err(TargetError::BadLabel(_))));
-        assert!(matches!(Target::parse("web 01"), Err(TargetError::BadHost(_))));
+        assert!(matches!(
+            Target::parse("a:b..c"),
+            Err(TargetError::BadLabel(_))
+        ));
+        assert!(matches!(
+            Target::parse("web 01"),
+            Err(TargetError::BadHost(_))
+        ));
     }
 }

@@ -49,7 +49,13 @@ impl AuditStore for MemoryAuditStore {
 
     async fn list(&self, offset: usize, limit: usize) -> BusResult<(usize, Vec<AuditEntry>)> {
         let entries = lock(&self.entries);
-        let page = entries.iter().rev().skip(offset).take(limit).cloned().collect();
+        let page = entries
+            .iter()
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
         Ok((entries.len(), page))
     }
 

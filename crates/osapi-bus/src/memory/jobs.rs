@@ -216,6 +216,9 @@ mod tests {
         assert_eq!(rx.recv().await.unwrap(), id);
         assert_eq!(store.get(id).await.unwrap().unwrap().events.len(), 1);
         let missing = JobEvent::now(Uuid::new_v4(), EventKind::Started, "x");
-        assert!(matches!(store.append_event(missing).await, Err(BusError::NotFound(_))));
+        assert!(matches!(
+            store.append_event(missing).await,
+            Err(BusError::NotFound(_))
+        ));
     }
 }

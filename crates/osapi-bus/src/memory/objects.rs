@@ -26,7 +26,10 @@ impl MemoryObjectStore {
     /// Number of objects and their total size.
     pub fn usage(&self) -> (u64, u64) {
         let objects = lock(&self.objects);
-        (objects.len() as u64, objects.values().map(|o| o.0.size).sum())
+        (
+            objects.len() as u64,
+            objects.values().map(|o| o.0.size).sum(),
+        )
     }
 }
 

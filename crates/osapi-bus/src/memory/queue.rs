@@ -153,7 +153,9 @@ mod tests {
         let mut a = q.consumer("web-01").await.unwrap();
         let mut b = q.consumer("web-02").await.unwrap();
         let id = Uuid::new_v4();
-        q.publish(id, JobClass::Modify, Route::Host("web-02".into())).await.unwrap();
+        q.publish(id, JobClass::Modify, Route::Host("web-02".into()))
+            .await
+            .unwrap();
         let got = b.next().await.unwrap().unwrap();
         assert_eq!(got.job_id, id);
         assert_eq!(got.route, Route::Host("web-02".into()));

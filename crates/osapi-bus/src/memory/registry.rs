@@ -173,7 +173,10 @@ impl MemoryFactStore {
 impl FactStore for MemoryFactStore {
     async fn put(&self, hostname: &str, facts: Facts) -> BusResult<()> {
         let expires = Instant::now() + self.ttl;
-        lock(&self.entries).insert(sanitize_key(hostname), (hostname.to_string(), facts, expires));
+        lock(&self.entries).insert(
+            sanitize_key(hostname),
+            (hostname.to_string(), facts, expires),
+        );
         Ok(())
     }
 
@@ -189,7 +192,10 @@ impl FactStore for MemoryFactStore {
         let now = Instant::now();
         let mut entries = lock(&self.entries);
         entries.retain(|_, e| e.2 > now);
-        Ok(entries.values().map(|e| (e.0.clone(), e.1.clone())).collect())
+        Ok(entries
+            .values()
+            .map(|e| (e.0.clone(), e.1.clone()))
+            .collect())
     }
 }
 
@@ -228,12 +234,20 @@ mod tests {
         r.put(a).await.unwrap();
         assert_eq!(
             rx.recv().await.unwrap(),
-            RegistryEvent::Joined { hostname: "web-01".into(), instance_id: instance }
+            RegistryEvent::Joined {
+                hostname: "web-01".into(),
+                instance_id: instance
+            }
         );
         assert!(r.get("web-01").await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(r.get("web-01").await.unwrap().is_none());
-        assert_eq!(rx.recv().await.unwrap(), RegistryEvent::Left { hostname: "web-01".into() });
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            RegistryEvent::Left {
+                hostname: "web-01".into()
+            }
+        );
     }
 
     #[tokio::test]
@@ -246,8 +260,14 @@ mod tests {
         let mut restarted = a.clone();
         restarted.instance_id = Uuid::new_v4();
         r.put(restarted).await.unwrap();
-        assert!(matches!(rx.recv().await.unwrap(), RegistryEvent::Joined { .. }));
-        assert!(matches!(rx.recv().await.unwrap(), RegistryEvent::Joined { .. }));
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            RegistryEvent::Joined { .. }
+        ));
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            RegistryEvent::Joined { .. }
+        ));
         assert!(rx.try_recv().is_err(), "exactly two joins");
     }
 }

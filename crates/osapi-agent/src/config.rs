@@ -1,0 +1,146 @@
+//! Agent configuration and the agent error type.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::conditions::ConditionThresholds;
+use crate::providers::ProviderConfig;
+
+/// How an agent identifies itself and behaves.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Identity; the OS hostname when `None`.
+    pub hostname: Option<String>,
+    /// Labels, targeted with `key:value` (dotted prefixes match).
+    pub labels: BTreeMap<String, String>,
+    /// Custom facts, reported with the collected ones.
+    pub facts: BTreeMap<String, Value>,
+    /// Heartbeat interval (default 10 s). Must be well below the registry TTL.
+    pub heartbeat_interval: Duration,
+    /// Facts collection interval (default 60 s).
+    pub facts_interval: Duration,
+    /// Jobs run at the same time (default 32).
+    pub max_jobs: usize,
+    /// Condition thresholds.
+    pub conditions: ConditionThresholds,
+    /// Provider settings (DNS file, command limits …).
+    pub providers: ProviderConfig,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            hostname: None,
+            labels: BTreeMap::new(),
+            facts: BTreeMap::new(),
+            heartbeat_interval: Duration::from_secs(10),
+            facts_interval: Duration::from_secs(60),
+            max_jobs: 32,
+            conditions: ConditionThresholds::default(),
+            providers: ProviderConfig::default(),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Defaults with an explicit identity.
+    pub fn named(hostname: impl Into<String>) -> Self {
+        AgentConfig {
+            hostname: Some(hostname.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a custom fact.
+    pub fn fact(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.facts.insert(key.into(), value.into());
+        self
+    }
+
+    /// Checks the configuration; the error says what to fix.
+    pub fn validate(&self) -> Result<(), AgentError> {
+        if let Some(h) = &self.hostname {
+            if h.is_empty() || h.starts_with('_') || h.contains(':') {
+                return Err(AgentError::Config(format!(
+                    "agent hostname {h:?} is invalid: it must be non-empty, must not start with '_' and must not contain ':'"
+                )));
+            }
+            if h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(AgentError::Config(format!(
+                    "agent hostname {h:?} must not contain whitespace"
+                )));
+            }
+        }
+        for (k, v) in &self.labels {
+            let seg_ok = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            };
+            if !seg_ok(k) || !v.split('.').all(seg_ok) {
+                return Err(AgentError::Config(format!(
+                    "label {k}={v} is invalid: the key and each dot-separated part of the value must match [A-Za-z0-9_-]+"
+                )));
+            }
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(AgentError::Config(
+                "heartbeat interval must be greater than zero".into(),
+            ));
+        }
+        if self.facts_interval.is_zero() {
+            return Err(AgentError::Config(
+                "facts interval must be greater than zero".into(),
+            ));
+        }
+        if self.max_jobs == 0 {
+            return Err(AgentError::Config("max_jobs must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration is invalid.
+    #[error("invalid agent configuration: {0}")]
+    Config(String),
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] osapi_bus::BusError),
+    /// The OS hostname could not be read and none was configured.
+    #[error("cannot determine the hostname (set agent.hostname): {0}")]
+    Hostname(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_identity_and_labels() {
+        assert!(AgentConfig::named("_all").validate().is_err());
+        assert!(AgentConfig::named("a:b").validate().is_err());
+        assert!(
+            AgentConfig::named("web-01")
+                .label("group", "web..dev")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            AgentConfig::named("web-01")
+                .label("group", "web.dev.us-east")
+                .validate()
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Running one job: read the record, announce it, resolve fact references,
+//! call the provider within the job's deadline, write the response.
+
+use std::time::Instant;
+
+use osapi_api::ops::Operation;
+use osapi_api::records::{AgentResponse, EventKind, JobEvent, JobRecord, ResponseStatus};
+use osapi_bus::{Delivery, Route};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::factref;
+use crate::providers;
+use crate::runtime::Shared;
+
+/// Runs a delivered job and records the outcome. Never panics on bad job data:
+/// every problem becomes a failed response.
+pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
+    let id = delivery.job_id;
+    let record = match shared.bus.jobs.record(id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            tracing::info!(job = %id, "job no longer exists; skipping");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(job = %id, error = %e, "cannot read job");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let category = record
+        .op_type
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let route = match &delivery.route {
+        Route::Any => "_any".to_string(),
+        Route::Host(h) => h.clone(),
+    };
+    let ack = JobEvent::now(id, EventKind::Acknowledged, &shared.hostname)
+        .with_instance(shared.instance_id)
+        .with_data(json!({"route": route, "category": category, "operation": record.op_type}));
+    write_event(shared, ack).await;
+
+    let outcome = if OffsetDateTime::now_utc() >= record.deadline {
+        Err("job deadline passed before the agent could start it".to_string())
+    } else {
+        let started_event = JobEvent::now(id, EventKind::Started, &shared.hostname)
+            .with_instance(shared.instance_id)
+            .with_data(json!({"agent_version": osapi_api::VERSION, "pid": std::process::id()}));
+        write_event(shared, started_event).await;
+        execute(shared, &record).await
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+
+    let (response, event) = match outcome {
+        Ok(out) => (
+            AgentResponse {
+                job_id: id,
+                hostname: shared.hostname.clone(),
+                status: ResponseStatus::Completed,
+                data: Some(out.data),
+                changed: out.changed,
+                error: None,
+                timestamp: OffsetDateTime::now_utc(),
+            },
+            JobEvent::now(id, EventKind::Completed, &shared.hostname)
+                .with_instance(shared.instance_id)
+                .with_data(json!({"duration_ms": duration_ms})),
+        ),
+        Err(error) => (
+            AgentResponse {
+                job_id: id,
+                hostname: shared.hostname.clone(),
+                status: ResponseStatus::Failed,
+                data: None,
+                changed: false,
+                error: Some(error.clone()),
+                timestamp: OffsetDateTime::now_utc(),
+            },
+            JobEvent::now(id, EventKind::Failed, &shared.hostname)
+                .with_instance(shared.instance_id)
+                .with_error(error)
+                .with_data(json!({"duration_ms": duration_ms})),
+        ),
+    };
+    if let Err(e) = shared.bus.jobs.put_response(response).await {
+        tracing::warn!(job = %id, error = %e, "failed to write job response");
+    }
+    write_event(shared, event).await;
+}
+
+async fn write_event(shared: &Shared, event: JobEvent) {
+    let id = event.job_id;
+    if let Err(e) = shared.bus.jobs.append_event(event).await {
+        tracing::warn!(job = %id, error = %e, "failed to write job event");
+    }
+}
+
+async fn execute(shared: &Shared, record: &JobRecord) -> Result<providers::ProviderOutput, String> {
+    let op: Operation = record
+        .op_type
+        .parse()
+        .map_err(|_| unsupported(&record.op_type))?;
+    let mut data = record.data();
+    let facts = shared.facts();
+    factref::resolve(&mut data, facts.as_deref(), &shared.hostname)?;
+    let ctx = shared.provider_context();
+    let remaining = (record.deadline - OffsetDateTime::now_utc())
+        .try_into()
+        .unwrap_or_default();
+    match tokio::time::timeout(remaining, providers::execute(op, data, &ctx)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("job deadline exceeded while the operation was running".to_string()),
+    }
+}
+
+/// Upstream's wording for operations the agent does not implement.
+fn unsupported(op_type: &str) -> String {
+    const CATEGORIES: [&str; 4] = ["node", "network", "command", "file"];
+    let mut parts = op_type.splitn(2, '.');
+    let category = parts.next().unwrap_or_default();
+    let rest = parts.next().unwrap_or_default();
+    if CATEGORIES.contains(&category) {
+        let op = rest.split('.').next().unwrap_or_default();
+        format!("unsupported {category} operation: {op}")
+    } else {
+        format!("unsupported job category: {category}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unsupported_wording() {
+        assert_eq!(
+            super::unsupported("foo.bar.get"),
+            "unsupported job category: foo"
+        );
+        assert_eq!(
+            super::unsupported("node.reboot.execute"),
+            "unsupported node operation: reboot"
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! The OSAPI agent: runs on every managed host, takes jobs from the bus, runs
+//! them against the real machine and writes results back.
+//!
+//! * [`Agent`] / [`AgentHandle`]: start, heartbeat, facts, drain, shutdown.
+//! * [`providers`]: what each operation does to the host.
+//! * [`facts`], [`conditions`]: what the agent reports about its host.
+//! * [`factref`]: `@fact.` references in job data.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), osapi_agent::AgentError> {
+//! use osapi_agent::{Agent, AgentConfig};
+//! use osapi_bus::memory::{MemoryBus, MemoryBusConfig};
+//! let bus = MemoryBus::start(MemoryBusConfig::default());
+//! let handle = Agent::new(AgentConfig::named("web-01").label("role", "web"), bus)?.start().await?;
+//! // … jobs for web-01, role:web, _all and _any now run here …
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod conditions;
+mod config;
+pub mod factref;
+pub mod facts;
+mod job;
+pub mod providers;
+mod runtime;
+pub mod template;
+
+pub use config::{AgentConfig, AgentError};
+pub use runtime::{Agent, AgentHandle};

@@ -1,0 +1,599 @@
+//! Command providers (`command.exec.execute`, `command.shell.execute`).
+//!
+//! Exec runs a program found on `PATH` (or given by path) with arguments and
+//! no shell; shell runs `/bin/sh -c <command>`. Both run in a process group
+//! of their own with stdin from `/dev/null`, capture stdout and stderr
+//! concurrently up to [`ProviderConfig::max_output_bytes`] each, and on
+//! timeout kill the whole group. A non-zero exit code is a successful
+//! operation here; the caller decides what it means.
+//!
+//! When the main process has exited but a background process it started
+//! still holds the output pipes, output is read for [`OUTPUT_GRACE`] more
+//! and then the result is returned; the background process is left alone.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use osapi_api::ops::{CommandExecParams, CommandShellParams};
+use osapi_api::results::CommandResult;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{ProviderConfig, ProviderError, find_in_path};
+
+/// Marker appended to a stream that exceeded the capture limit.
+pub const TRUNCATED_MARKER: &str = "\n[output truncated]";
+
+/// How long output is still read after the main process exited.
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// The shell used by `command.shell.execute`.
+const SHELL: &str = "/bin/sh";
+
+/// `command.exec.execute`.
+pub async fn exec(
+    params: &CommandExecParams,
+    config: &ProviderConfig,
+) -> Result<CommandResult, ProviderError> {
+    let wrap = |e: String| {
+        ProviderError(format!(
+            "command exec failed: command execution failed: {e}"
+        ))
+    };
+    if params.command.is_empty() {
+        return Err(wrap("command is required".into()));
+    }
+    let program: OsString = if params.command.contains('/') {
+        OsString::from(&params.command)
+    } else {
+        find_in_path(&params.command)
+            .ok_or_else(|| {
+                wrap(format!(
+                    "failed to execute command {:?}: executable file not found in PATH",
+                    params.command
+                ))
+            })?
+            .into_os_string()
+    };
+    run(
+        Invocation {
+            program,
+            arg0: &params.command,
+            args: &params.args,
+            cwd: params.cwd.as_deref(),
+            timeout: params.timeout,
+        },
+        config,
+    )
+    .await
+    .map_err(wrap)
+}
+
+/// `command.shell.execute`.
+pub async fn shell(
+    params: &CommandShellParams,
+    config: &ProviderConfig,
+) -> Result<CommandResult, ProviderError> {
+    let wrap =
+        |e: String| ProviderError(format!("command shell failed: shell execution failed: {e}"));
+    if params.command.is_empty() {
+        return Err(wrap("command is required".into()));
+    }
+    let args = ["-c".to_string(), params.command.clone()];
+    run(
+        Invocation {
+            program: OsString::from(SHELL),
+            arg0: SHELL,
+            args: &args,
+            cwd: params.cwd.as_deref(),
+            timeout: params.timeout,
+        },
+        config,
+    )
+    .await
+    .map_err(wrap)
+}
+
+/// What to run.
+struct Invocation<'a> {
+    program: OsString,
+    arg0: &'a str,
+    args: &'a [String],
+    cwd: Option<&'a str>,
+    timeout: Option<u64>,
+}
+
+/// The effective timeout: the job's (1 s up to the maximum) or the default.
+fn resolve_timeout(requested: Option<u64>, config: &ProviderConfig) -> Result<Duration, String> {
+    match requested {
+        None => Ok(config.command_default_timeout),
+        Some(0) => Err("timeout must be at least 1 second".into()),
+        Some(secs) if Duration::from_secs(secs) > config.command_max_timeout => Err(format!(
+            "timeout {secs}s exceeds the maximum of {}s",
+            config.command_max_timeout.as_secs()
+        )),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+    }
+}
+
+fn check_cwd(cwd: &str) -> Result<(), String> {
+    match std::fs::metadata(cwd) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("working directory {cwd:?} is not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("working directory {cwd:?} does not exist"))
+        }
+        Err(e) => Err(format!("working directory {cwd:?} cannot be used: {e}")),
+    }
+}
+
+async fn run(inv: Invocation<'_>, config: &ProviderConfig) -> Result<CommandResult, String> {
+    let timeout = resolve_timeout(inv.timeout, config)?;
+    let cwd = inv.cwd.filter(|c| !c.is_empty());
+    if let Some(cwd) = cwd {
+        check_cwd(cwd)?;
+    }
+
+    let mut cmd = Command::new(&inv.program);
+    cmd.arg0(inv.arg0)
+        .args(inv.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("failed to execute command {:?}: {e}", inv.arg0))?;
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+
+    let cap = config.max_output_bytes;
+    let stdout = Capture::start(child.stdout.take(), cap);
+    let stderr = Capture::start(child.stderr.take(), cap);
+
+    // Kills the group if this future is dropped (job cancelled) while the
+    // command runs; disarmed once the child is reaped and its id may be reused.
+    let mut guard = GroupGuard(group);
+    let status = match tokio::time::timeout_at(started + timeout, child.wait()).await {
+        Ok(Ok(status)) => {
+            guard.disarm();
+            status
+        }
+        Ok(Err(e)) => {
+            return Err(format!("failed to wait for command {:?}: {e}", inv.arg0));
+        }
+        Err(_) => {
+            kill_group(group);
+            // Reap the child; the group is already dead.
+            let _ = child.wait().await;
+            guard.disarm();
+            stdout.stop();
+            stderr.stop();
+            return Err(format!("command timed out after {}s", timeout.as_secs()));
+        }
+    };
+    let elapsed = started.elapsed();
+
+    let grace_end = Instant::now() + OUTPUT_GRACE;
+    let stdout = stdout.finish(grace_end).await;
+    let stderr = stderr.finish(grace_end).await;
+
+    let exit_code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(CommandResult {
+        stdout,
+        stderr,
+        exit_code,
+        duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        changed: true,
+    })
+}
+
+/// Sends SIGKILL to every process of the command's group.
+fn kill_group(group: Option<Pid>) {
+    if let Some(pgid) = group
+        && let Err(e) = killpg(pgid, Signal::SIGKILL)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(error = %e, pgid = pgid.as_raw(), "cannot kill command process group");
+    }
+}
+
+/// Kills a command's process group when dropped, unless disarmed.
+struct GroupGuard(Option<Pid>);
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
+}
+
+/// Bytes read from one stream so far.
+#[derive(Default)]
+struct Captured {
+    data: Vec<u8>,
+    truncated: bool,
+}
+
+/// A stream being read in the background, up to a byte limit; the excess is
+/// read and dropped so the writer never blocks.
+struct Capture {
+    buffer: Arc<Mutex<Captured>>,
+    task: Option<JoinHandle<()>>,
+}
+
+fn locked(m: &Mutex<Captured>) -> MutexGuard<'_, Captured> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Capture {
+    fn start<R: AsyncRead + Unpin + Send + 'static>(stream: Option<R>, cap: usize) -> Capture {
+        let buffer = Arc::new(Mutex::new(Captured::default()));
+        let task = stream.map(|mut stream| {
+            let buffer = buffer.clone();
+            tokio::spawn(async move {
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut b = locked(&buffer);
+                            let room = cap.saturating_sub(b.data.len());
+                            let take = n.min(room);
+                            b.data.extend_from_slice(&chunk[..take]);
+                            if take < n {
+                                b.truncated = true;
+                            }
+                        }
+                    }
+                }
+            })
+        });
+        Capture { buffer, task }
+    }
+
+    /// Stops reading.
+    fn stop(&self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+
+    /// Waits for end of stream until `until`, then returns the text read.
+    async fn finish(mut self, until: Instant) -> String {
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(until, task).await.is_err() {
+                abort.abort();
+            }
+        }
+        let b = locked(&self.buffer);
+        let mut text = String::from_utf8_lossy(&b.data).into_owned();
+        if b.truncated {
+            text.push_str(TRUNCATED_MARKER);
+        }
+        text
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec_params(command: &str, args: &[&str]) -> CommandExecParams {
+        CommandExecParams {
+            command: command.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: None,
+            timeout: None,
+        }
+    }
+
+    fn shell_params(command: &str) -> CommandShellParams {
+        CommandShellParams {
+            command: command.into(),
+            cwd: None,
+            timeout: None,
+        }
+    }
+
+    /// True when the process is gone (or only a zombie waiting for its reaper).
+    fn process_gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+                .unwrap_or(false),
+        }
+    }
+
+    #[tokio::test]
+    async fn non_zero_exit_is_success() {
+        let r = exec(
+            &exec_params("sh", &["-c", "echo out; echo err >&2; exit 3"]),
+            &ProviderConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.exit_code, 3);
+        assert_eq!(r.stdout, "out\n");
+        assert_eq!(r.stderr, "err\n");
+        assert!(r.changed);
+    }
+
+    #[tokio::test]
+    async fn exec_passes_arguments_without_a_shell() {
+        let r = exec(
+            &exec_params("echo", &["a b", "$HOME", "*"]),
+            &ProviderConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.stdout, "a b $HOME *\n");
+        assert_eq!(r.exit_code, 0);
+    }
+
+    #[tokio::test]
+    async fn exec_timeout_kills() {
+        let mut p = exec_params("sleep", &["5"]);
+        p.timeout = Some(1);
+        let started = std::time::Instant::now();
+        let err = exec(&p, &ProviderConfig::default()).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(
+            err.0,
+            "command exec failed: command execution failed: command timed out after 1s"
+        );
+        assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn shell_timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let mut p = shell_params(&format!(
+            "sleep 30 & echo $! > '{}'; wait",
+            pidfile.display()
+        ));
+        p.timeout = Some(1);
+        let started = std::time::Instant::now();
+        let err = shell(&p, &ProviderConfig::default()).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        assert_eq!(
+            err.0,
+            "command shell failed: shell execution failed: command timed out after 1s"
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SIGKILL delivery is asynchronous: allow the kernel a moment.
+        let mut gone = false;
+        for _ in 0..50 {
+            if process_gone(pid) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(gone, "background sleep {pid} survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn cancelled_job_kills_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let p = shell_params(&format!(
+            "sleep 30 & echo $! > '{}'; wait",
+            pidfile.display()
+        ));
+        let config = ProviderConfig::default();
+        let run = shell(&p, &config);
+        // Drop the running operation once the background process exists.
+        let cancelled = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    _ = &mut run => return false,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                        if std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n')) {
+                            return true;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(cancelled);
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut gone = false;
+        for _ in 0..50 {
+            if process_gone(pid) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(gone, "background sleep {pid} survived cancellation");
+    }
+
+    #[tokio::test]
+    async fn cwd_is_used_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = exec_params("pwd", &[]);
+        p.cwd = Some(dir.path().display().to_string());
+        let r = exec(&p, &ProviderConfig::default()).await.unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(r.stdout.trim_end(), real.display().to_string());
+
+        let missing = dir.path().join("missing");
+        p.cwd = Some(missing.display().to_string());
+        let err = exec(&p, &ProviderConfig::default()).await.unwrap_err();
+        assert_eq!(
+            err.0,
+            format!(
+                "command exec failed: command execution failed: working directory {:?} does not exist",
+                missing.display().to_string()
+            )
+        );
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let mut s = shell_params("true");
+        s.cwd = Some(file.display().to_string());
+        let err = shell(&s, &ProviderConfig::default()).await.unwrap_err();
+        assert!(
+            err.0
+                .starts_with("command shell failed: shell execution failed: working directory")
+        );
+        assert!(err.0.ends_with("is not a directory"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn missing_command() {
+        let err = exec(
+            &exec_params("no-such-command-osapi", &[]),
+            &ProviderConfig::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.0,
+            "command exec failed: command execution failed: failed to execute command \"no-such-command-osapi\": executable file not found in PATH"
+        );
+        let err = exec(
+            &exec_params("/nonexistent/bin/tool", &[]),
+            &ProviderConfig::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.0.starts_with("command exec failed: command execution failed: failed to execute command \"/nonexistent/bin/tool\": No such file or directory"),
+            "{err}"
+        );
+        let err = exec(&exec_params("", &[]), &ProviderConfig::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            "command exec failed: command execution failed: command is required"
+        );
+    }
+
+    #[tokio::test]
+    async fn timeout_limits() {
+        let config = ProviderConfig::default();
+        let mut p = exec_params("true", &[]);
+        p.timeout = Some(0);
+        assert_eq!(
+            exec(&p, &config).await.unwrap_err().0,
+            "command exec failed: command execution failed: timeout must be at least 1 second"
+        );
+        p.timeout = Some(301);
+        assert_eq!(
+            exec(&p, &config).await.unwrap_err().0,
+            "command exec failed: command execution failed: timeout 301s exceeds the maximum of 300s"
+        );
+        p.timeout = Some(300);
+        assert_eq!(exec(&p, &config).await.unwrap().exit_code, 0);
+    }
+
+    #[tokio::test]
+    async fn shell_pipes_signals_and_stdin() {
+        let config = ProviderConfig::default();
+        let r = shell(
+            &shell_params("printf 'a\\nb\\nc\\n' | grep -c . | tr -d ' '"),
+            &config,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.stdout, "3\n");
+        assert_eq!(r.exit_code, 0);
+        let r = shell(&shell_params("kill -TERM $$"), &config)
+            .await
+            .unwrap();
+        assert_eq!(r.exit_code, 128 + 15);
+        // stdin is /dev/null: cat ends at once.
+        let r = shell(&shell_params("cat; echo done"), &config)
+            .await
+            .unwrap();
+        assert_eq!(r.stdout, "done\n");
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_per_stream() {
+        let config = ProviderConfig {
+            max_output_bytes: 10,
+            ..Default::default()
+        };
+        let r = shell(
+            &shell_params("printf 0123456789abcdef; printf short >&2; head -c 1000000 /dev/zero"),
+            &config,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.stdout, format!("0123456789{TRUNCATED_MARKER}"));
+        assert_eq!(r.stderr, "short");
+        assert_eq!(r.exit_code, 0);
+        let r = shell(&shell_params("printf 0123456789"), &config)
+            .await
+            .unwrap();
+        assert_eq!(r.stdout, "0123456789");
+    }
+
+    #[tokio::test]
+    async fn background_process_holding_the_pipe_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let p = shell_params(&format!(
+            "sleep 30 & echo $! > '{}'; echo done",
+            pidfile.display()
+        ));
+        let started = std::time::Instant::now();
+        let r = shell(&p, &ProviderConfig::default()).await.unwrap();
+        assert!(started.elapsed() < OUTPUT_GRACE + Duration::from_secs(1));
+        assert_eq!(r.stdout, "done\n");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,420 @@
+//! The agent's life: registration and heartbeats, facts collection, the drain
+//! state machine, and the consume loop that hands jobs to [`crate::job`].
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use osapi_api::agent::{AgentState, NodeCondition, TimelineEvent};
+use osapi_api::records::{AgentRegistration, Facts};
+use osapi_bus::{Bus, BusError, JobConsumer};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::{AgentConfig, AgentError};
+use crate::providers::{ProviderConfig, ProviderContext, node};
+use crate::{conditions, facts};
+
+/// How long a graceful shutdown waits for in-flight jobs.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// An agent, configured and not yet started.
+pub struct Agent {
+    config: AgentConfig,
+    bus: Bus,
+    hostname: String,
+}
+
+impl Agent {
+    /// Checks the configuration and resolves the hostname.
+    pub fn new(config: AgentConfig, bus: Bus) -> Result<Agent, AgentError> {
+        config.validate()?;
+        let hostname = match &config.hostname {
+            Some(h) => h.clone(),
+            None => node::os_hostname().map_err(|e| AgentError::Hostname(e.to_string()))?,
+        };
+        Ok(Agent {
+            config,
+            bus,
+            hostname,
+        })
+    }
+
+    /// The identity this agent will register under.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// Collects facts, registers, and starts heartbeats and job processing.
+    /// When this returns, the agent is a valid target.
+    pub async fn start(self) -> Result<AgentHandle, AgentError> {
+        let Agent {
+            config,
+            bus,
+            hostname,
+        } = self;
+        let drained_now = bus.state.is_drained(&hostname).await?;
+        let shared = Arc::new(Shared {
+            hostname: hostname.clone(),
+            instance_id: Uuid::new_v4(),
+            started_at: OffsetDateTime::now_utc(),
+            facts: RwLock::new(None),
+            conditions: Mutex::new(Vec::new()),
+            state: Mutex::new(if drained_now {
+                AgentState::Cordoned
+            } else {
+                AgentState::Ready
+            }),
+            in_flight: AtomicU32::new(0),
+            idle: Notify::new(),
+            drained: watch::channel(drained_now).0,
+            providers: Arc::new(config.providers.clone()),
+            config,
+            bus,
+        });
+
+        shared.refresh_facts().await?;
+        shared.heartbeat().await?;
+        let consumer = shared.bus.queue.consumer(&hostname).await?;
+
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(heartbeat_loop(shared.clone(), cancel.clone()));
+        tasks.spawn(facts_loop(shared.clone(), cancel.clone()));
+        tasks.spawn(drain_watch_loop(shared.clone(), cancel.clone()));
+        let consume = tokio::spawn(consume_loop(shared.clone(), consumer, cancel.clone()));
+        tracing::info!(hostname = %hostname, instance = %shared.instance_id, "agent started");
+        Ok(AgentHandle {
+            shared,
+            cancel,
+            tasks,
+            consume,
+        })
+    }
+}
+
+/// A running agent.
+pub struct AgentHandle {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+    consume: tokio::task::JoinHandle<()>,
+}
+
+impl AgentHandle {
+    /// The agent's identity.
+    pub fn hostname(&self) -> &str {
+        &self.shared.hostname
+    }
+
+    /// Id of this agent process; changes on restart.
+    pub fn instance_id(&self) -> Uuid {
+        self.shared.instance_id
+    }
+
+    /// Jobs running right now.
+    pub fn jobs_in_flight(&self) -> u32 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking jobs, lets running ones finish (up to 10 s), and deregisters.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.consume)
+            .await
+            .is_err()
+        {
+            tracing::warn!(hostname = %self.shared.hostname, "jobs still running after the grace period; abandoning them");
+            self.consume.abort();
+        }
+        self.tasks.shutdown().await;
+        if let Err(e) = self.shared.bus.registry.remove(&self.shared.hostname).await {
+            tracing::warn!(error = %e, "failed to deregister");
+        }
+        tracing::info!(hostname = %self.shared.hostname, "agent stopped");
+    }
+
+    /// Stops everything at once, as a crash would: running jobs are abandoned
+    /// and the registration is left to expire.
+    pub fn abort(mut self) {
+        self.consume.abort();
+        self.tasks.abort_all();
+    }
+}
+
+/// State shared by the agent's tasks.
+pub(crate) struct Shared {
+    pub(crate) hostname: String,
+    pub(crate) instance_id: Uuid,
+    started_at: OffsetDateTime,
+    facts: RwLock<Option<Arc<Facts>>>,
+    conditions: Mutex<Vec<NodeCondition>>,
+    state: Mutex<AgentState>,
+    in_flight: AtomicU32,
+    idle: Notify,
+    drained: watch::Sender<bool>,
+    providers: Arc<ProviderConfig>,
+    config: AgentConfig,
+    pub(crate) bus: Bus,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn facts(&self) -> Option<Arc<Facts>> {
+        self.facts.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn provider_context(&self) -> ProviderContext {
+        ProviderContext {
+            hostname: self.hostname.clone(),
+            labels: self.config.labels.clone(),
+            facts: self.facts(),
+            objects: self.bus.objects.clone(),
+            file_state: self.bus.file_state.clone(),
+            config: self.providers.clone(),
+        }
+    }
+
+    async fn refresh_facts(&self) -> Result<(), BusError> {
+        let custom = self.config.facts.clone();
+        let collected = tokio::task::spawn_blocking(move || facts::collect(&custom))
+            .await
+            .unwrap_or_default();
+        *self.facts.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(collected.clone()));
+        self.bus.facts.put(&self.hostname, collected).await
+    }
+
+    async fn heartbeat(&self) -> Result<(), BusError> {
+        let cpu_count = self.facts().map(|f| f.cpu_count).unwrap_or(0);
+        let sample = tokio::task::spawn_blocking(HostSample::read)
+            .await
+            .unwrap_or_default();
+        let now = OffsetDateTime::now_utc();
+        let conditions = {
+            let mut prev = lock(&self.conditions);
+            let next = conditions::evaluate(
+                &prev,
+                sample.memory.as_ref(),
+                sample.load.as_ref(),
+                cpu_count,
+                &sample.disks,
+                &self.config.conditions,
+                now,
+            );
+            *prev = next.clone();
+            next
+        };
+        let registration = AgentRegistration {
+            hostname: self.hostname.clone(),
+            instance_id: self.instance_id,
+            labels: self.config.labels.clone(),
+            registered_at: now,
+            started_at: self.started_at,
+            os_info: sample.os_info,
+            uptime_seconds: sample.uptime_seconds,
+            load: sample.load,
+            memory: sample.memory,
+            conditions,
+            state: *lock(&self.state),
+            jobs_in_flight: self.in_flight.load(Ordering::SeqCst),
+            agent_version: osapi_api::VERSION.to_string(),
+        };
+        self.bus.registry.put(registration).await
+    }
+
+    /// Re-registers right away so the controller sees a state change without
+    /// waiting for the next heartbeat.
+    async fn publish_state(&self, state: AgentState, event: &str, message: &str) {
+        *lock(&self.state) = state;
+        let timeline = TimelineEvent {
+            timestamp: OffsetDateTime::now_utc(),
+            event: event.to_string(),
+            hostname: self.hostname.clone(),
+            message: message.to_string(),
+            error: None,
+        };
+        if let Err(e) = self.bus.state.append_timeline(timeline).await {
+            tracing::warn!(error = %e, "failed to write timeline event");
+        }
+        if let Err(e) = self.heartbeat().await {
+            tracing::warn!(error = %e, "failed to publish state");
+        }
+    }
+
+    /// Applies the drain flag: Ready → Draining → Cordoned, or back to Ready.
+    async fn apply_drain(&self, drained: bool) {
+        let current = *lock(&self.state);
+        self.drained
+            .send_if_modified(|d| std::mem::replace(d, drained) != drained);
+        match (drained, current) {
+            (true, AgentState::Ready) => {
+                self.publish_state(AgentState::Draining, "drain", "Drain initiated")
+                    .await;
+                if self.in_flight.load(Ordering::SeqCst) == 0 {
+                    self.publish_state(AgentState::Cordoned, "cordoned", "All jobs completed")
+                        .await;
+                }
+            }
+            (false, AgentState::Draining | AgentState::Cordoned) => {
+                self.publish_state(AgentState::Ready, "undrain", "Resumed accepting jobs")
+                    .await;
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn job_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) async fn job_finished(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+            let draining = *lock(&self.state) == AgentState::Draining;
+            if draining {
+                self.publish_state(AgentState::Cordoned, "cordoned", "All jobs completed")
+                    .await;
+            }
+        }
+    }
+}
+
+/// One reading of the host for a heartbeat.
+#[derive(Default)]
+struct HostSample {
+    os_info: Option<osapi_api::results::OsInfo>,
+    uptime_seconds: u64,
+    load: Option<osapi_api::results::LoadResult>,
+    memory: Option<osapi_api::results::MemoryResult>,
+    disks: Vec<osapi_api::results::DiskUsage>,
+}
+
+impl HostSample {
+    fn read() -> HostSample {
+        HostSample {
+            os_info: node::os_info().ok(),
+            uptime_seconds: node::uptime_seconds().unwrap_or(0),
+            load: node::load().ok(),
+            memory: node::memory().ok(),
+            disks: node::disks().unwrap_or_default(),
+        }
+    }
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // The drain flag is also watched; this catches a missed notification.
+        match shared.bus.state.is_drained(&shared.hostname).await {
+            Ok(drained) => shared.apply_drain(drained).await,
+            Err(e) => tracing::warn!(error = %e, "failed to read drain flag"),
+        }
+        if let Err(e) = shared.heartbeat().await {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+async fn facts_loop(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(shared.config.facts_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = shared.refresh_facts().await {
+            tracing::warn!(error = %e, "facts update failed");
+        }
+    }
+}
+
+async fn drain_watch_loop(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut changes = shared.bus.state.subscribe();
+    loop {
+        let changed = tokio::select! {
+            _ = cancel.cancelled() => return,
+            c = changes.recv() => c,
+        };
+        let relevant = match changed {
+            Ok(host) => {
+                osapi_api::target::sanitize_key(&host)
+                    == osapi_api::target::sanitize_key(&shared.hostname)
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if relevant {
+            match shared.bus.state.is_drained(&shared.hostname).await {
+                Ok(drained) => shared.apply_drain(drained).await,
+                Err(e) => tracing::warn!(error = %e, "failed to read drain flag"),
+            }
+        }
+    }
+}
+
+async fn consume_loop(
+    shared: Arc<Shared>,
+    mut consumer: Box<dyn JobConsumer>,
+    cancel: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_jobs));
+    let mut drained = shared.drained.subscribe();
+    let mut running = JoinSet::new();
+    loop {
+        // Reap finished jobs so the set does not grow.
+        while running.try_join_next().is_some() {}
+        if *drained.borrow_and_update() {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = drained.changed() => continue,
+            }
+        }
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let delivery = tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = drained.changed() => continue,
+            d = consumer.next() => d,
+        };
+        match delivery {
+            Ok(Some(delivery)) => {
+                shared.job_started();
+                let shared = shared.clone();
+                running.spawn(async move {
+                    crate::job::run(&shared, delivery).await;
+                    shared.job_finished().await;
+                    drop(permit);
+                });
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "job queue error; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+    // Graceful stop: let running jobs finish.
+    while running.join_next().await.is_some() {}
+}

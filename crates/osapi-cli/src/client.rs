@@ -1,0 +1,272 @@
+//! `osapi client …`: REST calls against a controller, printing JSON.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use osapi_api::format::parse_duration;
+use osapi_api::job::{CreateJobRequest, JobStatus};
+use osapi_api::ops::ContentType;
+use osapi_client::Client;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::OsapiFile;
+
+/// Connection options and the command.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// Controller URL (default: api.client.url, then OSAPI_URL).
+    #[arg(long, env = "OSAPI_URL")]
+    url: Option<String>,
+    /// Bearer token (default: api.client.security.bearer_token, then OSAPI_TOKEN).
+    #[arg(long, env = "OSAPI_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Health endpoints.
+    Health {
+        #[command(subcommand)]
+        which: Option<HealthCommand>,
+    },
+    /// Agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Files in the store.
+    #[command(subcommand)]
+    File(FileCommand),
+    /// Audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum HealthCommand {
+    /// Readiness.
+    Ready,
+    /// Detailed status.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// List agents.
+    List,
+    /// One agent.
+    Get { hostname: String },
+    /// Stop sending jobs to an agent.
+    Drain { hostname: String },
+    /// Resume sending jobs to an agent.
+    Undrain { hostname: String },
+}
+
+#[derive(Args)]
+struct JobSpec {
+    /// Target: _any, _all, a hostname or key:value.
+    #[arg(short, long, default_value = "_any")]
+    target: String,
+    /// Operation type, e.g. node.hostname.get.
+    operation: String,
+    /// Operation data as JSON, e.g. '{"command":"uptime"}'.
+    #[arg(long, default_value = "{}")]
+    data: String,
+}
+
+impl JobSpec {
+    fn request(&self) -> Result<CreateJobRequest> {
+        let data: serde_json::Value = serde_json::from_str(&self.data)
+            .with_context(|| format!("--data is not valid JSON: {}", self.data))?;
+        if !data.is_object() {
+            bail!("--data must be a JSON object");
+        }
+        Ok(CreateJobRequest::new(&self.operation, data, &self.target))
+    }
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Queue a job and print its id.
+    Create(JobSpec),
+    /// Queue a job, wait for it, print the result.
+    Run {
+        #[command(flatten)]
+        spec: JobSpec,
+        /// Longest wait.
+        #[arg(long, default_value = "5m")]
+        timeout: String,
+    },
+    /// Show a job (optionally long-polling until it ends).
+    Get {
+        id: String,
+        /// Wait up to this long for the job to end.
+        #[arg(long)]
+        wait: Option<String>,
+    },
+    /// List jobs.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Counts per status and operation.
+    Status,
+    /// Delete a job.
+    Delete { id: String },
+    /// Run a job's operation again.
+    Retry {
+        id: String,
+        #[arg(short, long)]
+        target: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FileCommand {
+    /// Upload a file.
+    Upload {
+        /// Object name.
+        name: String,
+        /// Local file.
+        path: PathBuf,
+        /// raw or template.
+        #[arg(long, default_value = "raw")]
+        content_type: String,
+        /// Replace an object with other content.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List files.
+    List,
+    /// One file's metadata.
+    Get { name: String },
+    /// Delete a file.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recent entries.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+}
+
+fn print<T: Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn job_id(raw: &str) -> Result<Uuid> {
+    Uuid::parse_str(raw).with_context(|| format!("{raw:?} is not a job id (UUID)"))
+}
+
+pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
+    let url = args
+        .url
+        .filter(|u| !u.is_empty())
+        .or_else(|| Some(file.api.client.url.clone()).filter(|u| !u.is_empty()))
+        .context("no controller URL: pass --url, set OSAPI_URL, or set api.client.url")?;
+    let token = args
+        .token
+        .filter(|t| !t.is_empty())
+        .or_else(|| Some(file.api.client.security.bearer_token.clone()).filter(|t| !t.is_empty()))
+        .context(
+            "no token: pass --token, set OSAPI_TOKEN, or set api.client.security.bearer_token",
+        )?;
+    let client = Client::new(&url, &token)?;
+    match args.command {
+        ClientCommand::Health { which: None } => print(&client.health().await?),
+        ClientCommand::Health {
+            which: Some(HealthCommand::Ready),
+        } => print(&client.ready().await?),
+        ClientCommand::Health {
+            which: Some(HealthCommand::Status),
+        } => print(&client.status().await?),
+        ClientCommand::Agent(AgentCommand::List) => print(&client.agents().await?),
+        ClientCommand::Agent(AgentCommand::Get { hostname }) => {
+            print(&client.agent(&hostname).await?)
+        }
+        ClientCommand::Agent(AgentCommand::Drain { hostname }) => {
+            print(&client.drain(&hostname).await?)
+        }
+        ClientCommand::Agent(AgentCommand::Undrain { hostname }) => {
+            print(&client.undrain(&hostname).await?)
+        }
+        ClientCommand::Job(JobCommand::Create(spec)) => {
+            print(&client.create_job(&spec.request()?).await?)
+        }
+        ClientCommand::Job(JobCommand::Run { spec, timeout }) => {
+            let timeout: Duration = parse_duration(&timeout)?;
+            let detail = client.run_job(&spec.request()?, timeout).await?;
+            print(&detail)?;
+            if detail.status() != JobStatus::Completed {
+                bail!(
+                    "job {} ended {}",
+                    detail.id.map(|i| i.to_string()).unwrap_or_default(),
+                    detail.status()
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::Job(JobCommand::Get { id, wait }) => {
+            let id = job_id(&id)?;
+            let detail = match wait {
+                Some(w) => client.job_wait(id, parse_duration(&w)?).await?,
+                None => client.job(id).await?,
+            };
+            print(&detail)
+        }
+        ClientCommand::Job(JobCommand::List {
+            status,
+            limit,
+            offset,
+        }) => {
+            let status = status
+                .map(|s| JobStatus::parse(&s).with_context(|| format!("unknown status {s:?}")))
+                .transpose()?;
+            print(&client.jobs(status, limit, offset).await?)
+        }
+        ClientCommand::Job(JobCommand::Status) => print(&client.job_stats().await?),
+        ClientCommand::Job(JobCommand::Delete { id }) => {
+            client.delete_job(job_id(&id)?).await?;
+            println!("deleted {id}");
+            Ok(())
+        }
+        ClientCommand::Job(JobCommand::Retry { id, target }) => {
+            print(&client.retry_job(job_id(&id)?, target.as_deref()).await?)
+        }
+        ClientCommand::File(FileCommand::Upload {
+            name,
+            path,
+            content_type,
+            force,
+        }) => {
+            let ct: ContentType = content_type.parse().map_err(anyhow::Error::msg)?;
+            let data =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            print(&client.upload_file(&name, ct, data, force).await?)
+        }
+        ClientCommand::File(FileCommand::List) => print(&client.files().await?),
+        ClientCommand::File(FileCommand::Get { name }) => print(&client.file(&name).await?),
+        ClientCommand::File(FileCommand::Delete { name }) => {
+            print(&client.delete_file(&name).await?)
+        }
+        ClientCommand::Audit(AuditCommand::List { limit, offset }) => {
+            print(&client.audit(limit, offset).await?)
+        }
+    }
+}

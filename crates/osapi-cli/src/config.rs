@@ -1,0 +1,430 @@
+//! The `osapi.yaml` file, following upstream's tree for the keys we use (and
+//! ignoring the others), plus `OSAPI_*` environment overrides: the dotted path
+//! of any key, upper-cased with `_` for `.` (`OSAPI_API_SERVER_SECURITY_SIGNING_KEY`).
+//! Values given in the environment are read as YAML, so
+//! `OSAPI_AGENT_LABELS='{role: web}'` works for maps.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use osapi_agent::AgentConfig;
+use osapi_agent::conditions::ConditionThresholds;
+use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_api::format::parse_duration;
+use osapi_server::ServerConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as JsonValue;
+use yaml_serde::Value;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OsapiFile {
+    /// Debug logging.
+    pub debug: bool,
+    /// `api.*`
+    pub api: ApiSection,
+    /// `agent.*`
+    pub agent: AgentSection,
+}
+
+/// `api.*`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSection {
+    /// `api.client.*`
+    pub client: ClientSection,
+    /// `api.server.*`
+    pub server: ServerSection,
+}
+
+/// `api.client.*`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientSection {
+    /// Controller URL.
+    pub url: String,
+    /// `api.client.security.*`
+    pub security: ClientSecurity,
+}
+
+/// `api.client.security.*`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientSecurity {
+    /// Token the client sends.
+    pub bearer_token: String,
+}
+
+/// `api.server.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSection {
+    /// Listen port.
+    pub port: u16,
+    /// Listen address (ours; upstream listens on all interfaces).
+    pub bind: String,
+    /// `api.server.security.*`
+    pub security: ServerSecurity,
+    /// Largest upload in bytes (ours).
+    pub max_upload_bytes: usize,
+    /// Default job deadline (ours).
+    pub job_timeout: String,
+    /// Wait of the synchronous node endpoints (ours).
+    pub sync_timeout: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            port: 8080,
+            bind: String::new(),
+            security: ServerSecurity::default(),
+            max_upload_bytes: 64 << 20,
+            job_timeout: "5m".into(),
+            sync_timeout: "30s".into(),
+        }
+    }
+}
+
+/// `api.server.security.*`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSecurity {
+    /// HMAC key (raw string bytes).
+    pub signing_key: String,
+    /// Roles defined or redefined here.
+    pub roles: BTreeMap<String, RoleSection>,
+}
+
+/// `api.server.security.roles.<name>`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoleSection {
+    /// Permissions of the role.
+    pub permissions: Vec<String>,
+}
+
+/// `agent.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentSection {
+    /// Identity (default: the OS hostname).
+    pub hostname: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Custom facts; the key `interval` sets the collection interval instead
+    /// (upstream's `agent.facts.interval`).
+    pub facts: BTreeMap<String, JsonValue>,
+    /// Condition thresholds.
+    pub conditions: ConditionSection,
+    /// Concurrent jobs.
+    pub max_jobs: usize,
+    /// Heartbeat interval (ours).
+    pub heartbeat_interval: String,
+    /// DNS provider settings (ours).
+    pub dns: DnsSection,
+    /// Command provider settings (ours).
+    pub command: CommandSection,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            hostname: String::new(),
+            labels: BTreeMap::new(),
+            facts: BTreeMap::new(),
+            conditions: ConditionSection::default(),
+            max_jobs: 32,
+            heartbeat_interval: "10s".into(),
+            dns: DnsSection::default(),
+            command: CommandSection::default(),
+        }
+    }
+}
+
+/// `agent.conditions.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConditionSection {
+    /// Percent of memory in use.
+    pub memory_pressure_threshold: f64,
+    /// Load over CPUs.
+    pub high_load_multiplier: f64,
+    /// Percent of a filesystem in use.
+    pub disk_pressure_threshold: f64,
+}
+
+impl Default for ConditionSection {
+    fn default() -> Self {
+        let d = ConditionThresholds::default();
+        ConditionSection {
+            memory_pressure_threshold: d.memory_pressure_percent,
+            high_load_multiplier: d.high_load_multiplier,
+            disk_pressure_threshold: d.disk_pressure_percent,
+        }
+    }
+}
+
+/// `agent.dns.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DnsSection {
+    /// resolv.conf to read and update when resolvectl is not used.
+    pub resolv_conf: String,
+    /// `auto`, `never` or `always`.
+    pub resolvectl: String,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        DnsSection {
+            resolv_conf: "/etc/resolv.conf".into(),
+            resolvectl: "auto".into(),
+        }
+    }
+}
+
+/// `agent.command.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommandSection {
+    /// Timeout when the job gives none.
+    pub default_timeout: String,
+    /// Largest timeout a job may ask for.
+    pub max_timeout: String,
+}
+
+impl Default for CommandSection {
+    fn default() -> Self {
+        CommandSection {
+            default_timeout: "30s".into(),
+            max_timeout: "300s".into(),
+        }
+    }
+}
+
+impl OsapiFile {
+    /// Reads `path` (when given) and applies `OSAPI_*` overrides from `env`.
+    pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<OsapiFile> {
+        let raw: Value = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                if text.trim().is_empty() {
+                    Value::Mapping(Default::default())
+                } else {
+                    yaml_serde::from_str(&text)
+                        .with_context(|| format!("{} is not valid YAML", p.display()))?
+                }
+            }
+            None => Value::Mapping(Default::default()),
+        };
+        let where_ = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "defaults".into());
+        let parsed: OsapiFile = yaml_serde::from_value(raw)
+            .with_context(|| format!("invalid configuration in {where_}"))?;
+        let mut tree = yaml_serde::to_value(&parsed).context("cannot re-encode configuration")?;
+        let mut applied = false;
+        let paths: Vec<Vec<String>> = leaf_paths(&tree).into_iter().map(|(p, _)| p).collect();
+        for path in paths {
+            let var = format!("OSAPI_{}", path.join("_").to_uppercase());
+            if let Some(value) = env.get(&var) {
+                let parsed: Value =
+                    yaml_serde::from_str(value).unwrap_or(Value::String(value.clone()));
+                set_path(&mut tree, &path, parsed);
+                applied = true;
+            }
+        }
+        if !applied {
+            return Ok(parsed);
+        }
+        yaml_serde::from_value(tree).context("invalid value in an OSAPI_* environment variable")
+    }
+
+    /// Controller settings.
+    pub fn server_config(&self) -> Result<ServerConfig> {
+        let s = &self.api.server;
+        let mut config = ServerConfig {
+            port: s.port,
+            signing_key: s.security.signing_key.clone(),
+            roles: s
+                .security
+                .roles
+                .iter()
+                .map(|(k, v)| (k.clone(), v.permissions.clone()))
+                .collect(),
+            max_upload_bytes: s.max_upload_bytes,
+            job_timeout: duration("api.server.job_timeout", &s.job_timeout)?,
+            sync_timeout: duration("api.server.sync_timeout", &s.sync_timeout)?,
+            ..Default::default()
+        };
+        if !s.bind.is_empty() {
+            config.bind = s
+                .bind
+                .parse()
+                .with_context(|| format!("api.server.bind {:?} is not an IP address", s.bind))?;
+        }
+        Ok(config)
+    }
+
+    /// Agent settings.
+    pub fn agent_config(&self) -> Result<AgentConfig> {
+        let a = &self.agent;
+        let mut facts = a.facts.clone();
+        let facts_interval = match facts.remove("interval") {
+            Some(JsonValue::String(s)) => duration("agent.facts.interval", &s)?,
+            Some(other) => {
+                bail!("agent.facts.interval must be a duration such as \"60s\", got {other}")
+            }
+            None => Duration::from_secs(60),
+        };
+        let resolvectl = match a.dns.resolvectl.as_str() {
+            "auto" | "" => ResolvectlMode::Auto,
+            "never" => ResolvectlMode::Never,
+            "always" => ResolvectlMode::Always,
+            other => bail!("agent.dns.resolvectl must be auto, never or always, got {other:?}"),
+        };
+        let config = AgentConfig {
+            hostname: (!a.hostname.is_empty()).then(|| a.hostname.clone()),
+            labels: a.labels.clone(),
+            facts,
+            heartbeat_interval: duration("agent.heartbeat_interval", &a.heartbeat_interval)?,
+            facts_interval,
+            max_jobs: a.max_jobs,
+            conditions: ConditionThresholds {
+                memory_pressure_percent: a.conditions.memory_pressure_threshold,
+                high_load_multiplier: a.conditions.high_load_multiplier,
+                disk_pressure_percent: a.conditions.disk_pressure_threshold,
+            },
+            providers: ProviderConfig {
+                resolv_conf: a.dns.resolv_conf.clone().into(),
+                resolvectl,
+                command_default_timeout: duration(
+                    "agent.command.default_timeout",
+                    &a.command.default_timeout,
+                )?,
+                command_max_timeout: duration("agent.command.max_timeout", &a.command.max_timeout)?,
+                ..ProviderConfig::default()
+            },
+        };
+        config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(config)
+    }
+}
+
+fn duration(key: &str, value: &str) -> Result<Duration> {
+    parse_duration(value).with_context(|| format!("{key}: expected a duration such as \"30s\""))
+}
+
+/// Paths of the leaves (scalars, empty maps, lists) and maps of a YAML tree.
+fn leaf_paths(v: &Value) -> Vec<(Vec<String>, &Value)> {
+    let mut out = Vec::new();
+    fn walk<'a>(v: &'a Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, &'a Value)>) {
+        match v {
+            Value::Mapping(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    if let Some(k) = k.as_str() {
+                        path.push(k.to_string());
+                        walk(child, path, out);
+                        path.pop();
+                    }
+                }
+                // A map itself can be replaced as a whole too (labels, roles …).
+                if !path.is_empty() {
+                    out.push((path.clone(), v));
+                }
+            }
+            _ => out.push((path.clone(), v)),
+        }
+    }
+    walk(v, &mut Vec::new(), &mut out);
+    out
+}
+
+fn set_path(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for key in path {
+        let Value::Mapping(m) = node else { return };
+        node = m
+            .entry(Value::String(key.clone()))
+            .or_insert(Value::Mapping(Default::default()));
+    }
+    *node = value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn upstream_shaped_file_loads_and_ignores_unknown_keys() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            f,
+            "debug: true\napi:\n  client:\n    url: http://h:8080\n    security:\n      bearer_token: tok\n  server:\n    port: 9999\n    nats: {{host: localhost, port: 4222}}\n    security:\n      signing_key: k\n      roles:\n        ops:\n          permissions: [node:read]\nnats:\n  stream: {{name: JOBS}}\nagent:\n  hostname: web-01\n  labels: {{group: web.dev}}\n  facts: {{interval: 30s, env: prod}}\n  conditions: {{memory_pressure_threshold: 80}}\n"
+        )
+        .unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        assert_eq!(cfg.api.server.port, 9999);
+        let server = cfg.server_config().unwrap();
+        assert_eq!(server.signing_key, "k");
+        assert_eq!(server.roles["ops"], vec!["node:read"]);
+        let agent = cfg.agent_config().unwrap();
+        assert_eq!(agent.hostname.as_deref(), Some("web-01"));
+        assert_eq!(agent.facts_interval, Duration::from_secs(30));
+        assert_eq!(agent.facts["env"], "prod");
+        assert!(!agent.facts.contains_key("interval"));
+        assert_eq!(agent.conditions.memory_pressure_percent, 80.0);
+        assert_eq!(agent.conditions.high_load_multiplier, 2.0);
+    }
+
+    #[test]
+    fn env_overrides_any_key() {
+        let cfg = OsapiFile::load(
+            None,
+            &env(&[
+                ("OSAPI_API_SERVER_SECURITY_SIGNING_KEY", "from-env"),
+                ("OSAPI_API_SERVER_PORT", "7000"),
+                ("OSAPI_AGENT_LABELS", "{role: web}"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.api.server.security.signing_key, "from-env");
+        assert_eq!(cfg.api.server.port, 7000);
+        assert_eq!(cfg.agent.labels["role"], "web");
+    }
+
+    #[test]
+    fn bad_values_say_where() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "api:\n  server:\n    port: eighty\n").unwrap();
+        let err = format!(
+            "{:#}",
+            OsapiFile::load(Some(f.path()), &env(&[])).unwrap_err()
+        );
+        assert!(err.contains("port"), "{err}");
+        let err = format!(
+            "{:#}",
+            OsapiFile::load(None, &env(&[("OSAPI_API_SERVER_PORT", "x")])).unwrap_err()
+        );
+        assert!(err.contains("OSAPI_"), "{err}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "agent:\n  heartbeat_interval: soon\n").unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        let err = format!("{:#}", cfg.agent_config().unwrap_err());
+        assert!(err.contains("agent.heartbeat_interval"), "{err}");
+        assert!(OsapiFile::load(Some(Path::new("/nonexistent/osapi.yaml")), &env(&[])).is_err());
+    }
+}

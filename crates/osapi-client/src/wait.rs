@@ -1,0 +1,100 @@
+//! Waiting for jobs: long-poll with `?wait=`, and jittered exponential
+//! back-off when the server answers before the wait (upstream servers ignore it).
+
+use std::time::Duration;
+
+use osapi_api::job::JobDetail;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::{Client, ClientError, Result};
+
+/// How [`Client::wait_job`] polls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitPolicy {
+    /// Longest single long-poll (default 30 s).
+    pub long_poll: Duration,
+    /// First back-off delay when the server does not hold requests (default 50 ms).
+    pub initial_backoff: Duration,
+    /// Largest back-off delay (default 2 s).
+    pub max_backoff: Duration,
+    /// Growth factor (default 1.5).
+    pub factor: f64,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        WaitPolicy {
+            long_poll: Duration::from_secs(30),
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            factor: 1.5,
+        }
+    }
+}
+
+impl WaitPolicy {
+    /// The delay before poll number `attempt` (0-based), ±50 % jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.initial_backoff.as_secs_f64() * self.factor.max(1.0).powi(attempt as i32);
+        let capped = base.min(self.max_backoff.as_secs_f64()).max(0.0);
+        let jitter = 0.5 + fastrand::f64();
+        Duration::from_secs_f64(capped * jitter)
+    }
+}
+
+pub(crate) async fn wait_job(
+    client: &Client,
+    id: Uuid,
+    timeout: Duration,
+    policy: &WaitPolicy,
+) -> Result<JobDetail> {
+    let end = Instant::now() + timeout;
+    let mut attempt = 0u32;
+    loop {
+        let now = Instant::now();
+        let remaining = end.saturating_duration_since(now);
+        let wait = remaining.min(policy.long_poll);
+        let detail = client.job_wait(id, wait).await?;
+        let status = detail.status();
+        if status.is_terminal() {
+            return Ok(detail);
+        }
+        if Instant::now() >= end {
+            return Err(ClientError::Timeout {
+                message: format!(
+                    "job {id} still {status} after {:.1}s",
+                    timeout.as_secs_f64()
+                ),
+            });
+        }
+        // Answered well before the wait ended: the server does not long-poll.
+        if now.elapsed() < wait / 2 {
+            let delay = policy
+                .backoff(attempt)
+                .min(end.saturating_duration_since(Instant::now()));
+            attempt = attempt.saturating_add(1);
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let p = WaitPolicy::default();
+        for _ in 0..100 {
+            let d0 = p.backoff(0);
+            assert!(
+                d0 >= Duration::from_millis(25) && d0 <= Duration::from_millis(75),
+                "{d0:?}"
+            );
+            let d20 = p.backoff(20);
+            assert!(d20 <= Duration::from_secs(3), "{d20:?}");
+            assert!(d20 >= Duration::from_secs(1), "{d20:?}");
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Token checks as upstream does them: `Authorization: Bearer <JWT>`, HS256/384/512
+//! keyed by the raw signing-key string, a `roles` claim, an optional
+//! `permissions` claim that replaces the roles, and one required permission
+//! per route. Also mints tokens (`osapi token generate`, embedded mode).
+
+use std::collections::{BTreeSet, HashSet};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use osapi_api::auth::{BUILTIN_ROLES, Claims, CustomRoles, Permission, effective_permissions};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who made a request, once the token checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `sub` claim.
+    pub subject: String,
+    /// `roles` claim.
+    pub roles: Vec<String>,
+    /// Effective permissions.
+    pub permissions: BTreeSet<String>,
+}
+
+impl Principal {
+    /// 403 unless the principal holds `perm`.
+    pub fn require(&self, perm: Permission) -> Result<(), ApiError> {
+        if self.permissions.contains(perm.as_str()) {
+            return Ok(());
+        }
+        let resolved: Vec<&str> = self.permissions.iter().map(String::as_str).collect();
+        Err(ApiError::forbidden(format!(
+            "Insufficient permissions. Required: [{perm}], resolved: [{}]",
+            resolved.join(" ")
+        )))
+    }
+}
+
+/// Checks bearer tokens.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+    roles: CustomRoles,
+}
+
+impl Authenticator {
+    /// A checker for tokens signed with `signing_key`; `roles` defines or
+    /// redefines roles.
+    pub fn new(signing_key: &str, roles: CustomRoles) -> Result<Self, String> {
+        let key = DecodingKey::from_secret(signing_key.as_bytes())
+            .map_err(|e| format!("invalid signing key: {e}"))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+        validation.required_spec_claims = HashSet::new();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        Ok(Authenticator {
+            key,
+            validation,
+            roles,
+        })
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Bearer token required"))?;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
+            .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
+        if data
+            .claims
+            .get("roles")
+            .is_none_or(serde_json::Value::is_null)
+        {
+            return Err(ApiError::unauthorized(
+                "Invalid token: roles claim is required",
+            ));
+        }
+        let claims: Claims = serde_json::from_value(data.claims)
+            .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
+        if let Some(iat) = claims.iat
+            && iat > OffsetDateTime::now_utc().unix_timestamp() + 60
+        {
+            return Err(ApiError::unauthorized(
+                "Invalid token: token used before issued",
+            ));
+        }
+        for role in &claims.roles {
+            if !BUILTIN_ROLES.contains(&role.as_str()) && !self.roles.contains_key(role) {
+                return Err(ApiError::unauthorized(format!(
+                    "Invalid token: unknown role {role:?} (known: admin, write, read{})",
+                    self.roles
+                        .keys()
+                        .filter(|r| !BUILTIN_ROLES.contains(&r.as_str()))
+                        .map(|r| format!(", {r}"))
+                        .collect::<String>()
+                )));
+            }
+        }
+        Ok(Principal {
+            permissions: effective_permissions(&claims, &self.roles),
+            subject: claims.sub.unwrap_or_default(),
+            roles: claims.roles,
+        })
+    }
+}
+
+/// Mints tokens like upstream's `osapi token generate`.
+pub struct TokenSigner {
+    key: EncodingKey,
+}
+
+impl TokenSigner {
+    /// A signer for `signing_key`.
+    pub fn new(signing_key: &str) -> Result<Self, String> {
+        if signing_key.is_empty() {
+            return Err("signing key must not be empty".into());
+        }
+        Ok(TokenSigner {
+            key: EncodingKey::from_secret(signing_key.as_bytes())
+                .map_err(|e| format!("invalid signing key: {e}"))?,
+        })
+    }
+
+    /// Signs an HS256 token for `subject` with `roles` and optional explicit
+    /// `permissions`, valid for `ttl`.
+    pub fn sign(
+        &self,
+        subject: &str,
+        roles: &[String],
+        permissions: &[String],
+        ttl: Duration,
+    ) -> Result<String, String> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            roles: roles.to_vec(),
+            permissions: (!permissions.is_empty()).then(|| permissions.to_vec()),
+            iss: Some("osapi".into()),
+            sub: Some(subject.to_string()),
+            aud: vec!["https://localhost".into(), "http://localhost".into()],
+            exp: Some(now + ttl.as_secs() as i64),
+            iat: Some(now),
+            nbf: None,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .map_err(|e| format!("failed to sign token: {e}"))
+    }
+}
+
+/// A signing key of 64 random hex characters.
+pub fn random_signing_key() -> String {
+    (0..32)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect()
+}
+
+/// A permission a route requires.
+pub trait Required: Send + Sync + 'static {
+    /// The permission.
+    const PERMISSION: Permission;
+}
+
+macro_rules! permission_markers {
+    ($($name:ident => $perm:ident),* $(,)?) => {
+        /// Marker types naming the permission a route requires.
+        pub mod perm {
+            use super::*;
+            $(
+                #[doc = concat!("Requires `", stringify!($perm), "`.")]
+                pub struct $name;
+                impl Required for $name {
+                    const PERMISSION: Permission = Permission::$perm;
+                }
+            )*
+        }
+    };
+}
+
+permission_markers! {
+    AgentRead => AgentRead,
+    AgentWrite => AgentWrite,
+    NodeRead => NodeRead,
+    NetworkRead => NetworkRead,
+    NetworkWrite => NetworkWrite,
+    JobRead => JobRead,
+    JobWrite => JobWrite,
+    HealthRead => HealthRead,
+    AuditRead => AuditRead,
+    CommandExecute => CommandExecute,
+    FileRead => FileRead,
+    FileWrite => FileWrite,
+}
+
+/// What the audit middleware learns about the caller.
+#[derive(Clone, Default)]
+pub struct AuditSlot(pub Arc<Mutex<Option<Principal>>>);
+
+/// Extractor: the request carries a valid token holding permission `P`.
+/// Put it first among a handler's arguments so authentication happens before
+/// the body is read.
+pub struct Authorized<P: Required> {
+    /// The caller.
+    pub principal: Principal,
+    _perm: PhantomData<P>,
+}
+
+impl<P: Required> FromRequestParts<AppState> for Authorized<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let principal = state.auth.authenticate(header)?;
+        // 403s are audited too (the caller is known), 401s are not.
+        if let Some(slot) = parts.extensions.get::<AuditSlot>() {
+            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(principal.clone());
+        }
+        principal.require(P::PERMISSION)?;
+        Ok(Authorized {
+            principal,
+            _perm: PhantomData,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_then_authenticate() {
+        let signer = TokenSigner::new("secret").unwrap();
+        let token = signer
+            .sign("me", &["read".into()], &[], Duration::from_secs(60))
+            .unwrap();
+        let auth = Authenticator::new("secret", CustomRoles::new()).unwrap();
+        let p = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(p.subject, "me");
+        assert!(p.require(Permission::NodeRead).is_ok());
+        let denied = p.require(Permission::CommandExecute).unwrap_err();
+        assert_eq!(denied.status, axum::http::StatusCode::FORBIDDEN);
+        assert!(denied.message.contains("Required: [command:execute]"));
+        let other = Authenticator::new("other", CustomRoles::new()).unwrap();
+        assert_eq!(
+            other
+                .authenticate(Some(&format!("Bearer {token}")))
+                .unwrap_err()
+                .status,
+            axum::http::StatusCode::UNAUTHORIZED
+        );
+        assert!(auth.authenticate(Some(&format!("bearer {token}"))).is_err());
+        assert!(auth.authenticate(None).is_err());
+    }
+
+    #[test]
+    fn unknown_roles_need_configuration() {
+        let signer = TokenSigner::new("k").unwrap();
+        let token = signer
+            .sign("me", &["ops".into()], &[], Duration::from_secs(60))
+            .unwrap();
+        let plain = Authenticator::new("k", CustomRoles::new()).unwrap();
+        assert!(
+            plain
+                .authenticate(Some(&format!("Bearer {token}")))
+                .unwrap_err()
+                .message
+                .contains("unknown role")
+        );
+        let mut roles = CustomRoles::new();
+        roles.insert("ops".into(), vec!["node:read".into()]);
+        let custom = Authenticator::new("k", roles).unwrap();
+        let p = custom
+            .authenticate(Some(&format!("Bearer {token}")))
+            .unwrap();
+        assert!(p.require(Permission::NodeRead).is_ok());
+        assert!(p.require(Permission::JobRead).is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! The controller: builds the shared state and serves the router.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use osapi_bus::Bus;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::ServerConfig;
+use crate::directory::AgentDirectory;
+use crate::jobs::{JobService, Waiters};
+use crate::routes;
+use crate::state::AppState;
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Invalid configuration.
+    #[error("invalid controller configuration: {0}")]
+    Config(String),
+    /// Binding or serving failed.
+    #[error("controller I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A controller over one bus.
+pub struct Controller {
+    state: AppState,
+}
+
+impl Controller {
+    /// Checks the configuration and prepares the state. Must be called
+    /// inside a tokio runtime (it starts the job-change feed).
+    pub fn new(config: ServerConfig, bus: Bus) -> Result<Controller, ServerError> {
+        config.validate().map_err(ServerError::Config)?;
+        let auth = Authenticator::new(&config.signing_key, config.roles.clone())
+            .map_err(ServerError::Config)?;
+        let directory = Arc::new(AgentDirectory::new(bus.clone(), config.directory_cache));
+        let waiters = Waiters::start(&bus, directory.clone());
+        let jobs = Arc::new(JobService::new(
+            bus.clone(),
+            directory.clone(),
+            waiters,
+            config.job_timeout,
+        ));
+        Ok(Controller {
+            state: AppState {
+                bus,
+                config: Arc::new(config),
+                auth: Arc::new(auth),
+                directory,
+                jobs,
+                started: Instant::now(),
+            },
+        })
+    }
+
+    /// The router, for serving or for in-process requests.
+    pub fn router(&self) -> Router {
+        routes::router(self.state.clone())
+    }
+
+    /// Binds the configured address and port.
+    pub async fn bind(&self) -> Result<TcpListener, ServerError> {
+        let addr = SocketAddr::new(self.state.config.bind, self.state.config.port);
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServerError::Config(format!("cannot listen on {addr}: {e}")))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then finishes open requests.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let app = self.router();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The controller's view of the fleet: live registrations merged with facts
+//! and drain flags, cached briefly (agents joining or leaving invalidate the
+//! cache at once), and target resolution against it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use osapi_api::agent::{
+    AgentInfo, AgentState, AgentStatus, LoadAverageResponse, MemoryResponse, OsInfoResponse,
+};
+use osapi_api::format::human_uptime;
+use osapi_api::records::{AgentRegistration, Facts};
+use osapi_api::target::{Target, sanitize_key};
+use osapi_bus::{Bus, BusResult};
+
+use crate::error::ApiError;
+
+/// One live agent as the controller sees it.
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    /// Its latest registration.
+    pub registration: AgentRegistration,
+    /// Its latest facts.
+    pub facts: Option<Facts>,
+    /// Drain flag set.
+    pub drained: bool,
+}
+
+impl AgentView {
+    /// Hostname.
+    pub fn hostname(&self) -> &str {
+        &self.registration.hostname
+    }
+
+    /// State with the drain flag applied: a flag on a Ready agent reads as
+    /// Draining until the agent confirms.
+    pub fn state(&self) -> AgentState {
+        match (self.drained, self.registration.state) {
+            (true, AgentState::Ready) => AgentState::Draining,
+            (_, s) => s,
+        }
+    }
+
+    /// True when new jobs may be sent to it.
+    pub fn eligible(&self) -> bool {
+        !self.drained && self.registration.state == AgentState::Ready
+    }
+
+    /// The REST representation.
+    pub fn to_info(&self) -> AgentInfo {
+        let reg = &self.registration;
+        let facts = self.facts.clone().unwrap_or_default();
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        AgentInfo {
+            hostname: reg.hostname.clone(),
+            status: AgentStatus::Ready,
+            labels: reg.labels.clone(),
+            registered_at: Some(reg.registered_at),
+            started_at: Some(reg.started_at),
+            os_info: reg.os_info.as_ref().map(|o| OsInfoResponse {
+                distribution: o.distribution.clone(),
+                version: o.version.clone(),
+            }),
+            uptime: (reg.uptime_seconds > 0).then(|| human_uptime(reg.uptime_seconds)),
+            load_average: reg.load.as_ref().map(|l| LoadAverageResponse {
+                one_min: l.load1,
+                five_min: l.load5,
+                fifteen_min: l.load15,
+            }),
+            memory: reg.memory.as_ref().map(|m| MemoryResponse {
+                total: m.total,
+                free: m.free,
+                used: m.used,
+            }),
+            architecture: non_empty(facts.architecture),
+            kernel_version: non_empty(facts.kernel_version),
+            cpu_count: (facts.cpu_count > 0).then_some(facts.cpu_count),
+            fqdn: non_empty(facts.fqdn),
+            service_mgr: non_empty(facts.service_mgr),
+            package_mgr: non_empty(facts.package_mgr),
+            interfaces: facts.interfaces,
+            primary_interface: non_empty(facts.primary_interface),
+            routes: facts.routes,
+            facts: facts.facts,
+            state: Some(self.state()),
+            conditions: reg.conditions.clone(),
+            timeline: Vec::new(),
+        }
+    }
+}
+
+/// A consistent picture of the live fleet.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// Agents by hostname.
+    pub agents: Vec<AgentView>,
+}
+
+impl Fleet {
+    /// An agent by exact hostname.
+    pub fn get(&self, hostname: &str) -> Option<&AgentView> {
+        self.agents.iter().find(|a| a.hostname() == hostname)
+    }
+}
+
+/// Cached fleet view.
+pub struct AgentDirectory {
+    bus: Bus,
+    max_age: Duration,
+    cache: Mutex<Option<(Instant, Arc<Fleet>)>>,
+}
+
+impl AgentDirectory {
+    /// A directory over `bus`, caching for `max_age`.
+    pub fn new(bus: Bus, max_age: Duration) -> Self {
+        AgentDirectory {
+            bus,
+            max_age,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Drops the cached view.
+    pub fn invalidate(&self) {
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The fleet, from the cache when fresh enough.
+    pub async fn fleet(&self) -> BusResult<Arc<Fleet>> {
+        if let Some((at, fleet)) = &*self.cache.lock().unwrap_or_else(|p| p.into_inner())
+            && at.elapsed() < self.max_age
+        {
+            return Ok(fleet.clone());
+        }
+        self.fresh().await
+    }
+
+    /// The fleet, read from the bus now.
+    pub async fn fresh(&self) -> BusResult<Arc<Fleet>> {
+        let started = Instant::now();
+        let (registrations, facts, drained) = tokio::try_join!(
+            self.bus.registry.list(),
+            self.bus.facts.list(),
+            self.bus.state.drained()
+        )?;
+        let fleet = Arc::new(merge(registrations, facts, &drained));
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((started, fleet.clone()));
+        Ok(fleet)
+    }
+
+    /// Validates a target and returns the hosts a job for it must hear from
+    /// (empty for `_any`: whoever takes it).
+    pub async fn resolve(&self, target: &Target) -> Result<Vec<String>, ApiError> {
+        let fleet = self.fleet().await?;
+        match resolve_in(&fleet, target) {
+            Ok(hosts) => Ok(hosts),
+            // The cache may predate an agent that just joined: look again.
+            Err(_) => resolve_in(&*self.fresh().await?, target),
+        }
+    }
+}
+
+fn merge(
+    registrations: Vec<AgentRegistration>,
+    facts: Vec<(String, Facts)>,
+    drained: &BTreeSet<String>,
+) -> Fleet {
+    let mut facts: BTreeMap<String, Facts> = facts
+        .into_iter()
+        .map(|(host, f)| (sanitize_key(&host), f))
+        .collect();
+    let mut agents: Vec<AgentView> = registrations
+        .into_iter()
+        .map(|registration| {
+            let key = sanitize_key(&registration.hostname);
+            AgentView {
+                facts: facts.remove(&key),
+                drained: drained.contains(&key),
+                registration,
+            }
+        })
+        .collect();
+    agents.sort_by(|a, b| a.hostname().cmp(b.hostname()));
+    Fleet { agents }
+}
+
+fn resolve_in(fleet: &Fleet, target: &Target) -> Result<Vec<String>, ApiError> {
+    match target {
+        Target::Any => {
+            if fleet.agents.iter().any(AgentView::eligible) {
+                Ok(Vec::new())
+            } else if fleet.agents.is_empty() {
+                Err(ApiError::bad_request(
+                    "no agent is available for target _any: no agents are registered",
+                ))
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "no agent is available for target _any: all {} registered agents are drained",
+                    fleet.agents.len()
+                )))
+            }
+        }
+        Target::All => Ok(fleet
+            .agents
+            .iter()
+            .filter(|a| a.eligible())
+            .map(|a| a.hostname().to_string())
+            .collect()),
+        Target::Host(h) => match fleet.get(h) {
+            Some(a) => Ok(vec![a.hostname().to_string()]),
+            None => Err(ApiError::bad_request(format!(
+                "target agent {h:?} not found (registered: {})",
+                list_or_none(fleet.agents.iter().map(AgentView::hostname))
+            ))),
+        },
+        Target::Label { .. } => {
+            let matching: Vec<&AgentView> = fleet
+                .agents
+                .iter()
+                .filter(|a| target.matches_labels(&a.registration.labels))
+                .collect();
+            if matching.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "no agent matches label selector {:?}",
+                    target.to_string()
+                )));
+            }
+            Ok(matching
+                .into_iter()
+                .filter(|a| a.eligible())
+                .map(|a| a.hostname().to_string())
+                .collect())
+        }
+    }
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,285 @@
+//! The embedded control plane: a controller on a loopback port and one or
+//! more in-process agents on an in-memory bus, with a fresh signing key and an
+//! admin token. What `cargo run --example basic` and the tests use.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), osapi_server::EmbeddedError> {
+//! use osapi_agent::AgentConfig;
+//! use osapi_server::Embedded;
+//! let stack = Embedded::builder()
+//!     .agent(AgentConfig::named("web-01").label("role", "web"))
+//!     .agent(AgentConfig::named("db-01").label("role", "db"))
+//!     .start()
+//!     .await?;
+//! println!("controller at {} (token {})", stack.url(), stack.token());
+//! stack.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use osapi_agent::{Agent, AgentConfig, AgentError, AgentHandle};
+use osapi_bus::Bus;
+use osapi_bus::memory::{MemoryBus, MemoryBusConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{TokenSigner, random_signing_key};
+use crate::config::ServerConfig;
+use crate::controller::{Controller, ServerError};
+
+/// Lifetime of the admin token the embedded stack mints.
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the embedded stack could not start or change.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// The controller failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// An agent failed.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// Two agents with one name.
+    #[error("an agent named {0:?} is already running")]
+    DuplicateAgent(String),
+    /// Token minting failed.
+    #[error("token: {0}")]
+    Token(String),
+}
+
+/// Settings of an embedded stack.
+pub struct EmbeddedBuilder {
+    agents: Vec<AgentConfig>,
+    server: ServerConfig,
+    bus: MemoryBusConfig,
+    heartbeat: Option<Duration>,
+}
+
+impl EmbeddedBuilder {
+    /// Adds an in-process agent. Without any, one agent named after this host runs.
+    pub fn agent(mut self, config: AgentConfig) -> Self {
+        self.agents.push(config);
+        self
+    }
+
+    /// Loopback port for the controller (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.server.port = port;
+        self
+    }
+
+    /// Signing key (default: a fresh random one).
+    pub fn signing_key(mut self, key: impl Into<String>) -> Self {
+        self.server.signing_key = key.into();
+        self
+    }
+
+    /// Registry TTL: how fast a dead agent is noticed (default 30 s).
+    pub fn registry_ttl(mut self, ttl: Duration) -> Self {
+        self.bus.registry_ttl = ttl;
+        self
+    }
+
+    /// Heartbeat interval of every agent (default: a third of the TTL, at most 10 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
+        self
+    }
+
+    /// Adjusts any other controller setting.
+    pub fn server_config(mut self, f: impl FnOnce(&mut ServerConfig)) -> Self {
+        f(&mut self.server);
+        self
+    }
+
+    /// Adjusts any other bus setting.
+    pub fn bus_config(mut self, f: impl FnOnce(&mut MemoryBusConfig)) -> Self {
+        f(&mut self.bus);
+        self
+    }
+
+    /// Starts the controller and the agents; returns when all agents are registered.
+    pub async fn start(self) -> Result<Embedded, EmbeddedError> {
+        let EmbeddedBuilder {
+            agents,
+            mut server,
+            bus,
+            heartbeat,
+        } = self;
+        if server.signing_key.is_empty() {
+            server.signing_key = random_signing_key();
+        }
+        let heartbeat =
+            heartbeat.unwrap_or_else(|| (bus.registry_ttl / 3).min(Duration::from_secs(10)));
+        let bus = MemoryBus::start(bus);
+        let signer = TokenSigner::new(&server.signing_key).map_err(EmbeddedError::Token)?;
+        let token = signer
+            .sign("embedded-admin", &["admin".to_string()], &[], TOKEN_TTL)
+            .map_err(EmbeddedError::Token)?;
+        let signing_key = server.signing_key.clone();
+        let controller = Controller::new(server, bus.clone())?;
+        let listener = controller.bind().await?;
+        let addr = listener.local_addr().map_err(ServerError::Io)?;
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let server_task = tokio::spawn(async move {
+            if let Err(e) = controller
+                .serve(listener, async move { stop.cancelled().await })
+                .await
+            {
+                tracing::error!(error = %e, "embedded controller stopped");
+            }
+        });
+        let stack = Embedded {
+            url: format!("http://{addr}"),
+            addr,
+            token,
+            signing_key,
+            signer,
+            bus,
+            heartbeat,
+            agents: Mutex::new(BTreeMap::new()),
+            server_task,
+            shutdown,
+        };
+        let agents = if agents.is_empty() {
+            vec![AgentConfig::default()]
+        } else {
+            agents
+        };
+        for config in agents {
+            stack.add_agent(config).await?;
+        }
+        Ok(stack)
+    }
+}
+
+/// A running embedded control plane.
+pub struct Embedded {
+    url: String,
+    addr: SocketAddr,
+    token: String,
+    signing_key: String,
+    signer: TokenSigner,
+    bus: Bus,
+    heartbeat: Duration,
+    agents: Mutex<BTreeMap<String, AgentHandle>>,
+    server_task: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl Embedded {
+    /// Settings with one default agent, loopback, random port and key.
+    pub fn builder() -> EmbeddedBuilder {
+        EmbeddedBuilder {
+            agents: Vec::new(),
+            server: ServerConfig {
+                bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 0,
+                ..Default::default()
+            },
+            bus: MemoryBusConfig::default(),
+            heartbeat: None,
+        }
+    }
+
+    /// Base URL of the controller, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Address the controller listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// An admin token valid for a day.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The signing key.
+    pub fn signing_key(&self) -> &str {
+        &self.signing_key
+    }
+
+    /// Mints a token with other roles or explicit permissions.
+    pub fn mint_token(
+        &self,
+        roles: &[&str],
+        permissions: &[&str],
+    ) -> Result<String, EmbeddedError> {
+        let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+        let perms: Vec<String> = permissions.iter().map(|s| s.to_string()).collect();
+        self.signer
+            .sign("embedded-user", &roles, &perms, TOKEN_TTL)
+            .map_err(EmbeddedError::Token)
+    }
+
+    /// The in-memory bus (for tests that inspect state).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    fn agents(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AgentHandle>> {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Names of the running agents.
+    pub fn agent_names(&self) -> Vec<String> {
+        self.agents().keys().cloned().collect()
+    }
+
+    /// Starts another agent; returns its hostname once it is registered.
+    pub async fn add_agent(&self, mut config: AgentConfig) -> Result<String, EmbeddedError> {
+        if config.heartbeat_interval == AgentConfig::default().heartbeat_interval {
+            config.heartbeat_interval = self.heartbeat;
+        }
+        let agent = Agent::new(config, self.bus.clone())?;
+        let name = agent.hostname().to_string();
+        if self.agents().contains_key(&name) {
+            return Err(EmbeddedError::DuplicateAgent(name));
+        }
+        let handle = agent.start().await?;
+        self.agents().insert(name.clone(), handle);
+        Ok(name)
+    }
+
+    /// Stops an agent cleanly (running jobs finish, it deregisters).
+    pub async fn stop_agent(&self, hostname: &str) -> bool {
+        let handle = self.agents().remove(hostname);
+        match handle {
+            Some(h) => {
+                h.shutdown().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops an agent as a crash would: running jobs are abandoned and its
+    /// registration expires after the TTL.
+    pub fn kill_agent(&self, hostname: &str) -> bool {
+        match self.agents().remove(hostname) {
+            Some(h) => {
+                h.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops the agents and the controller.
+    pub async fn shutdown(self) {
+        let agents: Vec<AgentHandle> = std::mem::take(&mut *self.agents()).into_values().collect();
+        for a in agents {
+            a.shutdown().await;
+        }
+        self.shutdown.cancel();
+        let _ = self.server_task.await;
+    }
+}

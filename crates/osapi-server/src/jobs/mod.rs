@@ -1,0 +1,420 @@
+//! The job service: create jobs (validate, resolve expected hosts, queue),
+//! read them (settling lost and expired hosts), long-poll them, list, count,
+//! delete and retry.
+
+pub mod view;
+mod waiters;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use osapi_api::job::{JobDetail, JobStatus, QueueStats};
+use osapi_api::ops::{
+    CommandExecParams, CommandShellParams, DnsGetParams, DnsUpdateParams, FileDeployParams,
+    FileStatusParams, JobClass, Operation, PingParams, validate_host_path,
+};
+use osapi_api::records::{API_HOST, EventKind, JobEvent, JobRecord};
+use osapi_api::target::Target;
+use osapi_bus::{Bus, JobSnapshot, Route};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::directory::AgentDirectory;
+use crate::error::{ApiError, ApiResult};
+pub use waiters::Waiters;
+
+/// Extra time a command job gets beyond the command's own timeout.
+const COMMAND_GRACE: Duration = Duration::from_secs(60);
+
+/// Creates, reads and waits for jobs.
+pub struct JobService {
+    bus: Bus,
+    directory: Arc<AgentDirectory>,
+    waiters: Arc<Waiters>,
+    default_timeout: Duration,
+}
+
+/// A job just created.
+pub struct Created {
+    /// The record as stored.
+    pub record: JobRecord,
+    /// Store revision.
+    pub revision: u64,
+}
+
+impl JobService {
+    /// A service over `bus`.
+    pub fn new(
+        bus: Bus,
+        directory: Arc<AgentDirectory>,
+        waiters: Arc<Waiters>,
+        default_timeout: Duration,
+    ) -> Self {
+        JobService {
+            bus,
+            directory,
+            waiters,
+            default_timeout,
+        }
+    }
+
+    /// Validates and queues a job. `operation` is the object clients send
+    /// (`{"type": …, "data": …}`).
+    pub async fn create(
+        &self,
+        operation: Value,
+        target: &str,
+        timeout: Option<Duration>,
+        retry_of: Option<Uuid>,
+    ) -> ApiResult<Created> {
+        let op_type = validate_operation(&operation)?;
+        let parsed_target =
+            Target::parse(target).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let expected_hosts = self.directory.resolve(&parsed_target).await?;
+        let created = OffsetDateTime::now_utc();
+        let timeout = timeout.unwrap_or_else(|| self.default_deadline(&operation));
+        let class = JobClass::of(&op_type);
+        let record = JobRecord {
+            id: Uuid::new_v4(),
+            created,
+            operation,
+            op_type: op_type.clone(),
+            class,
+            target: target.to_string(),
+            expected_hosts,
+            deadline: created + timeout,
+            retry_of,
+        };
+        let revision = self.bus.jobs.create(record.clone()).await?;
+        let submitted = JobEvent::now(record.id, EventKind::Submitted, API_HOST)
+            .with_data(json!({"target_hostname": target, "operation_type": op_type}));
+        self.bus.jobs.append_event(submitted).await?;
+        match parsed_target {
+            Target::Any => self.bus.queue.publish(record.id, class, Route::Any).await?,
+            _ => {
+                for host in &record.expected_hosts {
+                    self.bus
+                        .queue
+                        .publish(record.id, class, Route::Host(host.clone()))
+                        .await?;
+                }
+            }
+        }
+        Ok(Created { record, revision })
+    }
+
+    fn default_deadline(&self, operation: &Value) -> Duration {
+        let command_timeout = operation
+            .get("data")
+            .and_then(|d| d.get("timeout"))
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs);
+        match operation.get("type").and_then(Value::as_str) {
+            Some("command.exec.execute" | "command.shell.execute") => self
+                .default_timeout
+                .max(command_timeout.unwrap_or(Duration::from_secs(30)) + COMMAND_GRACE),
+            _ => self.default_timeout,
+        }
+    }
+
+    async fn snapshot(&self, id: Uuid) -> ApiResult<JobSnapshot> {
+        self.bus
+            .jobs
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("job not found: {id}")))
+    }
+
+    /// Records hosts that can no longer answer: the deadline passed, or the
+    /// agent that owes the answer is gone (heartbeat expired or restarted).
+    /// Returns the snapshot to show.
+    async fn settle(&self, snapshot: JobSnapshot) -> ApiResult<JobSnapshot> {
+        let pending = view::pending(&snapshot);
+        if pending.is_empty() {
+            return Ok(snapshot);
+        }
+        let id = snapshot.record.id;
+        let now = OffsetDateTime::now_utc();
+        let mut wrote = false;
+        if now >= snapshot.record.deadline {
+            let timeout = Duration::try_from(snapshot.record.deadline - snapshot.record.created)
+                .unwrap_or_default();
+            for p in pending {
+                let who = if p.hostname == view::ANY_HOST {
+                    "no agent took the job".to_string()
+                } else {
+                    format!("{} did not answer", p.hostname)
+                };
+                let error = format!(
+                    "job deadline exceeded after {}: {who}",
+                    osapi_api::format::go_duration(timeout)
+                );
+                self.bus
+                    .jobs
+                    .append_event(
+                        JobEvent::now(id, EventKind::Expired, p.hostname).with_error(error),
+                    )
+                    .await?;
+                wrote = true;
+            }
+        } else {
+            let fleet = self.directory.fleet().await?;
+            for p in pending.into_iter().filter(|p| p.hostname != view::ANY_HOST) {
+                let cached = fleet.get(&p.hostname).map(|a| a.registration.instance_id);
+                if cached.is_some() && (p.instance.is_none() || cached == p.instance) {
+                    continue;
+                }
+                // The cache says gone or replaced: confirm before recording it.
+                let live = self.bus.registry.get(&p.hostname).await?;
+                let verdict = match (live, p.instance) {
+                    (None, _) => Some(format!(
+                        "agent {} lost: no heartbeat within {}",
+                        p.hostname,
+                        osapi_api::format::go_duration(self.bus.registry.ttl())
+                    )),
+                    (Some(reg), Some(instance)) if reg.instance_id != instance => Some(format!(
+                        "agent {} lost: it restarted while running the job",
+                        p.hostname
+                    )),
+                    _ => None,
+                };
+                if let Some(error) = verdict {
+                    self.bus
+                        .jobs
+                        .append_event(
+                            JobEvent::now(id, EventKind::Lost, p.hostname).with_error(error),
+                        )
+                        .await?;
+                    wrote = true;
+                }
+            }
+        }
+        if wrote {
+            self.snapshot(id).await
+        } else {
+            Ok(snapshot)
+        }
+    }
+
+    /// The job as `GET /job/{id}` shows it.
+    pub async fn detail(&self, id: Uuid) -> ApiResult<JobDetail> {
+        let snapshot = self.settle(self.snapshot(id).await?).await?;
+        Ok(view::build(&snapshot, true))
+    }
+
+    /// Waits until the job is terminal or `wait` has passed, then returns it.
+    pub async fn wait(&self, id: Uuid, wait: Duration) -> ApiResult<JobDetail> {
+        let end = tokio::time::Instant::now() + wait;
+        let mut waiter = self.waiters.watch(id);
+        loop {
+            waiter.job.borrow_and_update();
+            waiter.all.borrow_and_update();
+            let snapshot = self.settle(self.snapshot(id).await?).await?;
+            let detail = view::build(&snapshot, true);
+            if detail.status.is_some_and(JobStatus::is_terminal) {
+                return Ok(detail);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= end {
+                return Ok(detail);
+            }
+            let to_deadline: Duration = (snapshot.record.deadline - OffsetDateTime::now_utc())
+                .try_into()
+                .unwrap_or_default();
+            let wake_at = end.min(now + to_deadline + Duration::from_millis(5));
+            tokio::select! {
+                r = waiter.job.changed() => if r.is_err() { return Ok(detail) },
+                r = waiter.all.changed() => if r.is_err() { return Ok(detail) },
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+    }
+
+    /// Jobs newest first, optionally filtered by status, paged.
+    pub async fn list(
+        &self,
+        status: Option<JobStatus>,
+        offset: usize,
+        limit: usize,
+    ) -> ApiResult<(usize, Vec<JobDetail>)> {
+        let all = self.bus.jobs.list().await?;
+        let views = all.iter().map(|s| view::build(s, false));
+        let matching: Vec<JobDetail> = match status {
+            Some(st) => views.filter(|v| v.status == Some(st)).collect(),
+            None => views.collect(),
+        };
+        let total = matching.len();
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        Ok((
+            total,
+            matching.into_iter().skip(offset).take(limit).collect(),
+        ))
+    }
+
+    /// Counts per status and operation.
+    pub async fn stats(&self) -> ApiResult<QueueStats> {
+        let all = self.bus.jobs.list().await?;
+        let mut stats = QueueStats {
+            total_jobs: all.len(),
+            ..Default::default()
+        };
+        for key in [
+            "submitted",
+            "processing",
+            "completed",
+            "failed",
+            "partial_failure",
+        ] {
+            stats.status_counts.insert(key.to_string(), 0);
+        }
+        for s in &all {
+            let status = view::build(s, false).status.unwrap_or(JobStatus::Unknown);
+            *stats
+                .status_counts
+                .entry(status.as_str().to_string())
+                .or_default() += 1;
+            *stats
+                .operation_counts
+                .entry(s.record.op_type.clone())
+                .or_default() += 1;
+        }
+        Ok(stats)
+    }
+
+    /// Deletes a job.
+    pub async fn delete(&self, id: Uuid) -> ApiResult<()> {
+        if self.bus.jobs.delete(id).await? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("job not found: {id}")))
+        }
+    }
+
+    /// Creates a new job from an old one's operation.
+    pub async fn retry(&self, id: Uuid, target: Option<String>) -> ApiResult<Created> {
+        let original = self.snapshot(id).await?;
+        let target_given = target.clone().unwrap_or_default();
+        let target = target.unwrap_or_else(|| Target::ANY.to_string());
+        let created = self
+            .create(original.record.operation.clone(), &target, None, Some(id))
+            .await?;
+        let retried = JobEvent::now(id, EventKind::Retried, API_HOST).with_data(json!({
+            "new_job_id": created.record.id.to_string(),
+            "target_hostname": target_given,
+        }));
+        self.bus.jobs.append_event(retried).await?;
+        Ok(created)
+    }
+}
+
+/// Checks the operation object and, for known operations, its data.
+/// Returns the operation type.
+pub fn validate_operation(operation: &Value) -> ApiResult<String> {
+    let obj = operation
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("operation must be a JSON object"))?;
+    let op_type = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request("invalid operation format: missing type field"))?;
+    let op: Operation = op_type.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "unsupported operation {op_type:?} (supported: {})",
+            Operation::ALL.map(Operation::as_str).join(", ")
+        ))
+    })?;
+    let data = match obj.get("data") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(d @ Value::Object(_)) => d.clone(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "operation.data must be a JSON object",
+            ));
+        }
+    };
+    fn check<T: DeserializeOwned>(op: Operation, data: &Value) -> ApiResult<T> {
+        T::deserialize(data)
+            .map_err(|e| ApiError::bad_request(format!("invalid data for {op}: {e}")))
+    }
+    match op {
+        Operation::NetworkDnsGet => {
+            check::<DnsGetParams>(op, &data)?;
+        }
+        Operation::NetworkDnsUpdate => {
+            let p = check::<DnsUpdateParams>(op, &data)?;
+            if p.servers.as_ref().is_none_or(Vec::is_empty)
+                && p.search_domains.as_ref().is_none_or(Vec::is_empty)
+            {
+                return Err(ApiError::bad_request(
+                    "invalid data for network.dns.update: servers or search_domains is required",
+                ));
+            }
+        }
+        Operation::NetworkPingDo => {
+            let p = check::<PingParams>(op, &data)?;
+            if p.address.is_empty() {
+                return Err(ApiError::bad_request(
+                    "invalid data for network.ping.do: address is required",
+                ));
+            }
+        }
+        Operation::CommandExec => {
+            let p = check::<CommandExecParams>(op, &data)?;
+            validate_command(&p.command, p.timeout)?;
+        }
+        Operation::CommandShell => {
+            let p = check::<CommandShellParams>(op, &data)?;
+            validate_command(&p.command, p.timeout)?;
+        }
+        Operation::FileDeploy => {
+            let p = check::<FileDeployParams>(op, &data)?;
+            validate_deploy(&p.object_name, &p.path, p.mode.as_deref())?;
+        }
+        Operation::FileStatusGet => {
+            let p = check::<FileStatusParams>(op, &data)?;
+            validate_host_path(&p.path).map_err(ApiError::bad_request)?;
+        }
+        _ => {}
+    }
+    Ok(op_type.to_string())
+}
+
+/// Command and timeout rules shared by `POST /job` and the node endpoints.
+pub fn validate_command(command: &str, timeout: Option<u64>) -> ApiResult<()> {
+    if command.trim().is_empty() {
+        return Err(ApiError::bad_request("command is required"));
+    }
+    if let Some(t) = timeout
+        && !(1..=300).contains(&t)
+    {
+        return Err(ApiError::bad_request(format!(
+            "timeout must be between 1 and 300 seconds, got {t}"
+        )));
+    }
+    Ok(())
+}
+
+/// Deploy rules shared by `POST /job` and the node endpoint.
+pub fn validate_deploy(object_name: &str, path: &str, mode: Option<&str>) -> ApiResult<()> {
+    if object_name.is_empty() || object_name.len() > 255 {
+        return Err(ApiError::bad_request(
+            "object_name is required and must be 1-255 characters",
+        ));
+    }
+    validate_host_path(path).map_err(ApiError::bad_request)?;
+    if let Some(mode) = mode.filter(|m| !m.is_empty()) {
+        let digits = mode.trim_start_matches("0o");
+        if digits.is_empty()
+            || digits.len() > 4
+            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        {
+            return Err(ApiError::bad_request(format!(
+                "mode {mode:?} is not an octal file mode such as \"0644\""
+            )));
+        }
+    }
+    Ok(())
+}

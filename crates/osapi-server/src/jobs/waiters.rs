@@ -1,0 +1,116 @@
+//! Wakes long-polling requests (`GET /job/{id}?wait=…`, the synchronous node
+//! endpoints) when their job changes, fed by the bus's change feed. Agents
+//! joining or leaving wake every waiter, so lost hosts are noticed at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use osapi_bus::{Bus, RegistryEvent};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::directory::AgentDirectory;
+
+/// Registry of waiting requests.
+pub struct Waiters {
+    jobs: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    everyone: watch::Sender<u64>,
+}
+
+/// A request's subscription; unregisters on drop.
+pub struct Waiter {
+    hub: Arc<Waiters>,
+    id: Uuid,
+    /// Bumped when this job changes.
+    pub job: watch::Receiver<u64>,
+    /// Bumped when every waiter should look again.
+    pub all: watch::Receiver<u64>,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut jobs = self.hub.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        // Our receiver is still alive here, so 1 means "only us".
+        if jobs
+            .get(&self.id)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            jobs.remove(&self.id);
+        }
+    }
+}
+
+impl Waiters {
+    /// Starts the feed tasks for `bus` and returns the hub.
+    pub fn start(bus: &Bus, directory: Arc<AgentDirectory>) -> Arc<Waiters> {
+        let hub = Arc::new(Waiters {
+            jobs: Mutex::new(HashMap::new()),
+            everyone: watch::channel(0).0,
+        });
+        let mut job_changes = bus.jobs.subscribe();
+        let weak = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            loop {
+                let change = job_changes.recv().await;
+                let Some(hub) = weak.upgrade() else { return };
+                match change {
+                    Ok(id) => hub.wake(id),
+                    Err(RecvError::Lagged(_)) => hub.wake_all(),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        let mut registry_changes = bus.registry.subscribe();
+        let mut drain_changes = bus.state.subscribe();
+        let weak = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            loop {
+                let closed = tokio::select! {
+                    r = registry_changes.recv() => {
+                        if let Ok(RegistryEvent::Left { hostname }) = &r {
+                            tracing::debug!(%hostname, "agent left");
+                        }
+                        matches!(r, Err(RecvError::Closed))
+                    }
+                    r = drain_changes.recv() => matches!(r, Err(RecvError::Closed)),
+                };
+                directory.invalidate();
+                let Some(hub) = weak.upgrade() else { return };
+                if closed {
+                    return;
+                }
+                hub.wake_all();
+            }
+        });
+        hub
+    }
+
+    /// Subscribes to changes of job `id`.
+    pub fn watch(self: &Arc<Self>, id: Uuid) -> Waiter {
+        let job = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Waiter {
+            hub: self.clone(),
+            id,
+            job,
+            all: self.everyone.subscribe(),
+        }
+    }
+
+    fn wake(&self, id: Uuid) {
+        if let Some(tx) = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            tx.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn wake_all(&self) {
+        self.everyone.send_modify(|v| *v += 1);
+    }
+}

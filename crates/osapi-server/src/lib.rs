@@ -1,0 +1,24 @@
+//! The OSAPI controller: REST API (upstream-compatible paths, bodies and
+//! status codes, at the root and under `/api/`), JWT authentication with
+//! per-route permissions, the job service with expected hosts, long-polling
+//! and lost-agent detection, the file API, the audit log and our OpenAPI
+//! document. [`Embedded`] runs it with in-process agents on an in-memory bus.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+mod config;
+mod controller;
+pub mod directory;
+mod embedded;
+mod error;
+pub mod extract;
+pub mod jobs;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+pub use config::ServerConfig;
+pub use controller::{Controller, ServerError};
+pub use embedded::{Embedded, EmbeddedBuilder, EmbeddedError};
+pub use error::{ApiError, ApiResult};

@@ -1,0 +1,707 @@
+//! The synchronous `/node/{hostname}/…` endpoints: each creates a job, waits
+//! for it, and answers with one item per host (`{"job_id", "results"}`).
+//! Unicast targets (`_any`, a hostname) answer with exactly one item and turn
+//! an agent failure into a 500; broadcast targets list failed hosts as items
+//! with `error`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use osapi_agent::factref::is_fact_ref;
+use osapi_api::agent::{LoadAverageResponse, MemoryResponse, OsInfoResponse};
+use osapi_api::format::{go_duration, human_uptime};
+use osapi_api::job::JobStatus;
+use osapi_api::node::*;
+use osapi_api::ops::{ContentType, Operation};
+use osapi_api::results::*;
+use osapi_api::target::Target;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::{Authorized, perm};
+use crate::error::{ApiError, ApiResult};
+use crate::extract;
+use crate::jobs::{validate_command, validate_deploy};
+use crate::state::AppState;
+
+/// One host's answer to a synchronous job.
+struct Answer {
+    hostname: String,
+    data: Option<Value>,
+    error: Option<String>,
+    changed: bool,
+}
+
+/// Creates the job, waits, and collects the answers.
+async fn run(
+    state: &AppState,
+    target: &str,
+    op: Operation,
+    data: Value,
+    wait: Duration,
+) -> ApiResult<(Uuid, bool, Vec<Answer>)> {
+    let broadcast = Target::parse(target).is_ok_and(|t| t.is_broadcast());
+    let operation = json!({"type": op.as_str(), "data": data});
+    let created = state.jobs.create(operation, target, None, None).await?;
+    let id = created.record.id;
+    let detail = state.jobs.wait(id, wait).await?;
+    let terminal = detail.status.is_some_and(JobStatus::is_terminal);
+    let answers: Vec<Answer> = if broadcast {
+        detail
+            .responses
+            .unwrap_or_default()
+            .into_values()
+            .map(|r| Answer {
+                hostname: r.hostname,
+                changed: r.changed.unwrap_or(false),
+                data: r.data,
+                error: r.error,
+            })
+            .collect()
+    } else if terminal {
+        vec![Answer {
+            hostname: detail.hostname.unwrap_or_default(),
+            data: detail.result,
+            changed: detail.changed.unwrap_or(false),
+            error: (detail.status == Some(JobStatus::Failed))
+                .then(|| detail.error.unwrap_or_else(|| "job failed".into())),
+        }]
+    } else {
+        Vec::new()
+    };
+    if answers.is_empty() && !terminal {
+        return Err(ApiError::internal(format!(
+            "timeout waiting for job response: no agent answered within {} (job {id})",
+            go_duration(wait)
+        )));
+    }
+    if !broadcast && let Some(err) = answers.first().and_then(|a| a.error.clone()) {
+        return Err(ApiError::internal(format!("job failed: {err}")));
+    }
+    Ok((id, broadcast, answers))
+}
+
+/// A per-host item of a collection response.
+trait Item: Sized {
+    fn failed(hostname: String, error: String) -> Self;
+    fn from_answer(a: &Answer) -> Result<Self, String>;
+}
+
+fn decode<T: DeserializeOwned>(a: &Answer) -> Result<T, String> {
+    let data = a.data.clone().unwrap_or(Value::Null);
+    serde_json::from_value(data).map_err(|e| format!("unexpected result from agent: {e}"))
+}
+
+async fn collection<T: Item>(
+    state: &AppState,
+    target: &str,
+    op: Operation,
+    data: Value,
+    wait: Duration,
+) -> ApiResult<Json<Collection<T>>> {
+    let (id, _, answers) = run(state, target, op, data, wait).await?;
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for a in &answers {
+        match &a.error {
+            Some(e) => failed.push(T::failed(a.hostname.clone(), e.clone())),
+            None => match T::from_answer(a) {
+                Ok(item) => ok.push(item),
+                Err(e) => failed.push(T::failed(a.hostname.clone(), e)),
+            },
+        }
+    }
+    ok.extend(failed);
+    Ok(Json(Collection {
+        job_id: Some(id),
+        results: ok,
+    }))
+}
+
+fn os_response(o: &OsInfo) -> OsInfoResponse {
+    OsInfoResponse {
+        distribution: o.distribution.clone(),
+        version: o.version.clone(),
+    }
+}
+
+fn memory_response(m: &MemoryResult) -> MemoryResponse {
+    MemoryResponse {
+        total: m.total,
+        free: m.free,
+        used: m.used,
+    }
+}
+
+fn load_response(l: &LoadResult) -> LoadAverageResponse {
+    LoadAverageResponse {
+        one_min: l.load1,
+        five_min: l.load5,
+        fifteen_min: l.load15,
+    }
+}
+
+impl Item for NodeStatusItem {
+    fn failed(hostname: String, error: String) -> Self {
+        NodeStatusItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: NodeStatusResult = decode(a)?;
+        Ok(NodeStatusItem {
+            hostname: if r.hostname.is_empty() {
+                a.hostname.clone()
+            } else {
+                r.hostname.clone()
+            },
+            uptime: Some(human_uptime(r.uptime().as_secs())),
+            load_average: r.load.as_ref().map(load_response),
+            memory: r.memory.as_ref().map(memory_response),
+            disks: Some(r.disks.clone()),
+            os_info: r.os_info.as_ref().map(os_response),
+            error: None,
+        })
+    }
+}
+
+impl Item for HostnameItem {
+    fn failed(hostname: String, error: String) -> Self {
+        HostnameItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: HostnameResult = decode(a)?;
+        Ok(HostnameItem {
+            hostname: r.hostname,
+            labels: r.labels,
+            error: None,
+        })
+    }
+}
+
+impl Item for DiskItem {
+    fn failed(hostname: String, error: String) -> Self {
+        DiskItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: DiskResult = decode(a)?;
+        Ok(DiskItem {
+            hostname: a.hostname.clone(),
+            disks: Some(r.disks),
+            error: None,
+        })
+    }
+}
+
+impl Item for MemoryItem {
+    fn failed(hostname: String, error: String) -> Self {
+        MemoryItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: MemoryResult = decode(a)?;
+        Ok(MemoryItem {
+            hostname: a.hostname.clone(),
+            memory: Some(memory_response(&r)),
+            error: None,
+        })
+    }
+}
+
+impl Item for LoadItem {
+    fn failed(hostname: String, error: String) -> Self {
+        LoadItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: LoadResult = decode(a)?;
+        Ok(LoadItem {
+            hostname: a.hostname.clone(),
+            load_average: Some(load_response(&r)),
+            error: None,
+        })
+    }
+}
+
+impl Item for OsInfoItem {
+    fn failed(hostname: String, error: String) -> Self {
+        OsInfoItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: OsInfo = decode(a)?;
+        Ok(OsInfoItem {
+            hostname: a.hostname.clone(),
+            os_info: Some(os_response(&r)),
+            error: None,
+        })
+    }
+}
+
+impl Item for UptimeItem {
+    fn failed(hostname: String, error: String) -> Self {
+        UptimeItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: UptimeResult = decode(a)?;
+        Ok(UptimeItem {
+            hostname: a.hostname.clone(),
+            uptime: Some(go_duration(r.duration())),
+            error: None,
+        })
+    }
+}
+
+impl Item for PingItem {
+    fn failed(hostname: String, error: String) -> Self {
+        PingItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: PingResult = decode(a)?;
+        let ms = |ns: u64| format!("{:.2}ms", ns as f64 / 1e6);
+        Ok(PingItem {
+            hostname: a.hostname.clone(),
+            packets_sent: Some(r.packets_sent),
+            packets_received: Some(r.packets_received),
+            packet_loss: Some(r.packet_loss),
+            min_rtt: Some(ms(r.min_rtt_ns)),
+            avg_rtt: Some(ms(r.avg_rtt_ns)),
+            max_rtt: Some(ms(r.max_rtt_ns)),
+            error: None,
+        })
+    }
+}
+
+impl Item for DnsConfigItem {
+    fn failed(hostname: String, error: String) -> Self {
+        DnsConfigItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: DnsConfigResult = decode(a)?;
+        Ok(DnsConfigItem {
+            hostname: a.hostname.clone(),
+            servers: (!r.dns_servers.is_empty()).then_some(r.dns_servers),
+            search_domains: Some(r.search_domains),
+            error: None,
+        })
+    }
+}
+
+impl Item for DnsUpdateItem {
+    fn failed(hostname: String, error: String) -> Self {
+        DnsUpdateItem {
+            hostname,
+            status: "failed".into(),
+            changed: false,
+            error: Some(error),
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: DnsUpdateResult = decode(a)?;
+        Ok(DnsUpdateItem {
+            hostname: a.hostname.clone(),
+            status: "ok".into(),
+            changed: r.changed,
+            error: None,
+        })
+    }
+}
+
+impl Item for CommandItem {
+    fn failed(hostname: String, error: String) -> Self {
+        CommandItem {
+            hostname,
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+    fn from_answer(a: &Answer) -> Result<Self, String> {
+        let r: CommandResult = decode(a)?;
+        Ok(CommandItem {
+            hostname: a.hostname.clone(),
+            stdout: Some(r.stdout),
+            stderr: Some(r.stderr),
+            exit_code: Some(r.exit_code),
+            duration_ms: Some(r.duration_ms),
+            changed: Some(r.changed),
+            error: None,
+        })
+    }
+}
+
+fn sync_wait(state: &AppState) -> Duration {
+    state.config.sync_timeout
+}
+
+/// Waits at least as long as the command may run.
+fn command_wait(state: &AppState, timeout: Option<i64>) -> Duration {
+    let cmd = Duration::from_secs(timeout.unwrap_or(30).max(0) as u64) + Duration::from_secs(5);
+    state.config.sync_timeout.max(cmd)
+}
+
+macro_rules! node_get {
+    ($name:ident, $path:literal, $op:expr, $item:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(get, path = $path, tag = "Node",
+            params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
+            security(("BearerAuth" = ["node:read"])),
+            responses((status = 200, body = Collection<$item>),
+                (status = 400, body = osapi_api::error::ErrorResponse),
+                (status = 500, body = osapi_api::error::ErrorResponse)))]
+        pub async fn $name(
+            _auth: Authorized<perm::NodeRead>,
+            State(state): State<AppState>,
+            Path(hostname): Path<String>,
+        ) -> ApiResult<Json<Collection<$item>>> {
+            collection(&state, &hostname, $op, json!({}), sync_wait(&state)).await
+        }
+    };
+}
+
+node_get!(
+    status,
+    "/node/{hostname}",
+    Operation::NodeStatusGet,
+    NodeStatusItem,
+    "Hostname, OS, uptime, load, memory and disks."
+);
+node_get!(
+    hostname,
+    "/node/{hostname}/hostname",
+    Operation::NodeHostnameGet,
+    HostnameItem,
+    "Hostname and labels."
+);
+node_get!(
+    disk,
+    "/node/{hostname}/disk",
+    Operation::NodeDiskGet,
+    DiskItem,
+    "Mounted filesystems."
+);
+node_get!(
+    memory,
+    "/node/{hostname}/memory",
+    Operation::NodeMemoryGet,
+    MemoryItem,
+    "Memory."
+);
+node_get!(
+    load,
+    "/node/{hostname}/load",
+    Operation::NodeLoadGet,
+    LoadItem,
+    "Load averages."
+);
+node_get!(
+    os,
+    "/node/{hostname}/os",
+    Operation::NodeOsGet,
+    OsInfoItem,
+    "Distribution and version."
+);
+node_get!(
+    uptime,
+    "/node/{hostname}/uptime",
+    Operation::NodeUptimeGet,
+    UptimeItem,
+    "Uptime."
+);
+
+/// Ping an address from the host(s).
+#[utoipa::path(post, path = "/node/{hostname}/network/ping", tag = "Node",
+    params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
+    request_body = PingRequest,
+    security(("BearerAuth" = ["network:write"])),
+    responses((status = 200, body = Collection<PingItem>),
+        (status = 400, body = osapi_api::error::ErrorResponse)))]
+pub async fn ping(
+    _auth: Authorized<perm::NetworkWrite>,
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+    extract::Json(req): extract::Json<PingRequest>,
+) -> ApiResult<Json<Collection<PingItem>>> {
+    if req.address.parse::<IpAddr>().is_err() && !is_fact_ref(&req.address) {
+        return Err(ApiError::bad_request(format!(
+            "address {:?} must be an IPv4/IPv6 address or an @fact. reference",
+            req.address
+        )));
+    }
+    collection(
+        &state,
+        &hostname,
+        Operation::NetworkPingDo,
+        json!({"address": req.address}),
+        sync_wait(&state),
+    )
+    .await
+}
+
+fn check_interface(name: &str) -> ApiResult<()> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plain || is_fact_ref(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "interface {name:?} must be an interface name ([A-Za-z0-9_.-]) or an @fact. reference"
+        )))
+    }
+}
+
+/// DNS configuration of an interface.
+#[utoipa::path(get, path = "/node/{hostname}/network/dns/{interfaceName}", tag = "Node",
+    params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value"),
+        ("interfaceName" = String, Path, description = "Interface name or @fact. reference")),
+    security(("BearerAuth" = ["network:read"])),
+    responses((status = 200, body = Collection<DnsConfigItem>),
+        (status = 400, body = osapi_api::error::ErrorResponse)))]
+pub async fn dns_get(
+    _auth: Authorized<perm::NetworkRead>,
+    State(state): State<AppState>,
+    Path((hostname, interface)): Path<(String, String)>,
+) -> ApiResult<Json<Collection<DnsConfigItem>>> {
+    check_interface(&interface)?;
+    collection(
+        &state,
+        &hostname,
+        Operation::NetworkDnsGet,
+        json!({"interface": interface}),
+        sync_wait(&state),
+    )
+    .await
+}
+
+/// True for an RFC 1123 hostname.
+fn is_hostname(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Change the DNS servers and search domains.
+#[utoipa::path(put, path = "/node/{hostname}/network/dns", tag = "Node",
+    params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
+    request_body = DnsUpdateRequest,
+    security(("BearerAuth" = ["network:write"])),
+    responses((status = 202, body = Collection<DnsUpdateItem>),
+        (status = 400, body = osapi_api::error::ErrorResponse)))]
+pub async fn dns_update(
+    _auth: Authorized<perm::NetworkWrite>,
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+    extract::Json(req): extract::Json<DnsUpdateRequest>,
+) -> ApiResult<(StatusCode, Json<Collection<DnsUpdateItem>>)> {
+    check_interface(&req.interface_name)?;
+    if req.servers.is_none() && req.search_domains.is_none() {
+        return Err(ApiError::bad_request(
+            "servers or search_domains is required",
+        ));
+    }
+    for s in req.servers.iter().flatten() {
+        if s.parse::<IpAddr>().is_err() {
+            return Err(ApiError::bad_request(format!(
+                "server {s:?} is not an IP address"
+            )));
+        }
+    }
+    for d in req.search_domains.iter().flatten() {
+        if !is_hostname(d) {
+            return Err(ApiError::bad_request(format!(
+                "search domain {d:?} is not a valid hostname"
+            )));
+        }
+    }
+    let data = json!({"interface": req.interface_name, "servers": req.servers, "search_domains": req.search_domains});
+    let body = collection(
+        &state,
+        &hostname,
+        Operation::NetworkDnsUpdate,
+        data,
+        sync_wait(&state),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, body))
+}
+
+/// Run a command without a shell.
+#[utoipa::path(post, path = "/node/{hostname}/command/exec", tag = "Node",
+    params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
+    request_body = CommandExecRequest,
+    security(("BearerAuth" = ["command:execute"])),
+    responses((status = 202, body = Collection<CommandItem>),
+        (status = 400, body = osapi_api::error::ErrorResponse)))]
+pub async fn command_exec(
+    _auth: Authorized<perm::CommandExecute>,
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+    extract::Json(req): extract::Json<CommandExecRequest>,
+) -> ApiResult<(StatusCode, Json<Collection<CommandItem>>)> {
+    let timeout = check_timeout(req.timeout)?;
+    validate_command(&req.command, timeout)?;
+    let data =
+        json!({"command": req.command, "args": req.args, "cwd": req.cwd, "timeout": timeout});
+    let wait = command_wait(&state, req.timeout);
+    let body = collection(&state, &hostname, Operation::CommandExec, data, wait).await?;
+    Ok((StatusCode::ACCEPTED, body))
+}
+
+fn check_timeout(t: Option<i64>) -> ApiResult<Option<u64>> {
+    match t {
+        None => Ok(None),
+        Some(t) if (1..=300).contains(&t) => Ok(Some(t as u64)),
+        Some(t) => Err(ApiError::bad_request(format!(
+            "timeout must be between 1 and 300 seconds, got {t}"
+        ))),
+    }
+}
+
+/// Run a command line with `/bin/sh -c`.
+#[utoipa::path(post, path = "/node/{hostname}/command/shell", tag = "Node",
+    params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
+    request_body = CommandShellRequest,
+    security(("BearerAuth" = ["command:execute"])),
+    responses((status = 202, body = Collection<CommandItem>),
+        (status = 400, body = osapi_api::error::ErrorResponse)))]
+pub async fn command_shell(
+    _auth: Authorized<perm::CommandExecute>,
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+    extract::Json(req): extract::Json<CommandShellRequest>,
+) -> ApiResult<(StatusCode, Json<Collection<CommandItem>>)> {
+    let timeout = check_timeout(req.timeout)?;
+    validate_command(&req.command, timeout)?;
+    let data = json!({"command": req.command, "cwd": req.cwd, "timeout": timeout});
+    let wait = command_wait(&state, req.timeout);
+    let body = collection(&state, &hostname, Operation::CommandShell, data, wait).await?;
+    Ok((StatusCode::ACCEPTED, body))
+}
+
+/// Deploy a stored file to a path.
+#[utoipa::path(post, path = "/node/{hostname}/file/deploy", tag = "Node",
+    params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
+    request_body = FileDeployRequest,
+    security(("BearerAuth" = ["file:write"])),
+    responses((status = 202, body = FileDeployResponse),
+        (status = 400, body = osapi_api::error::ErrorResponse),
+        (status = 500, body = osapi_api::error::ErrorResponse)))]
+pub async fn file_deploy(
+    _auth: Authorized<perm::FileWrite>,
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+    extract::Json(req): extract::Json<FileDeployRequest>,
+) -> ApiResult<(StatusCode, Json<FileDeployResponse>)> {
+    let content_type: ContentType = req.content_type.parse().map_err(ApiError::bad_request)?;
+    validate_deploy(&req.object_name, &req.path, req.mode.as_deref())?;
+    let data = json!({
+        "object_name": req.object_name, "path": req.path, "content_type": content_type,
+        "mode": req.mode, "owner": req.owner, "group": req.group,
+        "vars": req.vars.unwrap_or_default(),
+    });
+    let (id, _, answers) = run(
+        &state,
+        &hostname,
+        Operation::FileDeploy,
+        data,
+        sync_wait(&state),
+    )
+    .await?;
+    let ok: Vec<&Answer> = answers.iter().filter(|a| a.error.is_none()).collect();
+    let Some(first) = ok.first() else {
+        let errors: BTreeMap<&str, &str> = answers
+            .iter()
+            .map(|a| (a.hostname.as_str(), a.error.as_deref().unwrap_or("")))
+            .collect();
+        return Err(ApiError::internal(format!("job failed: {errors:?}")));
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(FileDeployResponse {
+            job_id: id.to_string(),
+            hostname: first.hostname.clone(),
+            changed: ok.iter().any(|a| a.changed),
+        }),
+    ))
+}
+
+/// Whether a deployed file is still as deployed.
+#[utoipa::path(post, path = "/node/{hostname}/file/status", tag = "Node",
+    params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
+    request_body = FileStatusRequest,
+    security(("BearerAuth" = ["file:read"])),
+    responses((status = 200, body = FileStatusResponse),
+        (status = 400, body = osapi_api::error::ErrorResponse)))]
+pub async fn file_status(
+    _auth: Authorized<perm::FileRead>,
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+    extract::Json(req): extract::Json<FileStatusRequest>,
+) -> ApiResult<Json<FileStatusResponse>> {
+    osapi_api::ops::validate_host_path(&req.path).map_err(ApiError::bad_request)?;
+    let (id, _, answers) = run(
+        &state,
+        &hostname,
+        Operation::FileStatusGet,
+        json!({"path": req.path}),
+        sync_wait(&state),
+    )
+    .await?;
+    let first = answers
+        .iter()
+        .find(|a| a.error.is_none())
+        .ok_or_else(|| ApiError::internal("job failed: no host could read the file status"))?;
+    let r: FileStatusResult = decode(first).map_err(ApiError::internal)?;
+    Ok(Json(FileStatusResponse {
+        job_id: id.to_string(),
+        hostname: first.hostname.clone(),
+        path: r.path,
+        status: r.status.as_str().to_string(),
+        sha256: r.sha256,
+    }))
+}
