@@ -1,6 +1,7 @@
 //! `@fact.<key>` references in job data, resolved against the agent's facts
 //! before an operation runs (upstream §6.6), plus `@fact.custom.<key>` for
-//! custom facts from the agent's configuration.
+//! custom facts from the agent's configuration. Unlike upstream, a reference
+//! also ends at `/` and other punctuation, so `/srv/@fact.hostname/app.conf` works.
 
 use osapi_api::records::Facts;
 use serde_json::Value;
@@ -42,9 +43,14 @@ fn resolve_str(s: &str, facts: Option<&Facts>, hostname: &str) -> Result<String,
     while let Some(start) = rest.find(PREFIX) {
         out.push_str(&rest[..start]);
         let after = &rest[start + PREFIX.len()..];
-        let end = after
-            .find(|c: char| matches!(c, ' ' | '"' | '\'' | ',' | ';'))
+        // A key is made of letters, digits, `_`, `-` and `.`; anything else
+        // (space, quote, comma, `/` …) ends it, and so does a trailing dot.
+        let mut end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
             .unwrap_or(after.len());
+        while end > 0 && after.as_bytes()[end - 1] == b'.' {
+            end -= 1;
+        }
         let key = &after[..end];
         let value = lookup(key, facts, hostname).map_err(|why| {
             format!("failed to resolve fact references: unresolvable fact reference \"{PREFIX}{key}\": {why}")
@@ -123,6 +129,14 @@ mod tests {
         let mut v = serde_json::json!({"x": "@fact.custom.env;@fact.custom.rack"});
         resolve(&mut v, Some(&facts), "h").unwrap();
         assert_eq!(v["x"], "prod;7");
+    }
+
+    #[test]
+    fn references_end_at_punctuation() {
+        let facts = Facts::default();
+        let mut v = serde_json::json!("/srv/@fact.hostname/app.conf and @fact.hostname.");
+        resolve(&mut v, Some(&facts), "web-01").unwrap();
+        assert_eq!(v, "/srv/web-01/app.conf and web-01.");
     }
 
     #[test]

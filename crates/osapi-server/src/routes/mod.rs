@@ -147,12 +147,11 @@ async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next
             response_code: response.status().as_u16(),
             duration_ms: started.elapsed().as_millis() as u64,
         };
-        let audit = state.bus.audit.clone();
-        tokio::spawn(async move {
-            if let Err(e) = audit.put(entry).await {
-                tracing::warn!(error = %e, "failed to write audit entry");
-            }
-        });
+        // Written before the response leaves, so a client that reads the
+        // log right after a request finds it there.
+        if let Err(e) = state.bus.audit.put(entry).await {
+            tracing::warn!(error = %e, "failed to write audit entry");
+        }
     }
     response
 }

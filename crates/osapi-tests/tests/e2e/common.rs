@@ -1,0 +1,198 @@
+//! Shared test fixtures: start a stack, raw HTTP helpers, token crafting.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use osapi_agent::AgentConfig;
+use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_client::Client;
+use osapi_server::Embedded;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A running stack with its own temp dir.
+pub struct Stack {
+    pub emb: Embedded,
+    pub client: Client,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+}
+
+pub const RESOLV: &str = "nameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\noptions ndots:2\n";
+
+/// Agent settings that never touch the machine's own resolv.conf.
+pub fn agent(name: &str, dir: &TempDir) -> AgentConfig {
+    let resolv = dir.path().join(format!("resolv-{name}.conf"));
+    std::fs::write(&resolv, RESOLV).unwrap();
+    let mut c = AgentConfig::named(name);
+    c.providers = ProviderConfig {
+        resolv_conf: resolv,
+        resolvectl: ResolvectlMode::Never,
+        ..ProviderConfig::default()
+    };
+    c
+}
+
+pub struct StackBuilder {
+    agents: Vec<AgentConfig>,
+    ttl: Option<Duration>,
+    upload_limit: Option<usize>,
+    dir: TempDir,
+}
+
+impl StackBuilder {
+    pub fn agent(mut self, f: impl FnOnce(AgentConfig) -> AgentConfig, name: &str) -> Self {
+        let c = agent(name, &self.dir);
+        self.agents.push(f(c));
+        self
+    }
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+    pub fn upload_limit(mut self, bytes: usize) -> Self {
+        self.upload_limit = Some(bytes);
+        self
+    }
+    pub async fn start(self) -> Stack {
+        let mut b = Embedded::builder();
+        for a in self.agents {
+            b = b.agent(a);
+        }
+        if let Some(ttl) = self.ttl {
+            b = b.registry_ttl(ttl).heartbeat_interval(ttl / 5);
+        }
+        if let Some(limit) = self.upload_limit {
+            b = b.server_config(|c| c.max_upload_bytes = limit);
+        }
+        let emb = b.start().await.expect("embedded stack starts");
+        let client = Client::new(emb.url(), emb.token()).unwrap();
+        Stack {
+            emb,
+            client,
+            http: reqwest::Client::new(),
+            dir: self.dir,
+        }
+    }
+}
+
+pub fn builder() -> StackBuilder {
+    StackBuilder {
+        agents: Vec::new(),
+        ttl: None,
+        upload_limit: None,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// One agent named `agent-1`.
+pub async fn single() -> Stack {
+    builder().agent(|a| a, "agent-1").start().await
+}
+
+/// Three agents with labels and custom facts.
+pub async fn fleet() -> Stack {
+    builder()
+        .agent(|a| a.label("role", "web").label("group", "web.dev.us-east").fact("env", "prod"), "web-01")
+        .agent(|a| a.label("role", "web").label("group", "web.prod").fact("env", "staging"), "web-02")
+        .agent(|a| a.label("role", "db").label("group", "db.prod").fact("env", "prod"), "db-01")
+        .start()
+        .await
+}
+
+impl Stack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.emb.url())
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Any request; returns status and JSON body (Null when empty or not JSON).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// A request with the admin token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(method, path, Some(self.emb.token()), body).await
+    }
+
+    /// A raw body with a content type and the admin token.
+    pub async fn raw(&self, method: Method, path: &str, content_type: &str, body: &'static str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.emb.token())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Creates a job and waits for it to end.
+    pub async fn run_job(&self, op: &str, data: Value, target: &str) -> osapi_api::job::JobDetail {
+        let created = self.client.submit(op, data, target).await.expect("job created");
+        self.client
+            .wait_job(created.job_id, Duration::from_secs(30))
+            .await
+            .expect("job ends")
+    }
+}
+
+/// Base64url without padding.
+pub fn b64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A token with arbitrary claims, signed with `key` (HS256).
+pub fn token_with(key: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// An unsigned `alg: none` token.
+pub fn alg_none_token() -> String {
+    let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = b64(br#"{"roles":["admin"],"sub":"mallory"}"#);
+    format!("{header}.{claims}.")
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The typed `result` of a unicast job.
+pub fn decode<T: serde::de::DeserializeOwned>(d: &osapi_api::job::JobDetail) -> T {
+    serde_json::from_value(d.result.clone().expect("result")).expect("typed result")
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: a real controller and real agents (embedded, in-memory
+//! bus) on a random loopback port, driven over HTTP. Nothing outside temp
+//! dirs is changed: agents read and update a temp resolv.conf and files are
+//! deployed into temp dirs.
+
+mod common;
+
+mod auth_matrix;
+mod bad_input;
+mod drain;
+mod endpoints;
+mod files;
+mod fleet;
+mod lost_agent;
+mod providers;
