@@ -11,7 +11,7 @@ use osapi_api::audit::AuditEntry;
 use osapi_api::health::{ConsumerDetail, KvBucketInfo, ObjectStoreInfo, StreamInfo};
 use osapi_api::ops::JobClass;
 use osapi_api::records::{
-    AgentRegistration, AgentResponse, Facts, FileState, JobEvent, JobRecord, ObjectInfo,
+    AgentRegistration, AgentResponse, EventKind, Facts, FileState, JobEvent, JobRecord, ObjectInfo,
 };
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -71,9 +71,41 @@ pub trait JobStore: Send + Sync {
     async fn append_event(&self, event: JobEvent) -> BusResult<()>;
     /// Stores an agent's response to a job.
     async fn put_response(&self, response: AgentResponse) -> BusResult<()>;
-    /// Ids of jobs as they change (new events or responses). Receivers that
-    /// lag must treat every job as changed.
-    fn subscribe(&self) -> broadcast::Receiver<Uuid>;
+    /// Jobs as they change. Receivers that lag must treat every job as changed.
+    fn subscribe(&self) -> broadcast::Receiver<JobChange>;
+}
+
+/// A change to a stored job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobChange {
+    /// The job.
+    pub job_id: Uuid,
+    /// What changed.
+    pub kind: ChangeKind,
+}
+
+/// What changed about a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The job was created.
+    Created,
+    /// An event was appended.
+    Event(EventKind),
+    /// An agent response was stored.
+    Response,
+    /// The job was deleted.
+    Deleted,
+}
+
+impl JobChange {
+    /// True for changes that can end a host's part in the job (or the job).
+    pub fn may_settle(&self) -> bool {
+        match self.kind {
+            ChangeKind::Event(k) => k.is_terminal(),
+            ChangeKind::Deleted => true,
+            ChangeKind::Created | ChangeKind::Response => false,
+        }
+    }
 }
 
 /// Where a job notification goes.

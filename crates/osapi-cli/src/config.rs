@@ -225,8 +225,8 @@ impl OsapiFile {
         let where_ = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "defaults".into());
-        let parsed: OsapiFile = yaml_serde::from_value(raw)
-            .with_context(|| format!("invalid configuration in {where_}"))?;
+        let parsed: OsapiFile =
+            decode(raw).with_context(|| format!("invalid configuration in {where_}"))?;
         let mut tree = yaml_serde::to_value(&parsed).context("cannot re-encode configuration")?;
         let mut applied = false;
         let paths: Vec<Vec<String>> = leaf_paths(&tree).into_iter().map(|(p, _)| p).collect();
@@ -242,7 +242,7 @@ impl OsapiFile {
         if !applied {
             return Ok(parsed);
         }
-        yaml_serde::from_value(tree).context("invalid value in an OSAPI_* environment variable")
+        decode(tree).context("invalid value in an OSAPI_* environment variable")
     }
 
     /// Controller settings.
@@ -314,6 +314,14 @@ impl OsapiFile {
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(config)
     }
+}
+
+/// Decodes a tree, naming the key that failed (`api.server.port: invalid type …`).
+fn decode(tree: Value) -> Result<OsapiFile> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("{path}: {}", e.into_inner())
+    })
 }
 
 fn duration(key: &str, value: &str) -> Result<Duration> {
@@ -414,7 +422,7 @@ mod tests {
             "{:#}",
             OsapiFile::load(Some(f.path()), &env(&[])).unwrap_err()
         );
-        assert!(err.contains("port"), "{err}");
+        assert!(err.contains("api.server.port: invalid type"), "{err}");
         let err = format!(
             "{:#}",
             OsapiFile::load(None, &env(&[("OSAPI_API_SERVER_PORT", "x")])).unwrap_err()

@@ -24,12 +24,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn round_trip(client: &Client, req: &CreateJobRequest) {
     let created = client.create_job(req).await.expect("create");
-    let done = client.job_wait(created.job_id, Duration::from_secs(10)).await.expect("wait");
+    let done = client
+        .job_wait(created.job_id, Duration::from_secs(10))
+        .await
+        .expect("wait");
     assert_eq!(done.status(), JobStatus::Completed, "{done:?}");
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let stack = Embedded::builder()
             .agent(AgentConfig::named("bench-agent"))

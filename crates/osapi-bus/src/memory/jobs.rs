@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::lock;
-use crate::{BusError, BusResult, JobSnapshot, JobStore};
+use crate::{BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore};
 
 struct Entry {
     record: Arc<JobRecord>,
@@ -39,7 +39,7 @@ struct Inner {
 /// Jobs held in memory; beyond `max_jobs` the oldest are dropped.
 pub struct MemoryJobStore {
     inner: Mutex<Inner>,
-    changes: broadcast::Sender<Uuid>,
+    changes: broadcast::Sender<JobChange>,
     max_jobs: usize,
 }
 
@@ -63,9 +63,9 @@ impl MemoryJobStore {
         self.len() == 0
     }
 
-    fn notify(&self, id: Uuid) {
+    fn notify(&self, job_id: Uuid, kind: ChangeKind) {
         // No receiver is fine: nobody is waiting.
-        let _ = self.changes.send(id);
+        let _ = self.changes.send(JobChange { job_id, kind });
     }
 }
 
@@ -102,7 +102,7 @@ impl JobStore for MemoryJobStore {
             }
             revision
         };
-        self.notify(id);
+        self.notify(id, ChangeKind::Created);
         Ok(revision)
     }
 
@@ -127,13 +127,14 @@ impl JobStore for MemoryJobStore {
     async fn delete(&self, id: Uuid) -> BusResult<bool> {
         let removed = lock(&self.inner).jobs.remove(&id).is_some();
         if removed {
-            self.notify(id);
+            self.notify(id, ChangeKind::Deleted);
         }
         Ok(removed)
     }
 
     async fn append_event(&self, event: JobEvent) -> BusResult<()> {
         let id = event.job_id;
+        let kind = ChangeKind::Event(event.event);
         {
             let mut inner = lock(&self.inner);
             let entry = inner
@@ -142,7 +143,7 @@ impl JobStore for MemoryJobStore {
                 .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
             entry.events.push(event);
         }
-        self.notify(id);
+        self.notify(id, kind);
         Ok(())
     }
 
@@ -156,11 +157,11 @@ impl JobStore for MemoryJobStore {
                 .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
             entry.responses.push(response);
         }
-        self.notify(id);
+        self.notify(id, ChangeKind::Response);
         Ok(())
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Uuid> {
+    fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         self.changes.subscribe()
     }
 }
@@ -213,7 +214,10 @@ mod tests {
             .append_event(JobEvent::now(id, EventKind::Started, "web-01"))
             .await
             .unwrap();
-        assert_eq!(rx.recv().await.unwrap(), id);
+        let change = rx.recv().await.unwrap();
+        assert_eq!(change.job_id, id);
+        assert_eq!(change.kind, ChangeKind::Event(EventKind::Started));
+        assert!(!change.may_settle());
         assert_eq!(store.get(id).await.unwrap().unwrap().events.len(), 1);
         let missing = JobEvent::now(Uuid::new_v4(), EventKind::Started, "x");
         assert!(matches!(

@@ -1,6 +1,7 @@
 //! Wakes long-polling requests (`GET /job/{id}?wait=…`, the synchronous node
-//! endpoints) when their job changes, fed by the bus's change feed. Agents
-//! joining or leaving wake every waiter, so lost hosts are noticed at once.
+//! endpoints) when their job may have ended (a host's terminal event), fed by
+//! the bus's change feed. Agents joining or leaving wake every waiter, so lost
+//! hosts are noticed at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,7 +56,8 @@ impl Waiters {
                 let change = job_changes.recv().await;
                 let Some(hub) = weak.upgrade() else { return };
                 match change {
-                    Ok(id) => hub.wake(id),
+                    Ok(c) if c.may_settle() => hub.wake(c.job_id),
+                    Ok(_) => {}
                     Err(RecvError::Lagged(_)) => hub.wake_all(),
                     Err(RecvError::Closed) => return,
                 }

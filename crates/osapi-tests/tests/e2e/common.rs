@@ -19,7 +19,8 @@ pub struct Stack {
     pub dir: TempDir,
 }
 
-pub const RESOLV: &str = "nameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\noptions ndots:2\n";
+pub const RESOLV: &str =
+    "nameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\noptions ndots:2\n";
 
 /// Agent settings that never touch the machine's own resolv.conf.
 pub fn agent(name: &str, dir: &TempDir) -> AgentConfig {
@@ -94,9 +95,30 @@ pub async fn single() -> Stack {
 /// Three agents with labels and custom facts.
 pub async fn fleet() -> Stack {
     builder()
-        .agent(|a| a.label("role", "web").label("group", "web.dev.us-east").fact("env", "prod"), "web-01")
-        .agent(|a| a.label("role", "web").label("group", "web.prod").fact("env", "staging"), "web-02")
-        .agent(|a| a.label("role", "db").label("group", "db.prod").fact("env", "prod"), "db-01")
+        .agent(
+            |a| {
+                a.label("role", "web")
+                    .label("group", "web.dev.us-east")
+                    .fact("env", "prod")
+            },
+            "web-01",
+        )
+        .agent(
+            |a| {
+                a.label("role", "web")
+                    .label("group", "web.prod")
+                    .fact("env", "staging")
+            },
+            "web-02",
+        )
+        .agent(
+            |a| {
+                a.label("role", "db")
+                    .label("group", "db.prod")
+                    .fact("env", "prod")
+            },
+            "db-01",
+        )
         .start()
         .await
 }
@@ -111,7 +133,13 @@ impl Stack {
     }
 
     /// Any request; returns status and JSON body (Null when empty or not JSON).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -122,16 +150,30 @@ impl Stack {
         let resp = req.send().await.expect("request sent");
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// A request with the admin token.
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.call(method, path, Some(self.emb.token()), body).await
     }
 
     /// A raw body with a content type and the admin token.
-    pub async fn raw(&self, method: Method, path: &str, content_type: &str, body: &'static str) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: &'static str,
+    ) -> (StatusCode, Value) {
         let resp = self
             .http
             .request(method, self.url(path))
@@ -143,12 +185,19 @@ impl Stack {
             .unwrap();
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// Creates a job and waits for it to end.
     pub async fn run_job(&self, op: &str, data: Value, target: &str) -> osapi_api::job::JobDetail {
-        let created = self.client.submit(op, data, target).await.expect("job created");
+        let created = self
+            .client
+            .submit(op, data, target)
+            .await
+            .expect("job created");
         self.client
             .wait_job(created.job_id, Duration::from_secs(30))
             .await
@@ -161,7 +210,11 @@ pub fn b64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {

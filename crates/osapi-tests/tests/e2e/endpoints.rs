@@ -13,9 +13,13 @@ use crate::common;
 async fn health_endpoints() {
     let stack = common::single().await;
     for prefix in ["", "/api"] {
-        let (s, b) = stack.call(Method::GET, &format!("{prefix}/health"), None, None).await;
+        let (s, b) = stack
+            .call(Method::GET, &format!("{prefix}/health"), None, None)
+            .await;
         assert_eq!((s, b), (StatusCode::OK, json!({"status": "ok"})));
-        let (s, b) = stack.call(Method::GET, &format!("{prefix}/health/ready"), None, None).await;
+        let (s, b) = stack
+            .call(Method::GET, &format!("{prefix}/health/ready"), None, None)
+            .await;
         assert_eq!((s, b), (StatusCode::OK, json!({"status": "ready"})));
     }
     let status = stack.client.status().await.unwrap();
@@ -54,40 +58,71 @@ async fn agent_endpoints() {
     assert_eq!(undrained.message, "undrain initiated for agent web-02");
     let detail = stack.client.agent("web-02").await.unwrap();
     let events: Vec<_> = detail.timeline.iter().map(|e| e.event.as_str()).collect();
-    assert!(events.starts_with(&["drain"]) && events.contains(&"undrain"), "{events:?}");
+    assert!(
+        events.starts_with(&["drain"]) && events.contains(&"undrain"),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
 async fn job_endpoints() {
     let stack = common::single().await;
     let (s, created) = stack
-        .admin(Method::POST, "/api/job", Some(json!({"operation": {"type": "node.hostname.get"}, "target_hostname": "_any"})))
+        .admin(
+            Method::POST,
+            "/api/job",
+            Some(json!({"operation": {"type": "node.hostname.get"}, "target_hostname": "_any"})),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(created["status"], "created");
     assert!(created["revision"].as_u64().unwrap() >= 1);
     let id: uuid::Uuid = created["job_id"].as_str().unwrap().parse().unwrap();
-    let (s, done) = stack.admin(Method::GET, &format!("/job/{id}?wait=10s"), None).await;
+    let (s, done) = stack
+        .admin(Method::GET, &format!("/job/{id}?wait=10s"), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(done["status"], "completed");
     assert_eq!(done["hostname"], "agent-1");
-    assert_eq!(done["result"]["hostname"], nix::unistd::gethostname().unwrap().to_str().unwrap());
+    assert_eq!(
+        done["result"]["hostname"],
+        nix::unistd::gethostname().unwrap().to_str().unwrap()
+    );
     assert_eq!(done["result"]["changed"], false);
     assert_eq!(done["agent_states"]["agent-1"]["status"], "completed");
-    let events: Vec<_> = done["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(events, ["submitted", "acknowledged", "started", "completed"]);
+    let events: Vec<_> = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["submitted", "acknowledged", "started", "completed"]
+    );
     assert_eq!(done["timeline"][0]["message"], "Job submitted to queue");
 
     let list = stack.client.jobs(None, 10, 0).await.unwrap();
     assert_eq!(list.total_items, 1);
     assert_eq!(list.items[0].id, Some(id));
-    assert!(list.items[0].timeline.is_none(), "list items omit the timeline");
-    let filtered = stack.client.jobs(Some(JobStatus::Failed), 10, 0).await.unwrap();
+    assert!(
+        list.items[0].timeline.is_none(),
+        "list items omit the timeline"
+    );
+    let filtered = stack
+        .client
+        .jobs(Some(JobStatus::Failed), 10, 0)
+        .await
+        .unwrap();
     assert_eq!(filtered.total_items, 0);
 
     let retried = stack.client.retry_job(id, None).await.unwrap();
     assert_ne!(retried.job_id, id);
-    let again = stack.client.wait_job(retried.job_id, Duration::from_secs(10)).await.unwrap();
+    let again = stack
+        .client
+        .wait_job(retried.job_id, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(again.status(), JobStatus::Completed);
     let original = stack.client.job(id).await.unwrap();
     let last = original.timeline.unwrap().pop().unwrap();
@@ -100,7 +135,9 @@ async fn job_endpoints() {
     assert_eq!(stats.status_counts["partial_failure"], 0);
     assert_eq!(stats.operation_counts["node.hostname.get"], 2);
 
-    let (s, body) = stack.admin(Method::DELETE, &format!("/job/{id}"), None).await;
+    let (s, body) = stack
+        .admin(Method::DELETE, &format!("/job/{id}"), None)
+        .await;
     assert_eq!((s, body), (StatusCode::NO_CONTENT, serde_json::Value::Null));
     assert_eq!(stack.client.job(id).await.unwrap_err().status(), Some(404));
 }
@@ -108,17 +145,38 @@ async fn job_endpoints() {
 #[tokio::test]
 async fn file_endpoints() {
     let stack = common::single().await;
-    let up = stack.client.upload_file("app.conf", ContentType::Raw, &b"port: 8080\n"[..], false).await.unwrap();
+    let up = stack
+        .client
+        .upload_file("app.conf", ContentType::Raw, &b"port: 8080\n"[..], false)
+        .await
+        .unwrap();
     assert!(up.changed);
     assert_eq!(up.size, 11);
     assert_eq!(up.sha256.len(), 64);
     assert_eq!(up.content_type, "raw");
-    let same = stack.client.upload_file("app.conf", ContentType::Raw, &b"port: 8080\n"[..], false).await.unwrap();
+    let same = stack
+        .client
+        .upload_file("app.conf", ContentType::Raw, &b"port: 8080\n"[..], false)
+        .await
+        .unwrap();
     assert!(!same.changed);
-    let conflict = stack.client.upload_file("app.conf", ContentType::Raw, &b"port: 9090\n"[..], false).await.unwrap_err();
+    let conflict = stack
+        .client
+        .upload_file("app.conf", ContentType::Raw, &b"port: 9090\n"[..], false)
+        .await
+        .unwrap_err();
     assert_eq!(conflict.status(), Some(409));
     assert!(conflict.message().contains("use force"), "{conflict}");
-    let forced = stack.client.upload_file("app.conf", ContentType::Template, &b"port: {{ .Vars.port }}\n"[..], true).await.unwrap();
+    let forced = stack
+        .client
+        .upload_file(
+            "app.conf",
+            ContentType::Template,
+            &b"port: {{ .Vars.port }}\n"[..],
+            true,
+        )
+        .await
+        .unwrap();
     assert!(forced.changed);
     let info = stack.client.file("app.conf").await.unwrap();
     assert_eq!(info.sha256, forced.sha256);
@@ -128,9 +186,16 @@ async fn file_endpoints() {
     assert_eq!(list.files[0].name, "app.conf");
     let deleted = stack.client.delete_file("app.conf").await.unwrap();
     assert!(deleted.deleted);
-    assert_eq!(stack.client.file("app.conf").await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        stack.client.file("app.conf").await.unwrap_err().status(),
+        Some(404)
+    );
     // Names needing URL escaping round-trip.
-    stack.client.upload_file("my file.txt", ContentType::Raw, &b"x"[..], false).await.unwrap();
+    stack
+        .client
+        .upload_file("my file.txt", ContentType::Raw, &b"x"[..], false)
+        .await
+        .unwrap();
     assert_eq!(stack.client.file("my file.txt").await.unwrap().size, 1);
 }
 
@@ -149,22 +214,42 @@ async fn node_endpoints() {
     assert!(!item.disks.as_ref().unwrap().is_empty());
     assert!(!item.os_info.as_ref().unwrap().distribution.is_empty());
     let r = c.node_disk("agent-1").await.unwrap();
-    assert!(r.results[0].disks.as_ref().unwrap().iter().any(|d| d.total > 0));
+    assert!(
+        r.results[0]
+            .disks
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|d| d.total > 0)
+    );
     let r = c.node_memory("agent-1").await.unwrap();
     let m = r.results[0].memory.as_ref().unwrap();
     assert!(m.total >= m.used && m.total >= m.free);
     let r = c.node_load("agent-1").await.unwrap();
     assert!(r.results[0].load_average.as_ref().unwrap().one_min >= 0.0);
     let r = c.node_os("agent-1").await.unwrap();
-    assert!(!r.results[0].os_info.as_ref().unwrap().distribution.is_empty());
+    assert!(
+        !r.results[0]
+            .os_info
+            .as_ref()
+            .unwrap()
+            .distribution
+            .is_empty()
+    );
     let r = c.node_uptime("agent-1").await.unwrap();
     assert!(r.results[0].uptime.as_ref().unwrap().ends_with('s'));
     let r = c.node_ping("agent-1", "127.0.0.1").await.unwrap();
     assert_eq!(r.results[0].packets_received, Some(3));
     assert!(r.results[0].avg_rtt.as_ref().unwrap().ends_with("ms"));
     let r = c.node_dns("agent-1", "eth0").await.unwrap();
-    assert_eq!(r.results[0].servers.as_deref(), Some(&["10.0.0.53".to_string(), "10.0.0.54".to_string()][..]));
-    assert_eq!(r.results[0].search_domains.as_deref(), Some(&["corp.example".to_string()][..]));
+    assert_eq!(
+        r.results[0].servers.as_deref(),
+        Some(&["10.0.0.53".to_string(), "10.0.0.54".to_string()][..])
+    );
+    assert_eq!(
+        r.results[0].search_domains.as_deref(),
+        Some(&["corp.example".to_string()][..])
+    );
     let upd = osapi_api::node::DnsUpdateRequest {
         interface_name: "eth0".into(),
         servers: Some(vec!["10.1.1.1".into()]),
@@ -175,16 +260,25 @@ async fn node_endpoints() {
     assert!(r.results[0].changed);
     let r = c.node_dns_update("agent-1", &upd).await.unwrap();
     assert!(!r.results[0].changed, "same servers again: no change");
-    let exec = osapi_api::node::CommandExecRequest { command: "echo".into(), args: vec!["hi".into()], ..Default::default() };
+    let exec = osapi_api::node::CommandExecRequest {
+        command: "echo".into(),
+        args: vec!["hi".into()],
+        ..Default::default()
+    };
     let r = c.node_exec("agent-1", &exec).await.unwrap();
     assert_eq!(r.results[0].stdout.as_deref(), Some("hi\n"));
     assert_eq!(r.results[0].exit_code, Some(0));
     assert_eq!(r.results[0].changed, Some(true));
-    let shell = osapi_api::node::CommandShellRequest { command: "echo a | tr a b; exit 4".into(), ..Default::default() };
+    let shell = osapi_api::node::CommandShellRequest {
+        command: "echo a | tr a b; exit 4".into(),
+        ..Default::default()
+    };
     let r = c.node_shell("agent-1", &shell).await.unwrap();
     assert_eq!(r.results[0].stdout.as_deref(), Some("b\n"));
     assert_eq!(r.results[0].exit_code, Some(4));
-    c.upload_file("motd", ContentType::Raw, &b"hello\n"[..], false).await.unwrap();
+    c.upload_file("motd", ContentType::Raw, &b"hello\n"[..], false)
+        .await
+        .unwrap();
     let path = stack.path("motd");
     let deploy = osapi_api::node::FileDeployRequest {
         object_name: "motd".into(),
@@ -196,7 +290,10 @@ async fn node_endpoints() {
     assert!(r.changed);
     assert_eq!(r.hostname, "agent-1");
     assert_eq!(std::fs::read(&path).unwrap(), b"hello\n");
-    let r = c.node_file_status("agent-1", path.to_str().unwrap()).await.unwrap();
+    let r = c
+        .node_file_status("agent-1", path.to_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(r.status, "in-sync");
     assert_eq!(r.sha256.unwrap().len(), 64);
 }
@@ -206,7 +303,14 @@ async fn openapi_and_unknown_routes() {
     let stack = common::single().await;
     let doc = stack.client.openapi().await.unwrap();
     assert_eq!(doc["openapi"].as_str().unwrap().chars().next(), Some('3'));
-    for path in ["/job", "/job/{id}", "/node/{hostname}/command/exec", "/file", "/audit/{id}", "/agent/{hostname}/drain"] {
+    for path in [
+        "/job",
+        "/job/{id}",
+        "/node/{hostname}/command/exec",
+        "/file",
+        "/audit/{id}",
+        "/agent/{hostname}/drain",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     assert!(doc["components"]["schemas"]["JobDetail"].is_object());

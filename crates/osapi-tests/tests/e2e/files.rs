@@ -10,45 +10,93 @@ use serde_json::json;
 
 use crate::common::{self, decode};
 
-
 #[tokio::test]
 async fn deploy_raw_twice_then_drift_then_fix() {
     let stack = common::single().await;
-    stack.client.upload_file("app.yaml", ContentType::Raw, &b"server:\n  port: 8080\n"[..], false).await.unwrap();
+    stack
+        .client
+        .upload_file(
+            "app.yaml",
+            ContentType::Raw,
+            &b"server:\n  port: 8080\n"[..],
+            false,
+        )
+        .await
+        .unwrap();
     let path = stack.path("app.yaml");
-    let data = json!({"object_name": "app.yaml", "path": path, "content_type": "raw", "mode": "0600"});
+    let data =
+        json!({"object_name": "app.yaml", "path": path, "content_type": "raw", "mode": "0600"});
 
-    let first: FileDeployResult = decode(&stack.run_job("file.deploy.execute", data.clone(), "_any").await);
+    let first: FileDeployResult = decode(
+        &stack
+            .run_job("file.deploy.execute", data.clone(), "_any")
+            .await,
+    );
     assert!(first.changed);
     assert_eq!(std::fs::read(&path).unwrap(), b"server:\n  port: 8080\n");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
-    let second = stack.run_job("file.deploy.execute", data.clone(), "_any").await;
-    assert!(!decode::<FileDeployResult>(&second).changed, "same bytes, same mode: unchanged");
+    let second = stack
+        .run_job("file.deploy.execute", data.clone(), "_any")
+        .await;
+    assert!(
+        !decode::<FileDeployResult>(&second).changed,
+        "same bytes, same mode: unchanged"
+    );
     assert_eq!(second.changed, Some(false));
 
-    let status: FileStatusResult = decode(&stack.run_job("file.status.get", json!({"path": path}), "_any").await);
+    let status: FileStatusResult = decode(
+        &stack
+            .run_job("file.status.get", json!({"path": path}), "_any")
+            .await,
+    );
     assert_eq!(status.status, FileSyncStatus::InSync);
     assert_eq!(status.sha256.as_deref(), Some(first.sha256.as_str()));
 
     std::fs::write(&path, b"edited by hand\n").unwrap();
-    let status: FileStatusResult = decode(&stack.run_job("file.status.get", json!({"path": path}), "_any").await);
+    let status: FileStatusResult = decode(
+        &stack
+            .run_job("file.status.get", json!({"path": path}), "_any")
+            .await,
+    );
     assert_eq!(status.status, FileSyncStatus::Drifted);
     assert_ne!(status.sha256.as_deref(), Some(first.sha256.as_str()));
 
-    let fixed: FileDeployResult = decode(&stack.run_job("file.deploy.execute", data.clone(), "_any").await);
+    let fixed: FileDeployResult = decode(
+        &stack
+            .run_job("file.deploy.execute", data.clone(), "_any")
+            .await,
+    );
     assert!(fixed.changed, "deploy repairs the drift");
     assert_eq!(std::fs::read(&path).unwrap(), b"server:\n  port: 8080\n");
-    let status: FileStatusResult = decode(&stack.run_job("file.status.get", json!({"path": path}), "_any").await);
+    let status: FileStatusResult = decode(
+        &stack
+            .run_job("file.status.get", json!({"path": path}), "_any")
+            .await,
+    );
     assert_eq!(status.status, FileSyncStatus::InSync);
 
     // Only the mode differs: still a change.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let chmod: FileDeployResult = decode(&stack.run_job("file.deploy.execute", data, "_any").await);
     assert!(chmod.changed);
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
-    let missing: FileStatusResult = decode(&stack.run_job("file.status.get", json!({"path": stack.path("never-deployed")}), "_any").await);
+    let missing: FileStatusResult = decode(
+        &stack
+            .run_job(
+                "file.status.get",
+                json!({"path": stack.path("never-deployed")}),
+                "_any",
+            )
+            .await,
+    );
     assert_eq!(missing.status, FileSyncStatus::Missing);
     assert!(missing.sha256.is_none());
 }
@@ -57,19 +105,42 @@ async fn deploy_raw_twice_then_drift_then_fix() {
 async fn deploy_template_with_vars_facts_and_hostname() {
     let stack = common::fleet().await;
     let template = "listen {{ .Vars.port }}\nhost {{ .Hostname }}\nenv {{ .Facts.facts.env }}\n{{ range .Vars.upstreams }}upstream {{ . }}\n{{ end }}";
-    stack.client.upload_file("site.conf", ContentType::Template, template.as_bytes().to_vec(), false).await.unwrap();
+    stack
+        .client
+        .upload_file(
+            "site.conf",
+            ContentType::Template,
+            template.as_bytes().to_vec(),
+            false,
+        )
+        .await
+        .unwrap();
     std::fs::create_dir(stack.path("web-01")).unwrap();
     std::fs::create_dir(stack.path("web-02")).unwrap();
     let path = format!("{}/@fact.hostname/site.conf", stack.dir.path().display());
     let data = json!({"object_name": "site.conf", "path": path, "content_type": "template",
                       "vars": {"port": 8080, "upstreams": ["a:1", "b:2"]}});
-    let d = stack.run_job("file.deploy.execute", data.clone(), "role:web").await;
+    let d = stack
+        .run_job("file.deploy.execute", data.clone(), "role:web")
+        .await;
     assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
     let web1 = std::fs::read_to_string(stack.path("web-01/site.conf")).unwrap();
-    assert_eq!(web1, "listen 8080\nhost web-01\nenv prod\nupstream a:1\nupstream b:2\n");
+    assert_eq!(
+        web1,
+        "listen 8080\nhost web-01\nenv prod\nupstream a:1\nupstream b:2\n"
+    );
     let web2 = std::fs::read_to_string(stack.path("web-02/site.conf")).unwrap();
-    assert!(web2.starts_with("listen 8080\nhost web-02\nenv staging\n"), "{web2}");
+    assert!(
+        web2.starts_with("listen 8080\nhost web-02\nenv staging\n"),
+        "{web2}"
+    );
     let again = stack.run_job("file.deploy.execute", data, "role:web").await;
     assert_eq!(again.changed, Some(false));
-    assert!(again.responses.unwrap().values().all(|r| r.changed == Some(false)));
+    assert!(
+        again
+            .responses
+            .unwrap()
+            .values()
+            .all(|r| r.changed == Some(false))
+    );
 }

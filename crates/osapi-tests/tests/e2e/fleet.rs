@@ -27,21 +27,41 @@ async fn targets_reach_the_right_agents() {
     assert_eq!(hosts(&d), ["db-01", "web-01", "web-02"]);
     assert_eq!(d.expected_hosts.as_ref().unwrap().len(), 3);
 
-    let d = stack.run_job("node.hostname.get", json!({}), "group:web").await;
-    assert_eq!(hosts(&d), ["web-01", "web-02"], "dotted prefix web matches web.dev.us-east and web.prod");
-    let d = stack.run_job("node.hostname.get", json!({}), "group:web.dev").await;
+    let d = stack
+        .run_job("node.hostname.get", json!({}), "group:web")
+        .await;
+    assert_eq!(
+        hosts(&d),
+        ["web-01", "web-02"],
+        "dotted prefix web matches web.dev.us-east and web.prod"
+    );
+    let d = stack
+        .run_job("node.hostname.get", json!({}), "group:web.dev")
+        .await;
     assert_eq!(hosts(&d), ["web-01"]);
-    let d = stack.run_job("node.hostname.get", json!({}), "group:web.dev.us-east").await;
+    let d = stack
+        .run_job("node.hostname.get", json!({}), "group:web.dev.us-east")
+        .await;
     assert_eq!(hosts(&d), ["web-01"]);
-    let d = stack.run_job("node.hostname.get", json!({}), "role:db").await;
+    let d = stack
+        .run_job("node.hostname.get", json!({}), "role:db")
+        .await;
     assert_eq!(hosts(&d), ["db-01"]);
 
-    let d = stack.run_job("command.exec.execute", json!({"command": "true"}), "web-02").await;
+    let d = stack
+        .run_job("command.exec.execute", json!({"command": "true"}), "web-02")
+        .await;
     assert_eq!(d.status(), JobStatus::Completed);
     assert_eq!(d.hostname.as_deref(), Some("web-02"));
     assert_eq!(d.result.as_ref().unwrap()["exit_code"], 0);
-    assert!(d.responses.is_none(), "a hostname target answers with result");
-    assert_eq!(d.agent_states.unwrap().keys().collect::<Vec<_>>(), ["web-02"]);
+    assert!(
+        d.responses.is_none(),
+        "a hostname target answers with result"
+    );
+    assert_eq!(
+        d.agent_states.unwrap().keys().collect::<Vec<_>>(),
+        ["web-02"]
+    );
 }
 
 #[tokio::test]
@@ -49,25 +69,55 @@ async fn any_runs_each_job_exactly_once() {
     let stack = common::fleet().await;
     let mut ids = Vec::new();
     for _ in 0..50 {
-        ids.push(stack.client.submit("node.hostname.get", json!({}), "_any").await.unwrap().job_id);
+        ids.push(
+            stack
+                .client
+                .submit("node.hostname.get", json!({}), "_any")
+                .await
+                .unwrap()
+                .job_id,
+        );
     }
     let mut per_agent: BTreeMap<String, usize> = BTreeMap::new();
     for id in &ids {
-        let d = stack.client.wait_job(*id, Duration::from_secs(30)).await.unwrap();
+        let d = stack
+            .client
+            .wait_job(*id, Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(d.status(), JobStatus::Completed);
         assert!(d.result.is_some());
         let states = d.agent_states.unwrap();
-        assert_eq!(states.len(), 1, "exactly one agent touched job {id}: {states:?}");
-        *per_agent.entry(states.keys().next().unwrap().clone()).or_default() += 1;
+        assert_eq!(
+            states.len(),
+            1,
+            "exactly one agent touched job {id}: {states:?}"
+        );
+        *per_agent
+            .entry(states.keys().next().unwrap().clone())
+            .or_default() += 1;
     }
     // Count executions from the bus too: one response per job, no more.
     let mut responses = 0;
     for id in &ids {
-        responses += stack.emb.bus().jobs.get(*id).await.unwrap().unwrap().responses.len();
+        responses += stack
+            .emb
+            .bus()
+            .jobs
+            .get(*id)
+            .await
+            .unwrap()
+            .unwrap()
+            .responses
+            .len();
     }
     assert_eq!(responses, 50);
     assert_eq!(per_agent.values().sum::<usize>(), 50, "{per_agent:?}");
-    assert!(per_agent.keys().all(|h| ["db-01", "web-01", "web-02"].contains(&h.as_str())));
+    assert!(
+        per_agent
+            .keys()
+            .all(|h| ["db-01", "web-01", "web-02"].contains(&h.as_str()))
+    );
 }
 
 #[tokio::test]
@@ -77,23 +127,53 @@ async fn broadcast_with_a_failing_host_is_partial_failure() {
     // working directory is missing and it fails while the others succeed.
     std::fs::create_dir(stack.path("prod")).unwrap();
     let cwd = format!("{}/@fact.custom.env", stack.dir.path().display());
-    let d = stack.run_job("command.exec.execute", json!({"command": "pwd", "cwd": cwd}), "_all").await;
+    let d = stack
+        .run_job(
+            "command.exec.execute",
+            json!({"command": "pwd", "cwd": cwd}),
+            "_all",
+        )
+        .await;
     assert_eq!(d.status(), JobStatus::PartialFailure);
     assert!(d.error.is_none());
     let r = d.responses.unwrap();
     assert_eq!(r["web-02"].status, "failed");
-    assert!(r["web-02"].error.as_deref().unwrap().contains("staging"), "{:?}", r["web-02"]);
+    assert!(
+        r["web-02"].error.as_deref().unwrap().contains("staging"),
+        "{:?}",
+        r["web-02"]
+    );
     assert_eq!(r["web-01"].status, "completed");
-    assert!(r["db-01"].data.as_ref().unwrap()["stdout"].as_str().unwrap().ends_with("/prod\n"));
+    assert!(
+        r["db-01"].data.as_ref().unwrap()["stdout"]
+            .as_str()
+            .unwrap()
+            .ends_with("/prod\n")
+    );
     // Every host failing is "failed", with the error.
     let d = stack
-        .run_job("command.exec.execute", json!({"command": "true", "cwd": "/nonexistent-dir-for-test"}), "role:web")
+        .run_job(
+            "command.exec.execute",
+            json!({"command": "true", "cwd": "/nonexistent-dir-for-test"}),
+            "role:web",
+        )
         .await;
     assert_eq!(d.status(), JobStatus::Failed);
-    assert!(d.error.as_deref().unwrap().contains("nonexistent-dir-for-test"), "{:?}", d.error);
+    assert!(
+        d.error
+            .as_deref()
+            .unwrap()
+            .contains("nonexistent-dir-for-test"),
+        "{:?}",
+        d.error
+    );
     // A non-zero exit is data at this layer (the orchestrator turns it into a host failure).
     let d = stack
-        .run_job("command.exec.execute", json!({"command": "test", "args": ["@fact.custom.env", "=", "prod"]}), "_all")
+        .run_job(
+            "command.exec.execute",
+            json!({"command": "test", "args": ["@fact.custom.env", "=", "prod"]}),
+            "_all",
+        )
         .await;
     assert_eq!(d.status(), JobStatus::Completed);
     let r = d.responses.unwrap();

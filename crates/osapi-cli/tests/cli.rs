@@ -1,0 +1,267 @@
+//! The `osapi` binary: tokens, config errors, and `start` + `client job run`
+//! against the real embedded control plane.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_osapi");
+
+fn osapi(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("OSAPI_URL")
+        .env_remove("OSAPI_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn config(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn token_generate_and_validate() {
+    let f = config(
+        "api:\n  server:\n    security:\n      signing_key: test-key\n      roles:\n        ops:\n          permissions: [node:read, health:read]\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let (ok, token, err) = osapi(&[
+        "-f",
+        path,
+        "token",
+        "generate",
+        "-r",
+        "read,ops",
+        "-u",
+        "alice@example.com",
+    ]);
+    assert!(ok, "{err}");
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3);
+    let (ok, out, err) = osapi(&["-f", path, "token", "validate", "-t", token]);
+    assert!(ok, "{err}");
+    assert!(out.contains("subject:     alice@example.com"), "{out}");
+    assert!(out.contains("roles:       read, ops"), "{out}");
+    assert!(
+        out.contains("job:read") && out.contains("node:read"),
+        "{out}"
+    );
+    assert!(!out.contains("command:execute"), "{out}");
+
+    let (ok, token, _) = osapi(&[
+        "-f",
+        path,
+        "token",
+        "generate",
+        "-r",
+        "admin",
+        "-u",
+        "bob",
+        "-p",
+        "node:read",
+    ]);
+    assert!(ok);
+    let (_, out, _) = osapi(&["-f", path, "token", "validate", "-t", token.trim()]);
+    assert!(
+        out.contains("permissions: node:read\n"),
+        "permissions claim replaces roles: {out}"
+    );
+
+    let (ok, _, err) = osapi(&["-f", path, "token", "generate", "-r", "root", "-u", "x"]);
+    assert!(!ok);
+    assert!(err.contains("unknown role \"root\""), "{err}");
+    let (ok, _, err) = osapi(&[
+        "-f",
+        path,
+        "token",
+        "generate",
+        "-r",
+        "admin",
+        "-u",
+        "x",
+        "-p",
+        "node:write",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("unknown permission"), "{err}");
+    let other = config("api:\n  server:\n    security:\n      signing_key: other-key\n");
+    let (ok, _, err) = osapi(&[
+        "-f",
+        other.path().to_str().unwrap(),
+        "token",
+        "validate",
+        "-t",
+        token.trim(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("Invalid token"), "{err}");
+}
+
+#[test]
+fn config_errors_are_clear() {
+    let (ok, _, err) = osapi(&["token", "generate", "-r", "admin", "-u", "x"]);
+    assert!(!ok);
+    assert!(err.contains("signing_key"), "{err}");
+    let bad = config("api:\n  server:\n    port: [1, 2]\n");
+    let (ok, _, err) = osapi(&[
+        "-f",
+        bad.path().to_str().unwrap(),
+        "token",
+        "validate",
+        "-t",
+        "x",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("invalid configuration") && err.contains("port"),
+        "{err}"
+    );
+    let (ok, _, err) = osapi(&["-f", "/nonexistent/osapi.yaml", "start"]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot read config file /nonexistent/osapi.yaml"),
+        "{err}"
+    );
+    let (ok, _, err) = osapi(&["client", "health"]);
+    assert!(!ok);
+    assert!(err.contains("no controller URL"), "{err}");
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn start_then_run_a_job_with_the_client() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 10.9.9.9\n").unwrap();
+    let f = config(&format!(
+        "api:\n  server:\n    port: {port}\n    security:\n      signing_key: start-key\nagent:\n  hostname: cli-agent\n  labels: {{role: test}}\n  dns:\n    resolv_conf: {}\n    resolvectl: never\n",
+        resolv.display()
+    ));
+    let path = f.path().to_str().unwrap().to_string();
+    let child = Command::new(BIN)
+        .args(["-f", &path, "start"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut token = None;
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("  export OSAPI_URL=") {
+            url = Some(u.to_string());
+        }
+        if let Some(t) = line.strip_prefix("  export OSAPI_TOKEN=") {
+            token = Some(t.to_string());
+            break;
+        }
+    }
+    let (url, token) = (url.expect("url printed"), token.expect("token printed"));
+    assert_eq!(
+        url,
+        format!("http://127.0.0.1:{port}"),
+        "listens on api.server.port"
+    );
+    // The printed token is signed with the configured key.
+    let (ok, out, err) = osapi(&["-f", &path, "token", "validate", "-t", &token]);
+    assert!(ok, "{err}");
+    assert!(out.contains("roles:       admin"));
+
+    let (ok, out, err) = osapi(&[
+        "client",
+        "--url",
+        &url,
+        "--token",
+        &token,
+        "job",
+        "run",
+        "--target",
+        "_any",
+        "node.hostname.get",
+    ]);
+    assert!(ok, "{err}");
+    let host = nix_hostname();
+    assert!(out.contains(&format!("\"hostname\": \"{host}\"")), "{out}");
+    assert!(out.contains("\"status\": \"completed\""), "{out}");
+
+    let (ok, out, err) = osapi(&[
+        "client",
+        "--url",
+        &url,
+        "--token",
+        &token,
+        "job",
+        "run",
+        "--target",
+        "role:test",
+        "network.dns.get",
+        "--data",
+        "{\"interface\":\"eth0\"}",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("10.9.9.9"), "{out}");
+    let (ok, out, _) = osapi(&["client", "--url", &url, "--token", &token, "agent", "list"]);
+    assert!(ok);
+    assert!(out.contains("\"hostname\": \"cli-agent\""), "{out}");
+    let upload = dir.path().join("f.txt");
+    std::fs::write(&upload, "hello").unwrap();
+    let (ok, out, err) = osapi(&[
+        "client",
+        "--url",
+        &url,
+        "--token",
+        &token,
+        "file",
+        "upload",
+        "greeting",
+        upload.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"changed\": true"), "{out}");
+    let (ok, out, _) = osapi(&["client", "--url", &url, "--token", &token, "file", "list"]);
+    assert!(ok && out.contains("greeting"), "{out}");
+    let (ok, _, err) = osapi(&[
+        "client",
+        "--url",
+        &url,
+        "--token",
+        &token,
+        "job",
+        "run",
+        "--target",
+        "nobody",
+        "node.hostname.get",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("not found"), "{err}");
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
