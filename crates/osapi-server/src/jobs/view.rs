@@ -204,8 +204,7 @@ pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
     let last_settled = snapshot
         .events
         .iter()
-        .filter(|e| e.event.is_terminal() && e.hostname != API_HOST)
-        .next_back();
+        .rfind(|e| e.event.is_terminal() && e.hostname != API_HOST);
     let error = (status == JobStatus::Failed).then(|| {
         any_expired.clone().unwrap_or_else(|| {
             snapshot
