@@ -17,8 +17,8 @@ use crate::runtime::Shared;
 /// every problem becomes a failed response.
 pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     let id = delivery.job_id;
-    let record = match shared.bus.jobs.record(id).await {
-        Ok(Some(r)) => r,
+    let snapshot = match shared.bus.jobs.get(id).await {
+        Ok(Some(s)) => s,
         Ok(None) => {
             tracing::info!(job = %id, "job no longer exists; skipping");
             return;
@@ -28,6 +28,16 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             return;
         }
     };
+    // The controller may already have settled our part (lost, or expired
+    // while queued): running it now would do work nobody waits for.
+    let any = matches!(delivery.route, Route::Any);
+    if snapshot.events.iter().any(|e| {
+        e.event.is_terminal() && (e.hostname == shared.hostname || (any && e.hostname == "_any"))
+    }) {
+        tracing::info!(job = %id, "job already settled for this host; skipping");
+        return;
+    }
+    let record = snapshot.record;
     let started = Instant::now();
     let category = record
         .op_type

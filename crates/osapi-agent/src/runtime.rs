@@ -72,6 +72,7 @@ impl Agent {
             idle: Notify::new(),
             drained: watch::channel(drained_now).0,
             providers: Arc::new(config.providers.clone()),
+            labels: Arc::new(config.labels.clone()),
             config,
             bus,
         });
@@ -157,6 +158,7 @@ pub(crate) struct Shared {
     idle: Notify,
     drained: watch::Sender<bool>,
     providers: Arc<ProviderConfig>,
+    labels: Arc<std::collections::BTreeMap<String, String>>,
     config: AgentConfig,
     pub(crate) bus: Bus,
 }
@@ -173,7 +175,7 @@ impl Shared {
     pub(crate) fn provider_context(&self) -> ProviderContext {
         ProviderContext {
             hostname: self.hostname.clone(),
-            labels: self.config.labels.clone(),
+            labels: self.labels.clone(),
             facts: self.facts(),
             objects: self.bus.objects.clone(),
             file_state: self.bus.file_state.clone(),

@@ -49,9 +49,9 @@ pub struct JobSnapshot {
     /// Store revision of the record.
     pub revision: u64,
     /// Events in the order they were written.
-    pub events: Vec<JobEvent>,
+    pub events: Vec<Arc<JobEvent>>,
     /// Agent responses in the order they were written.
-    pub responses: Vec<AgentResponse>,
+    pub responses: Vec<Arc<AgentResponse>>,
 }
 
 /// Job records, their events and responses.

@@ -3,7 +3,7 @@
 //! `permissions` claim that replaces the roles, and one required permission
 //! per route. Also mints tokens (`osapi token generate`, embedded mode).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,11 +42,23 @@ impl Principal {
     }
 }
 
+/// Tokens remembered after a successful check (a client sends the same one
+/// again and again; re-verifying the HMAC and re-parsing the claims each time
+/// is wasted work). Expiry is still checked on every use.
+const TOKEN_CACHE_SIZE: usize = 1024;
+
+/// A verified token: who, and until when.
+struct Verified {
+    principal: Arc<Principal>,
+    exp: Option<i64>,
+}
+
 /// Checks bearer tokens.
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
     roles: CustomRoles,
+    cache: Mutex<HashMap<String, Verified>>,
 }
 
 impl Authenticator {
@@ -66,15 +78,47 @@ impl Authenticator {
             key,
             validation,
             roles,
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
     /// Checks an `Authorization` header value.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Arc<Principal>, ApiError> {
         let token = header
             .and_then(|h| h.strip_prefix("Bearer "))
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Bearer token required"))?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = cache.get(token)
+                && v.exp.is_none_or(|exp| exp > now)
+            {
+                return Ok(v.principal.clone());
+            }
+        }
+        let (principal, exp) = self.verify(token)?;
+        let principal = Arc::new(principal);
+        if exp.is_some_and(|exp| exp <= now) {
+            return Ok(principal);
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= TOKEN_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(
+            token.to_string(),
+            Verified {
+                principal: principal.clone(),
+                exp,
+            },
+        );
+        Ok(principal)
+    }
+
+    /// Full check of a token: signature, times, roles. Returns the principal
+    /// and how long the result may be cached (its expiry).
+    fn verify(&self, token: &str) -> Result<(Principal, Option<i64>), ApiError> {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
             .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
         if data
@@ -107,11 +151,20 @@ impl Authenticator {
                 )));
             }
         }
-        Ok(Principal {
-            permissions: effective_permissions(&claims, &self.roles),
-            subject: claims.sub.unwrap_or_default(),
-            roles: claims.roles,
-        })
+        // Tokens with a not-before time are rare: never cached, checked each time.
+        let cache_until = if claims.nbf.is_some() {
+            Some(i64::MIN)
+        } else {
+            claims.exp
+        };
+        Ok((
+            Principal {
+                permissions: effective_permissions(&claims, &self.roles),
+                subject: claims.sub.unwrap_or_default(),
+                roles: claims.roles,
+            },
+            cache_until,
+        ))
     }
 }
 
@@ -203,14 +256,14 @@ permission_markers! {
 
 /// What the audit middleware learns about the caller.
 #[derive(Clone, Default)]
-pub struct AuditSlot(pub Arc<Mutex<Option<Principal>>>);
+pub struct AuditSlot(pub Arc<Mutex<Option<Arc<Principal>>>>);
 
 /// Extractor: the request carries a valid token holding permission `P`.
 /// Put it first among a handler's arguments so authentication happens before
 /// the body is read.
 pub struct Authorized<P: Required> {
     /// The caller.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     _perm: PhantomData<P>,
 }
 
@@ -262,6 +315,25 @@ mod tests {
         );
         assert!(auth.authenticate(Some(&format!("bearer {token}"))).is_err());
         assert!(auth.authenticate(None).is_err());
+    }
+
+    #[test]
+    fn cached_tokens_still_expire() {
+        let signer = TokenSigner::new("k").unwrap();
+        let token = signer
+            .sign("me", &["read".into()], &[], Duration::from_secs(1))
+            .unwrap();
+        let auth = Authenticator::new("k", CustomRoles::new()).unwrap();
+        let header = format!("Bearer {token}");
+        assert!(auth.authenticate(Some(&header)).is_ok());
+        assert!(
+            auth.authenticate(Some(&header)).is_ok(),
+            "served from the cache"
+        );
+        // Expiry has one-second resolution: wait past it.
+        std::thread::sleep(Duration::from_millis(2100));
+        let err = auth.authenticate(Some(&header)).unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::UNAUTHORIZED);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::config::ServerConfig;
 use crate::directory::AgentDirectory;
 use crate::jobs::{JobService, Waiters};
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,21 +41,16 @@ impl Controller {
             .map_err(ServerError::Config)?;
         let directory = Arc::new(AgentDirectory::new(bus.clone(), config.directory_cache));
         let waiters = Waiters::start(&bus, directory.clone());
-        let jobs = Arc::new(JobService::new(
-            bus.clone(),
-            directory.clone(),
-            waiters,
-            config.job_timeout,
-        ));
+        let jobs = JobService::new(bus.clone(), directory.clone(), waiters, config.job_timeout);
         Ok(Controller {
-            state: AppState {
+            state: AppState::new(Shared {
                 bus,
-                config: Arc::new(config),
-                auth: Arc::new(auth),
+                config,
+                auth,
                 directory,
                 jobs,
                 started: Instant::now(),
-            },
+            }),
         })
     }
 

@@ -1,5 +1,6 @@
 //! State shared by every request handler.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,19 +11,36 @@ use crate::config::ServerConfig;
 use crate::directory::AgentDirectory;
 use crate::jobs::JobService;
 
-/// Handler state (cheap to clone).
+/// Handler state: one pointer, cheap to clone per request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What handlers share.
+pub struct Shared {
     /// The bus.
     pub bus: Bus,
     /// Settings.
-    pub config: Arc<ServerConfig>,
+    pub config: ServerConfig,
     /// Token checks.
-    pub auth: Arc<Authenticator>,
+    pub auth: Authenticator,
     /// Fleet view.
     pub directory: Arc<AgentDirectory>,
     /// Jobs.
-    pub jobs: Arc<JobService>,
+    pub jobs: JobService,
     /// When the controller started.
     pub started: Instant,
 }

@@ -366,7 +366,7 @@ mod tests {
         let state = Arc::new(MemoryFileStateStore::new());
         let ctx = ProviderContext {
             hostname: "web-01".into(),
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             facts: Some(Arc::new(Facts {
                 architecture: "x86_64".into(),
                 ..Default::default()

@@ -81,7 +81,7 @@ pub struct ProviderContext {
     /// The agent's identity (used in results and file-state keys).
     pub hostname: String,
     /// The agent's configured labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Arc<BTreeMap<String, String>>,
     /// The last collected facts, if any (template `.Facts`).
     pub facts: Option<Arc<Facts>>,
     /// Uploaded files, read by file deploy.
@@ -128,7 +128,7 @@ pub async fn execute(
             output(
                 &HostnameResult {
                     hostname,
-                    labels: ctx.labels.clone(),
+                    labels: (*ctx.labels).clone(),
                     changed: false,
                 },
                 false,
@@ -234,7 +234,7 @@ mod tests {
     pub(crate) fn context() -> ProviderContext {
         ProviderContext {
             hostname: "test-host".into(),
-            labels: BTreeMap::from([("group".to_string(), "web".to_string())]),
+            labels: Arc::new(BTreeMap::from([("group".to_string(), "web".to_string())])),
             facts: None,
             objects: Arc::new(MemoryObjectStore::new()),
             file_state: Arc::new(MemoryFileStateStore::new()),

@@ -14,8 +14,8 @@ use crate::{BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore};
 struct Entry {
     record: Arc<JobRecord>,
     revision: u64,
-    events: Vec<JobEvent>,
-    responses: Vec<AgentResponse>,
+    events: Vec<Arc<JobEvent>>,
+    responses: Vec<Arc<AgentResponse>>,
 }
 
 impl Entry {
@@ -141,7 +141,7 @@ impl JobStore for MemoryJobStore {
                 .jobs
                 .get_mut(&id)
                 .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
-            entry.events.push(event);
+            entry.events.push(Arc::new(event));
         }
         self.notify(id, kind);
         Ok(())
@@ -155,7 +155,7 @@ impl JobStore for MemoryJobStore {
                 .jobs
                 .get_mut(&id)
                 .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
-            entry.responses.push(response);
+            entry.responses.push(Arc::new(response));
         }
         self.notify(id, ChangeKind::Response);
         Ok(())

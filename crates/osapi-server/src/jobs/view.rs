@@ -10,6 +10,7 @@
 //!   (`_all`, labels) with `responses`, whatever the number of answers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use osapi_api::format::{go_duration, rfc3339, rfc3339_seconds};
@@ -37,7 +38,7 @@ pub struct HostTrack {
 }
 
 /// Per-host tracks, keyed by raw hostname (controller events excluded).
-pub fn tracks(events: &[JobEvent]) -> BTreeMap<String, HostTrack> {
+pub fn tracks(events: &[Arc<JobEvent>]) -> BTreeMap<String, HostTrack> {
     let mut out: BTreeMap<String, HostTrack> = BTreeMap::new();
     for e in events {
         if e.hostname == API_HOST || e.hostname.is_empty() {
@@ -136,7 +137,7 @@ pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
     let broadcast = Target::parse(&record.target).is_ok_and(|t| t.is_broadcast());
 
     let mut latest: BTreeMap<&str, &AgentResponse> = BTreeMap::new();
-    for r in &snapshot.responses {
+    for r in snapshot.responses.iter().map(|r| r.as_ref()) {
         latest.insert(r.hostname.as_str(), r);
     }
 
@@ -290,7 +291,7 @@ pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
                 })
                 .collect(),
         );
-        let mut events: Vec<&JobEvent> = snapshot.events.iter().collect();
+        let mut events: Vec<&JobEvent> = snapshot.events.iter().map(|e| e.as_ref()).collect();
         events.sort_by_key(|e| e.timestamp);
         detail.timeline = Some(
             events
@@ -313,7 +314,6 @@ mod tests {
     use super::*;
     use osapi_api::ops::JobClass;
     use osapi_api::records::JobRecord;
-    use std::sync::Arc;
 
     fn snapshot(target: &str, expected: &[&str]) -> JobSnapshot {
         JobSnapshot {
@@ -334,12 +334,15 @@ mod tests {
         }
     }
 
+    fn ev(s: &mut JobSnapshot, e: JobEvent) {
+        s.events.push(Arc::new(e));
+    }
+
     fn answer(s: &mut JobSnapshot, host: &str, ok: bool) {
         let id = s.record.id;
-        s.events
-            .push(JobEvent::now(id, EventKind::Acknowledged, host));
-        s.events.push(JobEvent::now(id, EventKind::Started, host));
-        s.responses.push(AgentResponse {
+        ev(s, JobEvent::now(id, EventKind::Acknowledged, host));
+        ev(s, JobEvent::now(id, EventKind::Started, host));
+        s.responses.push(Arc::new(AgentResponse {
             job_id: id,
             hostname: host.into(),
             status: if ok {
@@ -351,7 +354,7 @@ mod tests {
             changed: false,
             error: (!ok).then(|| "boom".to_string()),
             timestamp: OffsetDateTime::now_utc(),
-        });
+        }));
         let kind = if ok {
             EventKind::Completed
         } else {
@@ -361,14 +364,14 @@ mod tests {
         if !ok {
             e = e.with_error("boom");
         }
-        s.events.push(e);
+        ev(s, e);
     }
 
     #[test]
     fn any_job_lifecycle() {
         let mut s = snapshot("_any", &[]);
-        s.events
-            .push(JobEvent::now(s.record.id, EventKind::Submitted, API_HOST));
+        let id = s.record.id;
+        ev(&mut s, JobEvent::now(id, EventKind::Submitted, API_HOST));
         assert_eq!(build(&s, true).status, Some(JobStatus::Submitted));
         assert_eq!(
             pending(&s),
@@ -409,10 +412,11 @@ mod tests {
     #[test]
     fn lost_host_fails_the_job() {
         let mut s = snapshot("web-01", &["web-01"]);
-        s.events
-            .push(JobEvent::now(s.record.id, EventKind::Started, "web-01"));
-        s.events.push(
-            JobEvent::now(s.record.id, EventKind::Lost, "web-01").with_error("agent web-01 lost"),
+        let id = s.record.id;
+        ev(&mut s, JobEvent::now(id, EventKind::Started, "web-01"));
+        ev(
+            &mut s,
+            JobEvent::now(id, EventKind::Lost, "web-01").with_error("agent web-01 lost"),
         );
         let d = build(&s, true);
         assert_eq!(d.status, Some(JobStatus::Failed));
@@ -431,8 +435,10 @@ mod tests {
     #[test]
     fn any_expired_without_taker_fails() {
         let mut s = snapshot("_any", &[]);
-        s.events.push(
-            JobEvent::now(s.record.id, EventKind::Expired, ANY_HOST).with_error("no agent took it"),
+        let id = s.record.id;
+        ev(
+            &mut s,
+            JobEvent::now(id, EventKind::Expired, ANY_HOST).with_error("no agent took it"),
         );
         let d = build(&s, false);
         assert_eq!(d.status, Some(JobStatus::Failed));

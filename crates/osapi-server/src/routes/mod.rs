@@ -138,8 +138,8 @@ async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next
         let entry = AuditEntry {
             id: Uuid::new_v4(),
             timestamp,
-            user: p.subject,
-            roles: p.roles,
+            user: p.subject.clone(),
+            roles: p.roles.clone(),
             method,
             path,
             operation_id: None,
