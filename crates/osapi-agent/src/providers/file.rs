@@ -351,7 +351,6 @@ mod tests {
     use osapi_api::records::Facts;
     use osapi_bus::memory::{MemoryFileStateStore, MemoryObjectStore};
     use osapi_bus::{FileStateStore, ObjectStore};
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     struct Fixture {
