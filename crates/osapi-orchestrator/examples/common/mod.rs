@@ -1,0 +1,131 @@
+//! Shared set-up of the examples: use the controller named by `OSAPI_URL` and
+//! `OSAPI_TOKEN` when both are set; otherwise start an embedded control plane
+//! (in this process, on loopback) that changes nothing outside a temp dir.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use osapi_agent::AgentConfig;
+use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_orchestrator::{CancellationToken, Orchestrator, OrchestratorBuilder, Report, RunError};
+use osapi_server::Embedded;
+use tempfile::TempDir;
+
+/// Which agents an embedded control plane runs.
+pub enum Fleet {
+    /// One agent named after this host.
+    Local,
+    /// `web-01` (role=web, env=prod), `web-02` (role=web, env=staging),
+    /// `db-01` (role=db, env=prod): labels and custom facts alike.
+    Three,
+}
+
+/// Where the example runs.
+pub struct Env {
+    pub url: String,
+    pub token: String,
+    stack: Option<Embedded>,
+    dir: TempDir,
+}
+
+fn agent(config: AgentConfig, dir: &TempDir) -> Result<AgentConfig> {
+    // A private copy of resolv.conf, so DNS updates never touch the real one.
+    let name = config.hostname.clone().unwrap_or_else(|| "local".into());
+    let resolv = dir.path().join(format!("resolv-{name}.conf"));
+    let current = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_else(|_| "nameserver 127.0.0.1\n".into());
+    std::fs::write(&resolv, current).context("cannot write the example's resolv.conf")?;
+    Ok(AgentConfig {
+        providers: ProviderConfig {
+            resolv_conf: resolv,
+            resolvectl: ResolvectlMode::Never,
+            ..ProviderConfig::default()
+        },
+        ..config
+    })
+}
+
+/// Connects to `OSAPI_URL`/`OSAPI_TOKEN`, or starts an embedded control plane.
+pub async fn connect(fleet: Fleet) -> Result<Env> {
+    let dir = tempfile::Builder::new().prefix("osapi-example-").tempdir()?;
+    if let (Ok(url), Ok(token)) = (std::env::var("OSAPI_URL"), std::env::var("OSAPI_TOKEN"))
+        && !url.is_empty()
+        && !token.is_empty()
+    {
+        println!("Using the controller at {url}");
+        return Ok(Env { url, token, stack: None, dir });
+    }
+    let configs = match fleet {
+        Fleet::Local => vec![AgentConfig::default()],
+        Fleet::Three => vec![
+            AgentConfig::named("web-01").label("role", "web").label("env", "prod").fact("role", "web").fact("env", "prod"),
+            AgentConfig::named("web-02").label("role", "web").label("env", "staging").fact("role", "web").fact("env", "staging"),
+            AgentConfig::named("db-01").label("role", "db").label("env", "prod").fact("role", "db").fact("env", "prod"),
+        ],
+    };
+    let mut builder = Embedded::builder();
+    for c in configs {
+        builder = builder.agent(agent(c, &dir)?);
+    }
+    let stack = builder.start().await.context("cannot start the embedded control plane")?;
+    println!(
+        "Started an embedded control plane at {} with agent(s): {} (set OSAPI_URL and OSAPI_TOKEN to use your own)",
+        stack.url(),
+        stack.agent_names().join(", ")
+    );
+    Ok(Env {
+        url: stack.url().to_string(),
+        token: stack.token().to_string(),
+        stack: Some(stack),
+        dir,
+    })
+}
+
+impl Env {
+    /// Orchestrator options for this controller.
+    pub fn builder(&self) -> OrchestratorBuilder {
+        Orchestrator::builder(&self.url, &self.token)
+    }
+
+    /// An orchestrator with default options.
+    pub fn orchestrator(&self) -> Result<Orchestrator> {
+        Ok(self.builder().build()?)
+    }
+
+    /// True when running against the embedded control plane.
+    pub fn embedded(&self) -> bool {
+        self.stack.is_some()
+    }
+
+    /// A path for files the example deploys: inside a temp dir in embedded
+    /// mode, under /tmp against a real controller (as upstream's examples).
+    pub fn deploy_path(&self, name: &str) -> String {
+        if self.embedded() {
+            self.dir.path().join(name).display().to_string()
+        } else {
+            PathBuf::from("/tmp").join(name).display().to_string()
+        }
+    }
+
+    /// Runs the plan; Ctrl-C cancels it cleanly.
+    pub async fn run(&self, o: &Orchestrator) -> Result<Report, RunError> {
+        let cancel = CancellationToken::new();
+        let on_ctrl_c = cancel.clone();
+        let watcher = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_ctrl_c.cancel();
+            }
+        });
+        let result = o.run_with(cancel).await;
+        watcher.abort();
+        result
+    }
+
+    /// Stops the embedded control plane, if any.
+    pub async fn shutdown(self) {
+        if let Some(stack) = self.stack {
+            stack.shutdown().await;
+        }
+    }
+}

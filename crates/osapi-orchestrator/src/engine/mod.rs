@@ -1,0 +1,405 @@
+//! The engine: validates the plan, then schedules eagerly — a step starts as
+//! soon as its own dependencies are done, up to a cap on steps in flight —
+//! applies skip rules, error strategies and retries, and reports every step.
+//!
+//! Skip rules, in order (upstream's, with guards composed):
+//! 1. a dependency failed (or was skipped because of a failure) → skipped,
+//!    cascading — unless the step has a guard;
+//! 2. `only_if_changed` and no dependency changed → skipped;
+//! 3. guards: all must pass; the first that does not gives the reason.
+//!
+//! Errors: `StopAll` stops starting steps (running ones finish; the rest is
+//! reported skipped); `Continue` lets everything independent run.
+
+mod attempt;
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use osapi_client::Client;
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::RunError;
+use crate::events::{Event, HostEvent, LevelSummary, Observer};
+use crate::guards::{Verdict, panic_text};
+use crate::orchestrator::RunConfig;
+use crate::plan::{self, ErrorStrategy, StepSpec};
+use crate::report::Report;
+use crate::results::{HostResult, Results, StepResult, StepStatus};
+
+/// Sends events to every observer; an observer that panics is ignored.
+#[derive(Clone)]
+pub(crate) struct Emitter {
+    observers: Arc<[Arc<dyn Observer>]>,
+    verbose: bool,
+}
+
+impl Emitter {
+    pub fn emit(&self, event: Event) {
+        for o in self.observers.iter() {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| o.on_event(&event)));
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        !self.observers.is_empty()
+    }
+}
+
+struct Scheduler {
+    steps: Arc<[StepSpec]>,
+    level: Vec<usize>,
+    pending: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    outcome: Vec<Option<Arc<StepResult>>>,
+    /// Failed, or skipped because a dependency failed.
+    failure_chain: Vec<bool>,
+    level_started: Vec<bool>,
+    level_left: Vec<usize>,
+    level_changed: Vec<usize>,
+    level_size: Vec<usize>,
+    ready: VecDeque<usize>,
+    results: Results,
+    emitter: Emitter,
+    stop: Option<(String, String)>,
+}
+
+impl Scheduler {
+    fn level_summary(&self, l: usize) -> (Vec<String>, bool) {
+        let names: Vec<String> = (0..self.steps.len())
+            .filter(|&i| self.level[i] == l)
+            .map(|i| self.steps[i].name.clone())
+            .collect();
+        let parallel = names.len() > 1;
+        (names, parallel)
+    }
+
+    fn touch_level(&mut self, i: usize) {
+        let l = self.level[i];
+        if !self.level_started[l] {
+            self.level_started[l] = true;
+            if self.emitter.enabled() {
+                let (steps, parallel) = self.level_summary(l);
+                self.emitter.emit(Event::LevelStarted {
+                    level: l,
+                    steps,
+                    parallel,
+                });
+            }
+        }
+    }
+
+    fn decide(&self, i: usize) -> Verdict {
+        let spec = &self.steps[i];
+        if spec.guards.is_empty()
+            && let Some(&d) = spec.deps.iter().find(|&&d| self.failure_chain[d])
+        {
+            return Verdict::Skip(format!("dependency failed: {}", self.steps[d].name));
+        }
+        if !spec.only_if_changed && spec.guards.is_empty() {
+            return Verdict::Run;
+        }
+        let deps: Vec<Arc<StepResult>> = spec
+            .deps
+            .iter()
+            .filter_map(|&d| self.outcome[d].clone())
+            .collect();
+        if spec.only_if_changed && !deps.iter().any(|d| d.changed) {
+            return Verdict::Skip("no dependencies changed".into());
+        }
+        for g in &spec.guards {
+            match g.check(&deps, &self.results, &self.steps, spec.kind.target()) {
+                Verdict::Run => {}
+                other => return other,
+            }
+        }
+        Verdict::Run
+    }
+
+    /// Records a finished step and releases its dependents.
+    fn finish(&mut self, i: usize, result: StepResult) {
+        let spec = &self.steps[i];
+        let l = self.level[i];
+        let failed = result.status == StepStatus::Failed;
+        if failed {
+            self.failure_chain[i] = true;
+            if spec.on_error == ErrorStrategy::StopAll && self.stop.is_none() {
+                self.stop = Some((spec.name.clone(), result.error.clone().unwrap_or_default()));
+            }
+        }
+        if result.changed {
+            self.level_changed[l] += 1;
+        }
+        let result = self.results.insert(result);
+        self.outcome[i] = Some(result);
+        self.level_left[l] -= 1;
+        if self.level_left[l] == 0 && self.emitter.enabled() {
+            self.emitter.emit(Event::LevelFinished {
+                level: l,
+                changed: self.level_changed[l],
+                total: self.level_size[l],
+                parallel: self.level_size[l] > 1,
+            });
+        }
+        for k in 0..self.dependents[i].len() {
+            let j = self.dependents[i][k];
+            self.pending[j] -= 1;
+            if self.pending[j] == 0 {
+                self.ready.push_back(j);
+            }
+        }
+    }
+
+    fn skip(&mut self, i: usize, reason: String, cascade: bool) {
+        self.touch_level(i);
+        if self.emitter.enabled() {
+            self.emitter.emit(Event::StepSkipped {
+                step: self.steps[i].name.clone(),
+                level: self.level[i],
+                reason: reason.clone(),
+            });
+        }
+        if cascade {
+            self.failure_chain[i] = true;
+        }
+        let result = StepResult {
+            name: self.steps[i].name.clone(),
+            status: StepStatus::Skipped,
+            changed: false,
+            error: None,
+            skip_reason: Some(reason),
+            data: Value::Null,
+            hosts: Vec::new(),
+            job_id: None,
+            duration: Duration::ZERO,
+            attempts: 0,
+            level: self.level[i],
+        };
+        self.finish(i, result);
+    }
+}
+
+pub(crate) async fn run(
+    client: Client,
+    steps: Arc<[StepSpec]>,
+    config: RunConfig,
+    cancel: CancellationToken,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    if let Err(error) = plan::validate(&steps) {
+        return Err(RunError::Plan {
+            error,
+            report: Box::default(),
+        });
+    }
+    let n = steps.len();
+    let level = plan::levels(&steps);
+    let groups = plan::level_groups(&steps, &level);
+    let emitter = Emitter {
+        observers: config.observers.clone().into(),
+        verbose: config.verbose,
+    };
+    if emitter.enabled() {
+        emitter.emit(Event::PlanStarted {
+            steps: n,
+            levels: groups
+                .iter()
+                .enumerate()
+                .map(|(index, g)| LevelSummary {
+                    index,
+                    steps: g.iter().map(|&i| steps[i].name.clone()).collect(),
+                    parallel: g.len() > 1,
+                })
+                .collect(),
+        });
+    }
+    let mut dependents = vec![Vec::new(); n];
+    for (i, s) in steps.iter().enumerate() {
+        for &d in &s.deps {
+            dependents[d].push(i);
+        }
+    }
+    let level_size: Vec<usize> = groups.iter().map(Vec::len).collect();
+    let mut sched = Scheduler {
+        pending: steps.iter().map(|s| s.deps.len()).collect(),
+        ready: (0..n).filter(|&i| steps[i].deps.is_empty()).collect(),
+        dependents,
+        outcome: vec![None; n],
+        failure_chain: vec![false; n],
+        level_started: vec![false; groups.len()],
+        level_left: level_size.clone(),
+        level_changed: vec![0; groups.len()],
+        level_size,
+        level,
+        results: Results::new(),
+        emitter: emitter.clone(),
+        stop: None,
+        steps: steps.clone(),
+    };
+
+    let mut tasks: JoinSet<(usize, StepResult)> = JoinSet::new();
+    let mut running = 0usize;
+    loop {
+        while running < config.max_in_flight && sched.stop.is_none() && !cancel.is_cancelled() {
+            let Some(i) = sched.ready.pop_front() else {
+                break;
+            };
+            match sched.decide(i) {
+                Verdict::Run => {
+                    sched.touch_level(i);
+                    let spec = steps[i].clone();
+                    let lvl = sched.level[i];
+                    if emitter.enabled() {
+                        emitter.emit(Event::StepStarted {
+                            step: spec.name.clone(),
+                            level: lvl,
+                            detail: spec.kind.detail(),
+                        });
+                    }
+                    let ctx = attempt::StepRun {
+                        client: client.clone(),
+                        results: sched.results.clone(),
+                        emitter: emitter.clone(),
+                        cancel: cancel.clone(),
+                        level: lvl,
+                    };
+                    tasks.spawn(async move {
+                        let name = spec.name.clone();
+                        let began = Instant::now();
+                        let result = AssertUnwindSafe(ctx.run(spec)).catch_unwind().await;
+                        let result = result.unwrap_or_else(|panic| {
+                            failed_result(name, lvl, began.elapsed(), format!("step panicked: {}", panic_text(&panic)))
+                        });
+                        (i, result)
+                    });
+                    running += 1;
+                }
+                Verdict::Skip(reason) => {
+                    let cascade = reason.starts_with("dependency failed");
+                    sched.skip(i, reason, cascade);
+                }
+                Verdict::Error(message) => {
+                    sched.touch_level(i);
+                    let result = failed_result(steps[i].name.clone(), sched.level[i], Duration::ZERO, message);
+                    emit_finished(&emitter, &result);
+                    sched.finish(i, result);
+                }
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Ok((i, result))) => {
+                    running -= 1;
+                    emit_finished(&emitter, &result);
+                    sched.finish(i, result);
+                }
+                // Panics are caught inside the task; a join error means the
+                // runtime is shutting down.
+                Some(Err(_)) | None => break,
+            },
+            _ = cancel.cancelled(), if !cancel.is_cancelled() => {}
+        }
+    }
+
+    // Everything that never started.
+    let reason = match (&sched.stop, cancel.is_cancelled()) {
+        (_, true) => "not run: the run was cancelled".to_string(),
+        (Some((step, _)), false) => format!("not run: step {step:?} failed and stopped the plan"),
+        (None, false) => "not run".to_string(),
+    };
+    for i in 0..n {
+        if sched.outcome[i].is_none() {
+            sched.skip(i, reason.clone(), false);
+        }
+    }
+
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (sched.level[i], i));
+    let report = Report {
+        steps: order
+            .into_iter()
+            .filter_map(|i| sched.outcome[i].as_deref().cloned())
+            .collect(),
+        duration: started.elapsed(),
+    };
+    let success = sched.stop.is_none() && !cancel.is_cancelled();
+    if emitter.enabled() {
+        emitter.emit(Event::PlanFinished {
+            summary: report.summary(),
+            duration_ms: report.duration.as_millis() as u64,
+            duration: osapi_api::format::go_duration(report.duration),
+            success,
+        });
+    }
+    if cancel.is_cancelled() {
+        return Err(RunError::Cancelled {
+            report: Box::new(report),
+        });
+    }
+    if let Some((step, error)) = sched.stop {
+        return Err(RunError::StepFailed {
+            step,
+            error,
+            report: Box::new(report),
+        });
+    }
+    Ok(report)
+}
+
+fn failed_result(name: String, level: usize, duration: Duration, error: String) -> StepResult {
+    StepResult {
+        name,
+        status: StepStatus::Failed,
+        changed: false,
+        error: Some(error),
+        skip_reason: None,
+        data: Value::Null,
+        hosts: Vec::new(),
+        job_id: None,
+        duration,
+        attempts: 1,
+        level,
+    }
+}
+
+fn host_event(h: &HostResult, verbose: bool) -> HostEvent {
+    HostEvent {
+        hostname: h.hostname.clone(),
+        status: h.status,
+        changed: h.changed,
+        error: h.error.clone(),
+        data: (verbose && !h.data.is_null()).then(|| h.data.clone()),
+    }
+}
+
+fn emit_finished(emitter: &Emitter, r: &StepResult) {
+    if !emitter.enabled() {
+        return;
+    }
+    let verbose = emitter.verbose;
+    emitter.emit(Event::StepFinished {
+        step: r.name.clone(),
+        level: r.level,
+        status: r.status,
+        changed: r.changed,
+        duration_ms: r.duration.as_millis() as u64,
+        attempts: r.attempts,
+        job_id: r.job_id.map(|id| id.to_string()),
+        error: r.error.clone(),
+        // Per-host data is shown under each host line when several hosts answered.
+        hosts: r
+            .hosts
+            .iter()
+            .map(|h| host_event(h, verbose && r.hosts.len() > 1))
+            .collect(),
+        data: (verbose && !r.data.is_null()).then(|| r.data.clone()),
+    });
+}

@@ -1,0 +1,189 @@
+//! What happens during a run, as events: the terminal renderer draws them,
+//! the JSON-lines sink writes them one per line, and custom [`Observer`]s
+//! receive them. The JSON schema is documented in `docs/events.md`; every
+//! event carries `"event"` (its kind) and `"ts"` (RFC 3339 time).
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::results::{HostStatus, StepStatus};
+
+/// One level of the plan (steps whose longest dependency chain has the same length).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LevelSummary {
+    /// 0-based level index.
+    pub index: usize,
+    /// Step names, in declaration order.
+    pub steps: Vec<String>,
+    /// True when the level has more than one step.
+    pub parallel: bool,
+}
+
+/// One host's outcome, as events carry it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostEvent {
+    /// Agent hostname.
+    pub hostname: String,
+    /// Outcome.
+    pub status: HostStatus,
+    /// Whether the host changed.
+    pub changed: bool,
+    /// Error text, for failed and lost hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Result data (verbose runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// A run event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The plan was validated and is about to run.
+    PlanStarted {
+        /// Number of steps.
+        steps: usize,
+        /// Levels, for display.
+        levels: Vec<LevelSummary>,
+    },
+    /// The first step of a level started or was skipped.
+    LevelStarted {
+        /// 0-based level index.
+        level: usize,
+        /// Step names of the level.
+        steps: Vec<String>,
+        /// More than one step.
+        parallel: bool,
+    },
+    /// A step started running.
+    StepStarted {
+        /// Step name.
+        step: String,
+        /// 0-based level.
+        level: usize,
+        /// `operation=<op> target=<target>`, or `(custom function)`.
+        detail: String,
+    },
+    /// An attempt failed and another will follow.
+    StepRetrying {
+        /// Step name.
+        step: String,
+        /// 1-based number of the attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        error: String,
+        /// Pause before the next attempt.
+        delay_ms: u64,
+    },
+    /// A step was skipped without running.
+    StepSkipped {
+        /// Step name.
+        step: String,
+        /// 0-based level.
+        level: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A step finished (changed, unchanged or failed).
+    StepFinished {
+        /// Step name.
+        step: String,
+        /// 0-based level.
+        level: usize,
+        /// Outcome.
+        status: StepStatus,
+        /// Whether anything changed.
+        changed: bool,
+        /// Wall time including retries.
+        duration_ms: u64,
+        /// Attempts made.
+        attempts: u32,
+        /// Job of the last attempt, for job steps.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        job_id: Option<String>,
+        /// Error, when failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Per-host outcomes, for job steps.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        hosts: Vec<HostEvent>,
+        /// Result data (verbose runs only; single-host and function steps).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+    },
+    /// Every step of a level is done.
+    LevelFinished {
+        /// 0-based level index.
+        level: usize,
+        /// Steps of the level that changed something.
+        changed: usize,
+        /// Steps in the level.
+        total: usize,
+        /// More than one step.
+        parallel: bool,
+    },
+    /// The run ended.
+    PlanFinished {
+        /// `N tasks, a changed, …` (upstream's summary format).
+        summary: String,
+        /// Wall time.
+        duration_ms: u64,
+        /// Duration as text (`1.036s`).
+        duration: String,
+        /// True when no step failed in a way that stops the plan.
+        success: bool,
+    },
+}
+
+/// Receives run events. Called from the engine's tasks; keep it quick.
+pub trait Observer: Send + Sync {
+    /// One event.
+    fn on_event(&self, event: &Event);
+}
+
+/// Writes one JSON object per event per line.
+pub struct JsonLines<W: Write + Send> {
+    out: Mutex<W>,
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    /// A sink writing to `out`.
+    pub fn new(out: W) -> Self {
+        JsonLines {
+            out: Mutex::new(out),
+        }
+    }
+
+    /// The writer back (for tests).
+    pub fn into_inner(self) -> W {
+        self.out.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Serialize)]
+struct Stamped<'a> {
+    ts: String,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+impl<W: Write + Send> Observer for JsonLines<W> {
+    fn on_event(&self, event: &Event) {
+        let stamped = Stamped {
+            ts: osapi_api::format::rfc3339(time::OffsetDateTime::now_utc()),
+            event,
+        };
+        let Ok(mut line) = serde_json::to_vec(&stamped) else {
+            return;
+        };
+        line.push(b'\n');
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        // One write per event: lines never interleave.
+        let _ = out.write_all(&line);
+        let _ = out.flush();
+    }
+}

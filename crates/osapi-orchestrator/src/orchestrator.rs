@@ -1,0 +1,277 @@
+//! The [`Orchestrator`]: holds the REST client and the plan, creates steps,
+//! runs the plan, and discovers agents.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use osapi_api::agent::AgentInfo;
+use osapi_client::{Client, ClientError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine;
+use crate::error::{PlanError, RunError, TaskError};
+use crate::events::{JsonLines, Observer};
+use crate::plan::{self, FuncOutput, PlanInner, StepKind, StepSpec};
+use crate::predicate::{Predicate, fact_text, match_all};
+use crate::render::{ColorChoice, Renderer};
+use crate::report::Report;
+use crate::results::Results;
+use crate::step::{Step, TaskContext, TaskOutput, lock};
+
+/// Settings of a run.
+#[derive(Clone)]
+pub(crate) struct RunConfig {
+    pub observers: Vec<Arc<dyn Observer>>,
+    pub max_in_flight: usize,
+    pub verbose: bool,
+}
+
+/// Declares and runs a plan against one controller.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use osapi_orchestrator::Orchestrator;
+/// use osapi_orchestrator::types::HostnameResult;
+/// let o = Orchestrator::new("http://127.0.0.1:8080", "<token>")?;
+/// let health = o.health_check();
+/// let host = o.node_hostname_get("_any").after(&health);
+/// let report = o.run().await?;
+/// let h: HostnameResult = report.result(&host)?;
+/// println!("{}", h.hostname);
+/// # Ok(()) }
+/// ```
+pub struct Orchestrator {
+    pub(crate) client: Client,
+    pub(crate) plan: Arc<Mutex<PlanInner>>,
+    config: RunConfig,
+}
+
+/// Options of an [`Orchestrator`].
+pub struct OrchestratorBuilder {
+    url: String,
+    token: String,
+    verbose: bool,
+    render: bool,
+    color: ColorChoice,
+    json: Option<Box<dyn Write + Send>>,
+    observers: Vec<Arc<dyn Observer>>,
+    max_in_flight: usize,
+    request_timeout: Option<Duration>,
+}
+
+impl OrchestratorBuilder {
+    /// Print stdout, stderr and result data of each step.
+    pub fn verbose(mut self) -> Self {
+        self.verbose = true;
+        self
+    }
+
+    /// No terminal output (events still reach observers and the JSON sink).
+    pub fn quiet(mut self) -> Self {
+        self.render = false;
+        self
+    }
+
+    /// When the terminal output uses colour (default: on a TTY, honouring
+    /// `NO_COLOR` and `CLICOLOR_FORCE`).
+    pub fn color(mut self, choice: ColorChoice) -> Self {
+        self.color = choice;
+        self
+    }
+
+    /// Also write every event as a JSON line to `out` (schema: `docs/events.md`).
+    pub fn json_events(mut self, out: impl Write + Send + 'static) -> Self {
+        self.json = Some(Box::new(out));
+        self
+    }
+
+    /// Also send every event to `observer` (replaces nothing; add a custom
+    /// renderer with `.quiet().observer(…)`).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// At most `n` steps run at once (default 64; at least 1).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Per-request timeout of the REST client (long-polls get their wait on top).
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = Some(t);
+        self
+    }
+
+    /// Builds the orchestrator; fails only on an unusable URL.
+    pub fn build(self) -> Result<Orchestrator, ClientError> {
+        let mut client = Client::builder(&self.url, &self.token);
+        if let Some(t) = self.request_timeout {
+            client = client.timeout(t);
+        }
+        let client = client.build()?;
+        let mut observers = Vec::new();
+        if self.render {
+            observers.push(Arc::new(Renderer::stdout(self.color, self.verbose)) as Arc<dyn Observer>);
+        }
+        if let Some(out) = self.json {
+            observers.push(Arc::new(JsonLines::new(out)) as Arc<dyn Observer>);
+        }
+        observers.extend(self.observers);
+        Ok(Orchestrator {
+            client,
+            plan: Arc::new(Mutex::new(PlanInner::new())),
+            config: RunConfig {
+                observers,
+                max_in_flight: self.max_in_flight,
+                verbose: self.verbose,
+            },
+        })
+    }
+}
+
+impl Orchestrator {
+    /// An orchestrator for the controller at `url` with a bearer `token`,
+    /// rendering to stdout.
+    pub fn new(url: &str, token: &str) -> Result<Orchestrator, ClientError> {
+        Self::builder(url, token).build()
+    }
+
+    /// Options.
+    pub fn builder(url: &str, token: &str) -> OrchestratorBuilder {
+        OrchestratorBuilder {
+            url: url.to_string(),
+            token: token.to_string(),
+            verbose: false,
+            render: true,
+            color: ColorChoice::Auto,
+            json: None,
+            observers: Vec::new(),
+            max_in_flight: 64,
+            request_timeout: None,
+        }
+    }
+
+    /// The REST client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn add<T>(&self, prefix: &str, kind: StepKind) -> Step<T> {
+        let mut plan = lock(&self.plan);
+        let name = plan.auto_name(prefix);
+        plan.steps.push(StepSpec::new(name, kind));
+        let index = plan.steps.len() - 1;
+        drop(plan);
+        Step::new(self.plan.clone(), index)
+    }
+
+    pub(crate) fn add_invalid<T>(&self, prefix: &str, kind: StepKind, message: String) -> Step<T> {
+        let step: Step<T> = self.add(prefix, kind);
+        if let Some(spec) = lock(&self.plan).steps.last_mut() {
+            spec.invalid = Some(message);
+        }
+        step
+    }
+
+    /// A custom step named `name`: `f` gets the context (client, attempt,
+    /// cancellation) and the results so far, and returns whether it changed
+    /// anything plus optional data of type `T`.
+    ///
+    /// ```no_run
+    /// # fn demo(o: &osapi_orchestrator::Orchestrator) {
+    /// use osapi_orchestrator::{TaskOutput, types::HostnameResult};
+    /// let host = o.node_hostname_get("_any");
+    /// let summary = o
+    ///     .task_fn("summarize", |_ctx, results| async move {
+    ///         let h: HostnameResult = results.decode("get-hostname")?;
+    ///         Ok(TaskOutput::changed(format!("ran on {}", h.hostname)))
+    ///     })
+    ///     .after(&host);
+    /// # }
+    /// ```
+    pub fn task_fn<T, F, Fut>(&self, name: &str, f: F) -> Step<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: Fn(TaskContext, Results) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<TaskOutput<T>, TaskError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let body: plan::StepFn = Arc::new(move |ctx, results| {
+            let fut = f(ctx, results);
+            Box::pin(async move {
+                let out = fut.await?;
+                let data = match out.data {
+                    Some(d) => serde_json::to_value(d)
+                        .map_err(|e| TaskError(format!("cannot encode the step's result: {e}")))?,
+                    None => serde_json::Value::Null,
+                };
+                Ok(FuncOutput {
+                    changed: out.changed,
+                    data,
+                })
+            })
+        });
+        let mut plan = lock(&self.plan);
+        plan.steps.push(StepSpec::new(name.to_string(), StepKind::Func(body)));
+        let index = plan.steps.len() - 1;
+        drop(plan);
+        Step::new(self.plan.clone(), index)
+    }
+
+    /// The plan as text: levels, steps, dependencies, guards and policies.
+    pub fn explain(&self) -> String {
+        plan::explain(&lock(&self.plan).steps)
+    }
+
+    /// Step names by level (for display).
+    pub fn levels(&self) -> Result<Vec<Vec<String>>, PlanError> {
+        let plan = lock(&self.plan);
+        plan::validate(&plan.steps)?;
+        let level = plan::levels(&plan.steps);
+        Ok(plan::level_groups(&plan.steps, &level)
+            .into_iter()
+            .map(|g| g.into_iter().map(|i| plan.steps[i].name.clone()).collect())
+            .collect())
+    }
+
+    /// Runs the plan. `Err` carries the report when a step failed with
+    /// `StopAll` (the default), the plan was invalid, or the run was cancelled.
+    pub async fn run(&self) -> Result<Report, RunError> {
+        self.run_with(CancellationToken::new()).await
+    }
+
+    /// Runs the plan until done or until `cancel` is cancelled.
+    pub async fn run_with(&self, cancel: CancellationToken) -> Result<Report, RunError> {
+        let steps: Arc<[StepSpec]> = lock(&self.plan).steps.clone().into();
+        engine::run(self.client.clone(), steps, self.config.clone(), cancel).await
+    }
+
+    /// Agents matching every predicate (all agents without predicates), by hostname.
+    pub async fn discover(&self, predicates: &[Predicate]) -> Result<Vec<AgentInfo>, ClientError> {
+        let agents = self.client.agents().await?.agents;
+        Ok(agents.into_iter().filter(|a| match_all(a, predicates)).collect())
+    }
+
+    /// Matching agents grouped by a fact's value (`os.distribution`,
+    /// `architecture`, a custom fact …); agents without the fact are left out.
+    pub async fn group_by_fact(
+        &self,
+        key: &str,
+        predicates: &[Predicate],
+    ) -> Result<BTreeMap<String, Vec<AgentInfo>>, ClientError> {
+        let mut groups: BTreeMap<String, Vec<AgentInfo>> = BTreeMap::new();
+        for agent in self.discover(predicates).await? {
+            if let Some(value) = fact_text(&agent, key) {
+                groups.entry(value).or_default().push(agent);
+            }
+        }
+        Ok(groups)
+    }
+}

@@ -1,0 +1,332 @@
+//! The plan: declared steps, their dependencies and policies; validation
+//! (names, cycles, foreign steps, bad settings), levels and `explain()`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use osapi_api::ops::{ContentType, Operation};
+use osapi_api::target::Target;
+use serde_json::Value;
+
+use crate::error::{PlanError, TaskError};
+use crate::guards::Guard;
+use crate::results::Results;
+use crate::retry::RetryPolicy;
+use crate::step::TaskContext;
+
+/// What happens after a step's last failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorStrategy {
+    /// No new step starts; running ones finish; the rest is reported skipped (default).
+    #[default]
+    StopAll,
+    /// Dependents are skipped (unless guarded); everything else runs.
+    Continue,
+}
+
+/// How many failed hosts a broadcast step tolerates before it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum HostTolerance {
+    /// Any failed host fails the step (default).
+    #[default]
+    None,
+    /// Up to this many failed hosts.
+    Count(usize),
+    /// Up to this percentage of the expected hosts.
+    Percent(f64),
+}
+
+impl HostTolerance {
+    /// True when `failed` of `total` hosts is within the tolerance.
+    pub fn allows(self, failed: usize, total: usize) -> bool {
+        match self {
+            HostTolerance::None => failed == 0,
+            HostTolerance::Count(n) => failed <= n,
+            HostTolerance::Percent(p) => total == 0 || (failed as f64) * 100.0 <= p * total as f64,
+        }
+    }
+}
+
+/// What a function step returns.
+pub(crate) struct FuncOutput {
+    pub changed: bool,
+    pub data: Value,
+}
+
+/// A function step's body.
+pub(crate) type StepFn = Arc<dyn Fn(TaskContext, Results) -> BoxFuture<'static, Result<FuncOutput, TaskError>> + Send + Sync>;
+
+/// Steps that call the REST API directly instead of running a job.
+#[derive(Clone)]
+pub(crate) enum Builtin {
+    Health,
+    Upload { name: String, content_type: ContentType, data: Bytes, force: bool },
+    Changed { name: String, data: Bytes },
+    AgentList,
+    AgentGet { hostname: String },
+}
+
+/// What a step does.
+#[derive(Clone)]
+pub(crate) enum StepKind {
+    Job { op: Operation, target: String, data: Value },
+    Builtin(Builtin),
+    Func(StepFn),
+}
+
+impl StepKind {
+    /// The `[start]` detail.
+    pub fn detail(&self) -> String {
+        match self {
+            StepKind::Job { op, target, .. } => format!("operation={op} target={target}"),
+            StepKind::Builtin(_) | StepKind::Func(_) => "(custom function)".to_string(),
+        }
+    }
+
+    /// The target of a job step.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            StepKind::Job { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+}
+
+/// One declared step.
+#[derive(Clone)]
+pub(crate) struct StepSpec {
+    pub name: String,
+    pub kind: StepKind,
+    pub deps: Vec<usize>,
+    pub foreign_dep: bool,
+    pub guards: Vec<Guard>,
+    pub only_if_changed: bool,
+    pub retry: RetryPolicy,
+    pub on_error: ErrorStrategy,
+    pub timeout: Option<Duration>,
+    pub tolerance: HostTolerance,
+    pub invalid: Option<String>,
+}
+
+impl StepSpec {
+    pub fn new(name: String, kind: StepKind) -> Self {
+        StepSpec {
+            name,
+            kind,
+            deps: Vec::new(),
+            foreign_dep: false,
+            guards: Vec::new(),
+            only_if_changed: false,
+            retry: RetryPolicy::none(),
+            on_error: ErrorStrategy::StopAll,
+            timeout: None,
+            tolerance: HostTolerance::None,
+            invalid: None,
+        }
+    }
+}
+
+/// The steps of one orchestrator.
+pub(crate) struct PlanInner {
+    pub steps: Vec<StepSpec>,
+}
+
+impl PlanInner {
+    pub fn new() -> Self {
+        PlanInner { steps: Vec::new() }
+    }
+
+    /// A free name for `prefix`: `prefix`, then `prefix-2`, `prefix-3` …
+    /// skipping names already taken (also by `named()` steps).
+    pub fn auto_name(&self, prefix: &str) -> String {
+        let taken = |n: &str| self.steps.iter().any(|s| s.name == n);
+        if !taken(prefix) {
+            return prefix.to_string();
+        }
+        (2..)
+            .map(|i| format!("{prefix}-{i}"))
+            .find(|n| !taken(n))
+            .unwrap_or_else(|| prefix.to_string())
+    }
+}
+
+/// Checks names, settings, foreign dependencies and cycles.
+pub(crate) fn validate(steps: &[StepSpec]) -> Result<(), PlanError> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        if s.name.is_empty() {
+            return Err(PlanError::InvalidStep {
+                step: format!("#{}", i + 1),
+                message: "step name must not be empty".into(),
+            });
+        }
+        if let Some(first) = seen.insert(&s.name, i) {
+            return Err(PlanError::DuplicateName {
+                name: s.name.clone(),
+                first: first + 1,
+                second: i + 1,
+            });
+        }
+    }
+    for s in steps {
+        if s.foreign_dep {
+            return Err(PlanError::ForeignDependency { step: s.name.clone() });
+        }
+        if let Some(message) = &s.invalid {
+            return Err(PlanError::InvalidStep {
+                step: s.name.clone(),
+                message: message.clone(),
+            });
+        }
+        if let StepKind::Job { target, .. } = &s.kind {
+            Target::parse(target).map_err(|e| PlanError::InvalidStep {
+                step: s.name.clone(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    find_cycle(steps)
+}
+
+fn find_cycle(steps: &[StepSpec]) -> Result<(), PlanError> {
+    // Iterative DFS with colours; reports the cycle's path.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Colour {
+        White,
+        Grey,
+        Black,
+    }
+    let mut colour = vec![Colour::White; steps.len()];
+    for root in 0..steps.len() {
+        if colour[root] != Colour::White {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        colour[root] = Colour::Grey;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&dep) = steps[node].deps.get(*next) {
+                *next += 1;
+                match colour[dep] {
+                    Colour::White => {
+                        colour[dep] = Colour::Grey;
+                        stack.push((dep, 0));
+                    }
+                    Colour::Grey => {
+                        let start = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                        let mut path: Vec<String> =
+                            stack[start..].iter().map(|(n, _)| steps[*n].name.clone()).collect();
+                        path.push(steps[dep].name.clone());
+                        return Err(PlanError::Cycle { path });
+                    }
+                    Colour::Black => {}
+                }
+            } else {
+                colour[node] = Colour::Black;
+                stack.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Level of each step: 0 without dependencies, else 1 + the deepest dependency.
+/// Requires an acyclic plan.
+pub(crate) fn levels(steps: &[StepSpec]) -> Vec<usize> {
+    let order = topological_order(steps);
+    let mut level = vec![0usize; steps.len()];
+    for i in order {
+        level[i] = steps[i].deps.iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+    }
+    level
+}
+
+/// Steps in an order where dependencies come first (Kahn's algorithm).
+pub(crate) fn topological_order(steps: &[StepSpec]) -> Vec<usize> {
+    let mut pending: Vec<usize> = steps.iter().map(|s| s.deps.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, s) in steps.iter().enumerate() {
+        for &d in &s.deps {
+            dependents[d].push(i);
+        }
+    }
+    let mut queue: std::collections::VecDeque<usize> =
+        (0..steps.len()).filter(|&i| pending[i] == 0).collect();
+    let mut order = Vec::with_capacity(steps.len());
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &j in &dependents[i] {
+            pending[j] -= 1;
+            if pending[j] == 0 {
+                queue.push_back(j);
+            }
+        }
+    }
+    order
+}
+
+/// Step names grouped by level, declaration order within a level.
+pub(crate) fn level_groups(steps: &[StepSpec], level: &[usize]) -> Vec<Vec<usize>> {
+    let max = level.iter().copied().max();
+    let mut groups = vec![Vec::new(); max.map(|m| m + 1).unwrap_or(0)];
+    for (i, &l) in level.iter().enumerate() {
+        groups[l].push(i);
+    }
+    let _ = steps;
+    groups
+}
+
+/// Text rendering of the plan with guards and policies.
+pub(crate) fn explain(steps: &[StepSpec]) -> String {
+    if let Err(e) = validate(steps) {
+        return format!("invalid plan: {e}\n");
+    }
+    let level = levels(steps);
+    let groups = level_groups(steps, &level);
+    let mut out = String::new();
+    let _ = writeln!(out, "Plan: {} steps, {} levels", steps.len(), groups.len());
+    for (i, group) in groups.iter().enumerate() {
+        let _ = writeln!(out);
+        let parallel = if group.len() > 1 { " (parallel)" } else { "" };
+        let _ = writeln!(out, "Level {i}{parallel}:");
+        for &s in group {
+            let spec = &steps[s];
+            let kind = match &spec.kind {
+                StepKind::Job { op, target, .. } => format!("[job {op} -> {target}]"),
+                StepKind::Builtin(_) | StepKind::Func(_) => "[fn]".to_string(),
+            };
+            let _ = write!(out, "  {} {kind}", spec.name);
+            if !spec.deps.is_empty() {
+                let deps: Vec<&str> = spec.deps.iter().map(|&d| steps[d].name.as_str()).collect();
+                let _ = write!(out, " <- {}", deps.join(", "));
+            }
+            let mut flags: Vec<String> = Vec::new();
+            if spec.only_if_changed {
+                flags.push("only-if-changed".into());
+            }
+            flags.extend(spec.guards.iter().map(|g| g.describe(steps)));
+            if spec.retry.retries() > 0 {
+                flags.push(format!("retry {}", spec.retry.retries()));
+            }
+            if spec.on_error == ErrorStrategy::Continue {
+                flags.push("continue-on-error".into());
+            }
+            if let Some(t) = spec.timeout {
+                flags.push(format!("timeout {}", osapi_api::format::go_duration(t)));
+            }
+            match spec.tolerance {
+                HostTolerance::None => {}
+                HostTolerance::Count(n) => flags.push(format!("tolerate {n} failed hosts")),
+                HostTolerance::Percent(p) => flags.push(format!("tolerate {p}% failed hosts")),
+            }
+            if !flags.is_empty() {
+                let _ = write!(out, " ({})", flags.join(", "));
+            }
+            let _ = writeln!(out);
+        }
+    }
+    out
+}

@@ -1,0 +1,326 @@
+//! Step handles: what the operation constructors return. Chain
+//! dependencies, retries, guards and policies on them; after the run, pass
+//! them to [`crate::Report::result`] for the typed result.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use osapi_client::Client;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::guards::Guard;
+use crate::plan::{Builtin, ErrorStrategy, HostTolerance, PlanInner, StepKind, StepSpec};
+use crate::predicate::Predicate;
+use crate::results::Results;
+use crate::retry::RetryPolicy;
+use crate::types::FileUploadResult;
+
+/// A step of the plan whose result decodes to `T`.
+///
+/// Handles are cheap to clone; every method changes the step in its plan and
+/// returns the handle, so calls chain.
+pub struct Step<T> {
+    plan: Arc<Mutex<PlanInner>>,
+    index: usize,
+    _result: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Step<T> {
+    fn clone(&self) -> Self {
+        Step {
+            plan: self.plan.clone(),
+            index: self.index,
+            _result: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Step<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Step({:?})", self.name())
+    }
+}
+
+/// An untyped step handle, for lists of dependencies of different types.
+#[derive(Clone)]
+pub struct StepRef {
+    plan: Arc<Mutex<PlanInner>>,
+    index: usize,
+}
+
+pub(crate) fn lock(plan: &Mutex<PlanInner>) -> MutexGuard<'_, PlanInner> {
+    plan.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<T> Step<T> {
+    pub(crate) fn new(plan: Arc<Mutex<PlanInner>>, index: usize) -> Self {
+        Step {
+            plan,
+            index,
+            _result: PhantomData,
+        }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut StepSpec)) -> Self {
+        {
+            let mut plan = lock(&self.plan);
+            if let Some(spec) = plan.steps.get_mut(self.index) {
+                f(spec);
+            }
+        }
+        self
+    }
+
+    fn add_dep(&self, plan: &Arc<Mutex<PlanInner>>, index: usize) {
+        let foreign = !Arc::ptr_eq(&self.plan, plan);
+        let mut inner = lock(&self.plan);
+        if let Some(spec) = inner.steps.get_mut(self.index) {
+            if foreign {
+                spec.foreign_dep = true;
+            } else if !spec.deps.contains(&index) {
+                spec.deps.push(index);
+            }
+        }
+    }
+
+    /// The step's current name.
+    pub fn name(&self) -> String {
+        lock(&self.plan)
+            .steps
+            .get(self.index)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// An untyped handle.
+    pub fn untyped(&self) -> StepRef {
+        StepRef {
+            plan: self.plan.clone(),
+            index: self.index,
+        }
+    }
+
+    /// Renames the step (names must be unique in the plan).
+    pub fn named(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.edit(|s| s.name = name)
+    }
+
+    /// Runs after `dep` (and after any other dependency already given).
+    pub fn after<U>(self, dep: &Step<U>) -> Self {
+        self.add_dep(&dep.plan, dep.index);
+        self
+    }
+
+    /// Runs after every step in `deps`.
+    pub fn after_all<'a>(self, deps: impl IntoIterator<Item = &'a StepRef>) -> Self {
+        for d in deps {
+            self.add_dep(&d.plan, d.index);
+        }
+        self
+    }
+
+    /// `retries` extra attempts right after a failure (upstream's `Retry(n)`).
+    /// What happens after the last attempt is still decided by [`Step::on_error`].
+    pub fn retry(self, retries: u32) -> Self {
+        self.retry_with(RetryPolicy::immediate(retries))
+    }
+
+    /// Retries with a policy (e.g. [`RetryPolicy::exponential`]).
+    pub fn retry_with(self, policy: RetryPolicy) -> Self {
+        self.edit(|s| s.retry = policy)
+    }
+
+    /// What happens when the step fails for good.
+    pub fn on_error(self, strategy: ErrorStrategy) -> Self {
+        self.edit(|s| s.on_error = strategy)
+    }
+
+    /// Shorthand for `on_error(ErrorStrategy::Continue)`.
+    pub fn continue_on_error(self) -> Self {
+        self.on_error(ErrorStrategy::Continue)
+    }
+
+    /// Limit for each attempt (for job steps also the job's deadline on the controller).
+    pub fn timeout(self, limit: Duration) -> Self {
+        self.edit(|s| {
+            if limit.is_zero() {
+                s.invalid = Some("timeout must be greater than zero".into());
+            }
+            s.timeout = Some(limit);
+        })
+    }
+
+    /// Runs only if some dependency changed something.
+    pub fn only_if_changed(self) -> Self {
+        self.edit(|s| s.only_if_changed = true)
+    }
+
+    fn guard(self, g: Guard) -> Self {
+        self.edit(|s| s.guards.push(g))
+    }
+
+    /// Runs only if some dependency failed (a recovery step).
+    pub fn only_if_failed(self) -> Self {
+        self.guard(Guard::OnlyIfFailed)
+    }
+
+    /// Runs only if every dependency changed something.
+    pub fn only_if_all_changed(self) -> Self {
+        self.guard(Guard::OnlyIfAllChanged)
+    }
+
+    /// Runs only if some host of some dependency failed or was lost.
+    pub fn only_if_any_host_failed(self) -> Self {
+        self.guard(Guard::OnlyIfAnyHostFailed)
+    }
+
+    /// Runs only if every host of every dependency failed.
+    pub fn only_if_all_hosts_failed(self) -> Self {
+        self.guard(Guard::OnlyIfAllHostsFailed)
+    }
+
+    /// Runs only if some host of some dependency changed.
+    pub fn only_if_any_host_changed(self) -> Self {
+        self.guard(Guard::OnlyIfAnyHostChanged)
+    }
+
+    /// Runs only if every host of every dependency changed.
+    pub fn only_if_all_hosts_changed(self) -> Self {
+        self.guard(Guard::OnlyIfAllHostsChanged)
+    }
+
+    /// Runs only if some host of some dependency was skipped.
+    pub fn only_if_any_host_skipped(self) -> Self {
+        self.guard(Guard::OnlyIfAnyHostSkipped)
+    }
+
+    /// Runs only if `f` returns true for the results so far.
+    pub fn when(self, f: impl Fn(&Results) -> bool + Send + Sync + 'static) -> Self {
+        self.guard(Guard::When {
+            f: Arc::new(f),
+            reason: None,
+        })
+    }
+
+    /// Like [`Step::when`], with the skip reason to report.
+    pub fn when_with_reason(
+        self,
+        reason: impl Into<String>,
+        f: impl Fn(&Results) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.guard(Guard::When {
+            f: Arc::new(f),
+            reason: Some(reason.into()),
+        })
+    }
+
+    /// Runs only if an agent from `agent_list` (an [`crate::Orchestrator::agent_list`]
+    /// step, made a dependency) that this step's target covers matches
+    /// `predicate`: the agent itself for a hostname, the labelled agents for
+    /// `key:value`, any agent for `_all`, `_any` and non-job steps.
+    pub fn when_fact<U>(self, agent_list: &Step<U>, predicate: Predicate) -> Self {
+        let step = self.after(agent_list);
+        let foreign = !Arc::ptr_eq(&step.plan, &agent_list.plan);
+        if foreign {
+            return step;
+        }
+        step.guard(Guard::WhenFact {
+            list: agent_list.index,
+            predicate,
+        })
+    }
+
+    /// A broadcast step still succeeds with up to `n` failed hosts.
+    pub fn tolerate_host_failures(self, n: usize) -> Self {
+        self.edit(|s| s.tolerance = HostTolerance::Count(n))
+    }
+
+    /// A broadcast step still succeeds with up to `percent` % failed hosts.
+    pub fn tolerate_host_failure_percent(self, percent: f64) -> Self {
+        self.edit(|s| {
+            if !(0.0..=100.0).contains(&percent) {
+                s.invalid = Some(format!("host failure tolerance {percent}% must be between 0 and 100"));
+            }
+            s.tolerance = HostTolerance::Percent(percent);
+        })
+    }
+}
+
+impl Step<FileUploadResult> {
+    /// Replace a stored object whose content differs (otherwise that is an error).
+    pub fn force(self) -> Self {
+        self.edit(|s| {
+            if let StepKind::Builtin(Builtin::Upload { force, .. }) = &mut s.kind {
+                *force = true;
+            }
+        })
+    }
+}
+
+impl<T> From<&Step<T>> for StepRef {
+    fn from(s: &Step<T>) -> StepRef {
+        s.untyped()
+    }
+}
+
+/// What a custom step gets besides the results: the REST client, its name,
+/// the attempt number and the run's cancellation token.
+#[derive(Clone)]
+pub struct TaskContext {
+    /// Client of the orchestrator's controller.
+    pub client: Client,
+    /// The step's name.
+    pub step: String,
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// Cancelled when the run is.
+    pub cancel: CancellationToken,
+}
+
+/// What a custom step returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskOutput<T> {
+    /// Whether it changed anything.
+    pub changed: bool,
+    /// Its result, decodable later.
+    pub data: Option<T>,
+}
+
+impl<T: Serialize> TaskOutput<T> {
+    /// Changed something, with a result.
+    pub fn changed(data: T) -> Self {
+        TaskOutput {
+            changed: true,
+            data: Some(data),
+        }
+    }
+
+    /// Changed nothing, with a result.
+    pub fn unchanged(data: T) -> Self {
+        TaskOutput {
+            changed: false,
+            data: Some(data),
+        }
+    }
+}
+
+impl TaskOutput<()> {
+    /// Changed something, no result.
+    pub fn done_changed() -> Self {
+        TaskOutput {
+            changed: true,
+            data: None,
+        }
+    }
+
+    /// Changed nothing, no result.
+    pub fn done_unchanged() -> Self {
+        TaskOutput {
+            changed: false,
+            data: None,
+        }
+    }
+}
