@@ -14,7 +14,7 @@ use serde_json::Value;
 /// ```
 /// use osapi_orchestrator::predicate::{has_label, os, healthy};
 /// let p = os("ubuntu").and(has_label("role", "web")).and(healthy());
-/// assert_eq!(p.to_string(), r#"(os == "ubuntu" and label role == "web") and healthy"#);
+/// assert_eq!(p.to_string(), r#"((os == "ubuntu" and label role == "web") and healthy)"#);
 /// ```
 #[derive(Clone)]
 pub struct Predicate {

@@ -315,9 +315,15 @@ pub(crate) async fn run(
         (Some((step, _)), false) => format!("not run: step {step:?} failed and stopped the plan"),
         (None, false) => "not run".to_string(),
     };
-    for i in 0..n {
+    for i in plan::topological_order(&steps) {
         if sched.outcome[i].is_none() {
-            sched.skip(i, reason.clone(), false);
+            match steps[i].deps.iter().find(|&&d| sched.failure_chain[d]) {
+                Some(&d) if steps[i].guards.is_empty() && !cancel.is_cancelled() => {
+                    let why = format!("dependency failed: {}", steps[d].name);
+                    sched.skip(i, why, true);
+                }
+                _ => sched.skip(i, reason.clone(), false),
+            }
         }
     }
 
