@@ -17,6 +17,7 @@
 mod error;
 mod wait;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -95,18 +96,25 @@ impl ClientBuilder {
                 message: format!("cannot build HTTP client: {e}"),
             })?;
         Ok(Client {
-            http,
-            base,
-            auth: format!("Bearer {}", self.token),
-            timeout: self.timeout,
-            wait: self.wait,
+            inner: Arc::new(Inner {
+                http,
+                base,
+                auth: format!("Bearer {}", self.token),
+                timeout: self.timeout,
+                wait: self.wait,
+            }),
         })
     }
 }
 
-/// A client for one controller.
+/// A client for one controller. Cheap to clone (one shared pointer).
 #[derive(Debug, Clone)]
 pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     http: reqwest::Client,
     base: Url,
     auth: String,
@@ -133,11 +141,11 @@ impl Client {
 
     /// The base URL (with a trailing slash).
     pub fn base_url(&self) -> &str {
-        self.base.as_str()
+        self.inner.base.as_str()
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url> {
-        let mut url = self.base.clone();
+        let mut url = self.inner.base.clone();
         {
             let mut path = url
                 .path_segments_mut()
@@ -154,10 +162,11 @@ impl Client {
 
     fn request(&self, method: Method, segments: &[&str]) -> Result<RequestBuilder> {
         Ok(self
+            .inner
             .http
             .request(method, self.url(segments)?)
-            .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .timeout(self.timeout))
+            .header(reqwest::header::AUTHORIZATION, &self.inner.auth)
+            .timeout(self.inner.timeout))
     }
 
     async fn send<T: DeserializeOwned>(
@@ -275,7 +284,7 @@ impl Client {
         let req = self
             .request(Method::GET, &["job", &id.to_string()])?
             .query(&[("wait", format!("{}ms", wait.as_millis()))])
-            .timeout(self.timeout + wait);
+            .timeout(self.inner.timeout + wait);
         self.send(req, &[StatusCode::OK]).await
     }
 
@@ -283,7 +292,7 @@ impl Client {
     /// (and polling with jittered back-off against servers that ignore `wait`).
     /// A timeout error carries the last status seen.
     pub async fn wait_job(&self, id: Uuid, timeout: Duration) -> Result<JobDetail> {
-        wait::wait_job(self, id, timeout, &self.wait).await
+        wait::wait_job(self, id, timeout, &self.inner.wait).await
     }
 
     /// Creates a job and waits for it.
@@ -464,7 +473,7 @@ impl Client {
         // Synchronous endpoints may wait for a command's whole run.
         let req = self
             .request(method, &segments)?
-            .timeout(self.timeout.max(Duration::from_secs(330)))
+            .timeout(self.inner.timeout.max(Duration::from_secs(330)))
             .json(body);
         self.send(req, &[expect]).await
     }

@@ -7,7 +7,9 @@ use crate::report::Report;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// Two steps share a name.
-    #[error("duplicate step name {name:?} (steps #{first} and #{second}); rename one with .named(…)")]
+    #[error(
+        "duplicate step name {name:?} (steps #{first} and #{second}); rename one with .named(…)"
+    )]
     DuplicateName {
         /// The name.
         name: String,

@@ -46,7 +46,7 @@ impl Guard {
         &self,
         deps: &[Arc<StepResult>],
         results: &Results,
-        steps: &[StepSpec],
+        steps: &[Arc<StepSpec>],
         own_target: Option<&str>,
     ) -> Verdict {
         let verdict = |ok: bool, reason: &str| {
@@ -94,7 +94,9 @@ impl Guard {
                         .clone()
                         .unwrap_or_else(|| "when: guard returned false".to_string()),
                 ),
-                Err(panic) => Verdict::Error(format!("when guard panicked: {}", panic_text(&panic))),
+                Err(panic) => {
+                    Verdict::Error(format!("when guard panicked: {}", panic_text(&panic)))
+                }
             },
             Guard::WhenFact { list, predicate } => {
                 let list_name = &steps[*list].name;
@@ -116,21 +118,26 @@ impl Guard {
                     Some(t @ Target::Label { .. }) => t.matches_labels(&a.labels),
                 };
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    agents.agents.iter().filter(|a| considered(a)).any(|a| predicate.matches(a))
+                    agents
+                        .agents
+                        .iter()
+                        .filter(|a| considered(a))
+                        .any(|a| predicate.matches(a))
                 }));
                 match result {
                     Ok(true) => Verdict::Run,
                     Ok(false) => Verdict::Skip("when-fact: no matching agent".into()),
-                    Err(panic) => {
-                        Verdict::Error(format!("when-fact predicate panicked: {}", panic_text(&panic)))
-                    }
+                    Err(panic) => Verdict::Error(format!(
+                        "when-fact predicate panicked: {}",
+                        panic_text(&panic)
+                    )),
                 }
             }
         }
     }
 
     /// For `explain()`.
-    pub fn describe(&self, steps: &[StepSpec]) -> String {
+    pub fn describe(&self, steps: &[Arc<StepSpec>]) -> String {
         match self {
             Guard::OnlyIfFailed => "only-if-failed".into(),
             Guard::OnlyIfAllChanged => "only-if-all-changed".into(),

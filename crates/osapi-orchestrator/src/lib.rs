@@ -2,22 +2,35 @@
 //! steps, run it against a controller, watch a live report, decode typed
 //! results per step and per host. The Rust port of osapi-orchestrator.
 //!
-//! ```no_run
+//! # Quick start
+//!
+//! A plan that checks the controller, reads a hostname from one agent and
+//! runs `uptime` on every agent; then typed results, per step and per host.
+//! (Here against an embedded control plane started in the hidden lines; in a
+//! program, pass your controller's URL and token, or see the examples.)
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let stack = osapi_server::Embedded::builder().start().await?;
+//! # let (url, token) = (stack.url().to_string(), stack.token().to_string());
 //! use osapi_orchestrator::prelude::*;
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let o = Orchestrator::new("http://127.0.0.1:8080", "<token>")?;
+//! let o = Orchestrator::builder(&url, &token).quiet().build()?;
 //! let health = o.health_check();
 //! let host = o.node_hostname_get("_any").after(&health);
 //! let uptime = o.command_exec("_all", "uptime", &[]).after(&health).retry(2);
+//!
 //! let report = o.run().await?;
-//! println!("{}", report.summary());
+//! assert_eq!(report.summary(), "3 tasks, 1 changed, 2 unchanged");
+//!
 //! let h: HostnameResult = report.result(&host)?;
+//! assert!(!h.hostname.is_empty());
 //! for r in report.host_results(&uptime) {
 //!     let out: CommandResult = r.decode()?;
-//!     println!("{}: {}", r.hostname, out.stdout.trim());
+//!     assert!(out.stdout.contains("load average"), "{}: {}", r.hostname, out.stdout);
 //! }
-//! # let _ = h;
+//! # stack.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
@@ -59,7 +72,13 @@ pub mod prelude {
     pub use crate::predicate::*;
     pub use crate::types::*;
     pub use crate::{
-        CancellationToken, ErrorStrategy, HostResult, HostStatus, Orchestrator, Report, Results,
-        RetryPolicy, RunError, Step, StepStatus, TaskContext, TaskError, TaskOutput,
+        CancellationToken, DecodeError, ErrorStrategy, HostResult, HostStatus, Orchestrator,
+        Report, Results, RetryPolicy, RunError, Step, StepStatus, TaskContext, TaskError,
+        TaskOutput,
     };
 }
+
+/// The README's Rust examples, compiled as doc tests so they stay correct.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -32,17 +32,26 @@ impl Orchestrator {
 
     /// Hostname and labels.
     pub fn node_hostname_get(&self, target: &str) -> Step<HostnameResult> {
-        self.add("get-hostname", job(Operation::NodeHostnameGet, target, json!({})))
+        self.add(
+            "get-hostname",
+            job(Operation::NodeHostnameGet, target, json!({})),
+        )
     }
 
     /// Hostname, OS, uptime, disks, memory and load in one call.
     pub fn node_status_get(&self, target: &str) -> Step<NodeStatusResult> {
-        self.add("get-status", job(Operation::NodeStatusGet, target, json!({})))
+        self.add(
+            "get-status",
+            job(Operation::NodeStatusGet, target, json!({})),
+        )
     }
 
     /// Uptime.
     pub fn node_uptime_get(&self, target: &str) -> Step<UptimeResult> {
-        self.add("get-uptime", job(Operation::NodeUptimeGet, target, json!({})))
+        self.add(
+            "get-uptime",
+            job(Operation::NodeUptimeGet, target, json!({})),
+        )
     }
 
     /// Distribution and version.
@@ -57,7 +66,10 @@ impl Orchestrator {
 
     /// Memory.
     pub fn node_memory_get(&self, target: &str) -> Step<MemoryResult> {
-        self.add("get-memory", job(Operation::NodeMemoryGet, target, json!({})))
+        self.add(
+            "get-memory",
+            job(Operation::NodeMemoryGet, target, json!({})),
+        )
     }
 
     /// Load averages.
@@ -69,7 +81,11 @@ impl Orchestrator {
     pub fn network_dns_get(&self, target: &str, interface: &str) -> Step<DnsConfigResult> {
         self.add(
             "get-dns",
-            job(Operation::NetworkDnsGet, target, json!({"interface": interface})),
+            job(
+                Operation::NetworkDnsGet,
+                target,
+                json!({"interface": interface}),
+            ),
         )
     }
 
@@ -81,7 +97,9 @@ impl Orchestrator {
         servers: &[&str],
         search_domains: &[&str],
     ) -> Step<DnsUpdateResult> {
-        let list = |v: &[&str]| (!v.is_empty()).then(|| v.iter().map(|s| s.to_string()).collect::<Vec<String>>());
+        let list = |v: &[&str]| {
+            (!v.is_empty()).then(|| v.iter().map(|s| s.to_string()).collect::<Vec<String>>())
+        };
         let data = json!({"interface": interface, "servers": list(servers), "search_domains": list(search_domains)});
         let kind = job(Operation::NetworkDnsUpdate, target, data);
         if servers.is_empty() && search_domains.is_empty() {
@@ -96,7 +114,14 @@ impl Orchestrator {
 
     /// Pings an address three times.
     pub fn network_ping_do(&self, target: &str, address: &str) -> Step<PingResult> {
-        self.add("ping", job(Operation::NetworkPingDo, target, json!({"address": address})))
+        self.add(
+            "ping",
+            job(
+                Operation::NetworkPingDo,
+                target,
+                json!({"address": address}),
+            ),
+        )
     }
 
     /// Runs a command without a shell. A non-zero exit fails that host.
@@ -201,21 +226,33 @@ mod tests {
 
     #[test]
     fn names_follow_upstream_head() {
-        let o = Orchestrator::builder("http://127.0.0.1:1", "t").quiet().build().unwrap();
+        let o = Orchestrator::builder("http://127.0.0.1:1", "t")
+            .quiet()
+            .build()
+            .unwrap();
         assert_eq!(o.node_hostname_get("_any").name(), "get-hostname");
         assert_eq!(o.node_disk_get("_any").name(), "get-disk");
         assert_eq!(o.node_hostname_get("_any").name(), "get-hostname-2");
         assert_eq!(o.command_exec("_any", "uptime", &[]).name(), "run-uptime");
         assert_eq!(o.command_exec("_any", "uptime", &[]).name(), "run-uptime-2");
-        assert_eq!(o.command_exec("_any", "/usr/bin/ls", &["-l"]).name(), "run-ls");
+        assert_eq!(
+            o.command_exec("_any", "/usr/bin/ls", &["-l"]).name(),
+            "run-ls"
+        );
         assert_eq!(o.command_shell("_any", "uname -a").name(), "shell-uname");
-        assert_eq!(o.command_shell("_any", "/sbin/apt-get update -qq").name(), "shell-apt-get");
+        assert_eq!(
+            o.command_shell("_any", "/sbin/apt-get update -qq").name(),
+            "shell-apt-get"
+        );
         assert_eq!(o.health_check().name(), "health-check");
         assert_eq!(o.health_check().name(), "health-check-2");
         assert_eq!(o.agent_list().name(), "list-agents");
         assert_eq!(o.agent_get("x").name(), "get-agent");
         assert_eq!(o.file_changed("x", "y").name(), "check-file");
-        assert_eq!(o.file_upload("x", ContentType::Raw, "y").name(), "upload-file");
+        assert_eq!(
+            o.file_upload("x", ContentType::Raw, "y").name(),
+            "upload-file"
+        );
         // A named step reserves its name: the next auto name skips it.
         o.node_load_get("_any").named("get-load-2");
         assert_eq!(o.node_load_get("_any").name(), "get-load");

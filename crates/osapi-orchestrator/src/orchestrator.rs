@@ -118,7 +118,8 @@ impl OrchestratorBuilder {
         let client = client.build()?;
         let mut observers = Vec::new();
         if self.render {
-            observers.push(Arc::new(Renderer::stdout(self.color, self.verbose)) as Arc<dyn Observer>);
+            observers
+                .push(Arc::new(Renderer::stdout(self.color, self.verbose)) as Arc<dyn Observer>);
         }
         if let Some(out) = self.json {
             observers.push(Arc::new(JsonLines::new(out)) as Arc<dyn Observer>);
@@ -166,7 +167,7 @@ impl Orchestrator {
     pub(crate) fn add<T>(&self, prefix: &str, kind: StepKind) -> Step<T> {
         let mut plan = lock(&self.plan);
         let name = plan.auto_name(prefix);
-        plan.steps.push(StepSpec::new(name, kind));
+        plan.steps.push(Arc::new(StepSpec::new(name, kind)));
         let index = plan.steps.len() - 1;
         drop(plan);
         Step::new(self.plan.clone(), index)
@@ -175,7 +176,7 @@ impl Orchestrator {
     pub(crate) fn add_invalid<T>(&self, prefix: &str, kind: StepKind, message: String) -> Step<T> {
         let step: Step<T> = self.add(prefix, kind);
         if let Some(spec) = lock(&self.plan).steps.last_mut() {
-            spec.invalid = Some(message);
+            Arc::make_mut(spec).invalid = Some(message);
         }
         step
     }
@@ -219,7 +220,10 @@ impl Orchestrator {
             })
         });
         let mut plan = lock(&self.plan);
-        plan.steps.push(StepSpec::new(name.to_string(), StepKind::Func(body)));
+        plan.steps.push(Arc::new(StepSpec::new(
+            name.to_string(),
+            StepKind::Func(body),
+        )));
         let index = plan.steps.len() - 1;
         drop(plan);
         Step::new(self.plan.clone(), index)
@@ -235,7 +239,7 @@ impl Orchestrator {
         let plan = lock(&self.plan);
         plan::validate(&plan.steps)?;
         let level = plan::levels(&plan.steps);
-        Ok(plan::level_groups(&plan.steps, &level)
+        Ok(plan::level_groups(&level)
             .into_iter()
             .map(|g| g.into_iter().map(|i| plan.steps[i].name.clone()).collect())
             .collect())
@@ -249,14 +253,17 @@ impl Orchestrator {
 
     /// Runs the plan until done or until `cancel` is cancelled.
     pub async fn run_with(&self, cancel: CancellationToken) -> Result<Report, RunError> {
-        let steps: Arc<[StepSpec]> = lock(&self.plan).steps.clone().into();
+        let steps: Arc<[Arc<StepSpec>]> = lock(&self.plan).steps.clone().into();
         engine::run(self.client.clone(), steps, self.config.clone(), cancel).await
     }
 
     /// Agents matching every predicate (all agents without predicates), by hostname.
     pub async fn discover(&self, predicates: &[Predicate]) -> Result<Vec<AgentInfo>, ClientError> {
         let agents = self.client.agents().await?.agents;
-        Ok(agents.into_iter().filter(|a| match_all(a, predicates)).collect())
+        Ok(agents
+            .into_iter()
+            .filter(|a| match_all(a, predicates))
+            .collect())
     }
 
     /// Matching agents grouped by a fact's value (`os.distribution`,

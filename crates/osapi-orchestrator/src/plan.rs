@@ -58,22 +58,38 @@ pub(crate) struct FuncOutput {
 }
 
 /// A function step's body.
-pub(crate) type StepFn = Arc<dyn Fn(TaskContext, Results) -> BoxFuture<'static, Result<FuncOutput, TaskError>> + Send + Sync>;
+pub(crate) type StepFn = Arc<
+    dyn Fn(TaskContext, Results) -> BoxFuture<'static, Result<FuncOutput, TaskError>> + Send + Sync,
+>;
 
 /// Steps that call the REST API directly instead of running a job.
 #[derive(Clone)]
 pub(crate) enum Builtin {
     Health,
-    Upload { name: String, content_type: ContentType, data: Bytes, force: bool },
-    Changed { name: String, data: Bytes },
+    Upload {
+        name: String,
+        content_type: ContentType,
+        data: Bytes,
+        force: bool,
+    },
+    Changed {
+        name: String,
+        data: Bytes,
+    },
     AgentList,
-    AgentGet { hostname: String },
+    AgentGet {
+        hostname: String,
+    },
 }
 
 /// What a step does.
 #[derive(Clone)]
 pub(crate) enum StepKind {
-    Job { op: Operation, target: String, data: Value },
+    Job {
+        op: Operation,
+        target: String,
+        data: Value,
+    },
     Builtin(Builtin),
     Func(StepFn),
 }
@@ -132,7 +148,8 @@ impl StepSpec {
 
 /// The steps of one orchestrator.
 pub(crate) struct PlanInner {
-    pub steps: Vec<StepSpec>,
+    /// Shared so a run can snapshot the plan cheaply; edits copy on write.
+    pub steps: Vec<Arc<StepSpec>>,
 }
 
 impl PlanInner {
@@ -155,7 +172,7 @@ impl PlanInner {
 }
 
 /// Checks names, settings, foreign dependencies and cycles.
-pub(crate) fn validate(steps: &[StepSpec]) -> Result<(), PlanError> {
+pub(crate) fn validate(steps: &[Arc<StepSpec>]) -> Result<(), PlanError> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, s) in steps.iter().enumerate() {
         if s.name.is_empty() {
@@ -174,7 +191,9 @@ pub(crate) fn validate(steps: &[StepSpec]) -> Result<(), PlanError> {
     }
     for s in steps {
         if s.foreign_dep {
-            return Err(PlanError::ForeignDependency { step: s.name.clone() });
+            return Err(PlanError::ForeignDependency {
+                step: s.name.clone(),
+            });
         }
         if let Some(message) = &s.invalid {
             return Err(PlanError::InvalidStep {
@@ -192,7 +211,7 @@ pub(crate) fn validate(steps: &[StepSpec]) -> Result<(), PlanError> {
     find_cycle(steps)
 }
 
-fn find_cycle(steps: &[StepSpec]) -> Result<(), PlanError> {
+fn find_cycle(steps: &[Arc<StepSpec>]) -> Result<(), PlanError> {
     // Iterative DFS with colours; reports the cycle's path.
     #[derive(Clone, Copy, PartialEq)]
     enum Colour {
@@ -217,8 +236,10 @@ fn find_cycle(steps: &[StepSpec]) -> Result<(), PlanError> {
                     }
                     Colour::Grey => {
                         let start = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
-                        let mut path: Vec<String> =
-                            stack[start..].iter().map(|(n, _)| steps[*n].name.clone()).collect();
+                        let mut path: Vec<String> = stack[start..]
+                            .iter()
+                            .map(|(n, _)| steps[*n].name.clone())
+                            .collect();
                         path.push(steps[dep].name.clone());
                         return Err(PlanError::Cycle { path });
                     }
@@ -235,17 +256,22 @@ fn find_cycle(steps: &[StepSpec]) -> Result<(), PlanError> {
 
 /// Level of each step: 0 without dependencies, else 1 + the deepest dependency.
 /// Requires an acyclic plan.
-pub(crate) fn levels(steps: &[StepSpec]) -> Vec<usize> {
+pub(crate) fn levels(steps: &[Arc<StepSpec>]) -> Vec<usize> {
     let order = topological_order(steps);
     let mut level = vec![0usize; steps.len()];
     for i in order {
-        level[i] = steps[i].deps.iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+        level[i] = steps[i]
+            .deps
+            .iter()
+            .map(|&d| level[d] + 1)
+            .max()
+            .unwrap_or(0);
     }
     level
 }
 
 /// Steps in an order where dependencies come first (Kahn's algorithm).
-pub(crate) fn topological_order(steps: &[StepSpec]) -> Vec<usize> {
+pub(crate) fn topological_order(steps: &[Arc<StepSpec>]) -> Vec<usize> {
     let mut pending: Vec<usize> = steps.iter().map(|s| s.deps.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
@@ -269,23 +295,22 @@ pub(crate) fn topological_order(steps: &[StepSpec]) -> Vec<usize> {
 }
 
 /// Step names grouped by level, declaration order within a level.
-pub(crate) fn level_groups(steps: &[StepSpec], level: &[usize]) -> Vec<Vec<usize>> {
+pub(crate) fn level_groups(level: &[usize]) -> Vec<Vec<usize>> {
     let max = level.iter().copied().max();
     let mut groups = vec![Vec::new(); max.map(|m| m + 1).unwrap_or(0)];
     for (i, &l) in level.iter().enumerate() {
         groups[l].push(i);
     }
-    let _ = steps;
     groups
 }
 
 /// Text rendering of the plan with guards and policies.
-pub(crate) fn explain(steps: &[StepSpec]) -> String {
+pub(crate) fn explain(steps: &[Arc<StepSpec>]) -> String {
     if let Err(e) = validate(steps) {
         return format!("invalid plan: {e}\n");
     }
     let level = levels(steps);
-    let groups = level_groups(steps, &level);
+    let groups = level_groups(&level);
     let mut out = String::new();
     let _ = writeln!(out, "Plan: {} steps, {} levels", steps.len(), groups.len());
     for (i, group) in groups.iter().enumerate() {

@@ -24,7 +24,10 @@ pub struct Predicate {
 
 impl Predicate {
     /// A predicate from a closure, with a description for `explain()`.
-    pub fn new(description: impl Into<String>, test: impl Fn(&AgentInfo) -> bool + Send + Sync + 'static) -> Self {
+    pub fn new(
+        description: impl Into<String>,
+        test: impl Fn(&AgentInfo) -> bool + Send + Sync + 'static,
+    ) -> Self {
         Predicate {
             test: Arc::new(test),
             description: description.into().into(),
@@ -115,7 +118,9 @@ pub fn min_memory(bytes: u64) -> Predicate {
 
 /// At least `cpus` logical CPUs.
 pub fn min_cpu(cpus: u32) -> Predicate {
-    Predicate::new(format!("cpus >= {cpus}"), move |a| a.cpu_count.unwrap_or(0) >= cpus)
+    Predicate::new(format!("cpus >= {cpus}"), move |a| {
+        a.cpu_count.unwrap_or(0) >= cpus
+    })
 }
 
 /// Label `key` equals `value` exactly.
@@ -168,8 +173,14 @@ impl Predicate {
 pub fn fact_json(agent: &AgentInfo, key: &str) -> Option<Value> {
     let s = |v: &Option<String>| v.clone().map(Value::String);
     match key {
-        "os.distribution" => agent.os_info.as_ref().map(|o| Value::String(o.distribution.clone())),
-        "os.version" => agent.os_info.as_ref().map(|o| Value::String(o.version.clone())),
+        "os.distribution" => agent
+            .os_info
+            .as_ref()
+            .map(|o| Value::String(o.distribution.clone())),
+        "os.version" => agent
+            .os_info
+            .as_ref()
+            .map(|o| Value::String(o.version.clone())),
         "architecture" | "arch" => s(&agent.architecture),
         "kernel_version" | "kernel" => s(&agent.kernel_version),
         "cpu_count" => agent.cpu_count.map(Value::from),
@@ -204,7 +215,8 @@ fn json_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => a == b,
     }
@@ -218,10 +230,17 @@ mod tests {
     fn agent() -> AgentInfo {
         let mut a = AgentInfo {
             hostname: "web-01".into(),
-            os_info: Some(OsInfoResponse { distribution: "Ubuntu".into(), version: "24.04".into() }),
+            os_info: Some(OsInfoResponse {
+                distribution: "Ubuntu".into(),
+                version: "24.04".into(),
+            }),
             architecture: Some("x86_64".into()),
             cpu_count: Some(8),
-            memory: Some(MemoryResponse { total: 16_000, free: 1, used: 1 }),
+            memory: Some(MemoryResponse {
+                total: 16_000,
+                free: 1,
+                used: 1,
+            }),
             ..Default::default()
         };
         a.labels.insert("role".into(), "web".into());
@@ -245,7 +264,9 @@ mod tests {
         let a = agent();
         assert!(os("ubuntu").matches(&a) && os("Ubuntu").matches(&a) && !os("debian").matches(&a));
         assert!(!os("ubuntu").matches(&AgentInfo::default()), "no os_info");
-        assert!(arch("X86_64").matches(&a) && arch("amd64").matches(&a) && !arch("arm64").matches(&a));
+        assert!(
+            arch("X86_64").matches(&a) && arch("amd64").matches(&a) && !arch("arm64").matches(&a)
+        );
         assert!(min_memory(16_000).matches(&a) && !min_memory(16_001).matches(&a));
         assert!(!min_memory(1).matches(&AgentInfo::default()));
         assert!(min_cpu(8).matches(&a) && !min_cpu(9).matches(&a));
@@ -260,7 +281,10 @@ mod tests {
         assert!(fact_equals("rack", 3).matches(&a));
         assert!(fact_equals("rack", 3.0).matches(&a), "numbers by value");
         assert!(!fact_equals("rack", "3").matches(&a));
-        assert!(fact_equals("tags", serde_json::json!(["a", "b"])).matches(&a), "lists compare, no panic");
+        assert!(
+            fact_equals("tags", serde_json::json!(["a", "b"])).matches(&a),
+            "lists compare, no panic"
+        );
         assert!(fact_equals("os.distribution", "Ubuntu").matches(&a));
         assert!(fact_equals("cpu_count", 8).matches(&a));
         assert!(!fact_equals("missing", "x").matches(&a));
@@ -281,7 +305,10 @@ mod tests {
         assert!((!os("debian")).matches(&a));
         assert!(match_all(&a, &[]));
         assert!(!match_all(&a, &[os("ubuntu"), healthy()]));
-        assert_eq!(no_condition("DiskPressure").to_string(), "no condition DiskPressure");
+        assert_eq!(
+            no_condition("DiskPressure").to_string(),
+            "no condition DiskPressure"
+        );
     }
 
     #[test]

@@ -52,7 +52,12 @@ pub fn summary_line(statuses: impl IntoIterator<Item = StepStatus>) -> String {
         }
     }
     let mut out = format!("{total} tasks");
-    for (n, word) in [(c, "changed"), (u, "unchanged"), (s, "skipped"), (f, "failed")] {
+    for (n, word) in [
+        (c, "changed"),
+        (u, "unchanged"),
+        (s, "skipped"),
+        (f, "failed"),
+    ] {
         if n > 0 {
             out.push_str(&format!(", {n} {word}"));
         }
@@ -93,11 +98,16 @@ impl Report {
 
     /// Per-host outcomes of a step (empty for function steps).
     pub fn host_results<T>(&self, step: &Step<T>) -> &[HostResult] {
-        self.get(step).map(|s| s.hosts.as_slice()).unwrap_or_default()
+        self.get(step)
+            .map(|s| s.hosts.as_slice())
+            .unwrap_or_default()
     }
 
     /// Each host's typed result; hosts without data (failed, lost) are errors in the list.
-    pub fn results_by_host<T: DeserializeOwned>(&self, step: &Step<T>) -> Vec<(String, Result<T, DecodeError>)> {
+    pub fn results_by_host<T: DeserializeOwned>(
+        &self,
+        step: &Step<T>,
+    ) -> Vec<(String, Result<T, DecodeError>)> {
         self.host_results(step)
             .iter()
             .map(|h| (h.hostname.clone(), h.decode()))

@@ -233,7 +233,9 @@ impl Results {
 
     /// A step's status (`Unknown` when absent or not finished).
     pub fn status(&self, name: &str) -> StepStatus {
-        self.get(name).map(|r| r.status).unwrap_or(StepStatus::Unknown)
+        self.get(name)
+            .map(|r| r.status)
+            .unwrap_or(StepStatus::Unknown)
     }
 
     /// Whether a step changed anything.

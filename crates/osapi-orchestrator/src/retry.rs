@@ -133,14 +133,24 @@ mod tests {
         let p = RetryPolicy::exponential(3).initial(Duration::from_millis(100));
         for _ in 0..200 {
             let d = p.delay(1);
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_millis(100),
+                "{d:?}"
+            );
         }
     }
 
     #[test]
     fn zero_max_is_sane_and_immediate_has_no_delay() {
-        let p = RetryPolicy::exponential(1).initial(Duration::from_millis(40)).max(Duration::ZERO).without_jitter();
-        assert_eq!(p.delay(3), Duration::from_millis(40), "max below initial is raised, not zero");
+        let p = RetryPolicy::exponential(1)
+            .initial(Duration::from_millis(40))
+            .max(Duration::ZERO)
+            .without_jitter();
+        assert_eq!(
+            p.delay(3),
+            Duration::from_millis(40),
+            "max below initial is raised, not zero"
+        );
         assert_eq!(RetryPolicy::immediate(3).delay(1), Duration::ZERO);
         assert_eq!(RetryPolicy::immediate(3).attempts(), 4);
     }

@@ -67,7 +67,7 @@ impl<T> Step<T> {
         {
             let mut plan = lock(&self.plan);
             if let Some(spec) = plan.steps.get_mut(self.index) {
-                f(spec);
+                f(Arc::make_mut(spec));
             }
         }
         self
@@ -77,6 +77,7 @@ impl<T> Step<T> {
         let foreign = !Arc::ptr_eq(&self.plan, plan);
         let mut inner = lock(&self.plan);
         if let Some(spec) = inner.steps.get_mut(self.index) {
+            let spec = Arc::make_mut(spec);
             if foreign {
                 spec.foreign_dep = true;
             } else if !spec.deps.contains(&index) {
@@ -242,7 +243,9 @@ impl<T> Step<T> {
     pub fn tolerate_host_failure_percent(self, percent: f64) -> Self {
         self.edit(|s| {
             if !(0.0..=100.0).contains(&percent) {
-                s.invalid = Some(format!("host failure tolerance {percent}% must be between 0 and 100"));
+                s.invalid = Some(format!(
+                    "host failure tolerance {percent}% must be between 0 and 100"
+                ));
             }
             s.tolerance = HostTolerance::Percent(percent);
         })

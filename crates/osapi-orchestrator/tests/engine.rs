@@ -13,7 +13,10 @@ use osapi_orchestrator::{PlanError, StepRef};
 use serde_json::{Value, json};
 
 fn orch() -> Orchestrator {
-    Orchestrator::builder("http://127.0.0.1:1", "unused").quiet().build().unwrap()
+    Orchestrator::builder("http://127.0.0.1:1", "unused")
+        .quiet()
+        .build()
+        .unwrap()
 }
 
 /// Records the events of a run.
@@ -35,8 +38,12 @@ impl Recorder {
             .filter_map(|e| match e {
                 Event::StepStarted { step, .. } => Some(format!("start {step}")),
                 Event::StepSkipped { step, reason, .. } => Some(format!("skip {step}: {reason}")),
-                Event::StepRetrying { step, attempt, .. } => Some(format!("retry {step} {attempt}")),
-                Event::StepFinished { step, status, .. } => Some(format!("done {step} {}", status.as_str())),
+                Event::StepRetrying { step, attempt, .. } => {
+                    Some(format!("retry {step} {attempt}"))
+                }
+                Event::StepFinished { step, status, .. } => {
+                    Some(format!("done {step} {}", status.as_str()))
+                }
                 _ => None,
             })
             .collect()
@@ -55,12 +62,18 @@ fn recorded() -> (Orchestrator, Arc<Recorder>) {
 
 fn ok(o: &Orchestrator, name: &str, changed: bool) -> Step<Value> {
     o.task_fn(name, move |_, _| async move {
-        Ok(if changed { TaskOutput::changed(json!({"ok": true})) } else { TaskOutput::unchanged(json!({"ok": true})) })
+        Ok(if changed {
+            TaskOutput::changed(json!({"ok": true}))
+        } else {
+            TaskOutput::unchanged(json!({"ok": true}))
+        })
     })
 }
 
 fn fail(o: &Orchestrator, name: &str) -> Step<Value> {
-    o.task_fn(name, |_, _| async { Err::<TaskOutput<Value>, _>(TaskError::new("boom")) })
+    o.task_fn(name, |_, _| async {
+        Err::<TaskOutput<Value>, _>(TaskError::new("boom"))
+    })
 }
 
 #[tokio::test]
@@ -71,8 +84,21 @@ async fn linear_chain_runs_in_order_and_summarises() {
     ok(&o, "c", false).after(&b);
     let report = o.run().await.unwrap();
     assert_eq!(report.summary(), "3 tasks, 2 changed, 1 unchanged");
-    assert_eq!(rec.lines(), ["start a", "done a changed", "start b", "done b changed", "start c", "done c unchanged"]);
-    assert_eq!(report.steps.iter().map(|s| s.level).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(
+        rec.lines(),
+        [
+            "start a",
+            "done a changed",
+            "start b",
+            "done b changed",
+            "start c",
+            "done c unchanged"
+        ]
+    );
+    assert_eq!(
+        report.steps.iter().map(|s| s.level).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
 }
 
 #[tokio::test]
@@ -96,13 +122,20 @@ async fn eager_scheduling_does_not_wait_for_unrelated_slow_steps() {
     o.task_fn("after-slow", log("after-slow", 1)).after(&slow);
     o.run().await.unwrap();
     // A level barrier would make after-fast wait for slow.
-    assert_eq!(*order.lock().unwrap(), ["fast", "after-fast", "slow", "after-slow"]);
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["fast", "after-fast", "slow", "after-slow"]
+    );
 }
 
 #[tokio::test]
 async fn steps_in_a_level_run_concurrently_up_to_the_cap() {
     for (cap, expect_max) in [(64, 5), (2, 2)] {
-        let o = Orchestrator::builder("http://127.0.0.1:1", "t").quiet().max_in_flight(cap).build().unwrap();
+        let o = Orchestrator::builder("http://127.0.0.1:1", "t")
+            .quiet()
+            .max_in_flight(cap)
+            .build()
+            .unwrap();
         let now = Arc::new(AtomicU32::new(0));
         let peak = Arc::new(AtomicU32::new(0));
         for i in 0..5 {
@@ -134,15 +167,29 @@ async fn stop_all_finishes_running_steps_and_reports_the_rest_skipped() {
     ok(&o, "b", true).after(&a);
     ok(&o, "c", true).after(&sibling);
     let err = o.run().await.unwrap_err();
-    let RunError::StepFailed { step, error, report } = &err else { panic!("{err:?}") };
+    let RunError::StepFailed {
+        step,
+        error,
+        report,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!((step.as_str(), error.as_str()), ("a", "boom"));
-    assert_eq!(report.step("sibling").unwrap().status, StepStatus::Changed, "running sibling finished");
+    assert_eq!(
+        report.step("sibling").unwrap().status,
+        StepStatus::Changed,
+        "running sibling finished"
+    );
     let b = report.step("b").unwrap();
     assert_eq!(b.status, StepStatus::Skipped);
     assert_eq!(b.skip_reason.as_deref(), Some("dependency failed: a"));
     let c = report.step("c").unwrap();
     assert_eq!(c.status, StepStatus::Skipped);
-    assert_eq!(c.skip_reason.as_deref(), Some("not run: step \"a\" failed and stopped the plan"));
+    assert_eq!(
+        c.skip_reason.as_deref(),
+        Some("not run: step \"a\" failed and stopped the plan")
+    );
     assert_eq!(report.summary(), "4 tasks, 1 changed, 2 skipped, 1 failed");
     assert!(!rec.lines().contains(&"start c".to_string()));
 }
@@ -154,10 +201,17 @@ async fn continue_skips_dependents_transitively_and_runs_the_rest() {
     let b = ok(&o, "b", true).after(&a);
     ok(&o, "c", true).after(&b);
     ok(&o, "d", true);
-    let report = o.run().await.expect("Continue failures do not fail the run");
+    let report = o
+        .run()
+        .await
+        .expect("Continue failures do not fail the run");
     assert_eq!(report.step("a").unwrap().status, StepStatus::Failed);
     assert_eq!(report.step("b").unwrap().status, StepStatus::Skipped);
-    assert_eq!(report.step("c").unwrap().skip_reason.as_deref(), Some("dependency failed: b"), "cascades");
+    assert_eq!(
+        report.step("c").unwrap().skip_reason.as_deref(),
+        Some("dependency failed: b"),
+        "cascades"
+    );
     assert_eq!(report.step("d").unwrap().status, StepStatus::Changed);
     assert!(!report.succeeded());
 }
@@ -172,34 +226,53 @@ async fn retries_compose_with_either_strategy() {
         let t = t.clone();
         async move {
             t.fetch_add(1, Ordering::SeqCst);
-            if ctx.attempt < 3 { Err(TaskError::new(format!("try {}", ctx.attempt))) } else { Ok(TaskOutput::done_changed()) }
+            if ctx.attempt < 3 {
+                Err(TaskError::new(format!("try {}", ctx.attempt)))
+            } else {
+                Ok(TaskOutput::done_changed())
+            }
         }
     })
     .retry(2);
     let report = o.run().await.unwrap();
     assert_eq!(tries.load(Ordering::SeqCst), 3);
     assert_eq!(report.step("flaky").unwrap().attempts, 3);
-    assert_eq!(rec.lines(), ["start flaky", "retry flaky 1", "retry flaky 2", "done flaky changed"]);
+    assert_eq!(
+        rec.lines(),
+        [
+            "start flaky",
+            "retry flaky 1",
+            "retry flaky 2",
+            "done flaky changed"
+        ]
+    );
 
     // Retries exhausted, then Continue: the run goes on (upstream's single slot lost the retries).
     let o = orch();
     let calls = Arc::new(AtomicU32::new(0));
     let c = calls.clone();
-    let a = o.task_fn("a", move |_, _| {
-        let c = c.clone();
-        async move {
-            c.fetch_add(1, Ordering::SeqCst);
-            Err::<TaskOutput<()>, _>(TaskError::new("still broken"))
-        }
-    })
-    .retry(2)
-    .continue_on_error();
+    let a = o
+        .task_fn("a", move |_, _| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Err::<TaskOutput<()>, _>(TaskError::new("still broken"))
+            }
+        })
+        .retry(2)
+        .continue_on_error();
     ok(&o, "independent", true);
     ok(&o, "dependent", true).after(&a);
     let report = o.run().await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert_eq!(report.step("a").unwrap().error.as_deref(), Some("still broken"));
-    assert_eq!(report.step("independent").unwrap().status, StepStatus::Changed);
+    assert_eq!(
+        report.step("a").unwrap().error.as_deref(),
+        Some("still broken")
+    );
+    assert_eq!(
+        report.step("independent").unwrap().status,
+        StepStatus::Changed
+    );
 
     // Back-off delays between attempts.
     let o = orch();
@@ -212,11 +285,19 @@ async fn retries_compose_with_either_strategy() {
             Err::<TaskOutput<()>, _>(TaskError::new("no"))
         }
     })
-    .retry_with(RetryPolicy::exponential(2).initial(Duration::from_millis(50)).without_jitter());
+    .retry_with(
+        RetryPolicy::exponential(2)
+            .initial(Duration::from_millis(50))
+            .without_jitter(),
+    );
     assert!(o.run().await.is_err());
     let s = stamps.lock().unwrap();
     assert_eq!(s.len(), 3);
-    assert!(s[1] - s[0] >= Duration::from_millis(45) && s[2] - s[1] >= Duration::from_millis(95), "{:?}", (s[1] - s[0], s[2] - s[1]));
+    assert!(
+        s[1] - s[0] >= Duration::from_millis(45) && s[2] - s[1] >= Duration::from_millis(95),
+        "{:?}",
+        (s[1] - s[0], s[2] - s[1])
+    );
 }
 
 #[tokio::test]
@@ -224,29 +305,71 @@ async fn only_if_changed_and_guards() {
     let (o, _) = recorded();
     let unchanged = ok(&o, "unchanged", false);
     let changed = ok(&o, "changed", true);
-    ok(&o, "needs-change", true).after(&unchanged).only_if_changed();
-    ok(&o, "has-change", true).after(&unchanged).after(&changed).only_if_changed();
+    ok(&o, "needs-change", true)
+        .after(&unchanged)
+        .only_if_changed();
+    ok(&o, "has-change", true)
+        .after(&unchanged)
+        .after(&changed)
+        .only_if_changed();
     ok(&o, "no-deps", true).only_if_changed();
     ok(&o, "when-false", true).after(&changed).when(|_| false);
-    ok(&o, "when-reason", true).after(&changed).when_with_reason("host is unreachable", |_| false);
+    ok(&o, "when-reason", true)
+        .after(&changed)
+        .when_with_reason("host is unreachable", |_| false);
     ok(&o, "when-reads-results", true)
         .after(&changed)
         .when(|r| r.status("changed") == StepStatus::Changed && r.changed("changed"));
-    ok(&o, "all-changed", true).after(&changed).after(&unchanged).only_if_all_changed();
-    ok(&o, "all-changed-yes", true).after(&changed).only_if_all_changed();
+    ok(&o, "all-changed", true)
+        .after(&changed)
+        .after(&unchanged)
+        .only_if_all_changed();
+    ok(&o, "all-changed-yes", true)
+        .after(&changed)
+        .only_if_all_changed();
     // Several guards all apply (upstream: the last one silently won).
-    ok(&o, "two-guards", true).after(&changed).when(|_| true).only_if_failed();
+    ok(&o, "two-guards", true)
+        .after(&changed)
+        .when(|_| true)
+        .only_if_failed();
     let report = o.run().await.unwrap();
     let reason = |n: &str| report.step(n).unwrap().skip_reason.clone();
-    assert_eq!(reason("needs-change").as_deref(), Some("no dependencies changed"));
-    assert_eq!(report.step("has-change").unwrap().status, StepStatus::Changed);
-    assert_eq!(reason("no-deps").as_deref(), Some("no dependencies changed"));
-    assert_eq!(reason("when-false").as_deref(), Some("when: guard returned false"));
-    assert_eq!(reason("when-reason").as_deref(), Some("host is unreachable"));
-    assert_eq!(report.step("when-reads-results").unwrap().status, StepStatus::Changed);
-    assert_eq!(reason("all-changed").as_deref(), Some("only-if-all-changed: not all dependencies changed"));
-    assert_eq!(report.step("all-changed-yes").unwrap().status, StepStatus::Changed);
-    assert_eq!(reason("two-guards").as_deref(), Some("only-if-failed: no dependency failed"));
+    assert_eq!(
+        reason("needs-change").as_deref(),
+        Some("no dependencies changed")
+    );
+    assert_eq!(
+        report.step("has-change").unwrap().status,
+        StepStatus::Changed
+    );
+    assert_eq!(
+        reason("no-deps").as_deref(),
+        Some("no dependencies changed")
+    );
+    assert_eq!(
+        reason("when-false").as_deref(),
+        Some("when: guard returned false")
+    );
+    assert_eq!(
+        reason("when-reason").as_deref(),
+        Some("host is unreachable")
+    );
+    assert_eq!(
+        report.step("when-reads-results").unwrap().status,
+        StepStatus::Changed
+    );
+    assert_eq!(
+        reason("all-changed").as_deref(),
+        Some("only-if-all-changed: not all dependencies changed")
+    );
+    assert_eq!(
+        report.step("all-changed-yes").unwrap().status,
+        StepStatus::Changed
+    );
+    assert_eq!(
+        reason("two-guards").as_deref(),
+        Some("only-if-failed: no dependency failed")
+    );
 }
 
 #[tokio::test]
@@ -262,9 +385,19 @@ async fn guarded_steps_run_after_failures_and_guard_skips_do_not_cascade() {
     ok(&o, "sees-skip", true).after(&skipped).only_if_failed();
     let report = o.run().await.unwrap();
     assert_eq!(report.step("recover").unwrap().status, StepStatus::Changed);
-    assert_eq!(report.step("not-needed").unwrap().status, StepStatus::Skipped);
-    assert_eq!(report.step("after-guard-skip").unwrap().status, StepStatus::Changed, "guard skips are not failures");
-    assert_eq!(report.step("after-recover").unwrap().status, StepStatus::Changed);
+    assert_eq!(
+        report.step("not-needed").unwrap().status,
+        StepStatus::Skipped
+    );
+    assert_eq!(
+        report.step("after-guard-skip").unwrap().status,
+        StepStatus::Changed,
+        "guard skips are not failures"
+    );
+    assert_eq!(
+        report.step("after-recover").unwrap().status,
+        StepStatus::Changed
+    );
     assert_eq!(
         report.step("sees-skip").unwrap().skip_reason.as_deref(),
         Some("only-if-failed: no dependency failed")
@@ -283,7 +416,10 @@ async fn timeouts_and_cancellation() {
     let started = Instant::now();
     let report = o.run().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(report.step("sleepy").unwrap().error.as_deref(), Some("timed out after 50ms"));
+    assert_eq!(
+        report.step("sleepy").unwrap().error.as_deref(),
+        Some("timed out after 50ms")
+    );
 
     let o = orch();
     let long = o.task_fn("long", |ctx, _| async move {
@@ -300,9 +436,14 @@ async fn timeouts_and_cancellation() {
     let started = Instant::now();
     let err = o.run_with(cancel).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
-    let RunError::Cancelled { report } = err else { panic!("expected cancellation") };
+    let RunError::Cancelled { report } = err else {
+        panic!("expected cancellation")
+    };
     assert_eq!(report.step("long").unwrap().status, StepStatus::Failed);
-    assert_eq!(report.step("later").unwrap().skip_reason.as_deref(), Some("not run: the run was cancelled"));
+    assert_eq!(
+        report.step("later").unwrap().skip_reason.as_deref(),
+        Some("not run: the run was cancelled")
+    );
 }
 
 #[tokio::test]
@@ -315,16 +456,26 @@ async fn panics_become_failures() {
         Ok(TaskOutput::done_unchanged())
     })
     .continue_on_error();
-    ok(&o, "guard-explodes", true).when(|_| panic!("guard kaboom")).continue_on_error();
+    ok(&o, "guard-explodes", true)
+        .when(|_| panic!("guard kaboom"))
+        .continue_on_error();
     let report = o.run().await.unwrap();
-    assert_eq!(report.step("explodes").unwrap().error.as_deref(), Some("step panicked: kaboom"));
-    assert_eq!(report.step("guard-explodes").unwrap().error.as_deref(), Some("when guard panicked: guard kaboom"));
+    assert_eq!(
+        report.step("explodes").unwrap().error.as_deref(),
+        Some("step panicked: kaboom")
+    );
+    assert_eq!(
+        report.step("guard-explodes").unwrap().error.as_deref(),
+        Some("when guard panicked: guard kaboom")
+    );
 }
 
 #[tokio::test]
 async fn results_flow_to_later_steps_and_decode() {
     let o = orch();
-    let first = o.task_fn("first", |_, _| async { Ok(TaskOutput::changed(json!({"hostname": "web-01"}))) });
+    let first = o.task_fn("first", |_, _| async {
+        Ok(TaskOutput::changed(json!({"hostname": "web-01"})))
+    });
     let second = o
         .task_fn("second", |_, results| async move {
             let h: HostnameResult = results.decode("first")?;
@@ -334,12 +485,19 @@ async fn results_flow_to_later_steps_and_decode() {
     let report = o.run().await.unwrap();
     let saw: String = report.result(&second).unwrap();
     assert_eq!(saw, "saw web-01");
-    assert_eq!(report.decode::<HostnameResult>("first").unwrap().hostname, "web-01");
-    assert!(matches!(report.decode::<HostnameResult>("nope"), Err(DecodeError::NoStep(_))));
-    assert!(matches!(report.decode::<u32>("first"), Err(DecodeError::Invalid { .. })));
+    assert_eq!(
+        report.decode::<HostnameResult>("first").unwrap().hostname,
+        "web-01"
+    );
+    assert!(matches!(
+        report.decode::<HostnameResult>("nope"),
+        Err(DecodeError::NoStep(_))
+    ));
+    assert!(matches!(
+        report.decode::<u32>("first"),
+        Err(DecodeError::Invalid { .. })
+    ));
 }
-
-use osapi_orchestrator::DecodeError;
 
 #[tokio::test]
 async fn validation_rejects_bad_plans_before_anything_runs() {
@@ -347,23 +505,47 @@ async fn validation_rejects_bad_plans_before_anything_runs() {
     ok(&o, "x", true);
     ok(&o, "x", true);
     let err = o.run().await.unwrap_err();
-    assert!(matches!(err, RunError::Plan { error: PlanError::DuplicateName { .. }, .. }), "{err}");
-    assert_eq!(err.to_string(), "plan validation: duplicate step name \"x\" (steps #1 and #2); rename one with .named(…)");
-    assert!(rec.0.lock().unwrap().is_empty(), "no event before validation passes");
+    assert!(
+        matches!(
+            err,
+            RunError::Plan {
+                error: PlanError::DuplicateName { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "plan validation: duplicate step name \"x\" (steps #1 and #2); rename one with .named(…)"
+    );
+    assert!(
+        rec.0.lock().unwrap().is_empty(),
+        "no event before validation passes"
+    );
 
     let o = orch();
     let a = ok(&o, "a", true);
     let b = ok(&o, "b", true).after(&a);
     let _ = a.clone().after(&b);
     let err = o.run().await.unwrap_err();
-    assert_eq!(err.to_string(), "plan validation: cycle detected: a -> b -> a");
+    assert_eq!(
+        err.to_string(),
+        "plan validation: cycle detected: a -> b -> a"
+    );
     assert!(o.explain().starts_with("invalid plan: cycle detected"));
 
     let other = orch();
     let foreign = ok(&other, "foreign", true);
     let o = orch();
     ok(&o, "mine", true).after(&foreign);
-    assert!(matches!(o.run().await.unwrap_err(), RunError::Plan { error: PlanError::ForeignDependency { .. }, .. }));
+    assert!(matches!(
+        o.run().await.unwrap_err(),
+        RunError::Plan {
+            error: PlanError::ForeignDependency { .. },
+            ..
+        }
+    ));
 
     let o = orch();
     o.command_shell("_any", "   ");
@@ -377,7 +559,11 @@ async fn validation_rejects_bad_plans_before_anything_runs() {
 async fn explain_shows_levels_guards_and_policies() {
     let o = orch();
     let health = o.health_check();
-    let host = o.node_hostname_get("_all").after(&health).retry(3).timeout(Duration::from_secs(30));
+    let host = o
+        .node_hostname_get("_all")
+        .after(&health)
+        .retry(3)
+        .timeout(Duration::from_secs(30));
     let list = o.agent_list().after(&health);
     o.command_exec("role:web", "uptime", &[])
         .after(&host)
@@ -390,24 +576,55 @@ async fn explain_shows_levels_guards_and_policies() {
         text,
         "Plan: 4 steps, 3 levels\n\nLevel 0:\n  health-check [fn]\n\nLevel 1 (parallel):\n  get-hostname [job node.hostname.get -> _all] <- health-check (retry 3, timeout 30s)\n  list-agents [fn] <- health-check\n\nLevel 2:\n  run-uptime [job command.exec.execute -> role:web] <- get-hostname, list-agents (only-if-changed, when-fact os == \"debian\" on list-agents, continue-on-error, tolerate 1 failed hosts)\n"
     );
-    assert_eq!(o.levels().unwrap(), vec![vec!["health-check"], vec!["get-hostname", "list-agents"], vec!["run-uptime"]]);
+    assert_eq!(
+        o.levels().unwrap(),
+        vec![
+            vec!["health-check"],
+            vec!["get-hostname", "list-agents"],
+            vec!["run-uptime"]
+        ]
+    );
 }
 
 #[tokio::test]
 async fn json_events_stream_every_event_as_a_line() {
     let buf = SharedBuf::default();
-    let o = Orchestrator::builder("http://127.0.0.1:1", "t").quiet().json_events(buf.clone()).build().unwrap();
+    let o = Orchestrator::builder("http://127.0.0.1:1", "t")
+        .quiet()
+        .json_events(buf.clone())
+        .build()
+        .unwrap();
     let a = ok(&o, "a", true);
     ok(&o, "b", false).after(&a).when(|_| false);
     o.run().await.unwrap();
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(
         kinds,
-        ["plan_started", "level_started", "step_started", "step_finished", "level_finished", "level_started", "step_skipped", "level_finished", "plan_finished"]
+        [
+            "plan_started",
+            "level_started",
+            "step_started",
+            "step_finished",
+            "level_finished",
+            "level_started",
+            "step_skipped",
+            "level_finished",
+            "plan_finished"
+        ]
     );
-    assert!(events.iter().all(|e| e["ts"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["ts"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
     assert_eq!(events[0]["steps"], 2);
     assert_eq!(events[3]["status"], "changed");
     assert_eq!(events[6]["reason"], "when: guard returned false");
@@ -445,13 +662,20 @@ async fn empty_plan_runs() {
     let report = o.run().await.unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(report.summary(), "0 tasks");
-    assert!(matches!(rec.0.lock().unwrap().first(), Some(Event::PlanStarted { steps: 0, .. })));
+    assert!(matches!(
+        rec.0.lock().unwrap().first(),
+        Some(Event::PlanStarted { steps: 0, .. })
+    ));
 }
 
 #[test]
 fn json_lines_sink_is_usable_directly() {
     let sink = JsonLines::new(Vec::new());
-    sink.on_event(&Event::StepSkipped { step: "x".into(), level: 0, reason: "r".into() });
+    sink.on_event(&Event::StepSkipped {
+        step: "x".into(),
+        level: 0,
+        reason: "r".into(),
+    });
     let out = String::from_utf8(sink.into_inner()).unwrap();
     assert!(out.ends_with("}\n") && out.contains(r#""event":"step_skipped""#));
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -34,7 +35,8 @@ fn agent(config: AgentConfig, dir: &TempDir) -> Result<AgentConfig> {
     // A private copy of resolv.conf, so DNS updates never touch the real one.
     let name = config.hostname.clone().unwrap_or_else(|| "local".into());
     let resolv = dir.path().join(format!("resolv-{name}.conf"));
-    let current = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_else(|_| "nameserver 127.0.0.1\n".into());
+    let current = std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_else(|_| "nameserver 127.0.0.1\n".into());
     std::fs::write(&resolv, current).context("cannot write the example's resolv.conf")?;
     Ok(AgentConfig {
         providers: ProviderConfig {
@@ -48,27 +50,49 @@ fn agent(config: AgentConfig, dir: &TempDir) -> Result<AgentConfig> {
 
 /// Connects to `OSAPI_URL`/`OSAPI_TOKEN`, or starts an embedded control plane.
 pub async fn connect(fleet: Fleet) -> Result<Env> {
-    let dir = tempfile::Builder::new().prefix("osapi-example-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("osapi-example-")
+        .tempdir()?;
     if let (Ok(url), Ok(token)) = (std::env::var("OSAPI_URL"), std::env::var("OSAPI_TOKEN"))
         && !url.is_empty()
         && !token.is_empty()
     {
         println!("Using the controller at {url}");
-        return Ok(Env { url, token, stack: None, dir });
+        return Ok(Env {
+            url,
+            token,
+            stack: None,
+            dir,
+        });
     }
     let configs = match fleet {
         Fleet::Local => vec![AgentConfig::default()],
         Fleet::Three => vec![
-            AgentConfig::named("web-01").label("role", "web").label("env", "prod").fact("role", "web").fact("env", "prod"),
-            AgentConfig::named("web-02").label("role", "web").label("env", "staging").fact("role", "web").fact("env", "staging"),
-            AgentConfig::named("db-01").label("role", "db").label("env", "prod").fact("role", "db").fact("env", "prod"),
+            AgentConfig::named("web-01")
+                .label("role", "web")
+                .label("env", "prod")
+                .fact("role", "web")
+                .fact("env", "prod"),
+            AgentConfig::named("web-02")
+                .label("role", "web")
+                .label("env", "staging")
+                .fact("role", "web")
+                .fact("env", "staging"),
+            AgentConfig::named("db-01")
+                .label("role", "db")
+                .label("env", "prod")
+                .fact("role", "db")
+                .fact("env", "prod"),
         ],
     };
     let mut builder = Embedded::builder();
     for c in configs {
         builder = builder.agent(agent(c, &dir)?);
     }
-    let stack = builder.start().await.context("cannot start the embedded control plane")?;
+    let stack = builder
+        .start()
+        .await
+        .context("cannot start the embedded control plane")?;
     println!(
         "Started an embedded control plane at {} with agent(s): {} (set OSAPI_URL and OSAPI_TOKEN to use your own)",
         stack.url(),
@@ -98,10 +122,13 @@ impl Env {
         self.stack.is_some()
     }
 
-    /// A path for files the example deploys: inside a temp dir in embedded
-    /// mode, under /tmp against a real controller (as upstream's examples).
+    /// A path for files the example deploys: under `OSAPI_DEPLOY_DIR` when
+    /// set, else inside a temp dir in embedded mode and under /tmp against a
+    /// real controller (as upstream's examples).
     pub fn deploy_path(&self, name: &str) -> String {
-        if self.embedded() {
+        if let Some(dir) = std::env::var_os("OSAPI_DEPLOY_DIR").filter(|d| !d.is_empty()) {
+            PathBuf::from(dir).join(name).display().to_string()
+        } else if self.embedded() {
             self.dir.path().join(name).display().to_string()
         } else {
             PathBuf::from("/tmp").join(name).display().to_string()
@@ -128,4 +155,24 @@ impl Env {
             stack.shutdown().await;
         }
     }
+}
+
+/// Bytes as GiB with one decimal (`12.3 GiB`).
+pub fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1024.0 * 1024.0 * 1024.0))
+}
+
+/// Labels (or any string map) as `k=v, k=v`, sorted by key.
+pub fn key_values(map: &BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// True when this process runs as root (the owner of `/proc/self`), so a
+/// deployed file may be given to root.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

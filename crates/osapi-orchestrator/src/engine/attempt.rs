@@ -68,7 +68,7 @@ pub(crate) struct StepRun {
 }
 
 impl StepRun {
-    pub async fn run(self, spec: StepSpec) -> StepResult {
+    pub async fn run(self, spec: std::sync::Arc<StepSpec>) -> StepResult {
         let began = Instant::now();
         let attempts = spec.retry.attempts();
         let mut attempt = 0;
@@ -98,7 +98,7 @@ impl StepRun {
             (true, false) => StepStatus::Unchanged,
         };
         StepResult {
-            name: spec.name,
+            name: spec.name.clone(),
             status,
             changed: outcome.changed,
             error: outcome.error,
@@ -116,7 +116,16 @@ impl StepRun {
         let work = async {
             match &spec.kind {
                 StepKind::Job { op, target, data } => {
-                    job(&self.client, *op, target, data, spec.timeout, spec.tolerance, &self.cancel).await
+                    job(
+                        &self.client,
+                        *op,
+                        target,
+                        data,
+                        spec.timeout,
+                        spec.tolerance,
+                        &self.cancel,
+                    )
+                    .await
                 }
                 StepKind::Builtin(b) => builtin(&self.client, b).await,
                 StepKind::Func(f) => {
@@ -170,7 +179,9 @@ async fn job(
         Err(e) => return Outcome::fail(format!("create job: {e}")),
     };
     let id = created.job_id;
-    let wait = timeout.map(|t| t + Duration::from_secs(5)).unwrap_or(NO_TIMEOUT_WAIT);
+    let wait = timeout
+        .map(|t| t + Duration::from_secs(5))
+        .unwrap_or(NO_TIMEOUT_WAIT);
     let detail = tokio::select! {
         d = client.wait_job(id, wait) => d,
         _ = cancel.cancelled() => return Outcome { job_id: Some(id), ..Outcome::fail(format!("cancelled while waiting for job {id}")) },
@@ -204,13 +215,21 @@ async fn job(
     } else if failed.is_empty() {
         None
     } else if !broadcast && failed.len() == hosts.len() {
-        failed[0].error.clone().or_else(|| Some("job failed".into()))
+        failed[0]
+            .error
+            .clone()
+            .or_else(|| Some("job failed".into()))
     } else {
         let detail: Vec<String> = failed
             .iter()
             .map(|h| format!("{}: {}", h.hostname, h.error.as_deref().unwrap_or("failed")))
             .collect();
-        Some(format!("{} of {} hosts failed: {}", failed.len(), total, detail.join("; ")))
+        Some(format!(
+            "{} of {} hosts failed: {}",
+            failed.len(),
+            total,
+            detail.join("; ")
+        ))
     };
     let ok = match &error {
         None => true,
@@ -238,7 +257,18 @@ pub(crate) fn host_results(detail: &JobDetail, op: Operation, id: Uuid) -> Vec<H
     let mut hosts: Vec<HostResult> = match &detail.responses {
         Some(responses) => responses
             .values()
-            .map(|r| host(&r.hostname, r.status == "completed", r.data.clone(), r.changed, r.error.clone(), lost(&r.hostname), op, id))
+            .map(|r| {
+                host(
+                    &r.hostname,
+                    r.status == "completed",
+                    r.data.clone(),
+                    r.changed,
+                    r.error.clone(),
+                    lost(&r.hostname),
+                    op,
+                    id,
+                )
+            })
             .collect(),
         None => {
             let status = detail.status();
@@ -248,12 +278,26 @@ pub(crate) fn host_results(detail: &JobDetail, op: Operation, id: Uuid) -> Vec<H
                 let hostname = detail
                     .hostname
                     .clone()
-                    .or_else(|| detail.expected_hosts.as_ref().and_then(|e| e.first().cloned()))
+                    .or_else(|| {
+                        detail
+                            .expected_hosts
+                            .as_ref()
+                            .and_then(|e| e.first().cloned())
+                    })
                     .or_else(|| states.keys().next().cloned())
                     .unwrap_or_else(|| "unknown".to_string());
                 let ok = status == JobStatus::Completed;
                 let is_lost = lost(&hostname);
-                vec![host(&hostname, ok, detail.result.clone(), detail.changed, detail.error.clone(), is_lost, op, id)]
+                vec![host(
+                    &hostname,
+                    ok,
+                    detail.result.clone(),
+                    detail.changed,
+                    detail.error.clone(),
+                    is_lost,
+                    op,
+                    id,
+                )]
             }
         }
     };
@@ -278,11 +322,17 @@ fn host(
         .unwrap_or(false);
     let exit_code = data.get("exit_code").and_then(Value::as_i64).unwrap_or(0);
     let (status, error) = if lost {
-        (HostStatus::Lost, error.or_else(|| Some("agent lost".into())))
+        (
+            HostStatus::Lost,
+            error.or_else(|| Some("agent lost".into())),
+        )
     } else if !completed {
         (HostStatus::Failed, error.or_else(|| Some("failed".into())))
     } else if op.is_command() && exit_code != 0 {
-        (HostStatus::Failed, Some(format!("command exited with code {exit_code}")))
+        (
+            HostStatus::Failed,
+            Some(format!("command exited with code {exit_code}")),
+        )
     } else if changed {
         (HostStatus::Changed, None)
     } else {
@@ -364,7 +414,10 @@ async fn upload(
             Err(e) => return Outcome::fail(format!("upload file {name}: {e}")),
         }
     }
-    match client.upload_file(name, content_type, data.clone(), force).await {
+    match client
+        .upload_file(name, content_type, data.clone(), force)
+        .await
+    {
         Ok(r) => Outcome::done(
             r.changed,
             json!(FileUploadResult {

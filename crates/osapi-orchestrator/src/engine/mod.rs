@@ -52,7 +52,7 @@ impl Emitter {
 }
 
 struct Scheduler {
-    steps: Arc<[StepSpec]>,
+    steps: Arc<[Arc<StepSpec>]>,
     level: Vec<usize>,
     pending: Vec<usize>,
     dependents: Vec<Vec<usize>>,
@@ -186,7 +186,7 @@ impl Scheduler {
 
 pub(crate) async fn run(
     client: Client,
-    steps: Arc<[StepSpec]>,
+    steps: Arc<[Arc<StepSpec>]>,
     config: RunConfig,
     cancel: CancellationToken,
 ) -> Result<Report, RunError> {
@@ -199,7 +199,7 @@ pub(crate) async fn run(
     }
     let n = steps.len();
     let level = plan::levels(&steps);
-    let groups = plan::level_groups(&steps, &level);
+    let groups = plan::level_groups(&level);
     let emitter = Emitter {
         observers: config.observers.clone().into(),
         verbose: config.verbose,
@@ -273,7 +273,12 @@ pub(crate) async fn run(
                         let began = Instant::now();
                         let result = AssertUnwindSafe(ctx.run(spec)).catch_unwind().await;
                         let result = result.unwrap_or_else(|panic| {
-                            failed_result(name, lvl, began.elapsed(), format!("step panicked: {}", panic_text(&panic)))
+                            failed_result(
+                                name,
+                                lvl,
+                                began.elapsed(),
+                                format!("step panicked: {}", panic_text(&panic)),
+                            )
                         });
                         (i, result)
                     });
@@ -285,7 +290,12 @@ pub(crate) async fn run(
                 }
                 Verdict::Error(message) => {
                     sched.touch_level(i);
-                    let result = failed_result(steps[i].name.clone(), sched.level[i], Duration::ZERO, message);
+                    let result = failed_result(
+                        steps[i].name.clone(),
+                        sched.level[i],
+                        Duration::ZERO,
+                        message,
+                    );
                     emit_finished(&emitter, &result);
                     sched.finish(i, result);
                 }

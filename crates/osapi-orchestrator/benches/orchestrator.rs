@@ -1,0 +1,139 @@
+//! Orchestrator benchmarks on the embedded stack (controller, agents and
+//! client in this process, HTTP on loopback):
+//!
+//! 1. a 100-step dependent chain of `node_hostname_get` (target ≤ 0.5 s);
+//! 2. a broadcast `command_exec("_all", "true")` to 50 agents (target ≤ 1 s);
+//! 3. a 3-step plan on 50 agents: exec `whoami`, a `when`-guarded exec `true`,
+//!    deploy a small file (target ≤ 0.6 s);
+//! 4. 10 000 `task_fn` steps in a random DAG (target ≤ 0.1 s).
+//!
+//! Run: `cargo bench -p osapi-orchestrator --bench orchestrator`. Each
+//! scenario runs several times; medians are printed.
+
+use std::time::{Duration, Instant};
+
+use osapi_agent::AgentConfig;
+use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_orchestrator::prelude::*;
+use osapi_server::Embedded;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+async fn stack(agents: usize, dir: &tempfile::TempDir) -> Embedded {
+    let mut b = Embedded::builder().bus_config(|c| c.max_jobs = 100_000);
+    for i in 0..agents {
+        let name = format!("agent-{i:02}");
+        let mut c = AgentConfig::named(&name);
+        c.providers = ProviderConfig {
+            resolv_conf: dir.path().join("resolv.conf"),
+            resolvectl: ResolvectlMode::Never,
+            ..ProviderConfig::default()
+        };
+        b = b.agent(c);
+    }
+    b.start().await.expect("embedded stack")
+}
+
+fn orch(s: &Embedded) -> Orchestrator {
+    Orchestrator::builder(s.url(), s.token())
+        .quiet()
+        .build()
+        .expect("orchestrator")
+}
+
+async fn time_run(o: &Orchestrator) -> Duration {
+    let t = Instant::now();
+    let report = o.run().await.expect("run succeeds");
+    assert_eq!(report.count(StepStatus::Failed), 0);
+    t.elapsed()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").expect("resolv.conf");
+
+        // 1. 100-step chain.
+        let one = stack(1, &dir).await;
+        let mut samples = Vec::new();
+        for _ in 0..7 {
+            let o = orch(&one);
+            let mut prev = o.node_hostname_get("_any");
+            for _ in 1..100 {
+                prev = o.node_hostname_get("_any").after(&prev);
+            }
+            samples.push(time_run(&o).await);
+        }
+        println!("100-step dependent chain of node_hostname_get: median {} (target <= 500 ms)", ms(median(samples)));
+        one.shutdown().await;
+
+        // 2 and 3 on 50 agents.
+        let fifty = stack(50, &dir).await;
+        let mut samples = Vec::new();
+        for _ in 0..7 {
+            let o = orch(&fifty);
+            let step = o.command_exec("_all", "true", &[]);
+            let t = time_run(&o).await;
+            let _ = step;
+            samples.push(t);
+        }
+        println!("broadcast command_exec(_all, true) to 50 agents: median {} (target <= 1000 ms)", ms(median(samples)));
+
+        let client = osapi_client::Client::new(fifty.url(), fifty.token()).expect("client");
+        client
+            .upload_file("motd", ContentType::Raw, &b"hello from the benchmark\n"[..], true)
+            .await
+            .expect("upload");
+        let mut samples = Vec::new();
+        for i in 0..7 {
+            let o = orch(&fifty);
+            let who = o.command_exec("_all", "whoami", &[]);
+            let guarded = o
+                .command_exec("_all", "true", &[])
+                .after(&who)
+                .when(|r| r.status("run-whoami") == StepStatus::Changed);
+            let path = format!("{}/motd-{i}-@fact.hostname", dir.path().display());
+            o.file_deploy("_all", FileDeployOpts::new("motd", path).mode("0644")).after(&guarded);
+            samples.push(time_run(&o).await);
+        }
+        println!("3-step plan (whoami, when-guarded true, deploy) on 50 agents: median {} (target <= 600 ms)", ms(median(samples)));
+        fifty.shutdown().await;
+
+        // 4. 10 000 custom steps in a random DAG (each depends on up to 3 earlier steps).
+        let mut samples = Vec::new();
+        let mut seed = 42u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..5 {
+            let o = Orchestrator::builder("http://127.0.0.1:1", "unused").quiet().build().expect("orchestrator");
+            let mut steps: Vec<Step<()>> = Vec::with_capacity(10_000);
+            for i in 0..10_000usize {
+                let mut s = o.task_fn(&format!("t{i}"), |_, _| async { Ok(TaskOutput::done_unchanged()) });
+                if i > 0 {
+                    for _ in 0..(next() % 4) {
+                        let dep = (next() as usize) % i;
+                        s = s.after(&steps[dep]);
+                    }
+                }
+                steps.push(s);
+            }
+            samples.push(time_run(&o).await);
+        }
+        println!("10 000 task_fn steps in a random DAG: median {} (target <= 100 ms)", ms(median(samples)));
+    });
+}

@@ -1,0 +1,545 @@
+//! The orchestrator against a real embedded control plane (controller and
+//! agents in this process, HTTP on loopback): every operation, broadcast and
+//! label targets with per-host accounting, host guards, tolerance, when_fact on
+//! each target kind, discovery, files, lost hosts, and a rendered run.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use osapi_agent::AgentConfig;
+use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_orchestrator::prelude::*;
+use osapi_orchestrator::render::{ColorChoice, Renderer};
+use osapi_server::Embedded;
+use tempfile::TempDir;
+
+struct Fleet {
+    stack: Embedded,
+    dir: TempDir,
+}
+
+fn agent(name: &str, dir: &TempDir) -> AgentConfig {
+    let resolv = dir.path().join(format!("resolv-{name}.conf"));
+    std::fs::write(&resolv, "nameserver 10.0.0.53\nsearch corp.example\n").unwrap();
+    let mut c = AgentConfig::named(name);
+    c.providers = ProviderConfig {
+        resolv_conf: resolv,
+        resolvectl: ResolvectlMode::Never,
+        ..Default::default()
+    };
+    c
+}
+
+async fn fleet_with(ttl: Option<Duration>) -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Embedded::builder()
+        .agent(
+            agent("web-01", &dir)
+                .label("role", "web")
+                .label("group", "web.dev")
+                .fact("env", "prod"),
+        )
+        .agent(
+            agent("web-02", &dir)
+                .label("role", "web")
+                .label("group", "web.prod")
+                .fact("env", "staging"),
+        )
+        .agent(
+            agent("db-01", &dir)
+                .label("role", "db")
+                .label("group", "db.prod")
+                .fact("env", "prod"),
+        );
+    if let Some(ttl) = ttl {
+        b = b.registry_ttl(ttl).heartbeat_interval(ttl / 5);
+    }
+    Fleet {
+        stack: b.start().await.unwrap(),
+        dir,
+    }
+}
+
+async fn fleet() -> Fleet {
+    fleet_with(None).await
+}
+
+impl Fleet {
+    fn orch(&self) -> Orchestrator {
+        Orchestrator::builder(self.stack.url(), self.stack.token())
+            .quiet()
+            .build()
+            .unwrap()
+    }
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+fn hostnames(hosts: &[HostResult]) -> Vec<&str> {
+    hosts.iter().map(|h| h.hostname.as_str()).collect()
+}
+
+#[tokio::test]
+async fn every_operation_returns_its_typed_result() {
+    let f = fleet().await;
+    let o = f.orch();
+    let health = o.health_check();
+    let host = o.node_hostname_get("web-01").after(&health);
+    let status = o.node_status_get("web-01").after(&health);
+    let uptime = o.node_uptime_get("web-01").after(&health);
+    let os_info = o.node_os_get("web-01").after(&health);
+    let disk = o.node_disk_get("web-01").after(&health);
+    let mem = o.node_memory_get("web-01").after(&health);
+    let load = o.node_load_get("web-01").after(&health);
+    let dns = o.network_dns_get("web-01", "").after(&health);
+    let dns_update = o
+        .network_dns_update("web-01", "", &["192.0.2.53"], &["example.com"])
+        .after(&dns);
+    let ping = o.network_ping_do("web-01", "127.0.0.1").after(&health);
+    let exec = o.command_exec("web-01", "echo", &["hello"]).after(&health);
+    let shell = o.command_shell("web-01", "echo $((40 + 2))").after(&health);
+    let upload = o
+        .file_upload("motd", ContentType::Raw, &b"welcome\n"[..])
+        .after(&health);
+    let changed = o.file_changed("motd", &b"welcome\n"[..]).after(&upload);
+    let deploy = o
+        .file_deploy(
+            "web-01",
+            FileDeployOpts::new("motd", f.path("motd")).mode("0640"),
+        )
+        .after(&upload);
+    let fstatus = o.file_status_get("web-01", &f.path("motd")).after(&deploy);
+    let list = o.agent_list().after(&health);
+    let one = o.agent_get("db-01").after(&health);
+    let report = o.run().await.unwrap();
+
+    assert_eq!(report.result(&health).unwrap().status, "ok");
+    let h = report.result(&host).unwrap();
+    assert!(!h.hostname.is_empty());
+    assert_eq!(report.host_results(&host)[0].hostname, "web-01");
+    assert!(report.result(&status).unwrap().memory.is_some());
+    assert!(report.result(&uptime).unwrap().uptime_seconds > 0);
+    assert!(!report.result(&os_info).unwrap().distribution.is_empty());
+    assert!(
+        report
+            .result(&disk)
+            .unwrap()
+            .disks
+            .iter()
+            .any(|d| d.total > 0)
+    );
+    assert!(report.result(&mem).unwrap().total > 0);
+    assert!(report.result(&load).unwrap().load1 >= 0.0);
+    assert_eq!(report.result(&dns).unwrap().dns_servers, ["10.0.0.53"]);
+    let u = report.result(&dns_update).unwrap();
+    assert!(u.success && u.changed);
+    assert_eq!(report.get(&dns_update).unwrap().status, StepStatus::Changed);
+    assert_eq!(report.result(&ping).unwrap().packets_received, 3);
+    let e = report.result(&exec).unwrap();
+    assert_eq!((e.stdout.as_str(), e.exit_code), ("hello\n", 0));
+    assert_eq!(
+        report.get(&exec).unwrap().status,
+        StepStatus::Changed,
+        "commands change"
+    );
+    assert_eq!(report.result(&shell).unwrap().stdout, "42\n");
+    assert!(report.result(&upload).unwrap().changed);
+    assert!(!report.result(&changed).unwrap().changed);
+    let d = report.result(&deploy).unwrap();
+    assert!(
+        d.changed && d.sha256.len() == 64,
+        "changed survives in the typed result (upstream dropped it)"
+    );
+    assert_eq!(
+        report.result(&fstatus).unwrap().status,
+        FileSyncStatus::InSync
+    );
+    assert_eq!(report.result(&list).unwrap().total, 3);
+    assert_eq!(report.result(&one).unwrap().hostname, "db-01");
+    assert_eq!(report.count(StepStatus::Failed), 0);
+    f.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn broadcast_and_labels_account_for_every_host() {
+    let f = fleet().await;
+    let o = f.orch();
+    let all = o.node_hostname_get("_all");
+    let web = o.node_hostname_get("role:web");
+    let dotted = o.node_hostname_get("group:web.dev");
+    let fails = o
+        .command_shell("_all", "test \"$(hostname)\" = nothing-matches")
+        .continue_on_error();
+    let tolerant = o
+        .command_exec("_all", "test", &["@fact.custom.env", "=", "prod"])
+        .tolerate_host_failures(1);
+    let report = o.run().await.unwrap();
+    assert_eq!(
+        hostnames(report.host_results(&all)),
+        ["db-01", "web-01", "web-02"]
+    );
+    assert_eq!(hostnames(report.host_results(&web)), ["web-01", "web-02"]);
+    assert_eq!(hostnames(report.host_results(&dotted)), ["web-01"]);
+    assert!(matches!(
+        report.result(&all),
+        Err(DecodeError::MultipleHosts { hosts: 3, .. })
+    ));
+    for (host, r) in report.results_by_host(&all) {
+        assert!(!r.unwrap().hostname.is_empty(), "{host}");
+    }
+    // A non-zero exit code is a host failure; with three of three it fails the step.
+    let fr = report.get(&fails).unwrap();
+    assert_eq!(fr.status, StepStatus::Failed);
+    assert!(fr.hosts.iter().all(|h| h.status == HostStatus::Failed
+        && h.error.as_deref() == Some("command exited with code 1")));
+    assert_eq!(
+        fr.error.as_deref().unwrap().split(':').next(),
+        Some("3 of 3 hosts failed")
+    );
+    let out: CommandResult = fr.hosts[0].decode().unwrap();
+    assert_eq!(out.exit_code, 1, "failed hosts keep their data");
+    // One failed host (web-02 is staging) is tolerated.
+    let tr = report.get(&tolerant).unwrap();
+    assert_eq!(tr.status, StepStatus::Changed);
+    assert_eq!(
+        tr.failed_hosts()
+            .map(|h| h.hostname.as_str())
+            .collect::<Vec<_>>(),
+        ["web-02"]
+    );
+    f.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn host_guards() {
+    let f = fleet().await;
+    let o = f.orch();
+    let mixed = o
+        .command_exec("_all", "test", &["@fact.custom.env", "=", "prod"])
+        .continue_on_error();
+    let all_ok = o.node_hostname_get("_all");
+    o.health_check()
+        .named("any-failed")
+        .after(&mixed)
+        .only_if_any_host_failed();
+    o.health_check()
+        .named("all-failed")
+        .after(&mixed)
+        .only_if_all_hosts_failed();
+    o.health_check()
+        .named("any-changed")
+        .after(&mixed)
+        .only_if_any_host_changed();
+    o.health_check()
+        .named("all-changed")
+        .after(&mixed)
+        .only_if_all_hosts_changed();
+    o.health_check()
+        .named("none-changed")
+        .after(&all_ok)
+        .only_if_any_host_changed();
+    o.health_check()
+        .named("any-skipped")
+        .after(&all_ok)
+        .only_if_any_host_skipped();
+    let report = o.run().await.unwrap();
+    let st = |n: &str| report.step(n).unwrap();
+    assert_eq!(st("any-failed").status, StepStatus::Unchanged, "ran");
+    assert_eq!(
+        st("all-failed").skip_reason.as_deref(),
+        Some("only-if-all-hosts-failed: not all hosts failed")
+    );
+    assert_eq!(
+        st("any-changed").status,
+        StepStatus::Unchanged,
+        "commands change on the hosts that ran them"
+    );
+    assert_eq!(
+        st("all-changed").status,
+        StepStatus::Unchanged,
+        "web-02's failed run still changed"
+    );
+    assert_eq!(
+        st("none-changed").skip_reason.as_deref(),
+        Some("only-if-any-host-changed: no host changed")
+    );
+    assert_eq!(
+        st("any-skipped").skip_reason.as_deref(),
+        Some("only-if-any-host-skipped: no host skipped")
+    );
+    f.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn when_fact_understands_each_target_kind() {
+    let f = fleet().await;
+    let o = f.orch();
+    let list = o.agent_list();
+    let prod = || fact_equals("env", "prod");
+    o.node_hostname_get("web-01")
+        .named("host-match")
+        .when_fact(&list, prod());
+    o.node_hostname_get("web-02")
+        .named("host-no-match")
+        .when_fact(&list, prod());
+    o.node_hostname_get("_all")
+        .named("all")
+        .when_fact(&list, prod());
+    o.node_hostname_get("_any")
+        .named("any")
+        .when_fact(&list, has_label("role", "db"));
+    o.node_hostname_get("role:web")
+        .named("label-match")
+        .when_fact(&list, fact_equals("env", "staging"));
+    o.node_hostname_get("role:db")
+        .named("label-no-match")
+        .when_fact(&list, fact_equals("env", "staging"));
+    o.health_check()
+        .named("fn-step")
+        .when_fact(&list, os("no-such-os"));
+    let report = o.run().await.unwrap();
+    let ran = |n: &str| report.step(n).unwrap().status != StepStatus::Skipped;
+    assert!(ran("host-match") && !ran("host-no-match"));
+    assert!(ran("all") && ran("any") && ran("label-match"));
+    assert!(!ran("label-no-match"));
+    assert_eq!(
+        report.step("fn-step").unwrap().skip_reason.as_deref(),
+        Some("when-fact: no matching agent")
+    );
+    f.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn discovery_and_grouping_on_a_fleet() {
+    let f = fleet().await;
+    let o = f.orch();
+    let all = o.discover(&[]).await.unwrap();
+    assert_eq!(
+        all.iter().map(|a| a.hostname.as_str()).collect::<Vec<_>>(),
+        ["db-01", "web-01", "web-02"]
+    );
+    let prod_web = o
+        .discover(&[has_label("role", "web"), fact_equals("env", "prod")])
+        .await
+        .unwrap();
+    assert_eq!(prod_web.len(), 1);
+    assert_eq!(prod_web[0].hostname, "web-01");
+    let local_arch = o
+        .discover(&[
+            arch(std::env::consts::ARCH),
+            min_cpu(1),
+            healthy().or(has_condition("DiskPressure")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(local_arch.len(), 3);
+    assert!(o.discover(&[os("no-such-os")]).await.unwrap().is_empty());
+    let by_env = o.group_by_fact("env", &[]).await.unwrap();
+    assert_eq!(by_env.keys().collect::<Vec<_>>(), ["prod", "staging"]);
+    assert_eq!(by_env["prod"].len(), 2);
+    let by_role = o
+        .group_by_fact("os.distribution", &[has_label("role", "db")])
+        .await
+        .unwrap();
+    assert_eq!(by_role.values().map(Vec::len).sum::<usize>(), 1);
+    let bad = Orchestrator::builder(f.stack.url(), "wrong-token")
+        .quiet()
+        .build()
+        .unwrap();
+    assert_eq!(bad.discover(&[]).await.unwrap_err().status(), Some(401));
+    f.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn uploads_are_idempotent_and_conflicts_need_force() {
+    let f = fleet().await;
+    let run = |body: &'static str, force: bool| {
+        let o = f.orch();
+        let up = o
+            .file_upload("cfg", ContentType::Raw, body.as_bytes())
+            .continue_on_error();
+        let up = if force { up.force() } else { up };
+        async move { (o.run().await.unwrap(), up) }
+    };
+    let (r, up) = run("v1", false).await;
+    assert_eq!(r.get(&up).unwrap().status, StepStatus::Changed);
+    let (r, up) = run("v1", false).await;
+    assert_eq!(
+        r.get(&up).unwrap().status,
+        StepStatus::Unchanged,
+        "second upload of the same content"
+    );
+    let (r, up) = run("v2", false).await;
+    let s = r.get(&up).unwrap();
+    assert_eq!(s.status, StepStatus::Failed);
+    assert!(
+        s.error.as_deref().unwrap().contains("call .force()"),
+        "{:?}",
+        s.error
+    );
+    let (r, up) = run("v2", true).await;
+    assert_eq!(r.get(&up).unwrap().status, StepStatus::Changed);
+    f.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn job_retries_submit_new_jobs_and_timeouts_reach_the_controller() {
+    let f = fleet().await;
+    let o = f.orch();
+    let flaky = o
+        .command_shell(
+            "web-01",
+            &format!("test -e {0} || {{ touch {0}; exit 1; }}", f.path("marker")),
+        )
+        .retry(1);
+    let slow = o
+        .command_exec("web-02", "sleep", &["5"])
+        .timeout(Duration::from_millis(300))
+        .continue_on_error();
+    let report = o.run().await.unwrap();
+    let fl = report.get(&flaky).unwrap();
+    assert_eq!((fl.status, fl.attempts), (StepStatus::Changed, 2));
+    let sl = report.get(&slow).unwrap();
+    assert_eq!(sl.status, StepStatus::Failed);
+    assert!(sl.duration < Duration::from_secs(3), "{:?}", sl.duration);
+    f.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn lost_hosts_are_reported_lost() {
+    let f = fleet_with(Some(Duration::from_secs(1))).await;
+    let o = f.orch();
+    let step = o.command_shell("role:web", "sleep 2").continue_on_error();
+    let stack = &f.stack;
+    let run = o.run();
+    let kill = async {
+        // Kill web-02 once the job has started on it.
+        loop {
+            let jobs = stack.bus().jobs.list().await.unwrap();
+            let started = jobs.iter().any(|j| {
+                j.events.iter().any(|e| {
+                    e.hostname == "web-02" && e.event == osapi_api::records::EventKind::Started
+                })
+            });
+            if started {
+                stack.kill_agent("web-02");
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let (report, ()) = tokio::join!(run, kill);
+    let report = report.unwrap();
+    let s = report.get(&step).unwrap();
+    assert_eq!(s.status, StepStatus::Failed);
+    let lost = s.hosts.iter().find(|h| h.hostname == "web-02").unwrap();
+    assert_eq!(lost.status, HostStatus::Lost);
+    assert!(lost.error.as_deref().unwrap().contains("lost"));
+    assert_eq!(
+        s.hosts
+            .iter()
+            .find(|h| h.hostname == "web-01")
+            .unwrap()
+            .status,
+        HostStatus::Changed
+    );
+    f.stack.shutdown().await;
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Replaces durations (`12ms`, `1.5s`, `3.04ms`, `950µs`) with `<d>`.
+fn mask_durations(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            line.split(' ')
+                .map(|w| {
+                    let unit = ["ms", "µs", "ns", "s"].iter().find(|u| w.ends_with(*u));
+                    match unit {
+                        Some(u) if w[..w.len() - u.len()].parse::<f64>().is_ok() => {
+                            "<d>".to_string()
+                        }
+                        _ => w.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn rendered_run_matches_the_snapshot() {
+    let f = fleet().await;
+    let buf = Buf::default();
+    let renderer = Arc::new(Renderer::new(
+        Box::new(buf.clone()),
+        ColorChoice::Never,
+        false,
+        false,
+    ));
+    let o = Orchestrator::builder(f.stack.url(), f.stack.token())
+        .quiet()
+        .observer(renderer)
+        .build()
+        .unwrap();
+    let health = o.health_check();
+    let all = o.node_hostname_get("_all").after(&health);
+    o.command_shell("role:web", "exit 3")
+        .named("fail-web")
+        .after(&all)
+        .continue_on_error();
+    o.health_check()
+        .named("skipped")
+        .after(&all)
+        .only_if_changed();
+    o.run().await.unwrap();
+    let out = mask_durations(&String::from_utf8(buf.0.lock().unwrap().clone()).unwrap());
+    let expected = "
+Execution Plan
+Plan: 4 tasks, 3 steps
+  Step 1 (sequential): health-check
+  Step 2 (sequential): get-hostname
+  Step 3 (parallel): fail-web, skipped
+
+>>> Step 1 (sequential): health-check
+  [start]     health-check              (custom function)
+  [unchanged] health-check              changed=false  <d>
+<<< Step 1 done: 0/1 changed
+
+>>> Step 2 (sequential): get-hostname
+  [start]     get-hostname              operation=node.hostname.get target=_all
+  [unchanged] get-hostname              changed=false  <d>
+             [db-01] ok
+             [web-01] ok
+             [web-02] ok
+<<< Step 2 done: 0/1 changed
+
+>>> Step 3 (parallel): fail-web, skipped
+  [start]     fail-web                  operation=command.shell.execute target=role:web
+  [skip]      skipped                   reason=\"no dependencies changed\"
+  [failed]    fail-web                  changed=true  <d>
+              2 of 2 hosts failed: web-01: command exited with code 3; web-02: command exited with code 3
+             [web-01] failed: command exited with code 3 changed
+             [web-02] failed: command exited with code 3 changed
+<<< Step 3 done: 1/2 changed
+
+Complete: 4 tasks, 2 unchanged, 1 skipped, 1 failed in <d>
+";
+    assert_eq!(out, expected, "\n--- got ---\n{out}");
+    f.stack.shutdown().await;
+}
