@@ -21,6 +21,28 @@ pub enum AgentStatus {
     NotReady,
 }
 
+impl AgentStatus {
+    /// `Ready` or `NotReady`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Ready => "Ready",
+            AgentStatus::NotReady => "NotReady",
+        }
+    }
+}
+
+impl std::fmt::Display for AgentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for AgentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Scheduling state of an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

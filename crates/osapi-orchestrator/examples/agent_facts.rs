@@ -43,7 +43,7 @@ fn fact_value(v: &Value) -> String {
 fn print_agent(a: &AgentInfo) {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     println!("  Agent: {}", a.hostname);
-    println!("    Status:       {:?}", a.status);
+    println!("    Status:       {}", a.status);
     println!("    Architecture: {}", text(&a.architecture));
     println!("    Kernel:       {}", text(&a.kernel_version));
     println!("    CPUs:         {}", a.cpu_count.unwrap_or(0));

@@ -124,8 +124,8 @@ fn run_with(name: &str, env: &[(&str, &str)]) -> String {
     let output = match rx.recv_timeout(DEADLINE) {
         Ok(output) => output.unwrap_or_else(|e| panic!("cannot wait for example {name}: {e}")),
         Err(_) => {
-            // Still running (the waiting thread has not reaped it), so the
-            // pid is still ours.
+            // The waiting thread has not reaped the child, so the pid is
+            // still this child's (unless it exited in this very instant).
             let _ = Command::new("kill")
                 .arg("-KILL")
                 .arg(pid.to_string())
