@@ -38,13 +38,9 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
         return;
     }
     let record = snapshot.record;
-    let started = Instant::now();
-    let category = record
-        .op_type
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let began = Instant::now();
+    let slot = if any { "_any" } else { shared.hostname.as_str() };
+    let category = record.op_type.split('.').next().unwrap_or_default().to_string();
     let route = match &delivery.route {
         Route::Any => "_any".to_string(),
         Route::Host(h) => h.clone(),
@@ -52,18 +48,18 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     let ack = JobEvent::now(id, EventKind::Acknowledged, &shared.hostname)
         .with_instance(shared.instance_id)
         .with_data(json!({"route": route, "category": category, "operation": record.op_type}));
-    write_event(shared, ack).await;
 
     let outcome = if OffsetDateTime::now_utc() >= record.deadline {
+        write(shared, id, slot, vec![ack], None).await;
         Err("job deadline passed before the agent could start it".to_string())
     } else {
-        let started_event = JobEvent::now(id, EventKind::Started, &shared.hostname)
+        let started = JobEvent::now(id, EventKind::Started, &shared.hostname)
             .with_instance(shared.instance_id)
             .with_data(json!({"agent_version": osapi_api::VERSION, "pid": std::process::id()}));
-        write_event(shared, started_event).await;
+        write(shared, id, slot, vec![ack, started], None).await;
         execute(shared, &record).await
     };
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let duration_ms = began.elapsed().as_millis() as u64;
 
     let (response, event) = match outcome {
         Ok(out) => (
@@ -96,16 +92,12 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
                 .with_data(json!({"duration_ms": duration_ms})),
         ),
     };
-    if let Err(e) = shared.bus.jobs.put_response(response).await {
-        tracing::warn!(job = %id, error = %e, "failed to write job response");
-    }
-    write_event(shared, event).await;
+    write(shared, id, slot, vec![event], Some(response)).await;
 }
 
-async fn write_event(shared: &Shared, event: JobEvent) {
-    let id = event.job_id;
-    if let Err(e) = shared.bus.jobs.append_event(event).await {
-        tracing::warn!(job = %id, error = %e, "failed to write job event");
+async fn write(shared: &Shared, id: uuid::Uuid, slot: &str, events: Vec<JobEvent>, response: Option<AgentResponse>) {
+    if let Err(e) = shared.bus.jobs.append(id, slot, events, response).await {
+        tracing::warn!(job = %id, error = %e, "failed to record job progress");
     }
 }
 

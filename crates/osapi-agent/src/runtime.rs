@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use osapi_api::agent::{AgentState, NodeCondition, TimelineEvent};
 use osapi_api::records::{AgentRegistration, Facts};
-use osapi_bus::{Bus, BusError, JobConsumer};
+use osapi_bus::{Bus, BusError, JobConsumer, QueueKind};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -79,14 +79,19 @@ impl Agent {
 
         shared.refresh_facts().await?;
         shared.heartbeat().await?;
-        let consumer = shared.bus.queue.consumer(&hostname).await?;
+        let own = shared.bus.queue.consumer(&hostname, QueueKind::Host).await?;
+        let any = shared.bus.queue.consumer(&hostname, QueueKind::Any).await?;
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(heartbeat_loop(shared.clone(), cancel.clone()));
         tasks.spawn(facts_loop(shared.clone(), cancel.clone()));
         tasks.spawn(drain_watch_loop(shared.clone(), cancel.clone()));
-        let consume = tokio::spawn(consume_loop(shared.clone(), consumer, cancel.clone()));
+        let permits = Arc::new(Semaphore::new(shared.config.max_jobs));
+        let consume = vec![
+            tokio::spawn(consume_loop(shared.clone(), own, QueueKind::Host, permits.clone(), cancel.clone())),
+            tokio::spawn(consume_loop(shared.clone(), any, QueueKind::Any, permits, cancel.clone())),
+        ];
         tracing::info!(hostname = %hostname, instance = %shared.instance_id, "agent started");
         Ok(AgentHandle {
             shared,
@@ -102,7 +107,7 @@ pub struct AgentHandle {
     shared: Arc<Shared>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
-    consume: tokio::task::JoinHandle<()>,
+    consume: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl AgentHandle {
@@ -124,12 +129,12 @@ impl AgentHandle {
     /// Stops taking jobs, lets running ones finish (up to 10 s), and deregisters.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.consume)
-            .await
-            .is_err()
-        {
-            tracing::warn!(hostname = %self.shared.hostname, "jobs still running after the grace period; abandoning them");
-            self.consume.abort();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for handle in &mut self.consume {
+            if tokio::time::timeout_at(deadline, &mut *handle).await.is_err() {
+                tracing::warn!(hostname = %self.shared.hostname, "jobs still running after the grace period; abandoning them");
+                handle.abort();
+            }
         }
         self.tasks.shutdown().await;
         if let Err(e) = self.shared.bus.registry.remove(&self.shared.hostname).await {
@@ -141,7 +146,9 @@ impl AgentHandle {
     /// Stops everything at once, as a crash would: running jobs are abandoned
     /// and the registration is left to expire.
     pub fn abort(mut self) {
-        self.consume.abort();
+        for handle in &self.consume {
+            handle.abort();
+        }
         self.tasks.abort_all();
     }
 }
@@ -368,12 +375,19 @@ async fn drain_watch_loop(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
+/// How long one fetch from a queue waits before the loop looks around again.
+const FETCH_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes jobs from one queue. `_any` jobs are only taken with a free slot
+/// (so a busy agent leaves them to others); the agent's own jobs are taken
+/// and then wait for a slot.
 async fn consume_loop(
     shared: Arc<Shared>,
     mut consumer: Box<dyn JobConsumer>,
+    kind: QueueKind,
+    permits: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(shared.config.max_jobs));
     let mut drained = shared.drained.subscribe();
     let mut running = JoinSet::new();
     loop {
@@ -385,20 +399,34 @@ async fn consume_loop(
                 _ = drained.changed() => continue,
             }
         }
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let early = if kind == QueueKind::Any {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => Some(p),
+                    Err(_) => break,
+                },
+            }
+        } else {
+            None
         };
         let delivery = tokio::select! {
             _ = cancel.cancelled() => break,
             _ = drained.changed() => continue,
-            d = consumer.next() => d,
+            d = consumer.next(FETCH_WAIT) => d,
         };
         match delivery {
             Ok(Some(delivery)) => {
+                let permit = match early {
+                    Some(p) => p,
+                    None => tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        p = permits.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        },
+                    },
+                };
                 shared.job_started();
                 let shared = shared.clone();
                 running.spawn(async move {
@@ -407,9 +435,9 @@ async fn consume_loop(
                     drop(permit);
                 });
             }
-            Ok(None) => break,
+            Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "job queue error; retrying");
+                tracing::warn!(error = %e, queue = ?kind, "job queue error; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -30,6 +30,8 @@
 
 mod error;
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod traits;
 
 pub use error::{BusError, BusResult};

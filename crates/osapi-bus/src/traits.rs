@@ -67,10 +67,17 @@ pub trait JobStore: Send + Sync {
     async fn list(&self) -> BusResult<Vec<JobSnapshot>>;
     /// Deletes a job and what belongs to it; false if it did not exist.
     async fn delete(&self, id: Uuid) -> BusResult<bool>;
-    /// Appends an event to a job.
-    async fn append_event(&self, event: JobEvent) -> BusResult<()>;
-    /// Stores an agent's response to a job.
-    async fn put_response(&self, response: AgentResponse) -> BusResult<()>;
+    /// Appends events, and optionally an agent's response, to one slot of a
+    /// job. A slot is where one writer records its part: the agent's hostname,
+    /// `_any` for the agent that took an `_any` job, `_api` for the controller.
+    /// Backends may store slots separately so writers do not contend.
+    async fn append(
+        &self,
+        job_id: Uuid,
+        slot: &str,
+        events: Vec<JobEvent>,
+        response: Option<AgentResponse>,
+    ) -> BusResult<()>;
     /// Jobs as they change. Receivers that lag must treat every job as changed.
     fn subscribe(&self) -> broadcast::Receiver<JobChange>;
 }
@@ -128,21 +135,30 @@ pub struct Delivery {
     pub class: JobClass,
 }
 
+/// The two queues an agent takes jobs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueKind {
+    /// The shared `_any` work queue.
+    Any,
+    /// The agent's own queue.
+    Host,
+}
+
 /// Job notifications.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Queues a job for one route. A job for several hosts is published once per host.
     async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()>;
-    /// A consumer for one agent: its own queue plus the shared `_any` queue.
-    async fn consumer(&self, hostname: &str) -> BusResult<Box<dyn JobConsumer>>;
+    /// A consumer of one of an agent's two queues.
+    async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>>;
 }
 
-/// One agent's view of the queues.
+/// One queue, seen by one agent.
 #[async_trait]
 pub trait JobConsumer: Send {
-    /// Waits for the next job. Cancel-safe: dropping the future loses nothing.
-    /// `Ok(None)` means the bus shut down.
-    async fn next(&mut self) -> BusResult<Option<Delivery>>;
+    /// The next job, waiting at most `wait`; `Ok(None)` when none came. A job
+    /// returned here is taken: no other agent gets it and it is not redelivered.
+    async fn next(&mut self, wait: Duration) -> BusResult<Option<Delivery>>;
 }
 
 /// A change in the set of live agents.

@@ -132,32 +132,32 @@ impl JobStore for MemoryJobStore {
         Ok(removed)
     }
 
-    async fn append_event(&self, event: JobEvent) -> BusResult<()> {
-        let id = event.job_id;
-        let kind = ChangeKind::Event(event.event);
+    async fn append(
+        &self,
+        job_id: Uuid,
+        _slot: &str,
+        events: Vec<JobEvent>,
+        response: Option<AgentResponse>,
+    ) -> BusResult<()> {
+        let kinds: Vec<ChangeKind> = response
+            .as_ref()
+            .map(|_| ChangeKind::Response)
+            .into_iter()
+            .chain(events.iter().map(|e| ChangeKind::Event(e.event)))
+            .collect();
         {
             let mut inner = lock(&self.inner);
             let entry = inner
                 .jobs
-                .get_mut(&id)
-                .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
-            entry.events.push(Arc::new(event));
+                .get_mut(&job_id)
+                .ok_or_else(|| BusError::NotFound(format!("job {job_id}")))?;
+            // The response goes first: whoever sees the terminal event finds it.
+            entry.responses.extend(response.map(Arc::new));
+            entry.events.extend(events.into_iter().map(Arc::new));
         }
-        self.notify(id, kind);
-        Ok(())
-    }
-
-    async fn put_response(&self, response: AgentResponse) -> BusResult<()> {
-        let id = response.job_id;
-        {
-            let mut inner = lock(&self.inner);
-            let entry = inner
-                .jobs
-                .get_mut(&id)
-                .ok_or_else(|| BusError::NotFound(format!("job {id}")))?;
-            entry.responses.push(Arc::new(response));
+        for kind in kinds {
+            self.notify(job_id, kind);
         }
-        self.notify(id, ChangeKind::Response);
         Ok(())
     }
 
@@ -211,7 +211,7 @@ mod tests {
         store.create(r).await.unwrap();
         let mut rx = store.subscribe();
         store
-            .append_event(JobEvent::now(id, EventKind::Started, "web-01"))
+            .append(id, "web-01", vec![JobEvent::now(id, EventKind::Started, "web-01")], None)
             .await
             .unwrap();
         let change = rx.recv().await.unwrap();
@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(store.get(id).await.unwrap().unwrap().events.len(), 1);
         let missing = JobEvent::now(Uuid::new_v4(), EventKind::Started, "x");
         assert!(matches!(
-            store.append_event(missing).await,
+            store.append(missing.job_id, "x", vec![missing], None).await,
             Err(BusError::NotFound(_))
         ));
     }

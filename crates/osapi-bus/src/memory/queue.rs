@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use osapi_api::ops::JobClass;
@@ -11,23 +12,40 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::lock;
-use crate::{BusResult, Delivery, JobConsumer, JobQueue, Route};
+use crate::{BusResult, Delivery, JobConsumer, JobQueue, QueueKind, Route};
 
+/// One FIFO queue with a wake-up for waiting consumers.
 #[derive(Default)]
-struct HostQueue {
+struct Queue {
     items: Mutex<VecDeque<(Uuid, JobClass)>>,
     notify: Notify,
 }
 
+impl Queue {
+    fn push(&self, id: Uuid, class: JobClass) {
+        lock(&self.items).push_back((id, class));
+        self.notify.notify_one();
+    }
+
+    fn pop(&self) -> Option<(Uuid, JobClass)> {
+        let mut items = lock(&self.items);
+        let item = items.pop_front()?;
+        if !items.is_empty() {
+            // Pass the turn on so another waiting consumer takes the rest.
+            self.notify.notify_one();
+        }
+        Some(item)
+    }
+}
+
 #[derive(Default)]
 struct Shared {
-    any: Mutex<VecDeque<(Uuid, JobClass)>>,
-    any_notify: Notify,
-    hosts: Mutex<HashMap<String, Arc<HostQueue>>>,
+    any: Arc<Queue>,
+    hosts: Mutex<HashMap<String, Arc<Queue>>>,
 }
 
 impl Shared {
-    fn host(&self, hostname: &str) -> Arc<HostQueue> {
+    fn host(&self, hostname: &str) -> Arc<Queue> {
         lock(&self.hosts)
             .entry(sanitize_key(hostname))
             .or_default()
@@ -52,72 +70,43 @@ impl MemoryJobQueue {
 impl JobQueue for MemoryJobQueue {
     async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()> {
         match route {
-            Route::Any => {
-                lock(&self.shared.any).push_back((job_id, class));
-                self.shared.any_notify.notify_one();
-            }
-            Route::Host(h) => {
-                let q = self.shared.host(&h);
-                lock(&q.items).push_back((job_id, class));
-                q.notify.notify_one();
-            }
+            Route::Any => self.shared.any.push(job_id, class),
+            Route::Host(h) => self.shared.host(&h).push(job_id, class),
         }
         Ok(())
     }
 
-    async fn consumer(&self, hostname: &str) -> BusResult<Box<dyn JobConsumer>> {
-        Ok(Box::new(MemoryConsumer {
-            hostname: hostname.to_string(),
-            own: self.shared.host(hostname),
-            shared: self.shared.clone(),
-        }))
+    async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
+        let (queue, route) = match kind {
+            QueueKind::Any => (self.shared.any.clone(), Route::Any),
+            QueueKind::Host => (self.shared.host(hostname), Route::Host(hostname.to_string())),
+        };
+        Ok(Box::new(MemoryConsumer { queue, route }))
     }
 }
 
 struct MemoryConsumer {
-    hostname: String,
-    own: Arc<HostQueue>,
-    shared: Arc<Shared>,
-}
-
-impl MemoryConsumer {
-    fn try_pop(&self) -> Option<Delivery> {
-        if let Some((job_id, class)) = lock(&self.own.items).pop_front() {
-            return Some(Delivery {
-                job_id,
-                route: Route::Host(self.hostname.clone()),
-                class,
-            });
-        }
-        let mut any = lock(&self.shared.any);
-        let (job_id, class) = any.pop_front()?;
-        if !any.is_empty() {
-            // Pass the turn on so another idle consumer picks up the rest.
-            self.shared.any_notify.notify_one();
-        }
-        Some(Delivery {
-            job_id,
-            route: Route::Any,
-            class,
-        })
-    }
+    queue: Arc<Queue>,
+    route: Route,
 }
 
 #[async_trait]
 impl JobConsumer for MemoryConsumer {
-    async fn next(&mut self) -> BusResult<Option<Delivery>> {
+    async fn next(&mut self, wait: Duration) -> BusResult<Option<Delivery>> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let own = self.own.notify.notified();
-            let any = self.shared.any_notify.notified();
-            tokio::pin!(own, any);
-            own.as_mut().enable();
-            any.as_mut().enable();
-            if let Some(d) = self.try_pop() {
-                return Ok(Some(d));
+            let notified = self.queue.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some((job_id, class)) = self.queue.pop() {
+                return Ok(Some(Delivery {
+                    job_id,
+                    route: self.route.clone(),
+                    class,
+                }));
             }
-            tokio::select! {
-                _ = own => {}
-                _ = any => {}
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(None);
             }
         }
     }
@@ -127,19 +116,21 @@ impl JobConsumer for MemoryConsumer {
 mod tests {
     use super::*;
 
+    const WAIT: Duration = Duration::from_secs(5);
+
     #[tokio::test]
     async fn any_jobs_go_to_exactly_one_consumer() {
         let q = MemoryJobQueue::new();
-        let mut a = q.consumer("a").await.unwrap();
-        let mut b = q.consumer("b").await.unwrap();
+        let mut a = q.consumer("a", QueueKind::Any).await.unwrap();
+        let mut b = q.consumer("b", QueueKind::Any).await.unwrap();
         let ids: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
         for id in &ids {
             q.publish(*id, JobClass::Query, Route::Any).await.unwrap();
         }
         let mut seen = Vec::new();
         for _ in 0..50 {
-            seen.push(a.next().await.unwrap().unwrap().job_id);
-            seen.push(b.next().await.unwrap().unwrap().job_id);
+            seen.push(a.next(WAIT).await.unwrap().unwrap().job_id);
+            seen.push(b.next(WAIT).await.unwrap().unwrap().job_id);
         }
         seen.sort();
         let mut expected = ids.clone();
@@ -150,24 +141,21 @@ mod tests {
     #[tokio::test]
     async fn host_jobs_only_reach_their_host() {
         let q = MemoryJobQueue::new();
-        let mut a = q.consumer("web-01").await.unwrap();
-        let mut b = q.consumer("web-02").await.unwrap();
+        let mut a = q.consumer("web-01", QueueKind::Host).await.unwrap();
+        let mut b = q.consumer("web-02", QueueKind::Host).await.unwrap();
         let id = Uuid::new_v4();
-        q.publish(id, JobClass::Modify, Route::Host("web-02".into()))
-            .await
-            .unwrap();
-        let got = b.next().await.unwrap().unwrap();
+        q.publish(id, JobClass::Modify, Route::Host("web-02".into())).await.unwrap();
+        let got = b.next(WAIT).await.unwrap().unwrap();
         assert_eq!(got.job_id, id);
         assert_eq!(got.route, Route::Host("web-02".into()));
-        let nothing = tokio::time::timeout(std::time::Duration::from_millis(20), a.next()).await;
-        assert!(nothing.is_err(), "web-01 must not receive web-02's job");
+        assert!(a.next(Duration::from_millis(20)).await.unwrap().is_none(), "web-01 must not receive web-02's job");
     }
 
     #[tokio::test]
     async fn waiting_consumer_wakes_on_publish() {
         let q = Arc::new(MemoryJobQueue::new());
-        let mut a = q.consumer("a").await.unwrap();
-        let waiter = tokio::spawn(async move { a.next().await.unwrap().unwrap().job_id });
+        let mut a = q.consumer("a", QueueKind::Any).await.unwrap();
+        let waiter = tokio::spawn(async move { a.next(WAIT).await.unwrap().unwrap().job_id });
         tokio::task::yield_now().await;
         let id = Uuid::new_v4();
         q.publish(id, JobClass::Query, Route::Any).await.unwrap();

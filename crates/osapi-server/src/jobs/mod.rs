@@ -90,7 +90,7 @@ impl JobService {
         let revision = self.bus.jobs.create(record.clone()).await?;
         let submitted = JobEvent::now(record.id, EventKind::Submitted, API_HOST)
             .with_data(json!({"target_hostname": target, "operation_type": op_type}));
-        self.bus.jobs.append_event(submitted).await?;
+        self.bus.jobs.append(record.id, API_HOST, vec![submitted], None).await?;
         match parsed_target {
             Target::Any => self.bus.queue.publish(record.id, class, Route::Any).await?,
             _ => {
@@ -138,6 +138,14 @@ impl JobService {
         let id = snapshot.record.id;
         let now = OffsetDateTime::now_utc();
         let mut wrote = false;
+        // Where the verdict is recorded: the slot the host writes to.
+        let slot = |host: &str| {
+            if snapshot.record.is_any() {
+                view::ANY_HOST.to_string()
+            } else {
+                host.to_string()
+            }
+        };
         if now >= snapshot.record.deadline {
             let timeout = Duration::try_from(snapshot.record.deadline - snapshot.record.created)
                 .unwrap_or_default();
@@ -151,12 +159,9 @@ impl JobService {
                     "job deadline exceeded after {}: {who}",
                     osapi_api::format::go_duration(timeout)
                 );
-                self.bus
-                    .jobs
-                    .append_event(
-                        JobEvent::now(id, EventKind::Expired, p.hostname).with_error(error),
-                    )
-                    .await?;
+                let slot = slot(&p.hostname);
+                let event = JobEvent::now(id, EventKind::Expired, p.hostname).with_error(error);
+                self.bus.jobs.append(id, &slot, vec![event], None).await?;
                 wrote = true;
             }
         } else {
@@ -181,12 +186,9 @@ impl JobService {
                     _ => None,
                 };
                 if let Some(error) = verdict {
-                    self.bus
-                        .jobs
-                        .append_event(
-                            JobEvent::now(id, EventKind::Lost, p.hostname).with_error(error),
-                        )
-                        .await?;
+                    let slot = slot(&p.hostname);
+                    let event = JobEvent::now(id, EventKind::Lost, p.hostname).with_error(error);
+                    self.bus.jobs.append(id, &slot, vec![event], None).await?;
                     wrote = true;
                 }
             }
@@ -304,7 +306,7 @@ impl JobService {
             "new_job_id": created.record.id.to_string(),
             "target_hostname": target_given,
         }));
-        self.bus.jobs.append_event(retried).await?;
+        self.bus.jobs.append(id, API_HOST, vec![retried], None).await?;
         Ok(created)
     }
 }
