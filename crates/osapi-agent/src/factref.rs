@@ -51,12 +51,24 @@ fn resolve_str(s: &str, facts: Option<&Facts>, hostname: &str) -> Result<String,
         while end > 0 && after.as_bytes()[end - 1] == b'.' {
             end -= 1;
         }
-        let key = &after[..end];
-        let value = lookup(key, facts, hostname).map_err(|why| {
-            format!("failed to resolve fact references: unresolvable fact reference \"{PREFIX}{key}\": {why}")
-        })?;
+        // `@fact.hostname.conf`: the longest prefix that names a fact wins,
+        // so text after a reference may start with `.` or `-`.
+        let full = &after[..end];
+        let resolved = std::iter::once(end)
+            .chain(full.rmatch_indices(['.', '-']).map(|(i, _)| i))
+            .filter(|&i| i > 0)
+            .find_map(|i| lookup(&after[..i], facts, hostname).ok().map(|v| (i, v)));
+        let (used, value) = match resolved {
+            Some(found) => found,
+            None => {
+                let why = lookup(full, facts, hostname).err().unwrap_or_default();
+                return Err(format!(
+                    "failed to resolve fact references: unresolvable fact reference \"{PREFIX}{full}\": {why}"
+                ));
+            }
+        };
         out.push_str(&value);
-        rest = &after[end..];
+        rest = &after[used..];
     }
     out.push_str(rest);
     Ok(out)
@@ -137,6 +149,9 @@ mod tests {
         let mut v = serde_json::json!("/srv/@fact.hostname/app.conf and @fact.hostname.");
         resolve(&mut v, Some(&facts), "web-01").unwrap();
         assert_eq!(v, "/srv/web-01/app.conf and web-01.");
+        let mut v = serde_json::json!("/etc/@fact.hostname.conf /x/@fact.hostname-old");
+        resolve(&mut v, Some(&facts), "web-01").unwrap();
+        assert_eq!(v, "/etc/web-01.conf /x/web-01-old");
     }
 
     #[test]

@@ -39,8 +39,17 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     }
     let record = snapshot.record;
     let began = Instant::now();
-    let slot = if any { "_any" } else { shared.hostname.as_str() };
-    let category = record.op_type.split('.').next().unwrap_or_default().to_string();
+    let slot = if any {
+        "_any"
+    } else {
+        shared.hostname.as_str()
+    };
+    let category = record
+        .op_type
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let route = match &delivery.route {
         Route::Any => "_any".to_string(),
         Route::Host(h) => h.clone(),
@@ -95,7 +104,13 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     write(shared, id, slot, vec![event], Some(response)).await;
 }
 
-async fn write(shared: &Shared, id: uuid::Uuid, slot: &str, events: Vec<JobEvent>, response: Option<AgentResponse>) {
+async fn write(
+    shared: &Shared,
+    id: uuid::Uuid,
+    slot: &str,
+    events: Vec<JobEvent>,
+    response: Option<AgentResponse>,
+) {
     if let Err(e) = shared.bus.jobs.append(id, slot, events, response).await {
         tracing::warn!(job = %id, error = %e, "failed to record job progress");
     }

@@ -79,7 +79,11 @@ impl Agent {
 
         shared.refresh_facts().await?;
         shared.heartbeat().await?;
-        let own = shared.bus.queue.consumer(&hostname, QueueKind::Host).await?;
+        let own = shared
+            .bus
+            .queue
+            .consumer(&hostname, QueueKind::Host)
+            .await?;
         let any = shared.bus.queue.consumer(&hostname, QueueKind::Any).await?;
 
         let cancel = CancellationToken::new();
@@ -89,8 +93,20 @@ impl Agent {
         tasks.spawn(drain_watch_loop(shared.clone(), cancel.clone()));
         let permits = Arc::new(Semaphore::new(shared.config.max_jobs));
         let consume = vec![
-            tokio::spawn(consume_loop(shared.clone(), own, QueueKind::Host, permits.clone(), cancel.clone())),
-            tokio::spawn(consume_loop(shared.clone(), any, QueueKind::Any, permits, cancel.clone())),
+            tokio::spawn(consume_loop(
+                shared.clone(),
+                own,
+                QueueKind::Host,
+                permits.clone(),
+                cancel.clone(),
+            )),
+            tokio::spawn(consume_loop(
+                shared.clone(),
+                any,
+                QueueKind::Any,
+                permits,
+                cancel.clone(),
+            )),
         ];
         tracing::info!(hostname = %hostname, instance = %shared.instance_id, "agent started");
         Ok(AgentHandle {
@@ -131,7 +147,10 @@ impl AgentHandle {
         self.cancel.cancel();
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for handle in &mut self.consume {
-            if tokio::time::timeout_at(deadline, &mut *handle).await.is_err() {
+            if tokio::time::timeout_at(deadline, &mut *handle)
+                .await
+                .is_err()
+            {
                 tracing::warn!(hostname = %self.shared.hostname, "jobs still running after the grace period; abandoning them");
                 handle.abort();
             }

@@ -102,6 +102,8 @@ pub enum ChangeKind {
     Response,
     /// The job was deleted.
     Deleted,
+    /// Changes may have been missed (the feed reconnected): look at every job again.
+    Resync,
 }
 
 impl JobChange {
@@ -109,7 +111,7 @@ impl JobChange {
     pub fn may_settle(&self) -> bool {
         match self.kind {
             ChangeKind::Event(k) => k.is_terminal(),
-            ChangeKind::Deleted => true,
+            ChangeKind::Deleted | ChangeKind::Resync => true,
             ChangeKind::Created | ChangeKind::Response => false,
         }
     }

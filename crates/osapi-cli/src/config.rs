@@ -13,6 +13,7 @@ use osapi_agent::AgentConfig;
 use osapi_agent::conditions::ConditionThresholds;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
 use osapi_api::format::parse_duration;
+use osapi_bus::nats::{BucketSettings, NatsConfig};
 use osapi_server::ServerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JsonValue;
@@ -28,6 +29,94 @@ pub struct OsapiFile {
     pub api: ApiSection,
     /// `agent.*`
     pub agent: AgentSection,
+    /// `nats.*`: streams and buckets.
+    pub nats: NatsSection,
+}
+
+/// How a process reaches NATS (`api.server.nats`, `agent.nats`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsConnection {
+    /// Host; empty means "not configured".
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Prefix of names and subjects.
+    pub namespace: String,
+    /// Connection name.
+    pub client_name: String,
+}
+
+impl Default for NatsConnection {
+    fn default() -> Self {
+        NatsConnection {
+            host: String::new(),
+            port: 4222,
+            namespace: "osapi".into(),
+            client_name: String::new(),
+        }
+    }
+}
+
+/// A stream or bucket (`nats.<name>.*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreSection {
+    /// Bucket name (for `nats.stream`: the stream name).
+    pub bucket: String,
+    /// Stream name (upstream's key for `nats.stream`).
+    pub name: String,
+    /// Lifetime of values (`ttl`).
+    pub ttl: String,
+    /// Lifetime of stream messages (`max_age`).
+    pub max_age: String,
+    /// Message limit (streams).
+    pub max_msgs: i64,
+    /// Size limit.
+    pub max_bytes: i64,
+    /// `file` or `memory`.
+    pub storage: String,
+    /// Replicas.
+    pub replicas: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            bucket: String::new(),
+            name: String::new(),
+            ttl: String::new(),
+            max_age: String::new(),
+            max_msgs: 0,
+            max_bytes: 0,
+            storage: "file".into(),
+            replicas: 1,
+        }
+    }
+}
+
+/// `nats.*`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsSection {
+    /// The job stream.
+    pub stream: StoreSection,
+    /// Job records.
+    pub kv: StoreSection,
+    /// Job progress (ours).
+    pub progress: StoreSection,
+    /// Agent registry (`ttl` = heartbeat expiry).
+    pub registry: StoreSection,
+    /// Agent facts.
+    pub facts: StoreSection,
+    /// Drain flags and timelines.
+    pub state: StoreSection,
+    /// Audit log.
+    pub audit: StoreSection,
+    /// Uploaded files.
+    pub objects: StoreSection,
+    /// Deployed-file records.
+    pub file_state: StoreSection,
 }
 
 /// `api.*`
@@ -74,6 +163,8 @@ pub struct ServerSection {
     pub job_timeout: String,
     /// Wait of the synchronous node endpoints (ours).
     pub sync_timeout: String,
+    /// NATS connection of the controller.
+    pub nats: NatsConnection,
 }
 
 impl Default for ServerSection {
@@ -85,6 +176,7 @@ impl Default for ServerSection {
             max_upload_bytes: 64 << 20,
             job_timeout: "5m".into(),
             sync_timeout: "30s".into(),
+            nats: NatsConnection::default(),
         }
     }
 }
@@ -128,6 +220,26 @@ pub struct AgentSection {
     pub dns: DnsSection,
     /// Command provider settings (ours).
     pub command: CommandSection,
+    /// NATS connection of the agent.
+    pub nats: NatsConnection,
+    /// Job consumer settings.
+    pub consumer: ConsumerSection,
+}
+
+/// `agent.consumer.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerSection {
+    /// How long a taken-but-unacknowledged job waits before another delivery.
+    pub ack_wait: String,
+}
+
+impl Default for ConsumerSection {
+    fn default() -> Self {
+        ConsumerSection {
+            ack_wait: "30s".into(),
+        }
+    }
 }
 
 impl Default for AgentSection {
@@ -141,6 +253,8 @@ impl Default for AgentSection {
             heartbeat_interval: "10s".into(),
             dns: DnsSection::default(),
             command: CommandSection::default(),
+            nats: NatsConnection::default(),
+            consumer: ConsumerSection::default(),
         }
     }
 }
@@ -322,6 +436,77 @@ fn decode(tree: Value) -> Result<OsapiFile> {
         let path = e.path().to_string();
         anyhow::anyhow!("{path}: {}", e.into_inner())
     })
+}
+
+impl OsapiFile {
+    /// True when the controller is configured to use NATS.
+    pub fn server_uses_nats(&self) -> bool {
+        !self.api.server.nats.host.is_empty()
+    }
+
+    /// NATS settings for a process connecting with `conn` (`api.server.nats`
+    /// or `agent.nats`), with the stream and bucket settings of `nats.*`.
+    pub fn nats_config(&self, conn: &NatsConnection, role: &str) -> Result<NatsConfig> {
+        let host = if conn.host.is_empty() {
+            "localhost"
+        } else {
+            conn.host.as_str()
+        };
+        let mut c = NatsConfig {
+            url: format!("nats://{host}:{}", conn.port),
+            namespace: conn.namespace.clone(),
+            client_name: if conn.client_name.is_empty() {
+                format!("osapi-{role}")
+            } else {
+                conn.client_name.clone()
+            },
+            ack_wait: duration("agent.consumer.ack_wait", &self.agent.consumer.ack_wait)?,
+            ..NatsConfig::default()
+        };
+        let n = &self.nats;
+        apply(&mut c.stream, &n.stream, "nats.stream", true)?;
+        if n.stream.max_msgs > 0 {
+            c.stream_max_msgs = n.stream.max_msgs;
+        }
+        apply(&mut c.jobs, &n.kv, "nats.kv", false)?;
+        apply(&mut c.progress, &n.progress, "nats.progress", false)?;
+        apply(&mut c.registry, &n.registry, "nats.registry", false)?;
+        apply(&mut c.facts, &n.facts, "nats.facts", false)?;
+        apply(&mut c.state, &n.state, "nats.state", false)?;
+        apply(&mut c.audit, &n.audit, "nats.audit", false)?;
+        apply(&mut c.objects, &n.objects, "nats.objects", false)?;
+        apply(&mut c.file_state, &n.file_state, "nats.file_state", false)?;
+        if c.registry.max_age.is_zero() {
+            bail!(
+                "nats.registry.ttl must be greater than zero (it is how long a silent agent stays registered)"
+            );
+        }
+        Ok(c)
+    }
+}
+
+fn apply(target: &mut BucketSettings, s: &StoreSection, key: &str, stream: bool) -> Result<()> {
+    let name = if stream { &s.name } else { &s.bucket };
+    if !name.is_empty() {
+        target.name = name.clone();
+    }
+    let age = if stream { &s.max_age } else { &s.ttl };
+    if !age.is_empty() {
+        let field = if stream { "max_age" } else { "ttl" };
+        target.max_age = duration(&format!("{key}.{field}"), age)?;
+    }
+    if s.max_bytes > 0 {
+        target.max_bytes = s.max_bytes;
+    }
+    target.memory = match s.storage.as_str() {
+        "memory" => true,
+        "file" | "" => false,
+        other => bail!("{key}.storage must be file or memory, got {other:?}"),
+    };
+    if s.replicas > 0 {
+        target.replicas = s.replicas;
+    }
+    Ok(())
 }
 
 fn duration(key: &str, value: &str) -> Result<Duration> {

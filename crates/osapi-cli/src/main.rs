@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod serve;
 mod start;
 mod token;
 
@@ -39,6 +40,12 @@ enum Command {
     Token(token::TokenCommand),
     /// Talk to a controller.
     Client(client::ClientArgs),
+    /// The controller on NATS (distributed mode).
+    #[command(subcommand)]
+    Api(serve::ApiCommand),
+    /// An agent on NATS (distributed mode).
+    #[command(subcommand)]
+    Agent(serve::AgentCommand),
 }
 
 fn init_logging(debug: bool, json: bool) {
@@ -72,5 +79,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Start(args) => start::run(&file, cli.osapi_file.is_some(), args).await,
         Command::Token(cmd) => token::run(&file, cmd),
         Command::Client(args) => client::run(&file, args).await,
+        Command::Api(serve::ApiCommand::Server(serve::ServerCommand::Start(args))) => {
+            serve::api_server_start(&file, args).await
+        }
+        Command::Agent(serve::AgentCommand::Start) => serve::agent_start(&file).await,
     }
 }

@@ -15,6 +15,9 @@ pub struct StartArgs {
 }
 
 pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<()> {
+    if file.server_uses_nats() {
+        return run_on_nats(file, args).await;
+    }
     let mut server = file.server_config()?;
     if let Some(p) = args.port {
         server.port = p;
@@ -24,6 +27,11 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
     }
     let agent = file.agent_config()?;
     let mut builder = Embedded::builder()
+        .registry_ttl(
+            file.nats_config(&file.api.server.nats, "start")?
+                .registry
+                .max_age,
+        )
         .heartbeat_interval(agent.heartbeat_interval)
         .agent(agent)
         .server_config(|c| *c = server.clone());
@@ -51,10 +59,43 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
     println!("  export OSAPI_TOKEN={}", stack.token());
     println!();
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    crate::serve::shutdown_signal().await;
     println!("Stopping…");
     stack.shutdown().await;
+    Ok(())
+}
+
+/// `osapi start` when the file names a NATS server: a controller and a local
+/// agent in this process, on that NATS.
+async fn run_on_nats(file: &OsapiFile, args: StartArgs) -> Result<()> {
+    let mut server = file.server_config()?;
+    if let Some(p) = args.port {
+        server.port = p;
+    }
+    if server.signing_key.is_empty() {
+        anyhow::bail!(
+            "api.server.security.signing_key is required when the controller runs on NATS"
+        );
+    }
+    let nats = file.nats_config(&file.api.server.nats, "start")?;
+    let url = nats.url.clone();
+    let bus = osapi_bus::nats::NatsBus::connect(nats, std::time::Duration::from_secs(30))
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let controller = osapi_server::Controller::new(server, bus.clone())?;
+    let listener = controller.bind().await?;
+    let addr = listener.local_addr()?;
+    let agent = osapi_agent::Agent::new(file.agent_config()?, bus)?
+        .start()
+        .await?;
+    println!(
+        "OSAPI control plane on NATS at {url}: controller http://{addr}, agent {}",
+        agent.hostname()
+    );
+    println!("Press Ctrl-C to stop.");
+    controller
+        .serve(listener, crate::serve::shutdown_signal())
+        .await?;
+    agent.shutdown().await;
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! Waiting for jobs: long-poll with `?wait=`, and jittered exponential
-//! back-off when the server answers before the wait (upstream servers ignore it).
+//! Waiting for jobs: long-poll with `?wait=`, jittered exponential back-off
+//! when the server answers before the wait (upstream servers ignore it), and
+//! riding out a controller restart (transport errors are retried until the
+//! deadline: the job lives on in the bus).
 
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ pub struct WaitPolicy {
     pub max_backoff: Duration,
     /// Growth factor (default 1.5).
     pub factor: f64,
+    /// How long the controller may stay unreachable during a wait (default 2 min).
+    pub max_outage: Duration,
 }
 
 impl Default for WaitPolicy {
@@ -29,6 +33,7 @@ impl Default for WaitPolicy {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
             factor: 1.5,
+            max_outage: Duration::from_secs(120),
         }
     }
 }
@@ -51,11 +56,33 @@ pub(crate) async fn wait_job(
 ) -> Result<JobDetail> {
     let end = Instant::now() + timeout;
     let mut attempt = 0u32;
+    let mut outage_since: Option<Instant> = None;
     loop {
         let now = Instant::now();
         let remaining = end.saturating_duration_since(now);
         let wait = remaining.min(policy.long_poll);
-        let detail = client.job_wait(id, wait).await?;
+        let detail = match client.job_wait(id, wait).await {
+            Ok(d) => {
+                outage_since = None;
+                d
+            }
+            // The controller restarted or is briefly unreachable: the job
+            // lives on in the bus, so keep waiting until the deadline.
+            Err(e)
+                if transient(&e)
+                    && Instant::now() < end
+                    && outage_since.get_or_insert_with(Instant::now).elapsed()
+                        < policy.max_outage =>
+            {
+                let delay = policy
+                    .backoff(attempt)
+                    .min(end.saturating_duration_since(Instant::now()));
+                attempt = attempt.saturating_add(1);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let status = detail.status();
         if status.is_terminal() {
             return Ok(detail);
@@ -77,6 +104,11 @@ pub(crate) async fn wait_job(
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// Errors worth waiting out: no connection, or a gateway/unavailable status.
+fn transient(e: &ClientError) -> bool {
+    matches!(e, ClientError::Transport { .. }) || matches!(e.status(), Some(502..=504))
 }
 
 #[cfg(test)]

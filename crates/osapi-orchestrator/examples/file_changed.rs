@@ -3,7 +3,7 @@
 //!
 //! DAG: `health-check` → `check-file` (`app-config.yaml`: changed when the
 //! store lacks this content) → `upload-file` (`.only_if_changed().force()`)
-//! → `deploy-file` (`_any`, mode 0644, `.only_if_changed()`).
+//! → `deploy-file` (`_all`, mode 0644, `.only_if_changed()`).
 //!
 //! Prints the run, then `File app-config.yaml changed: <bool> (sha256:
 //! <first 12 hex>)`. On a fresh store (always, in embedded mode) the file
@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .force();
     let _deploy = o
         .file_deploy(
-            "_any",
+            "_all",
             FileDeployOpts::new("app-config.yaml", &path).mode("0644"),
         )
         .after(&upload)

@@ -2,8 +2,8 @@
 //! host, then ask whether the host's copy is still as deployed.
 //!
 //! DAG: `health-check` → `upload-file` (`app-config.yaml`, raw) →
-//! `deploy-file` (`_any`, mode 0644; owner and group root only when this
-//! process runs as root) → `file-status` (`_any`).
+//! `deploy-file` (`_all`, mode 0644; owner and group root only when this
+//! process runs as root) → `file-status` (`_all`).
 //!
 //! Prints the run, then `File <path> status: in-sync`.
 //!
@@ -42,14 +42,13 @@ async fn main() -> anyhow::Result<()> {
     let upload = o
         .file_upload("app-config.yaml", ContentType::Raw, CONFIG)
         .after(&health);
-    let deploy = o.file_deploy("_any", opts).after(&upload);
-    let status = o.file_status_get("_any", &path).after(&deploy);
+    let deploy = o.file_deploy("_all", opts).after(&upload);
+    let status = o.file_status_get("_all", &path).after(&deploy);
 
     let report = env.run(&o).await?;
 
     println!();
-    let s: FileStatusResult = report.result(&status)?;
-    println!("File {} status: {}", path, s.status.as_str());
+    common::print_file_status(&report, &status, &path)?;
 
     env.shutdown().await;
     Ok(())

@@ -3,8 +3,8 @@
 //! store held before.
 //!
 //! DAG: `health-check` → `upload-file` (`app-config.yaml`, raw, forced) →
-//! `deploy-file` (`_any`, mode 0644; owner and group root only when this
-//! process runs as root) → `file-status` (`_any`).
+//! `deploy-file` (`_all`, mode 0644; owner and group root only when this
+//! process runs as root) → `file-status` (`_all`).
 //!
 //! Prints the run (`[changed] upload-file`), then the uploaded object's
 //! SHA-256 and `File <path> status: in-sync`.
@@ -41,8 +41,8 @@ async fn main() -> anyhow::Result<()> {
         .file_upload("app-config.yaml", ContentType::Raw, CONFIG)
         .force()
         .after(&health);
-    let deploy = o.file_deploy("_any", opts).after(&upload);
-    let status = o.file_status_get("_any", &path).after(&deploy);
+    let deploy = o.file_deploy("_all", opts).after(&upload);
+    let status = o.file_status_get("_all", &path).after(&deploy);
 
     let report = env.run(&o).await?;
 
@@ -55,8 +55,7 @@ async fn main() -> anyhow::Result<()> {
         up.sha256.get(..12).unwrap_or(&up.sha256),
         up.changed
     );
-    let s: FileStatusResult = report.result(&status)?;
-    println!("File {} status: {}", path, s.status.as_str());
+    common::print_file_status(&report, &status, &path)?;
 
     env.shutdown().await;
     Ok(())

@@ -211,7 +211,12 @@ mod tests {
         store.create(r).await.unwrap();
         let mut rx = store.subscribe();
         store
-            .append(id, "web-01", vec![JobEvent::now(id, EventKind::Started, "web-01")], None)
+            .append(
+                id,
+                "web-01",
+                vec![JobEvent::now(id, EventKind::Started, "web-01")],
+                None,
+            )
             .await
             .unwrap();
         let change = rx.recv().await.unwrap();

@@ -79,7 +79,10 @@ impl JobQueue for MemoryJobQueue {
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
         let (queue, route) = match kind {
             QueueKind::Any => (self.shared.any.clone(), Route::Any),
-            QueueKind::Host => (self.shared.host(hostname), Route::Host(hostname.to_string())),
+            QueueKind::Host => (
+                self.shared.host(hostname),
+                Route::Host(hostname.to_string()),
+            ),
         };
         Ok(Box::new(MemoryConsumer { queue, route }))
     }
@@ -144,11 +147,16 @@ mod tests {
         let mut a = q.consumer("web-01", QueueKind::Host).await.unwrap();
         let mut b = q.consumer("web-02", QueueKind::Host).await.unwrap();
         let id = Uuid::new_v4();
-        q.publish(id, JobClass::Modify, Route::Host("web-02".into())).await.unwrap();
+        q.publish(id, JobClass::Modify, Route::Host("web-02".into()))
+            .await
+            .unwrap();
         let got = b.next(WAIT).await.unwrap().unwrap();
         assert_eq!(got.job_id, id);
         assert_eq!(got.route, Route::Host("web-02".into()));
-        assert!(a.next(Duration::from_millis(20)).await.unwrap().is_none(), "web-01 must not receive web-02's job");
+        assert!(
+            a.next(Duration::from_millis(20)).await.unwrap().is_none(),
+            "web-01 must not receive web-02's job"
+        );
     }
 
     #[tokio::test]

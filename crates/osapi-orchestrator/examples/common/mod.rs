@@ -176,3 +176,29 @@ pub fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+/// Prints `File <path> status: <status>` when every host agrees, else one
+/// line per host. (Deploys go to `_all`: with several agents, `_any` could
+/// deploy on one host and ask another for the status.)
+pub fn print_file_status(
+    report: &Report,
+    status: &osapi_orchestrator::Step<osapi_orchestrator::types::FileStatusResult>,
+    path: &str,
+) -> Result<()> {
+    let mut statuses = Vec::new();
+    for host in report.host_results(status) {
+        let s: osapi_orchestrator::types::FileStatusResult = host.decode()?;
+        statuses.push((host.hostname.clone(), s.status.as_str()));
+    }
+    match statuses.first() {
+        Some((_, first)) if statuses.iter().all(|(_, s)| s == first) => {
+            println!("File {path} status: {first}");
+        }
+        _ => {
+            for (host, s) in statuses {
+                println!("File {path} on {host}: {s}");
+            }
+        }
+    }
+    Ok(())
+}

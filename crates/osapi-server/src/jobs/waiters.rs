@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use osapi_bus::{Bus, RegistryEvent};
+use osapi_bus::{Bus, ChangeKind, RegistryEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -56,6 +56,7 @@ impl Waiters {
                 let change = job_changes.recv().await;
                 let Some(hub) = weak.upgrade() else { return };
                 match change {
+                    Ok(c) if c.kind == ChangeKind::Resync => hub.wake_all(),
                     Ok(c) if c.may_settle() => hub.wake(c.job_id),
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => hub.wake_all(),

@@ -1,0 +1,178 @@
+//! Uploaded files in a NATS object store (content type in the
+//! `Osapi-Content-Type` header, as upstream) and deployed-file records in a
+//! key-value bucket.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{kv, object_store};
+use async_trait::async_trait;
+use base64::Engine;
+use bytes::Bytes;
+use futures::StreamExt;
+use osapi_api::records::{FileState, ObjectInfo};
+use osapi_api::target::sanitize_host;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use super::util::{backend, encode, get_json};
+use crate::{BusResult, FileStateStore, ObjectStore};
+
+const CONTENT_TYPE_HEADER: &str = "Osapi-Content-Type";
+
+/// Files on NATS.
+pub struct NatsObjectStore {
+    store: object_store::ObjectStore,
+}
+
+impl NatsObjectStore {
+    pub(crate) fn new(store: object_store::ObjectStore) -> Self {
+        NatsObjectStore { store }
+    }
+}
+
+fn convert(info: &object_store::ObjectInfo) -> ObjectInfo {
+    // Digest is "SHA-256=<base64url with padding>"; we show lowercase hex.
+    let sha256 = info
+        .digest
+        .as_deref()
+        .and_then(|d| d.strip_prefix("SHA-256="))
+        .and_then(|b| {
+            base64::engine::general_purpose::URL_SAFE
+                .decode(b)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b))
+                .ok()
+        })
+        .map(hex::encode)
+        .unwrap_or_default();
+    let content_type = info
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(CONTENT_TYPE_HEADER))
+        .map(|v| v.to_string())
+        .or_else(|| info.metadata.get("content_type").cloned())
+        .unwrap_or_default();
+    ObjectInfo {
+        name: info.name.clone(),
+        sha256,
+        size: info.size as u64,
+        content_type,
+    }
+}
+
+fn not_found(e: &impl std::fmt::Display) -> bool {
+    let t = e.to_string().to_lowercase();
+    t.contains("not found")
+}
+
+#[async_trait]
+impl ObjectStore for NatsObjectStore {
+    async fn put(&self, name: &str, content_type: &str, data: Bytes) -> BusResult<ObjectInfo> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE_HEADER, content_type);
+        let meta = object_store::ObjectMetadata {
+            name: name.to_string(),
+            metadata: [("content_type".to_string(), content_type.to_string())].into(),
+            headers: Some(headers),
+            ..Default::default()
+        };
+        let mut reader: &[u8] = &data;
+        let info = self
+            .store
+            .put(meta, &mut reader)
+            .await
+            .map_err(|e| backend(&format!("store file {name}"), e))?;
+        let mut out = convert(&info);
+        if out.sha256.is_empty() {
+            out.sha256 = hex::encode(Sha256::digest(&data));
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, name: &str) -> BusResult<Option<(ObjectInfo, Bytes)>> {
+        let mut object = match self.store.get(name).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound || not_found(&e) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(backend(&format!("read file {name}"), e)),
+        };
+        let info = convert(object.info());
+        let mut buf = Vec::with_capacity(info.size as usize);
+        object
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| backend(&format!("read file {name}"), e))?;
+        Ok(Some((info, Bytes::from(buf))))
+    }
+
+    async fn info(&self, name: &str) -> BusResult<Option<ObjectInfo>> {
+        match self.store.info(name).await {
+            Ok(info) if !info.deleted => Ok(Some(convert(&info))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound || not_found(&e) => {
+                Ok(None)
+            }
+            Err(e) => Err(backend(&format!("read file info {name}"), e)),
+        }
+    }
+
+    async fn list(&self) -> BusResult<Vec<ObjectInfo>> {
+        let mut list = match self.store.list().await {
+            Ok(l) => l,
+            Err(e) => return Err(backend("list files", e)),
+        };
+        let mut out = Vec::new();
+        while let Some(info) = list.next().await {
+            let info = info.map_err(|e| backend("list files", e))?;
+            if !info.deleted {
+                out.push(convert(&info));
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn delete(&self, name: &str) -> BusResult<bool> {
+        if self.info(name).await?.is_none() {
+            return Ok(false);
+        }
+        self.store
+            .delete(name)
+            .await
+            .map_err(|e| backend(&format!("delete file {name}"), e))?;
+        Ok(true)
+    }
+}
+
+/// Deployed-file records on NATS.
+pub struct NatsFileStateStore {
+    store: kv::Store,
+}
+
+impl NatsFileStateStore {
+    pub(crate) fn new(store: kv::Store) -> Self {
+        NatsFileStateStore { store }
+    }
+}
+
+fn state_key(hostname: &str, path: &str) -> String {
+    format!(
+        "{}.{}",
+        sanitize_host(hostname),
+        hex::encode(Sha256::digest(path.as_bytes()))
+    )
+}
+
+#[async_trait]
+impl FileStateStore for NatsFileStateStore {
+    async fn put(&self, hostname: &str, state: FileState) -> BusResult<()> {
+        self.store
+            .put(state_key(hostname, &state.path), encode(&state)?)
+            .await
+            .map_err(|e| backend("record deployed file", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, hostname: &str, path: &str) -> BusResult<Option<FileState>> {
+        get_json(&self.store, &state_key(hostname, path)).await
+    }
+}

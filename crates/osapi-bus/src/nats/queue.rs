@@ -1,0 +1,163 @@
+//! Job notifications on the `<ns>-JOBS` work-queue stream. `_any` jobs go to
+//! `<ns>.jobs.<class>._any`, read by one durable consumer shared by every
+//! agent (each job to exactly one); a host's jobs go to
+//! `<ns>.jobs.<class>.host.<host>`, read by that host's durable consumer.
+//! A job is acknowledged when taken, so it is never delivered twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::stream;
+use async_trait::async_trait;
+use futures::StreamExt;
+use osapi_api::ops::JobClass;
+use osapi_api::target::sanitize_key;
+use uuid::Uuid;
+
+use super::Conn;
+use super::util::backend;
+use crate::{BusError, BusResult, Delivery, JobConsumer, JobQueue, QueueKind, Route};
+
+/// Job notifications on NATS.
+pub struct NatsJobQueue {
+    conn: Arc<Conn>,
+    stream: stream::Stream,
+}
+
+impl NatsJobQueue {
+    pub(crate) fn new(conn: Arc<Conn>, stream: stream::Stream) -> Self {
+        NatsJobQueue { conn, stream }
+    }
+}
+
+#[async_trait]
+impl JobQueue for NatsJobQueue {
+    async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()> {
+        let root = self.conn.config.subject_root();
+        let subject = match &route {
+            Route::Any => format!("{root}.{}._any", class.as_str()),
+            Route::Host(h) => format!("{root}.{}.host.{}", class.as_str(), sanitize_key(h)),
+        };
+        let ack = self
+            .conn
+            .js
+            .publish(subject, job_id.to_string().into())
+            .await
+            .map_err(|e| backend("publish job", e))?;
+        ack.await
+            .map_err(|e| backend("publish job (no acknowledgement)", e))?;
+        Ok(())
+    }
+
+    async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
+        let root = self.conn.config.subject_root();
+        let (name, filter, route, inactive) = match kind {
+            QueueKind::Any => (
+                "any".to_string(),
+                format!("{root}.*._any"),
+                Route::Any,
+                Duration::ZERO,
+            ),
+            QueueKind::Host => (
+                format!("host_{}", sanitize_key(hostname)),
+                format!("{root}.*.host.{}", sanitize_key(hostname)),
+                Route::Host(hostname.to_string()),
+                // Consumers of decommissioned hosts go away after a day.
+                Duration::from_secs(24 * 3600),
+            ),
+        };
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: filter,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.conn.config.ack_wait,
+            deliver_policy: DeliverPolicy::All,
+            inactive_threshold: inactive,
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        let mut consumer = NatsConsumer {
+            stream: self.stream.clone(),
+            name,
+            config,
+            route,
+            consumer: None,
+        };
+        consumer.open().await?;
+        Ok(Box::new(consumer))
+    }
+}
+
+struct NatsConsumer {
+    stream: stream::Stream,
+    name: String,
+    config: pull::Config,
+    route: Route,
+    consumer: Option<PullConsumer>,
+}
+
+impl NatsConsumer {
+    async fn open(&mut self) -> BusResult<&PullConsumer> {
+        if self.consumer.is_none() {
+            let c = self
+                .stream
+                .get_or_create_consumer(&self.name, self.config.clone())
+                .await
+                .map_err(|e| backend(&format!("open consumer {}", self.name), e))?;
+            self.consumer = Some(c);
+        }
+        self.consumer
+            .as_ref()
+            .ok_or_else(|| BusError::Backend("consumer unavailable".into()))
+    }
+}
+
+#[async_trait]
+impl JobConsumer for NatsConsumer {
+    async fn next(&mut self, wait: Duration) -> BusResult<Option<Delivery>> {
+        let consumer = self.open().await?.clone();
+        let batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(wait.max(Duration::from_millis(10)))
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                // The consumer may be gone (server restarted without state): reopen next time.
+                self.consumer = None;
+                return Err(backend(&format!("fetch from {}", self.name), e));
+            }
+        };
+        let Some(message) = batch.next().await else {
+            return Ok(None);
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                self.consumer = None;
+                return Err(backend(&format!("fetch from {}", self.name), e));
+            }
+        };
+        // Taken: acknowledge before running, so it is never run twice.
+        message
+            .double_ack()
+            .await
+            .map_err(|e| backend(&format!("acknowledge job on {}", self.name), e))?;
+        let text = std::str::from_utf8(&message.payload).unwrap_or_default();
+        let job_id = Uuid::parse_str(text.trim())
+            .map_err(|_| BusError::Corrupt(format!("job notification {text:?} is not a job id")))?;
+        let class = if message.subject.as_str().contains(".query.") {
+            JobClass::Query
+        } else {
+            JobClass::Modify
+        };
+        Ok(Some(Delivery {
+            job_id,
+            route: self.route.clone(),
+            class,
+        }))
+    }
+}

@@ -1,0 +1,204 @@
+//! Agent registry and facts on NATS. Registrations live in a bucket whose
+//! max-age is the TTL, so a dead agent's entry expires on its own. Expiry
+//! produces no watch event, so a task also rescans the registry every quarter
+//! TTL to announce agents that left.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use async_trait::async_trait;
+use futures::StreamExt;
+use osapi_api::records::{AgentRegistration, Facts};
+use osapi_api::target::sanitize_key;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::Conn;
+use super::util::{backend, encode, get_json, get_many, keys_with_prefix};
+use crate::{BusResult, FactStore, Registry, RegistryEvent};
+
+/// Agent registrations on NATS.
+pub struct NatsRegistry {
+    store: kv::Store,
+    ttl: Duration,
+    events: broadcast::Sender<RegistryEvent>,
+    _alive: tokio::sync::watch::Sender<()>,
+}
+
+fn agent_key(hostname: &str) -> String {
+    format!("agents.{}", sanitize_key(hostname))
+}
+
+impl NatsRegistry {
+    pub(crate) fn start(conn: Arc<Conn>, store: kv::Store) -> Self {
+        let ttl = conn.config.registry.max_age;
+        let events = broadcast::channel(1024).0;
+        let (alive, stop) = tokio::sync::watch::channel(());
+        tokio::spawn(track(store.clone(), ttl, events.clone(), stop));
+        NatsRegistry {
+            store,
+            ttl,
+            events,
+            _alive: alive,
+        }
+    }
+}
+
+async fn list(store: &kv::Store) -> BusResult<Vec<AgentRegistration>> {
+    let keys = keys_with_prefix(store, "agents.").await?;
+    let mut all: Vec<AgentRegistration> = get_many(store, keys).await?;
+    all.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    Ok(all)
+}
+
+/// Announces joins (from the watch) and departures (deletes from the watch,
+/// expiries from periodic scans).
+async fn track(
+    store: kv::Store,
+    ttl: Duration,
+    events: broadcast::Sender<RegistryEvent>,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let mut known: HashMap<String, (String, Uuid)> = HashMap::new();
+    let scan_every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut scan = tokio::time::interval(scan_every);
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watch = None;
+    loop {
+        if watch.is_none() {
+            watch = store.watch("agents.>").await.ok();
+        }
+        let entry = async {
+            match watch.as_mut() {
+                Some(w) => w.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = scan.tick() => {
+                if watch.is_none() {
+                    continue;
+                }
+                let Ok(live) = list(&store).await else { continue };
+                let live_keys: HashMap<String, Uuid> = live
+                    .iter()
+                    .map(|r| (sanitize_key(&r.hostname), r.instance_id))
+                    .collect();
+                for r in &live {
+                    let key = sanitize_key(&r.hostname);
+                    if known.get(&key).map(|(_, i)| *i) != Some(r.instance_id) {
+                        known.insert(key, (r.hostname.clone(), r.instance_id));
+                        let _ = events.send(RegistryEvent::Joined { hostname: r.hostname.clone(), instance_id: r.instance_id });
+                    }
+                }
+                let gone: Vec<String> = known.keys().filter(|k| !live_keys.contains_key(*k)).cloned().collect();
+                for k in gone {
+                    if let Some((hostname, _)) = known.remove(&k) {
+                        let _ = events.send(RegistryEvent::Left { hostname });
+                    }
+                }
+            }
+            e = entry => match e {
+                Some(Ok(entry)) => {
+                    let key = entry.key.trim_start_matches("agents.").to_string();
+                    if entry.operation == kv::Operation::Put {
+                        if let Ok(r) = serde_json::from_slice::<AgentRegistration>(&entry.value)
+                            && known.get(&key).map(|(_, i)| *i) != Some(r.instance_id)
+                        {
+                            known.insert(key, (r.hostname.clone(), r.instance_id));
+                            let _ = events.send(RegistryEvent::Joined { hostname: r.hostname, instance_id: r.instance_id });
+                        }
+                    } else if let Some((hostname, _)) = known.remove(&key) {
+                        let _ = events.send(RegistryEvent::Left { hostname });
+                    }
+                }
+                // The watch broke (server restart): open it again on the next turn.
+                _ => watch = None,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Registry for NatsRegistry {
+    async fn put(&self, registration: AgentRegistration) -> BusResult<()> {
+        let key = agent_key(&registration.hostname);
+        self.store
+            .put(&key, encode(&registration)?)
+            .await
+            .map_err(|e| backend(&format!("register {}", registration.hostname), e))?;
+        Ok(())
+    }
+
+    async fn get(&self, hostname: &str) -> BusResult<Option<AgentRegistration>> {
+        get_json(&self.store, &agent_key(hostname)).await
+    }
+
+    async fn list(&self) -> BusResult<Vec<AgentRegistration>> {
+        list(&self.store).await
+    }
+
+    async fn remove(&self, hostname: &str) -> BusResult<()> {
+        self.store
+            .purge(agent_key(hostname))
+            .await
+            .map_err(|e| backend(&format!("deregister {hostname}"), e))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
+        self.events.subscribe()
+    }
+
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+/// Agent facts on NATS.
+pub struct NatsFactStore {
+    store: kv::Store,
+}
+
+impl NatsFactStore {
+    pub(crate) fn new(store: kv::Store) -> Self {
+        NatsFactStore { store }
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredFacts {
+    hostname: String,
+    facts: Facts,
+}
+
+#[async_trait]
+impl FactStore for NatsFactStore {
+    async fn put(&self, hostname: &str, facts: Facts) -> BusResult<()> {
+        let value = encode(&StoredFacts {
+            hostname: hostname.to_string(),
+            facts,
+        })?;
+        self.store
+            .put(format!("facts.{}", sanitize_key(hostname)), value)
+            .await
+            .map_err(|e| backend(&format!("write facts of {hostname}"), e))?;
+        Ok(())
+    }
+
+    async fn get(&self, hostname: &str) -> BusResult<Option<Facts>> {
+        Ok(
+            get_json::<StoredFacts>(&self.store, &format!("facts.{}", sanitize_key(hostname)))
+                .await?
+                .map(|s| s.facts),
+        )
+    }
+
+    async fn list(&self) -> BusResult<Vec<(String, Facts)>> {
+        let keys = keys_with_prefix(&self.store, "facts.").await?;
+        let all: Vec<StoredFacts> = get_many(&self.store, keys).await?;
+        Ok(all.into_iter().map(|s| (s.hostname, s.facts)).collect())
+    }
+}

@@ -1,0 +1,107 @@
+//! Health and statistics of the NATS backend: connection state, bucket and
+//! stream statistics, consumers.
+
+use std::sync::Arc;
+
+use async_nats::connection::State;
+use async_nats::jetstream::{kv, object_store, stream};
+use async_trait::async_trait;
+use futures::StreamExt;
+use osapi_api::health::{ConsumerDetail, KvBucketInfo, ObjectStoreInfo, StreamInfo};
+
+use super::Conn;
+use crate::{BusStats, BusStatus, ComponentCheck};
+
+/// Reports on the NATS connection and its streams and buckets.
+pub struct NatsStatus {
+    pub(super) conn: Arc<Conn>,
+    pub(super) stream: stream::Stream,
+    pub(super) buckets: Vec<kv::Store>,
+    pub(super) objects: object_store::ObjectStore,
+}
+
+#[async_trait]
+impl BusStatus for NatsStatus {
+    fn backend(&self) -> &'static str {
+        "nats"
+    }
+
+    fn url(&self) -> String {
+        self.conn.config.url.clone()
+    }
+
+    fn server_version(&self) -> String {
+        self.conn.client.server_info().version
+    }
+
+    async fn check(&self) -> Vec<ComponentCheck> {
+        let connected = self.conn.client.connection_state() == State::Connected;
+        let nats = ComponentCheck {
+            component: "nats".into(),
+            result: if connected {
+                Ok(())
+            } else {
+                Err("nats not connected".into())
+            },
+        };
+        let kv = match self.buckets.first() {
+            Some(b) if connected => match b.status().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("kv bucket not accessible: {e}")),
+            },
+            Some(_) => Err("kv bucket not accessible: nats not connected".into()),
+            None => Err("no kv bucket".into()),
+        };
+        vec![
+            nats,
+            ComponentCheck {
+                component: "kv".into(),
+                result: kv,
+            },
+        ]
+    }
+
+    async fn stats(&self) -> BusStats {
+        let mut stats = BusStats::default();
+        let mut stream = self.stream.clone();
+        if let Ok(info) = stream.info().await {
+            stats.streams.push(StreamInfo {
+                name: info.config.name.clone(),
+                messages: info.state.messages,
+                bytes: info.state.bytes,
+                consumers: info.state.consumer_count as u64,
+            });
+        }
+        for b in &self.buckets {
+            if let Ok(s) = b.status().await {
+                stats.kv_buckets.push(KvBucketInfo {
+                    name: s.bucket().to_string(),
+                    keys: s.values(),
+                    bytes: 0,
+                });
+            }
+        }
+        let mut size = 0u64;
+        if let Ok(mut list) = self.objects.list().await {
+            while let Some(Ok(info)) = list.next().await {
+                if !info.deleted {
+                    size += info.size as u64;
+                }
+            }
+        }
+        stats.object_stores.push(ObjectStoreInfo {
+            name: self.conn.config.name(&self.conn.config.objects.name),
+            size,
+        });
+        let mut consumers = self.stream.consumers();
+        while let Some(Ok(c)) = consumers.next().await {
+            stats.consumers.push(ConsumerDetail {
+                name: c.name.clone(),
+                pending: c.num_pending,
+                ack_pending: c.num_ack_pending as u64,
+                redelivered: c.num_redelivered as u64,
+            });
+        }
+        stats
+    }
+}

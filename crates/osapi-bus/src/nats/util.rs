@@ -1,0 +1,98 @@
+//! Helpers of the NATS backend: JSON values, error mapping, key listing,
+//! version comparison.
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{BusError, BusResult};
+
+/// Maps a client error to a bus error.
+pub(crate) fn backend(what: &str, e: impl std::fmt::Display) -> BusError {
+    let text = e.to_string();
+    if text.contains("timed out") || text.contains("not connected") || text.contains("disconnected")
+    {
+        BusError::Unavailable(format!("{what}: {text}"))
+    } else {
+        BusError::Backend(format!("{what}: {text}"))
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> BusResult<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| BusError::Corrupt(format!("cannot encode: {e}")))
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> BusResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| BusError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Reads and decodes one key.
+pub(crate) async fn get_json<T: DeserializeOwned>(
+    store: &kv::Store,
+    key: &str,
+) -> BusResult<Option<T>> {
+    match store
+        .get(key)
+        .await
+        .map_err(|e| backend(&format!("get {key}"), e))?
+    {
+        Some(bytes) if !bytes.is_empty() => decode(key, &bytes).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Every live key with a prefix.
+pub(crate) async fn keys_with_prefix(store: &kv::Store, prefix: &str) -> BusResult<Vec<String>> {
+    let keys = store.keys().await.map_err(|e| backend("list keys", e))?;
+    let keys: Vec<String> = keys
+        .try_collect()
+        .await
+        .map_err(|e| backend("list keys", e))?;
+    Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
+}
+
+/// Reads many keys concurrently; missing or undecodable values are left out.
+pub(crate) async fn get_many<T: DeserializeOwned>(
+    store: &kv::Store,
+    keys: Vec<String>,
+) -> BusResult<Vec<T>> {
+    let results: Vec<BusResult<Option<T>>> = futures::stream::iter(keys)
+        .map(|k| async move { get_json::<T>(store, &k).await })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(Some(v)) => out.push(v),
+            Ok(None) | Err(BusError::Corrupt(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// True when `version` (`2.15.1`, `v2.10.0-beta`) is at least `min`.
+///
+/// ```
+/// use osapi_bus::nats::version_at_least;
+/// assert!(version_at_least("2.15.1", (2, 10, 0)));
+/// assert!(!version_at_least("2.9.10", (2, 10, 0)));
+/// assert!(version_at_least("v2.10.0", (2, 10, 0)));
+/// ```
+pub fn version_at_least(version: &str, min: (u64, u64, u64)) -> bool {
+    let v = version.trim_start_matches('v');
+    let mut parts = v
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let got = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    got >= min
+}

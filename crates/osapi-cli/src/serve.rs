@@ -1,0 +1,103 @@
+//! Distributed mode: `osapi api server start` (a stateless controller on
+//! NATS) and `osapi agent start` (one agent process per host on NATS).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use osapi_agent::Agent;
+use osapi_bus::nats::NatsBus;
+use osapi_server::Controller;
+
+use crate::config::OsapiFile;
+
+/// How long processes keep trying to reach NATS at start-up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `osapi api …`
+#[derive(Subcommand)]
+pub enum ApiCommand {
+    /// The controller.
+    #[command(subcommand)]
+    Server(ServerCommand),
+}
+
+/// `osapi api server …`
+#[derive(Subcommand)]
+pub enum ServerCommand {
+    /// Run a controller on NATS (api.server.nats) until SIGINT/SIGTERM.
+    Start(ServerStartArgs),
+}
+
+/// Options of `osapi api server start`.
+#[derive(Args)]
+pub struct ServerStartArgs {
+    /// Port (default: api.server.port).
+    #[arg(short, long)]
+    port: Option<u16>,
+}
+
+/// `osapi agent …`
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Run an agent on NATS (agent.nats) until SIGINT/SIGTERM.
+    Start,
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub async fn api_server_start(file: &OsapiFile, args: ServerStartArgs) -> Result<()> {
+    let mut server = file.server_config()?;
+    if let Some(p) = args.port {
+        server.port = p;
+    }
+    let nats = file.nats_config(&file.api.server.nats, "api")?;
+    let url = nats.url.clone();
+    let bus = NatsBus::connect(nats, CONNECT_TIMEOUT)
+        .await
+        .with_context(|| format!("cannot start the controller on NATS at {url}"))?;
+    let controller = Controller::new(server, bus)?;
+    let listener = controller.bind().await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, nats = %url, "controller listening");
+    println!("OSAPI controller listening on http://{addr} (NATS at {url})");
+    controller.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn agent_start(file: &OsapiFile) -> Result<()> {
+    let config = file.agent_config()?;
+    let nats = file.nats_config(&file.agent.nats, "agent")?;
+    let url = nats.url.clone();
+    let bus = NatsBus::connect(nats, CONNECT_TIMEOUT)
+        .await
+        .with_context(|| format!("cannot start the agent on NATS at {url}"))?;
+    let agent = Agent::new(config, bus)?;
+    let name = agent.hostname().to_string();
+    let handle = agent.start().await?;
+    println!("OSAPI agent {name} running (NATS at {url})");
+    shutdown_signal().await;
+    println!("Stopping agent {name}…");
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! Real processes for distributed-mode tests: a `nats-server` with JetStream
+//! on a random loopback port and a temp store, `osapi api server start` and
+//! `osapi agent start` processes with their own config files. Everything is
+//! killed when the test ends; nothing outside temp dirs is touched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use osapi_client::Client;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_osapi");
+pub const KEY: &str = "distributed-test-signing-key";
+
+/// The nats-server binary: `OSAPI_NATS_SERVER`, else what scripts/setup-nats.sh finds or installs.
+pub fn nats_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-nats.sh");
+            let out = Command::new(&script)
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+            assert!(
+                out.status.success(),
+                "scripts/setup-nats.sh could not provide nats-server >= 2.10"
+            );
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (SIGKILL) on drop.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (clean shutdown).
+    pub fn terminate(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A JetStream server on a random port with a temp store.
+pub struct Nats {
+    pub port: u16,
+    store: TempDir,
+    proc: Option<Proc>,
+}
+
+impl Nats {
+    pub async fn start() -> Nats {
+        let mut n = Nats {
+            port: free_port(),
+            store: tempfile::tempdir().unwrap(),
+            proc: None,
+        };
+        n.run().await;
+        n
+    }
+
+    /// Starts (again) on the same port and store.
+    pub async fn run(&mut self) {
+        let child = Command::new(nats_binary())
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.proc = Some(Proc { child });
+        wait_for(
+            Duration::from_secs(10),
+            "nats-server to accept connections",
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+}
+
+/// Polls `check` until it is true (events here are other processes' state,
+/// observable only by asking).
+pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Settings of one agent process.
+#[derive(Clone, Default)]
+pub struct AgentSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub facts: BTreeMap<String, String>,
+}
+
+impl AgentSpec {
+    pub fn new(name: &str) -> Self {
+        AgentSpec {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+    pub fn label(mut self, k: &str, v: &str) -> Self {
+        self.labels.insert(k.into(), v.into());
+        self
+    }
+    pub fn fact(mut self, k: &str, v: &str) -> Self {
+        self.facts.insert(k.into(), v.into());
+        self
+    }
+}
+
+/// NATS, controllers and agents of one test.
+pub struct Cluster {
+    pub token: String,
+    pub nats: Nats,
+    pub dir: TempDir,
+    pub controllers: Vec<(u16, Proc)>,
+    pub agents: BTreeMap<String, Proc>,
+    pub ttl: Duration,
+}
+
+fn yaml_map(m: &BTreeMap<String, String>) -> String {
+    let items: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+impl Cluster {
+    pub async fn start(ttl: Duration) -> Cluster {
+        let out = Command::new(BIN)
+            .args(["token", "generate", "-r", "admin", "-u", "tester"])
+            .env("OSAPI_API_SERVER_SECURITY_SIGNING_KEY", KEY)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "token generate");
+        Cluster {
+            token: String::from_utf8(out.stdout).unwrap().trim().to_string(),
+            nats: Nats::start().await,
+            dir: tempfile::tempdir().unwrap(),
+            controllers: Vec::new(),
+            agents: BTreeMap::new(),
+            ttl,
+        }
+    }
+
+    fn config(&self, name: &str, api_port: u16, agent: Option<&AgentSpec>) -> PathBuf {
+        let resolv = self.dir.path().join(format!("resolv-{name}.conf"));
+        std::fs::write(&resolv, "nameserver 10.0.0.53\n").unwrap();
+        let heartbeat = Duration::from_millis((self.ttl.as_millis() / 4).max(50) as u64);
+        let (hostname, labels, facts) = match agent {
+            Some(a) => (a.name.clone(), yaml_map(&a.labels), yaml_map(&a.facts)),
+            None => (name.to_string(), "{}".into(), "{}".into()),
+        };
+        let text = format!(
+            "api:
+  server:
+    port: {api_port}
+    bind: 127.0.0.1
+    nats: {{host: 127.0.0.1, port: {nats}, namespace: test}}
+    security:
+      signing_key: {KEY}
+agent:
+  hostname: {hostname}
+  labels: {labels}
+  facts: {facts}
+  heartbeat_interval: {hb}ms
+  nats: {{host: 127.0.0.1, port: {nats}, namespace: test}}
+  dns: {{resolv_conf: {resolv}, resolvectl: never}}
+  consumer: {{ack_wait: 5s}}
+nats:
+  registry: {{ttl: {ttl}ms}}
+  kv: {{storage: file}}
+",
+            nats = self.nats.port,
+            hb = heartbeat.as_millis(),
+            ttl = self.ttl.as_millis(),
+            resolv = resolv.display(),
+        );
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn spawn(&self, name: &str, config: &Path, args: &[&str]) -> Proc {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .arg("-f")
+            .arg(config)
+            .args(args)
+            .env("OSAPI_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("osapi starts");
+        Proc { child }
+    }
+
+    /// The log of a process, for assertion messages.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Starts a controller; waits until it is ready. Returns its index.
+    pub async fn add_controller(&mut self) -> usize {
+        let port = free_port();
+        self.start_controller_on(port).await;
+        self.controllers.len() - 1
+    }
+
+    pub async fn start_controller_on(&mut self, port: u16) {
+        let name = format!("controller-{port}");
+        let config = self.config(&name, port, None);
+        let proc = self.spawn(&name, &config, &["api", "server", "start"]);
+        self.controllers.push((port, proc));
+        let client = self.client_on(port);
+        let log_name = name.clone();
+        wait_for(
+            Duration::from_secs(30),
+            &format!("controller {log_name} to be ready"),
+            || {
+                let c = client.clone();
+                async move { c.ready().await.is_ok_and(|r| r.status == "ready") }
+            },
+        )
+        .await;
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.controllers[i].0)
+    }
+
+    pub fn client_on(&self, port: u16) -> Client {
+        Client::new(&format!("http://127.0.0.1:{port}"), &self.token()).unwrap()
+    }
+
+    pub fn client(&self, i: usize) -> Client {
+        self.client_on(self.controllers[i].0)
+    }
+
+    pub fn token(&self) -> String {
+        self.token.clone()
+    }
+
+    /// Starts agent processes and waits until the first controller lists them.
+    pub async fn add_agents(&mut self, specs: &[AgentSpec]) {
+        for spec in specs {
+            let config = self.config(&spec.name, 0, Some(spec));
+            let proc = self.spawn(&spec.name, &config, &["agent", "start"]);
+            self.agents.insert(spec.name.clone(), proc);
+        }
+        let client = self.client(0);
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        wait_for(Duration::from_secs(30), "agents to register", || {
+            let (c, names) = (client.clone(), names.clone());
+            async move {
+                c.agents().await.is_ok_and(|l| {
+                    names
+                        .iter()
+                        .all(|n| l.agents.iter().any(|a| &a.hostname == n))
+                })
+            }
+        })
+        .await;
+    }
+}
