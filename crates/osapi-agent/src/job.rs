@@ -17,8 +17,8 @@ use crate::runtime::Shared;
 /// every problem becomes a failed response.
 pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     let id = delivery.job_id;
-    let snapshot = match shared.bus.jobs.get(id).await {
-        Ok(Some(s)) => s,
+    let record = match shared.bus.jobs.record(id).await {
+        Ok(Some(r)) => r,
         Ok(None) => {
             tracing::info!(job = %id, "job no longer exists; skipping");
             return;
@@ -28,16 +28,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             return;
         }
     };
-    // The controller may already have settled our part (lost, or expired
-    // while queued): running it now would do work nobody waits for.
     let any = matches!(delivery.route, Route::Any);
-    if snapshot.events.iter().any(|e| {
-        e.event.is_terminal() && (e.hostname == shared.hostname || (any && e.hostname == "_any"))
-    }) {
-        tracing::info!(job = %id, "job already settled for this host; skipping");
-        return;
-    }
-    let record = snapshot.record;
     let began = Instant::now();
     let slot = if any {
         "_any"
@@ -65,7 +56,16 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
         let started = JobEvent::now(id, EventKind::Started, &shared.hostname)
             .with_instance(shared.instance_id)
             .with_data(json!({"agent_version": osapi_api::VERSION, "pid": std::process::id()}));
-        write(shared, id, slot, vec![ack, started], None).await;
+        // Refused when the controller already settled our part (lost, or
+        // expired while queued): running it now would do work nobody waits for.
+        match shared.bus.jobs.append(id, slot, vec![ack, started], None).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(job = %id, "job already settled for this host; skipping");
+                return;
+            }
+            Err(e) => tracing::warn!(job = %id, error = %e, "failed to record job progress"),
+        }
         execute(shared, &record).await
     };
     let duration_ms = began.elapsed().as_millis() as u64;
@@ -111,7 +111,7 @@ async fn write(
     events: Vec<JobEvent>,
     response: Option<AgentResponse>,
 ) {
-    if let Err(e) = shared.bus.jobs.append(id, slot, events, response).await {
+    if let Err(e) = shared.bus.jobs.append(id, slot, events, response).await.map(|_| ()) {
         tracing::warn!(job = %id, error = %e, "failed to record job progress");
     }
 }

@@ -71,13 +71,18 @@ pub trait JobStore: Send + Sync {
     /// job. A slot is where one writer records its part: the agent's hostname,
     /// `_any` for the agent that took an `_any` job, `_api` for the controller.
     /// Backends may store slots separately so writers do not contend.
+    ///
+    /// Returns `false` and writes nothing when only non-terminal events are
+    /// given and the slot already holds a terminal event: a host the
+    /// controller declared lost, or whose deadline passed, must not start
+    /// work nobody waits for.
     async fn append(
         &self,
         job_id: Uuid,
         slot: &str,
         events: Vec<JobEvent>,
         response: Option<AgentResponse>,
-    ) -> BusResult<()>;
+    ) -> BusResult<bool>;
     /// Jobs as they change. Receivers that lag must treat every job as changed.
     fn subscribe(&self) -> broadcast::Receiver<JobChange>;
 }

@@ -15,6 +15,8 @@ struct Entry {
     record: Arc<JobRecord>,
     revision: u64,
     events: Vec<Arc<JobEvent>>,
+    /// The slot of each event (same order as `events`).
+    slots: Vec<Arc<str>>,
     responses: Vec<Arc<AgentResponse>>,
 }
 
@@ -83,6 +85,7 @@ impl JobStore for MemoryJobStore {
                     record: Arc::new(record),
                     revision,
                     events: Vec::new(),
+                    slots: Vec::new(),
                     responses: Vec::new(),
                 },
             );
@@ -135,10 +138,10 @@ impl JobStore for MemoryJobStore {
     async fn append(
         &self,
         job_id: Uuid,
-        _slot: &str,
+        slot: &str,
         events: Vec<JobEvent>,
         response: Option<AgentResponse>,
-    ) -> BusResult<()> {
+    ) -> BusResult<bool> {
         let kinds: Vec<ChangeKind> = response
             .as_ref()
             .map(|_| ChangeKind::Response)
@@ -151,14 +154,27 @@ impl JobStore for MemoryJobStore {
                 .jobs
                 .get_mut(&job_id)
                 .ok_or_else(|| BusError::NotFound(format!("job {job_id}")))?;
+            let only_progress = response.is_none() && events.iter().all(|e| !e.event.is_terminal());
+            let settled = entry
+                .events
+                .iter()
+                .zip(&entry.slots)
+                .any(|(e, s)| &**s == slot && e.event.is_terminal());
+            if only_progress && settled {
+                return Ok(false);
+            }
             // The response goes first: whoever sees the terminal event finds it.
             entry.responses.extend(response.map(Arc::new));
-            entry.events.extend(events.into_iter().map(Arc::new));
+            let slot: Arc<str> = slot.into();
+            for e in events {
+                entry.events.push(Arc::new(e));
+                entry.slots.push(slot.clone());
+            }
         }
         for kind in kinds {
             self.notify(job_id, kind);
         }
-        Ok(())
+        Ok(true)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
@@ -224,6 +240,10 @@ mod tests {
         assert_eq!(change.kind, ChangeKind::Event(EventKind::Started));
         assert!(!change.may_settle());
         assert_eq!(store.get(id).await.unwrap().unwrap().events.len(), 1);
+        let settled = JobEvent::now(id, EventKind::Lost, "web-01");
+        assert!(store.append(id, "web-01", vec![settled], None).await.unwrap());
+        let late = JobEvent::now(id, EventKind::Acknowledged, "web-01");
+        assert!(!store.append(id, "web-01", vec![late], None).await.unwrap(), "a settled slot refuses new work");
         let missing = JobEvent::now(Uuid::new_v4(), EventKind::Started, "x");
         assert!(matches!(
             store.append(missing.job_id, "x", vec![missing], None).await,

@@ -21,7 +21,7 @@ use super::util::{backend, decode, encode, get_json, keys_with_prefix};
 use crate::{BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore};
 
 /// One writer's part of a job.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Slot {
     #[serde(default)]
     events: Vec<JobEvent>,
@@ -40,6 +40,9 @@ const CAS_ATTEMPTS: usize = 50;
 pub struct NatsJobStore {
     records: kv::Store,
     progress: kv::Store,
+    /// Slots this process wrote and their revision, so the next append to
+    /// them is one compare-and-set instead of a read and a write.
+    written: std::sync::Mutex<std::collections::HashMap<String, (u64, Slot)>>,
     changes: broadcast::Sender<JobChange>,
     /// Dropped with the store; stops the watch task.
     _alive: tokio::sync::watch::Sender<()>,
@@ -66,6 +69,7 @@ impl NatsJobStore {
         NatsJobStore {
             records,
             progress,
+            written: Default::default(),
             changes,
             _alive: alive,
         }
@@ -174,56 +178,81 @@ impl JobStore for NatsJobStore {
         slot: &str,
         events: Vec<JobEvent>,
         response: Option<AgentResponse>,
-    ) -> BusResult<()> {
+    ) -> BusResult<bool> {
         let key = slot_key(job_id, slot);
+        let only_progress = response.is_none() && events.iter().all(|e| !e.event.is_terminal());
+        let finishes = !only_progress;
+        let merge = |mut current: Slot| {
+            current.responses.extend(response.clone());
+            current.events.extend(events.iter().cloned());
+            current
+        };
+        let remember = |rev: u64, slot: Slot| {
+            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+            if finishes {
+                // The writer is done with this slot.
+                written.remove(&key);
+            } else {
+                if written.len() > 10_000 {
+                    written.clear();
+                }
+                written.insert(key.clone(), (rev, slot));
+            }
+        };
+        // Fast path: the slot as we last wrote it, or a brand-new slot.
+        let cached = self.written.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        match cached {
+            Some((rev, current)) => {
+                let next = merge(current);
+                if let Ok(rev) = self.progress.update(&key, encode(&next)?, rev).await {
+                    remember(rev, next);
+                    return Ok(true);
+                }
+            }
+            None => {
+                let next = merge(Slot::default());
+                match self.progress.create(&key, encode(&next)?).await {
+                    Ok(rev) => {
+                        remember(rev, next);
+                        return Ok(true);
+                    }
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(backend(&format!("record progress of job {job_id}"), e)),
+                }
+            }
+        }
+        // Someone else wrote the slot (e.g. the controller declared the host lost).
         for _ in 0..CAS_ATTEMPTS {
             let entry = self
                 .progress
                 .entry(key.clone())
                 .await
                 .map_err(|e| backend(&format!("read progress of job {job_id}"), e))?;
-            let (mut current, revision) = match entry.filter(|e| e.operation == kv::Operation::Put)
-            {
-                Some(e) => (
-                    decode::<Slot>(&key, &e.value).unwrap_or_default(),
-                    Some(e.revision),
-                ),
+            let (current, revision) = match entry.filter(|e| e.operation == kv::Operation::Put) {
+                Some(e) => (decode::<Slot>(&key, &e.value).unwrap_or_default(), Some(e.revision)),
                 None => (Slot::default(), None),
             };
-            current.responses.extend(response.clone());
-            current.events.extend(events.iter().cloned());
-            let value = encode(&current)?;
+            if only_progress && current.events.iter().any(|e| e.event.is_terminal()) {
+                self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                return Ok(false);
+            }
+            let next = merge(current);
+            let value = encode(&next)?;
             let written = match revision {
-                Some(rev) => self
-                    .progress
-                    .update(&key, value, rev)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                            e.to_string(),
-                        )
-                    }),
-                None => self
-                    .progress
-                    .create(&key, value)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.kind() == kv::CreateErrorKind::AlreadyExists,
-                            e.to_string(),
-                        )
-                    }),
+                Some(rev) => self.progress.update(&key, value, rev).await.map_err(|e| {
+                    (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string())
+                }),
+                None => self.progress.create(&key, value).await.map_err(|e| {
+                    (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string())
+                }),
             };
             match written {
-                Ok(()) => return Ok(()),
-                // Someone else wrote the slot meanwhile: read again and retry.
-                Err((true, _)) => continue,
-                Err((false, e)) => {
-                    return Err(backend(&format!("record progress of job {job_id}"), e));
+                Ok(rev) => {
+                    remember(rev, next);
+                    return Ok(true);
                 }
+                Err((true, _)) => continue,
+                Err((false, e)) => return Err(backend(&format!("record progress of job {job_id}"), e)),
             }
         }
         Err(BusError::Backend(format!(

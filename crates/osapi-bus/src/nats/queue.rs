@@ -83,6 +83,7 @@ impl JobQueue for NatsJobQueue {
             config,
             route,
             consumer: None,
+            messages: None,
         };
         consumer.open().await?;
         Ok(Box::new(consumer))
@@ -95,6 +96,9 @@ struct NatsConsumer {
     config: pull::Config,
     route: Route,
     consumer: Option<PullConsumer>,
+    /// A standing pull of one message at a time; kept across calls so a
+    /// wait that ends loses nothing.
+    messages: Option<pull::Stream>,
 }
 
 impl NatsConsumer {
@@ -116,29 +120,34 @@ impl NatsConsumer {
 #[async_trait]
 impl JobConsumer for NatsConsumer {
     async fn next(&mut self, wait: Duration) -> BusResult<Option<Delivery>> {
-        let consumer = self.open().await?.clone();
-        let batch = consumer
-            .batch()
-            .max_messages(1)
-            .expires(wait.max(Duration::from_millis(10)))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                // The consumer may be gone (server restarted without state): reopen next time.
-                self.consumer = None;
-                return Err(backend(&format!("fetch from {}", self.name), e));
-            }
-        };
-        let Some(message) = batch.next().await else {
+        if self.messages.is_none() {
+            let consumer = self.open().await?.clone();
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(1)
+                .messages()
+                .await
+                .map_err(|e| {
+                    self.consumer = None;
+                    backend(&format!("pull from {}", self.name), e)
+                })?;
+            self.messages = Some(messages);
+        }
+        let Some(messages) = self.messages.as_mut() else {
             return Ok(None);
         };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
+        let message = match tokio::time::timeout(wait, messages.next()).await {
+            Err(_) => return Ok(None),
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                // Connection or consumer trouble: start over next time.
+                self.messages = None;
                 self.consumer = None;
-                return Err(backend(&format!("fetch from {}", self.name), e));
+                return Err(backend(&format!("pull from {}", self.name), e));
+            }
+            Ok(None) => {
+                self.messages = None;
+                return Ok(None);
             }
         };
         // Taken: acknowledge before running, so it is never run twice.

@@ -88,12 +88,6 @@ impl JobService {
             retry_of,
         };
         let revision = self.bus.jobs.create(record.clone()).await?;
-        let submitted = JobEvent::now(record.id, EventKind::Submitted, API_HOST)
-            .with_data(json!({"target_hostname": target, "operation_type": op_type}));
-        self.bus
-            .jobs
-            .append(record.id, API_HOST, vec![submitted], None)
-            .await?;
         match parsed_target {
             Target::Any => self.bus.queue.publish(record.id, class, Route::Any).await?,
             _ => {
@@ -309,10 +303,7 @@ impl JobService {
             "new_job_id": created.record.id.to_string(),
             "target_hostname": target_given,
         }));
-        self.bus
-            .jobs
-            .append(id, API_HOST, vec![retried], None)
-            .await?;
+        self.bus.jobs.append(id, API_HOST, vec![retried], None).await?;
         Ok(created)
     }
 }

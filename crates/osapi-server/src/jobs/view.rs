@@ -128,6 +128,19 @@ fn message(e: &JobEvent) -> String {
     }
 }
 
+/// The `submitted` event, derived from the record (not stored: one write less per job).
+fn submitted(record: &osapi_api::records::JobRecord) -> JobEvent {
+    JobEvent {
+        job_id: record.id,
+        event: EventKind::Submitted,
+        hostname: API_HOST.to_string(),
+        timestamp: record.created,
+        instance_id: None,
+        error: None,
+        data: serde_json::json!({"target_hostname": record.target, "operation_type": record.op_type}),
+    }
+}
+
 /// Builds the REST view. `full` adds `responses`, `agent_states` and `timeline`
 /// (the list endpoint leaves them out).
 pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
@@ -291,7 +304,10 @@ pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
                 })
                 .collect(),
         );
-        let mut events: Vec<&JobEvent> = snapshot.events.iter().map(|e| e.as_ref()).collect();
+        let first = submitted(record);
+        let mut events: Vec<&JobEvent> = std::iter::once(&first)
+            .chain(snapshot.events.iter().map(|e| e.as_ref()))
+            .collect();
         events.sort_by_key(|e| e.timestamp);
         detail.timeline = Some(
             events
@@ -371,7 +387,6 @@ mod tests {
     fn any_job_lifecycle() {
         let mut s = snapshot("_any", &[]);
         let id = s.record.id;
-        ev(&mut s, JobEvent::now(id, EventKind::Submitted, API_HOST));
         assert_eq!(build(&s, true).status, Some(JobStatus::Submitted));
         assert_eq!(
             pending(&s),
