@@ -17,7 +17,11 @@ use crate::runtime::Shared;
 /// every problem becomes a failed response.
 pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     let id = delivery.job_id;
-    let record = match shared.bus.jobs.record(id).await {
+    let stored = match delivery.record.clone() {
+        Some(r) => Ok(Some(r)),
+        None => shared.bus.jobs.record(id).await,
+    };
+    let record = match stored {
         Ok(Some(r)) => r,
         Ok(None) => {
             tracing::info!(job = %id, "job no longer exists; skipping");
@@ -58,7 +62,12 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             .with_data(json!({"agent_version": osapi_api::VERSION, "pid": std::process::id()}));
         // Refused when the controller already settled our part (lost, or
         // expired while queued): running it now would do work nobody waits for.
-        match shared.bus.jobs.append(id, slot, vec![ack, started], None).await {
+        match shared
+            .bus
+            .jobs
+            .append(id, slot, vec![ack, started], None)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(job = %id, "job already settled for this host; skipping");
@@ -111,7 +120,13 @@ async fn write(
     events: Vec<JobEvent>,
     response: Option<AgentResponse>,
 ) {
-    if let Err(e) = shared.bus.jobs.append(id, slot, events, response).await.map(|_| ()) {
+    if let Err(e) = shared
+        .bus
+        .jobs
+        .append(id, slot, events, response)
+        .await
+        .map(|_| ())
+    {
         tracing::warn!(job = %id, error = %e, "failed to record job progress");
     }
 }

@@ -132,7 +132,7 @@ pub enum Route {
 }
 
 /// A job handed to an agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     /// The job to run.
     pub job_id: Uuid,
@@ -140,6 +140,8 @@ pub struct Delivery {
     pub route: Route,
     /// Its class.
     pub class: JobClass,
+    /// The job record, when the notification carried it (saves a read).
+    pub record: Option<Arc<JobRecord>>,
 }
 
 /// The two queues an agent takes jobs from.
@@ -156,6 +158,11 @@ pub enum QueueKind {
 pub trait JobQueue: Send + Sync {
     /// Queues a job for one route. A job for several hosts is published once per host.
     async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()>;
+    /// Like [`JobQueue::publish`]; backends may carry the record in the
+    /// notification so the agent need not read it.
+    async fn publish_record(&self, record: Arc<JobRecord>, route: Route) -> BusResult<()> {
+        self.publish(record.id, record.class, route).await
+    }
     /// A consumer of one of an agent's two queues.
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>>;
 }

@@ -241,9 +241,17 @@ mod tests {
         assert!(!change.may_settle());
         assert_eq!(store.get(id).await.unwrap().unwrap().events.len(), 1);
         let settled = JobEvent::now(id, EventKind::Lost, "web-01");
-        assert!(store.append(id, "web-01", vec![settled], None).await.unwrap());
+        assert!(
+            store
+                .append(id, "web-01", vec![settled], None)
+                .await
+                .unwrap()
+        );
         let late = JobEvent::now(id, EventKind::Acknowledged, "web-01");
-        assert!(!store.append(id, "web-01", vec![late], None).await.unwrap(), "a settled slot refuses new work");
+        assert!(
+            !store.append(id, "web-01", vec![late], None).await.unwrap(),
+            "a settled slot refuses new work"
+        );
         let missing = JobEvent::now(Uuid::new_v4(), EventKind::Started, "x");
         assert!(matches!(
             store.append(missing.job_id, "x", vec![missing], None).await,

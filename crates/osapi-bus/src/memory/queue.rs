@@ -106,6 +106,7 @@ impl JobConsumer for MemoryConsumer {
                     job_id,
                     route: self.route.clone(),
                     class,
+                    record: None,
                 }));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

@@ -21,7 +21,7 @@ impl NatsAuditStore {
     async fn all(&self) -> BusResult<Vec<AuditEntry>> {
         let keys = keys_with_prefix(&self.store, "").await?;
         let mut entries: Vec<AuditEntry> = get_many(&self.store, keys).await?;
-        entries.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         Ok(entries)
     }
 }

@@ -29,6 +29,68 @@ struct Slot {
     responses: Vec<AgentResponse>,
 }
 
+/// A record read or written here, its revision, and when.
+type SeenRecord = (Arc<JobRecord>, u64, std::time::Instant);
+
+/// Records kept in memory, and for how long.
+const RECORD_CACHE: usize = 50_000;
+const RECORD_CACHE_AGE: Duration = Duration::from_secs(300);
+/// Slots kept in memory.
+const SLOT_CACHE: usize = 50_000;
+/// Jobs created this long after the watch (re)started are read from the
+/// cache (covers clock differences between controllers).
+const CACHE_MARGIN: Duration = Duration::from_secs(1);
+
+/// Slots seen by the watch since it last (re)started.
+#[derive(Default)]
+struct ProgressCache {
+    /// Jobs created after this (plus a margin) had every write seen here;
+    /// `None` while the watch is down.
+    since: Option<time::OffsetDateTime>,
+    slots: std::collections::HashMap<String, Slot>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl ProgressCache {
+    fn restart(&mut self) {
+        self.since = Some(time::OffsetDateTime::now_utc());
+        self.slots.clear();
+        self.order.clear();
+    }
+
+    fn stop(&mut self) {
+        self.since = None;
+        self.slots.clear();
+        self.order.clear();
+    }
+
+    fn put(&mut self, key: String, slot: Slot) {
+        if self.slots.insert(key.clone(), slot).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > SLOT_CACHE {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            // Jobs as old as the evicted one are read from NATS from now on.
+            if let Some(first) = self
+                .slots
+                .remove(&old)
+                .and_then(|s| s.events.first().map(|e| e.timestamp))
+                && let Some(since) = self.since.as_mut()
+            {
+                *since = (*since).max(first);
+            }
+        }
+    }
+
+    /// True when every write to a job created at `created` went through the watch.
+    fn covers(&self, created: time::OffsetDateTime) -> bool {
+        self.since
+            .is_some_and(|since| created > since + CACHE_MARGIN)
+    }
+}
+
 /// Slot of controller events.
 const API_SLOT: &str = "_api";
 /// Slot of the agent that took an `_any` job.
@@ -44,6 +106,13 @@ pub struct NatsJobStore {
     /// them is one compare-and-set instead of a read and a write.
     written: std::sync::Mutex<std::collections::HashMap<String, (u64, Slot)>>,
     changes: broadcast::Sender<JobChange>,
+    /// Starts the watch on the first subscriber (agents never subscribe, so
+    /// they do not receive every job's progress).
+    watcher: std::sync::Mutex<Option<(Arc<Conn>, tokio::sync::watch::Receiver<()>)>>,
+    /// What the watch has seen, so reads of recent jobs need no round trip.
+    cache: Arc<std::sync::Mutex<ProgressCache>>,
+    /// Job records read or written here (records never change).
+    records_seen: std::sync::Mutex<std::collections::HashMap<Uuid, SeenRecord>>,
     /// Dropped with the store; stops the watch task.
     _alive: tokio::sync::watch::Sender<()>,
 }
@@ -60,19 +129,31 @@ impl NatsJobStore {
     pub(crate) fn start(conn: Arc<Conn>, records: kv::Store, progress: kv::Store) -> Self {
         let changes = broadcast::channel(16_384).0;
         let (alive, stop) = tokio::sync::watch::channel(());
-        tokio::spawn(watch_progress(
-            conn,
-            progress.clone(),
-            changes.clone(),
-            stop,
-        ));
         NatsJobStore {
             records,
             progress,
             written: Default::default(),
             changes,
+            watcher: std::sync::Mutex::new(Some((conn, stop))),
+            cache: Arc::default(),
+            records_seen: Default::default(),
             _alive: alive,
         }
+    }
+
+    fn remember_record(&self, record: Arc<JobRecord>, revision: u64) {
+        let mut seen = self.records_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= RECORD_CACHE {
+            seen.retain(|_, (_, _, at)| at.elapsed() < RECORD_CACHE_AGE / 2);
+        }
+        seen.insert(record.id, (record, revision, std::time::Instant::now()));
+    }
+
+    fn cached_record(&self, id: Uuid) -> Option<(Arc<JobRecord>, u64)> {
+        let seen = self.records_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&id)
+            .filter(|(_, _, at)| at.elapsed() < RECORD_CACHE_AGE)
+            .map(|(r, rev, _)| (r.clone(), *rev))
     }
 
     async fn slots(&self, record: &JobRecord) -> BusResult<Vec<Slot>> {
@@ -83,6 +164,15 @@ impl NatsJobStore {
             names.extend(record.expected_hosts.iter().cloned());
         }
         let keys: Vec<String> = names.iter().map(|n| slot_key(record.id, n)).collect();
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.covers(record.created) {
+                return Ok(keys
+                    .iter()
+                    .filter_map(|k| cache.slots.get(k).cloned())
+                    .collect());
+            }
+        }
         let reads = keys.iter().map(|k| get_json::<Slot>(&self.progress, k));
         let slots = futures::future::join_all(reads).await;
         let mut out = Vec::with_capacity(slots.len());
@@ -96,7 +186,7 @@ impl NatsJobStore {
         Ok(out)
     }
 
-    async fn snapshot(&self, record: JobRecord, revision: u64) -> BusResult<JobSnapshot> {
+    async fn snapshot(&self, record: Arc<JobRecord>, revision: u64) -> BusResult<JobSnapshot> {
         let slots = self.slots(&record).await?;
         let mut events: Vec<JobEvent> = Vec::new();
         let mut responses: Vec<AgentResponse> = Vec::new();
@@ -108,7 +198,7 @@ impl NatsJobStore {
         events.sort_by_key(|e| e.timestamp);
         responses.sort_by_key(|r| r.timestamp);
         Ok(JobSnapshot {
-            record: Arc::new(record),
+            record,
             revision,
             events: events.into_iter().map(Arc::new).collect(),
             responses: responses.into_iter().map(Arc::new).collect(),
@@ -120,28 +210,41 @@ impl NatsJobStore {
 impl JobStore for NatsJobStore {
     async fn create(&self, record: JobRecord) -> BusResult<u64> {
         let key = record_key(record.id);
+        let encoded = encode(&record)?;
+        let record = Arc::new(record);
         let revision = self
             .records
-            .create(&key, encode(&record)?)
+            .create(&key, encoded)
             .await
             .map_err(|e| backend(&format!("create job {}", record.id), e))?;
+        self.remember_record(record, revision);
         Ok(revision)
     }
 
     async fn get(&self, id: Uuid) -> BusResult<Option<JobSnapshot>> {
-        let entry = self
-            .records
-            .entry(record_key(id))
-            .await
-            .map_err(|e| backend(&format!("get job {id}"), e))?;
-        let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
-            return Ok(None);
+        let (record, revision) = match self.cached_record(id) {
+            Some(r) => r,
+            None => {
+                let entry = self
+                    .records
+                    .entry(record_key(id))
+                    .await
+                    .map_err(|e| backend(&format!("get job {id}"), e))?;
+                let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+                    return Ok(None);
+                };
+                let record: Arc<JobRecord> = Arc::new(decode(&format!("job {id}"), &entry.value)?);
+                self.remember_record(record.clone(), entry.revision);
+                (record, entry.revision)
+            }
         };
-        let record: JobRecord = decode(&format!("job {id}"), &entry.value)?;
-        self.snapshot(record, entry.revision).await.map(Some)
+        self.snapshot(record, revision).await.map(Some)
     }
 
     async fn record(&self, id: Uuid) -> BusResult<Option<Arc<JobRecord>>> {
+        if let Some((r, _)) = self.cached_record(id) {
+            return Ok(Some(r));
+        }
         Ok(get_json::<JobRecord>(&self.records, &record_key(id))
             .await?
             .map(Arc::new))
@@ -151,17 +254,21 @@ impl JobStore for NatsJobStore {
         let keys = keys_with_prefix(&self.records, "jobs.").await?;
         let records: Vec<JobRecord> = super::util::get_many(&self.records, keys).await?;
         let mut snapshots: Vec<JobSnapshot> = futures::stream::iter(records)
-            .map(|r| self.snapshot(r, 0))
+            .map(|r| self.snapshot(Arc::new(r), 0))
             .buffer_unordered(16)
             .filter_map(|s| async move { s.ok() })
             .collect()
             .await;
-        snapshots.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+        snapshots.sort_by_key(|s| std::cmp::Reverse(s.record.created));
         Ok(snapshots)
     }
 
     async fn delete(&self, id: Uuid) -> BusResult<bool> {
         let key = record_key(id);
+        self.records_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         let exists = self.record(id).await?.is_some();
         if exists {
             self.records
@@ -200,7 +307,12 @@ impl JobStore for NatsJobStore {
             }
         };
         // Fast path: the slot as we last wrote it, or a brand-new slot.
-        let cached = self.written.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let cached = self
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
         match cached {
             Some((rev, current)) => {
                 let next = merge(current);
@@ -229,21 +341,33 @@ impl JobStore for NatsJobStore {
                 .await
                 .map_err(|e| backend(&format!("read progress of job {job_id}"), e))?;
             let (current, revision) = match entry.filter(|e| e.operation == kv::Operation::Put) {
-                Some(e) => (decode::<Slot>(&key, &e.value).unwrap_or_default(), Some(e.revision)),
+                Some(e) => (
+                    decode::<Slot>(&key, &e.value).unwrap_or_default(),
+                    Some(e.revision),
+                ),
                 None => (Slot::default(), None),
             };
             if only_progress && current.events.iter().any(|e| e.event.is_terminal()) {
-                self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                self.written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
                 return Ok(false);
             }
             let next = merge(current);
             let value = encode(&next)?;
             let written = match revision {
                 Some(rev) => self.progress.update(&key, value, rev).await.map_err(|e| {
-                    (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string())
+                    (
+                        e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                        e.to_string(),
+                    )
                 }),
                 None => self.progress.create(&key, value).await.map_err(|e| {
-                    (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string())
+                    (
+                        e.kind() == kv::CreateErrorKind::AlreadyExists,
+                        e.to_string(),
+                    )
                 }),
             };
             match written {
@@ -252,7 +376,9 @@ impl JobStore for NatsJobStore {
                     return Ok(true);
                 }
                 Err((true, _)) => continue,
-                Err((false, e)) => return Err(backend(&format!("record progress of job {job_id}"), e)),
+                Err((false, e)) => {
+                    return Err(backend(&format!("record progress of job {job_id}"), e));
+                }
             }
         }
         Err(BusError::Backend(format!(
@@ -261,7 +387,22 @@ impl JobStore for NatsJobStore {
     }
 
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
-        self.changes.subscribe()
+        let rx = self.changes.subscribe();
+        if let Some((conn, stop)) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            tokio::spawn(watch_progress(
+                conn,
+                self.progress.clone(),
+                self.changes.clone(),
+                self.cache.clone(),
+                stop,
+            ));
+        }
+        rx
     }
 }
 
@@ -271,6 +412,7 @@ async fn watch_progress(
     _conn: Arc<Conn>,
     progress: kv::Store,
     changes: broadcast::Sender<JobChange>,
+    cache: Arc<std::sync::Mutex<ProgressCache>>,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -282,6 +424,9 @@ async fn watch_progress(
         match watch {
             Ok(mut watch) => {
                 backoff = Duration::from_millis(100);
+                // From now on the watch sees every write: jobs created a while
+                // after this instant can be read from the cache.
+                cache.lock().unwrap_or_else(|p| p.into_inner()).restart();
                 let _ = changes.send(JobChange {
                     job_id: Uuid::nil(),
                     kind: ChangeKind::Resync,
@@ -301,18 +446,30 @@ async fn watch_progress(
                         continue;
                     };
                     let kind = if entry.operation != kv::Operation::Put {
+                        cache
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .slots
+                            .remove(&entry.key);
                         ChangeKind::Deleted
                     } else {
                         match serde_json::from_slice::<Slot>(&entry.value) {
                             Ok(slot) => {
                                 // Report the most significant event of the slot.
-                                slot.events
+                                let kind = slot
+                                    .events
                                     .iter()
                                     .rev()
                                     .find(|e| e.event.is_terminal())
                                     .or(slot.events.last())
                                     .map(|e| ChangeKind::Event(e.event))
-                                    .unwrap_or(ChangeKind::Response)
+                                    .unwrap_or(ChangeKind::Response);
+                                // Cache first, then announce: a woken waiter reads the new value.
+                                cache
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .put(entry.key.clone(), slot);
+                                kind
                             }
                             Err(_) => ChangeKind::Event(EventKind::Failed),
                         }
@@ -322,6 +479,8 @@ async fn watch_progress(
             }
             Err(e) => tracing::warn!(error = %e, "cannot watch job progress; retrying"),
         }
+        // Writes may be missed until the watch is back: read from NATS meanwhile.
+        cache.lock().unwrap_or_else(|p| p.into_inner()).stop();
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(backoff) => {}

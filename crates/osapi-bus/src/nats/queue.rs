@@ -12,11 +12,12 @@ use async_nats::jetstream::stream;
 use async_trait::async_trait;
 use futures::StreamExt;
 use osapi_api::ops::JobClass;
+use osapi_api::records::JobRecord;
 use osapi_api::target::sanitize_key;
 use uuid::Uuid;
 
 use super::Conn;
-use super::util::backend;
+use super::util::{backend, encode};
 use crate::{BusError, BusResult, Delivery, JobConsumer, JobQueue, QueueKind, Route};
 
 /// Job notifications on NATS.
@@ -29,11 +30,9 @@ impl NatsJobQueue {
     pub(crate) fn new(conn: Arc<Conn>, stream: stream::Stream) -> Self {
         NatsJobQueue { conn, stream }
     }
-}
 
-#[async_trait]
-impl JobQueue for NatsJobQueue {
-    async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()> {
+    /// Publishes a notification and waits for the stream's acknowledgement.
+    async fn send(&self, class: JobClass, route: &Route, payload: bytes::Bytes) -> BusResult<()> {
         let root = self.conn.config.subject_root();
         let subject = match &route {
             Route::Any => format!("{root}.{}._any", class.as_str()),
@@ -42,12 +41,23 @@ impl JobQueue for NatsJobQueue {
         let ack = self
             .conn
             .js
-            .publish(subject, job_id.to_string().into())
+            .publish(subject, payload)
             .await
             .map_err(|e| backend("publish job", e))?;
         ack.await
             .map_err(|e| backend("publish job (no acknowledgement)", e))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl JobQueue for NatsJobQueue {
+    async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()> {
+        self.send(class, &route, job_id.to_string().into()).await
+    }
+
+    async fn publish_record(&self, record: Arc<JobRecord>, route: Route) -> BusResult<()> {
+        self.send(record.class, &route, encode(&*record)?).await
     }
 
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
@@ -155,9 +165,21 @@ impl JobConsumer for NatsConsumer {
             .double_ack()
             .await
             .map_err(|e| backend(&format!("acknowledge job on {}", self.name), e))?;
-        let text = std::str::from_utf8(&message.payload).unwrap_or_default();
-        let job_id = Uuid::parse_str(text.trim())
-            .map_err(|_| BusError::Corrupt(format!("job notification {text:?} is not a job id")))?;
+        // The payload is the job record (ours) or just its id (upstream's shape).
+        let record: Option<Arc<JobRecord>> = serde_json::from_slice::<JobRecord>(&message.payload)
+            .ok()
+            .map(Arc::new);
+        let job_id = match &record {
+            Some(r) => r.id,
+            None => {
+                let text = std::str::from_utf8(&message.payload).unwrap_or_default();
+                Uuid::parse_str(text.trim()).map_err(|_| {
+                    BusError::Corrupt(format!(
+                        "job notification {text:?} is neither a job record nor a job id"
+                    ))
+                })?
+            }
+        };
         let class = if message.subject.as_str().contains(".query.") {
             JobClass::Query
         } else {
@@ -167,6 +189,7 @@ impl JobConsumer for NatsConsumer {
             job_id,
             route: self.route.clone(),
             class,
+            record,
         }))
     }
 }

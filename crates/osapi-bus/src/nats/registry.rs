@@ -24,6 +24,8 @@ pub struct NatsRegistry {
     store: kv::Store,
     ttl: Duration,
     events: broadcast::Sender<RegistryEvent>,
+    /// Starts tracking on the first subscriber (controllers; agents never do).
+    tracker: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
     _alive: tokio::sync::watch::Sender<()>,
 }
 
@@ -36,11 +38,11 @@ impl NatsRegistry {
         let ttl = conn.config.registry.max_age;
         let events = broadcast::channel(1024).0;
         let (alive, stop) = tokio::sync::watch::channel(());
-        tokio::spawn(track(store.clone(), ttl, events.clone(), stop));
         NatsRegistry {
             store,
             ttl,
             events,
+            tracker: std::sync::Mutex::new(Some(stop)),
             _alive: alive,
         }
     }
@@ -149,7 +151,21 @@ impl Registry for NatsRegistry {
     }
 
     fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
-        self.events.subscribe()
+        let rx = self.events.subscribe();
+        if let Some(stop) = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            tokio::spawn(track(
+                self.store.clone(),
+                self.ttl,
+                self.events.clone(),
+                stop,
+            ));
+        }
+        rx
     }
 
     fn ttl(&self) -> Duration {

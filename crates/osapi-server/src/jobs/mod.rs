@@ -88,14 +88,18 @@ impl JobService {
             retry_of,
         };
         let revision = self.bus.jobs.create(record.clone()).await?;
+        let shared = Arc::new(record.clone());
         match parsed_target {
-            Target::Any => self.bus.queue.publish(record.id, class, Route::Any).await?,
+            Target::Any => self.bus.queue.publish_record(shared, Route::Any).await?,
             _ => {
-                for host in &record.expected_hosts {
+                // One notification per host, sent together.
+                let sends = record.expected_hosts.iter().map(|host| {
                     self.bus
                         .queue
-                        .publish(record.id, class, Route::Host(host.clone()))
-                        .await?;
+                        .publish_record(shared.clone(), Route::Host(host.clone()))
+                });
+                for sent in futures::future::join_all(sends).await {
+                    sent?;
                 }
             }
         }
@@ -303,7 +307,10 @@ impl JobService {
             "new_job_id": created.record.id.to_string(),
             "target_hostname": target_given,
         }));
-        self.bus.jobs.append(id, API_HOST, vec![retried], None).await?;
+        self.bus
+            .jobs
+            .append(id, API_HOST, vec![retried], None)
+            .await?;
         Ok(created)
     }
 }

@@ -386,7 +386,6 @@ mod tests {
     #[test]
     fn any_job_lifecycle() {
         let mut s = snapshot("_any", &[]);
-        let id = s.record.id;
         assert_eq!(build(&s, true).status, Some(JobStatus::Submitted));
         assert_eq!(
             pending(&s),
