@@ -22,24 +22,8 @@ pub type AgentListResult = osapi_api::agent::ListAgentsResponse;
 /// One agent, as [`crate::Orchestrator::agent_get`] and discovery return it.
 pub type AgentResult = AgentInfo;
 
-/// Result of [`crate::Orchestrator::file_upload`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct FileUploadResult {
-    /// Object name.
-    pub name: String,
-    /// SHA-256 (hex) of the content.
-    #[serde(default)]
-    pub sha256: String,
-    /// Size in bytes.
-    #[serde(default)]
-    pub size: u64,
-    /// False when the store already held this content.
-    #[serde(default)]
-    pub changed: bool,
-    /// `raw` or `template`.
-    #[serde(default)]
-    pub content_type: String,
-}
+/// Result of [`crate::Orchestrator::file_upload`]: the controller's upload reply.
+pub type FileUploadResult = osapi_api::file::FileUploadResponse;
 
 /// Result of [`crate::Orchestrator::file_changed`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -418,16 +418,7 @@ async fn upload(
         .upload_file(name, content_type, data.clone(), force)
         .await
     {
-        Ok(r) => Outcome::done(
-            r.changed,
-            json!(FileUploadResult {
-                name: r.name,
-                sha256: r.sha256,
-                size: r.size,
-                changed: r.changed,
-                content_type: r.content_type,
-            }),
-        ),
+        Ok(r) => Outcome::done(r.changed, json!(r)),
         Err(e) => Outcome::fail(format!("upload file {name}: {e}")),
     }
 }
