@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use osapi_agent::AgentConfig;
 use osapi_agent::conditions::ConditionThresholds;
-use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
-use osapi_api::format::parse_duration;
+use osapi_agent::providers::{DEFAULT_RESOLV_CONF, ProviderConfig, ResolvectlMode};
+use osapi_api::format::{go_duration, parse_duration};
 use osapi_bus::nats::{BucketSettings, NatsConfig};
 use osapi_server::ServerConfig;
 use serde::{Deserialize, Serialize};
@@ -169,13 +169,14 @@ pub struct ServerSection {
 
 impl Default for ServerSection {
     fn default() -> Self {
+        let d = ServerConfig::default();
         ServerSection {
-            port: 8080,
+            port: d.port,
             bind: String::new(),
             security: ServerSecurity::default(),
-            max_upload_bytes: 64 << 20,
-            job_timeout: "5m".into(),
-            sync_timeout: "30s".into(),
+            max_upload_bytes: d.max_upload_bytes,
+            job_timeout: go_duration(d.job_timeout),
+            sync_timeout: go_duration(d.sync_timeout),
             nats: NatsConnection::default(),
         }
     }
@@ -237,20 +238,21 @@ pub struct ConsumerSection {
 impl Default for ConsumerSection {
     fn default() -> Self {
         ConsumerSection {
-            ack_wait: "30s".into(),
+            ack_wait: go_duration(NatsConfig::default().ack_wait),
         }
     }
 }
 
 impl Default for AgentSection {
     fn default() -> Self {
+        let d = AgentConfig::default();
         AgentSection {
             hostname: String::new(),
             labels: BTreeMap::new(),
             facts: BTreeMap::new(),
             conditions: ConditionSection::default(),
-            max_jobs: 32,
-            heartbeat_interval: "10s".into(),
+            max_jobs: d.max_jobs,
+            heartbeat_interval: go_duration(d.heartbeat_interval),
             dns: DnsSection::default(),
             command: CommandSection::default(),
             nats: NatsConnection::default(),
@@ -295,7 +297,7 @@ pub struct DnsSection {
 impl Default for DnsSection {
     fn default() -> Self {
         DnsSection {
-            resolv_conf: "/etc/resolv.conf".into(),
+            resolv_conf: DEFAULT_RESOLV_CONF.into(),
             resolvectl: "auto".into(),
         }
     }
@@ -313,9 +315,10 @@ pub struct CommandSection {
 
 impl Default for CommandSection {
     fn default() -> Self {
+        let d = ProviderConfig::default();
         CommandSection {
-            default_timeout: "30s".into(),
-            max_timeout: "300s".into(),
+            default_timeout: go_duration(d.command_default_timeout),
+            max_timeout: go_duration(d.command_max_timeout),
         }
     }
 }
@@ -343,8 +346,7 @@ impl OsapiFile {
             decode(raw).with_context(|| format!("invalid configuration in {where_}"))?;
         let mut tree = yaml_serde::to_value(&parsed).context("cannot re-encode configuration")?;
         let mut applied = false;
-        let paths: Vec<Vec<String>> = leaf_paths(&tree).into_iter().map(|(p, _)| p).collect();
-        for path in paths {
+        for path in leaf_paths(&tree) {
             let var = format!("OSAPI_{}", path.join("_").to_uppercase());
             if let Some(value) = env.get(&var) {
                 let parsed: Value =
@@ -359,11 +361,11 @@ impl OsapiFile {
         decode(tree).context("invalid value in an OSAPI_* environment variable")
     }
 
-    /// Controller settings.
-    pub fn server_config(&self) -> Result<ServerConfig> {
+    /// Controller settings; `port` (a command-line flag) wins over the file.
+    pub fn server_config(&self, port: Option<u16>) -> Result<ServerConfig> {
         let s = &self.api.server;
         let mut config = ServerConfig {
-            port: s.port,
+            port: port.unwrap_or(s.port),
             signing_key: s.security.signing_key.clone(),
             roles: s
                 .security
@@ -394,7 +396,7 @@ impl OsapiFile {
             Some(other) => {
                 bail!("agent.facts.interval must be a duration such as \"60s\", got {other}")
             }
-            None => Duration::from_secs(60),
+            None => AgentConfig::default().facts_interval,
         };
         let resolvectl = match a.dns.resolvectl.as_str() {
             "auto" | "" => ResolvectlMode::Auto,
@@ -514,9 +516,9 @@ fn duration(key: &str, value: &str) -> Result<Duration> {
 }
 
 /// Paths of the leaves (scalars, empty maps, lists) and maps of a YAML tree.
-fn leaf_paths(v: &Value) -> Vec<(Vec<String>, &Value)> {
+fn leaf_paths(v: &Value) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    fn walk<'a>(v: &'a Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, &'a Value)>) {
+    fn walk(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         match v {
             Value::Mapping(m) if !m.is_empty() => {
                 for (k, child) in m {
@@ -528,10 +530,10 @@ fn leaf_paths(v: &Value) -> Vec<(Vec<String>, &Value)> {
                 }
                 // A map itself can be replaced as a whole too (labels, roles …).
                 if !path.is_empty() {
-                    out.push((path.clone(), v));
+                    out.push(path.clone());
                 }
             }
-            _ => out.push((path.clone(), v)),
+            _ => out.push(path.clone()),
         }
     }
     walk(v, &mut Vec::new(), &mut out);
@@ -571,7 +573,7 @@ mod tests {
         .unwrap();
         let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
         assert_eq!(cfg.api.server.port, 9999);
-        let server = cfg.server_config().unwrap();
+        let server = cfg.server_config(None).unwrap();
         assert_eq!(server.signing_key, "k");
         assert_eq!(server.roles["ops"], vec!["node:read"]);
         let agent = cfg.agent_config().unwrap();

@@ -9,7 +9,7 @@ use osapi_agent::Agent;
 use osapi_bus::nats::NatsBus;
 use osapi_server::Controller;
 
-use crate::config::OsapiFile;
+use crate::config::{NatsConnection, OsapiFile};
 
 /// How long processes keep trying to reach NATS at start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,16 +66,32 @@ pub async fn shutdown_signal() {
     }
 }
 
-pub async fn api_server_start(file: &OsapiFile, args: ServerStartArgs) -> Result<()> {
-    let mut server = file.server_config()?;
-    if let Some(p) = args.port {
-        server.port = p;
-    }
-    let nats = file.nats_config(&file.api.server.nats, "api")?;
+/// Connects to the NATS server `conn` names (waiting up to
+/// [`CONNECT_TIMEOUT`]); errors read "{what} on NATS at {url}: …".
+/// Returns the bus and the server URL.
+pub(crate) async fn connect_nats(
+    file: &OsapiFile,
+    conn: &NatsConnection,
+    role: &str,
+    what: &str,
+) -> Result<(osapi_bus::Bus, String)> {
+    let nats = file.nats_config(conn, role)?;
     let url = nats.url.clone();
     let bus = NatsBus::connect(nats, CONNECT_TIMEOUT)
         .await
-        .with_context(|| format!("cannot start the controller on NATS at {url}"))?;
+        .with_context(|| format!("{what} on NATS at {url}"))?;
+    Ok((bus, url))
+}
+
+pub async fn api_server_start(file: &OsapiFile, args: ServerStartArgs) -> Result<()> {
+    let server = file.server_config(args.port)?;
+    let (bus, url) = connect_nats(
+        file,
+        &file.api.server.nats,
+        "api",
+        "cannot start the controller",
+    )
+    .await?;
     let controller = Controller::new(server, bus)?;
     let listener = controller.bind().await?;
     let addr = listener.local_addr()?;
@@ -87,11 +103,8 @@ pub async fn api_server_start(file: &OsapiFile, args: ServerStartArgs) -> Result
 
 pub async fn agent_start(file: &OsapiFile) -> Result<()> {
     let config = file.agent_config()?;
-    let nats = file.nats_config(&file.agent.nats, "agent")?;
-    let url = nats.url.clone();
-    let bus = NatsBus::connect(nats, CONNECT_TIMEOUT)
-        .await
-        .with_context(|| format!("cannot start the agent on NATS at {url}"))?;
+    let (bus, url) =
+        connect_nats(file, &file.agent.nats, "agent", "cannot start the agent").await?;
     let agent = Agent::new(config, bus)?;
     let name = agent.hostname().to_string();
     let handle = agent.start().await?;

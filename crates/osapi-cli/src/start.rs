@@ -18,15 +18,12 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
     if file.server_uses_nats() {
         return run_on_nats(file, args).await;
     }
-    let mut server = file.server_config()?;
-    if let Some(p) = args.port {
-        server.port = p;
-    }
+    let mut server = file.server_config(args.port)?;
     if file.api.server.bind.is_empty() {
         server.bind = std::net::Ipv4Addr::LOCALHOST.into();
     }
     let agent = file.agent_config()?;
-    let mut builder = Embedded::builder()
+    let stack = Embedded::builder()
         .registry_ttl(
             file.nats_config(&file.api.server.nats, "start")?
                 .registry
@@ -34,11 +31,7 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
         )
         .heartbeat_interval(agent.heartbeat_interval)
         .agent(agent)
-        .server_config(|c| *c = server.clone());
-    if !server.signing_key.is_empty() {
-        builder = builder.signing_key(server.signing_key.clone());
-    }
-    let stack = builder
+        .server_config(|c| *c = server.clone())
         .start()
         .await
         .context("cannot start the control plane")?;
@@ -68,20 +61,19 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
 /// `osapi start` when the file names a NATS server: a controller and a local
 /// agent in this process, on that NATS.
 async fn run_on_nats(file: &OsapiFile, args: StartArgs) -> Result<()> {
-    let mut server = file.server_config()?;
-    if let Some(p) = args.port {
-        server.port = p;
-    }
+    let server = file.server_config(args.port)?;
     if server.signing_key.is_empty() {
         anyhow::bail!(
             "api.server.security.signing_key is required when the controller runs on NATS"
         );
     }
-    let nats = file.nats_config(&file.api.server.nats, "start")?;
-    let url = nats.url.clone();
-    let bus = osapi_bus::nats::NatsBus::connect(nats, std::time::Duration::from_secs(30))
-        .await
-        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let (bus, url) = crate::serve::connect_nats(
+        file,
+        &file.api.server.nats,
+        "start",
+        "cannot start the control plane",
+    )
+    .await?;
     let controller = osapi_server::Controller::new(server, bus.clone())?;
     let listener = controller.bind().await?;
     let addr = listener.local_addr()?;

@@ -47,7 +47,7 @@ fn signing_key(file: &OsapiFile) -> Result<&str> {
 }
 
 pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
-    let server = file.server_config()?;
+    let server = file.server_config(None)?;
     match cmd {
         TokenCommand::Generate {
             roles,

@@ -32,6 +32,7 @@ use osapi_api::job::{
 };
 use osapi_api::node::*;
 use osapi_api::ops::ContentType;
+use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -88,6 +89,12 @@ impl ClientBuilder {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.token)).map_err(|_| {
+            ClientError::InvalidInput {
+                message: "token contains characters not allowed in an HTTP header".into(),
+            }
+        })?;
+        auth.set_sensitive(true);
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
@@ -99,7 +106,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 base,
-                auth: format!("Bearer {}", self.token),
+                auth,
                 timeout: self.timeout,
                 wait: self.wait,
             }),
@@ -117,7 +124,7 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     base: Url,
-    auth: String,
+    auth: HeaderValue,
     timeout: Duration,
     wait: WaitPolicy,
 }
@@ -165,7 +172,7 @@ impl Client {
             .inner
             .http
             .request(method, self.url(segments)?)
-            .header(reqwest::header::AUTHORIZATION, &self.inner.auth)
+            .header(reqwest::header::AUTHORIZATION, self.inner.auth.clone())
             .timeout(self.inner.timeout))
     }
 
@@ -178,9 +185,18 @@ impl Client {
         decode(response, expect).await
     }
 
+    /// A request without a body.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        expect: &[StatusCode],
+    ) -> Result<T> {
+        self.send(self.request(method, segments)?, expect).await
+    }
+
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T> {
-        self.send(self.request(Method::GET, segments)?, &[StatusCode::OK])
-            .await
+        self.call(Method::GET, segments, &[StatusCode::OK]).await
     }
 
     async fn with_body<B: Serialize, T: DeserializeOwned>(
@@ -203,8 +219,9 @@ impl Client {
 
     /// `GET /health/ready`; a 503 is returned as a `not_ready` body, not an error.
     pub async fn ready(&self) -> Result<ReadyResponse> {
-        self.send(
-            self.request(Method::GET, &["health", "ready"])?,
+        self.call(
+            Method::GET,
+            &["health", "ready"],
             &[StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE],
         )
         .await
@@ -212,8 +229,9 @@ impl Client {
 
     /// `GET /health/status`; a 503 is returned as a `degraded` body.
     pub async fn status(&self) -> Result<StatusResponse> {
-        self.send(
-            self.request(Method::GET, &["health", "status"])?,
+        self.call(
+            Method::GET,
+            &["health", "status"],
             &[StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE],
         )
         .await
@@ -235,8 +253,9 @@ impl Client {
     /// `POST /agent/{hostname}/drain`.
     pub async fn drain(&self, hostname: &str) -> Result<AgentActionResponse> {
         non_empty("hostname", hostname)?;
-        self.send(
-            self.request(Method::POST, &["agent", hostname, "drain"])?,
+        self.call(
+            Method::POST,
+            &["agent", hostname, "drain"],
             &[StatusCode::OK],
         )
         .await
@@ -245,8 +264,9 @@ impl Client {
     /// `POST /agent/{hostname}/undrain`.
     pub async fn undrain(&self, hostname: &str) -> Result<AgentActionResponse> {
         non_empty("hostname", hostname)?;
-        self.send(
-            self.request(Method::POST, &["agent", hostname, "undrain"])?,
+        self.call(
+            Method::POST,
+            &["agent", hostname, "undrain"],
             &[StatusCode::OK],
         )
         .await
@@ -394,11 +414,8 @@ impl Client {
     /// `DELETE /file/{name}`.
     pub async fn delete_file(&self, name: &str) -> Result<FileDeleteResponse> {
         non_empty("file name", name)?;
-        self.send(
-            self.request(Method::DELETE, &["file", name])?,
-            &[StatusCode::OK],
-        )
-        .await
+        self.call(Method::DELETE, &["file", name], &[StatusCode::OK])
+            .await
     }
 
     /// Whether `data` differs from the stored object `name` (true when absent).
@@ -453,10 +470,7 @@ impl Client {
     }
 
     async fn node_get<T: DeserializeOwned>(&self, target: &str, rest: &[&str]) -> Result<T> {
-        non_empty("target", target)?;
-        let mut segments = vec!["node", target];
-        segments.extend_from_slice(rest);
-        self.get(&segments).await
+        self.get(&node_path(target, rest)?).await
     }
 
     async fn node_send<B: Serialize, T: DeserializeOwned>(
@@ -467,9 +481,7 @@ impl Client {
         body: &B,
         expect: StatusCode,
     ) -> Result<T> {
-        non_empty("target", target)?;
-        let mut segments = vec!["node", target];
-        segments.extend_from_slice(rest);
+        let segments = node_path(target, rest)?;
         // Synchronous endpoints may wait for a command's whole run.
         let req = self
             .request(method, &segments)?
@@ -589,6 +601,14 @@ impl Client {
     pub async fn openapi(&self) -> Result<Value> {
         self.get(&["openapi.json"]).await
     }
+}
+
+/// `node/{target}/{rest…}`, refusing an empty target.
+fn node_path<'a>(target: &'a str, rest: &[&'a str]) -> Result<Vec<&'a str>> {
+    non_empty("target", target)?;
+    let mut segments = vec!["node", target];
+    segments.extend_from_slice(rest);
+    Ok(segments)
 }
 
 fn non_empty(what: &str, value: &str) -> Result<()> {

@@ -74,11 +74,7 @@ pub(crate) async fn wait_job(
                     && outage_since.get_or_insert_with(Instant::now).elapsed()
                         < policy.max_outage =>
             {
-                let delay = policy
-                    .backoff(attempt)
-                    .min(end.saturating_duration_since(Instant::now()));
-                attempt = attempt.saturating_add(1);
-                tokio::time::sleep(delay).await;
+                back_off(policy, &mut attempt, end).await;
                 continue;
             }
             Err(e) => return Err(e),
@@ -97,13 +93,18 @@ pub(crate) async fn wait_job(
         }
         // Answered well before the wait ended: the server does not long-poll.
         if now.elapsed() < wait / 2 {
-            let delay = policy
-                .backoff(attempt)
-                .min(end.saturating_duration_since(Instant::now()));
-            attempt = attempt.saturating_add(1);
-            tokio::time::sleep(delay).await;
+            back_off(policy, &mut attempt, end).await;
         }
     }
+}
+
+/// Sleeps the back-off for poll number `attempt` (never past `end`) and counts it.
+async fn back_off(policy: &WaitPolicy, attempt: &mut u32, end: Instant) {
+    let delay = policy
+        .backoff(*attempt)
+        .min(end.saturating_duration_since(Instant::now()));
+    *attempt = attempt.saturating_add(1);
+    tokio::time::sleep(delay).await;
 }
 
 /// Errors worth waiting out: no connection, or a gateway/unavailable status.

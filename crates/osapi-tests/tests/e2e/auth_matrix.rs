@@ -144,96 +144,33 @@ async fn every_route_checks_tokens() {
     let no_roles = token_with(&key, json!({"sub": "x"}));
     let none = alg_none_token();
     for (m, path, body, perm) in routes() {
-        for prefix in ["", "/api"] {
-            let path = format!("{prefix}{path}");
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
-                None,
-                StatusCode::UNAUTHORIZED,
-                "no token",
-            )
-            .await;
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
-                Some("not.a.jwt"),
-                StatusCode::UNAUTHORIZED,
-                "malformed",
-            )
-            .await;
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
-                Some(&wrong_key),
-                StatusCode::UNAUTHORIZED,
-                "bad signature",
-            )
-            .await;
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
-                Some(&expired),
-                StatusCode::UNAUTHORIZED,
-                "expired",
-            )
-            .await;
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
-                Some(&none),
-                StatusCode::UNAUTHORIZED,
-                "alg none",
-            )
-            .await;
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
+        let weak = token_with(
+            &key,
+            json!({"roles": ["admin"], "permissions": [other_permission(perm)], "sub": "x"}),
+        );
+        let strong = token_with(
+            &key,
+            json!({"roles": [], "permissions": [perm], "sub": "x"}),
+        );
+        let refused = [
+            (None, StatusCode::UNAUTHORIZED, "no token"),
+            (Some("not.a.jwt"), StatusCode::UNAUTHORIZED, "malformed"),
+            (Some(&wrong_key), StatusCode::UNAUTHORIZED, "bad signature"),
+            (Some(&expired), StatusCode::UNAUTHORIZED, "expired"),
+            (Some(&none), StatusCode::UNAUTHORIZED, "alg none"),
+            (
                 Some(&unknown_role),
                 StatusCode::UNAUTHORIZED,
                 "unknown role",
-            )
-            .await;
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
-                Some(&no_roles),
-                StatusCode::UNAUTHORIZED,
-                "missing roles",
-            )
-            .await;
-            let weak = token_with(
-                &key,
-                json!({"roles": ["admin"], "permissions": [other_permission(perm)], "sub": "x"}),
-            );
-            expect(
-                &stack,
-                &m,
-                &path,
-                &body,
-                Some(&weak),
-                StatusCode::FORBIDDEN,
-                "insufficient",
-            )
-            .await;
-            let strong = token_with(
-                &key,
-                json!({"roles": [], "permissions": [perm], "sub": "x"}),
-            );
+            ),
+            (Some(&no_roles), StatusCode::UNAUTHORIZED, "missing roles"),
+            (Some(&weak), StatusCode::FORBIDDEN, "insufficient"),
+        ];
+        for prefix in ["", "/api"] {
+            let path = format!("{prefix}{path}");
+            for (token, status, case) in refused {
+                expect(&stack, &m, &path, &body, token, status, case).await;
+            }
             let (status, resp) = stack
                 .call(m.clone(), &path, Some(&strong), body.clone())
                 .await;

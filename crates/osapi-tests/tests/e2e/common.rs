@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use osapi_agent::AgentConfig;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_api::job::CreateJobRequest;
 use osapi_client::Client;
 use osapi_server::Embedded;
 use reqwest::{Method, StatusCode};
@@ -19,7 +22,7 @@ pub struct Stack {
     pub dir: TempDir,
 }
 
-pub const RESOLV: &str =
+const RESOLV: &str =
     "nameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\noptions ndots:2\n";
 
 /// Agent settings that never touch the machine's own resolv.conf.
@@ -147,13 +150,7 @@ impl Stack {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status();
-        let bytes = resp.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        status_and_json(req.send().await.expect("request sent")).await
     }
 
     /// A request with the admin token.
@@ -183,45 +180,29 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        let status = resp.status();
-        let bytes = resp.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        status_and_json(resp).await
     }
 
     /// Creates a job and waits for it to end.
     pub async fn run_job(&self, op: &str, data: Value, target: &str) -> osapi_api::job::JobDetail {
-        let created = self
-            .client
-            .submit(op, data, target)
-            .await
-            .expect("job created");
         self.client
-            .wait_job(created.job_id, Duration::from_secs(30))
+            .run_job(
+                &CreateJobRequest::new(op, data, target),
+                Duration::from_secs(30),
+            )
             .await
             .expect("job ends")
     }
 }
 
-/// Base64url without padding.
-pub fn b64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+/// The status and JSON body of a response (Null when empty or not JSON).
+async fn status_and_json(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let bytes = resp.bytes().await.expect("response body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// A token with arbitrary claims, signed with `key` (HS256).
@@ -236,8 +217,8 @@ pub fn token_with(key: &str, claims: Value) -> String {
 
 /// An unsigned `alg: none` token.
 pub fn alg_none_token() -> String {
-    let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
-    let claims = b64(br#"{"roles":["admin"],"sub":"mallory"}"#);
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(br#"{"roles":["admin"],"sub":"mallory"}"#);
     format!("{header}.{claims}.")
 }
 
