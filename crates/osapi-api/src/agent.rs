@@ -199,6 +199,35 @@ pub struct OsInfoResponse {
     pub version: String,
 }
 
+impl From<&crate::results::LoadResult> for LoadAverageResponse {
+    fn from(l: &crate::results::LoadResult) -> Self {
+        LoadAverageResponse {
+            one_min: l.load1,
+            five_min: l.load5,
+            fifteen_min: l.load15,
+        }
+    }
+}
+
+impl From<&crate::results::MemoryResult> for MemoryResponse {
+    fn from(m: &crate::results::MemoryResult) -> Self {
+        MemoryResponse {
+            total: m.total,
+            free: m.free,
+            used: m.used,
+        }
+    }
+}
+
+impl From<&crate::results::OsInfo> for OsInfoResponse {
+    fn from(o: &crate::results::OsInfo) -> Self {
+        OsInfoResponse {
+            distribution: o.distribution.clone(),
+            version: o.version.clone(),
+        }
+    }
+}
+
 /// One agent, as `GET /agent` and `GET /agent/{hostname}` return it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -14,7 +14,8 @@
 //! | [`FileStateStore`] | what each agent deployed where |
 //! | [`AuditStore`] | the audit log |
 //!
-//! Backends: [`memory`] (one process, used by embedded mode and tests).
+//! Backends: [`memory`] (one process, used by embedded mode and tests) and,
+//! with the `nats` feature, `nats` (NATS JetStream, for distributed mode).
 //!
 //! ```
 //! # tokio_test_shim::run(async {
@@ -36,3 +37,9 @@ mod traits;
 
 pub use error::{BusError, BusResult};
 pub use traits::*;
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it
+/// (every critical section in this crate leaves the data consistent).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -46,8 +46,6 @@ pub struct Bus {
 pub struct JobSnapshot {
     /// The immutable definition.
     pub record: Arc<JobRecord>,
-    /// Store revision of the record.
-    pub revision: u64,
     /// Events in the order they were written.
     pub events: Vec<Arc<JobEvent>>,
     /// Agent responses in the order they were written.
@@ -58,7 +56,7 @@ pub struct JobSnapshot {
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Stores a new job record; returns its revision.
-    async fn create(&self, record: JobRecord) -> BusResult<u64>;
+    async fn create(&self, record: Arc<JobRecord>) -> BusResult<u64>;
     /// A job and everything recorded about it.
     async fn get(&self, id: Uuid) -> BusResult<Option<JobSnapshot>>;
     /// Only the job record (what an agent needs to run it).
@@ -69,7 +67,8 @@ pub trait JobStore: Send + Sync {
     async fn delete(&self, id: Uuid) -> BusResult<bool>;
     /// Appends events, and optionally an agent's response, to one slot of a
     /// job. A slot is where one writer records its part: the agent's hostname,
-    /// `_any` for the agent that took an `_any` job, `_api` for the controller.
+    /// [`ANY_SLOT`] for the agent that took an `_any` job, [`API_SLOT`] for
+    /// the controller (see [`slot_of`]).
     /// Backends may store slots separately so writers do not contend.
     ///
     /// Returns `false` and writes nothing when only non-terminal events are
@@ -85,6 +84,29 @@ pub trait JobStore: Send + Sync {
     ) -> BusResult<bool>;
     /// Jobs as they change. Receivers that lag must treat every job as changed.
     fn subscribe(&self) -> broadcast::Receiver<JobChange>;
+}
+
+/// Slot of the controller's events about a job.
+pub const API_SLOT: &str = osapi_api::records::API_HOST;
+/// Slot of the agent that took an `_any` job (and of the controller's
+/// verdicts on such a job).
+pub const ANY_SLOT: &str = osapi_api::target::Target::ANY;
+
+/// The slot `host` records its part of `record` in: [`ANY_SLOT`] for an
+/// `_any` job (whichever agent took it), the hostname otherwise.
+pub fn slot_of<'a>(record: &JobRecord, host: &'a str) -> &'a str {
+    if record.is_any() { ANY_SLOT } else { host }
+}
+
+/// True when an append carries only progress (no response, no terminal
+/// event): what a settled slot refuses (see [`JobStore::append`]).
+pub(crate) fn only_progress(events: &[JobEvent], response: Option<&AgentResponse>) -> bool {
+    response.is_none() && events.iter().all(|e| !e.event.is_terminal())
+}
+
+/// True when a slot's events hold a terminal one: the host's part is settled.
+pub(crate) fn settled<'a>(events: impl IntoIterator<Item = &'a JobEvent>) -> bool {
+    events.into_iter().any(|e| e.event.is_terminal())
 }
 
 /// A change to a stored job.
@@ -138,8 +160,6 @@ pub struct Delivery {
     pub job_id: Uuid,
     /// The queue it came from.
     pub route: Route,
-    /// Its class.
-    pub class: JobClass,
     /// The job record, when the notification carried it (saves a read).
     pub record: Option<Arc<JobRecord>>,
 }

@@ -90,7 +90,7 @@ impl Authenticator {
             .ok_or_else(|| ApiError::unauthorized("Bearer token required"))?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = crate::lock(&self.cache);
             if let Some(v) = cache.get(token)
                 && v.exp.is_none_or(|exp| exp > now)
             {
@@ -102,7 +102,7 @@ impl Authenticator {
         if exp.is_some_and(|exp| exp <= now) {
             return Ok(principal);
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::lock(&self.cache);
         if cache.len() >= TOKEN_CACHE_SIZE {
             cache.clear();
         }
@@ -278,7 +278,7 @@ impl<P: Required> FromRequestParts<AppState> for Authorized<P> {
         let principal = state.auth.authenticate(header)?;
         // 403s are audited too (the caller is known), 401s are not.
         if let Some(slot) = parts.extensions.get::<AuditSlot>() {
-            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(principal.clone());
+            *crate::lock(&slot.0) = Some(principal.clone());
         }
         principal.require(P::PERMISSION)?;
         Ok(Authorized {

@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use osapi_api::agent::{
-    AgentInfo, AgentState, AgentStatus, LoadAverageResponse, MemoryResponse, OsInfoResponse,
-};
+use osapi_api::agent::{AgentInfo, AgentState, AgentStatus};
 use osapi_api::format::human_uptime;
 use osapi_api::records::{AgentRegistration, Facts};
 use osapi_api::target::{Target, sanitize_key};
@@ -58,21 +56,10 @@ impl AgentView {
             labels: reg.labels.clone(),
             registered_at: Some(reg.registered_at),
             started_at: Some(reg.started_at),
-            os_info: reg.os_info.as_ref().map(|o| OsInfoResponse {
-                distribution: o.distribution.clone(),
-                version: o.version.clone(),
-            }),
+            os_info: reg.os_info.as_ref().map(Into::into),
             uptime: (reg.uptime_seconds > 0).then(|| human_uptime(reg.uptime_seconds)),
-            load_average: reg.load.as_ref().map(|l| LoadAverageResponse {
-                one_min: l.load1,
-                five_min: l.load5,
-                fifteen_min: l.load15,
-            }),
-            memory: reg.memory.as_ref().map(|m| MemoryResponse {
-                total: m.total,
-                free: m.free,
-                used: m.used,
-            }),
+            load_average: reg.load.as_ref().map(Into::into),
+            memory: reg.memory.as_ref().map(Into::into),
             architecture: non_empty(facts.architecture),
             kernel_version: non_empty(facts.kernel_version),
             cpu_count: (facts.cpu_count > 0).then_some(facts.cpu_count),
@@ -123,12 +110,12 @@ impl AgentDirectory {
 
     /// Drops the cached view.
     pub fn invalidate(&self) {
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *crate::lock(&self.cache) = None;
     }
 
     /// The fleet, from the cache when fresh enough.
     pub async fn fleet(&self) -> BusResult<Arc<Fleet>> {
-        if let Some((at, fleet)) = &*self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some((at, fleet)) = &*crate::lock(&self.cache)
             && at.elapsed() < self.max_age
         {
             return Ok(fleet.clone());
@@ -145,7 +132,7 @@ impl AgentDirectory {
             self.bus.state.drained()
         )?;
         let fleet = Arc::new(merge(registrations, facts, &drained));
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((started, fleet.clone()));
+        *crate::lock(&self.cache) = Some((started, fleet.clone()));
         Ok(fleet)
     }
 

@@ -226,7 +226,7 @@ impl Embedded {
     }
 
     fn agents(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AgentHandle>> {
-        self.agents.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.agents)
     }
 
     /// Names of the running agents.

@@ -18,6 +18,12 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 
+/// Locks a mutex, recovering the data if a panicking thread poisoned it
+/// (every critical section in this crate leaves the data consistent).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub use config::ServerConfig;
 pub use controller::{Controller, ServerError};
 pub use embedded::{Embedded, EmbeddedBuilder, EmbeddedError};

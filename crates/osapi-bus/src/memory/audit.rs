@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use osapi_api::audit::AuditEntry;
 use uuid::Uuid;
 
-use super::lock;
+use crate::lock;
 use crate::{AuditStore, BusResult};
 
 /// Audit entries held in memory; beyond the cap the oldest are dropped.

@@ -8,12 +8,12 @@ use osapi_api::records::{AgentResponse, JobEvent, JobRecord};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::lock;
+use crate::lock;
+use crate::traits::{only_progress, settled};
 use crate::{BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore};
 
 struct Entry {
     record: Arc<JobRecord>,
-    revision: u64,
     events: Vec<Arc<JobEvent>>,
     /// The slot of each event (same order as `events`).
     slots: Vec<Arc<str>>,
@@ -24,7 +24,6 @@ impl Entry {
     fn snapshot(&self) -> JobSnapshot {
         JobSnapshot {
             record: self.record.clone(),
-            revision: self.revision,
             events: self.events.clone(),
             responses: self.responses.clone(),
         }
@@ -73,7 +72,7 @@ impl MemoryJobStore {
 
 #[async_trait]
 impl JobStore for MemoryJobStore {
-    async fn create(&self, record: JobRecord) -> BusResult<u64> {
+    async fn create(&self, record: Arc<JobRecord>) -> BusResult<u64> {
         let id = record.id;
         let revision = {
             let mut inner = lock(&self.inner);
@@ -82,8 +81,7 @@ impl JobStore for MemoryJobStore {
             inner.jobs.insert(
                 id,
                 Entry {
-                    record: Arc::new(record),
-                    revision,
+                    record,
                     events: Vec::new(),
                     slots: Vec::new(),
                     responses: Vec::new(),
@@ -154,13 +152,13 @@ impl JobStore for MemoryJobStore {
                 .jobs
                 .get_mut(&job_id)
                 .ok_or_else(|| BusError::NotFound(format!("job {job_id}")))?;
-            let only_progress = response.is_none() && events.iter().all(|e| !e.event.is_terminal());
-            let settled = entry
+            let in_slot = entry
                 .events
                 .iter()
                 .zip(&entry.slots)
-                .any(|(e, s)| &**s == slot && e.event.is_terminal());
-            if only_progress && settled {
+                .filter(|(_, s)| &***s == slot)
+                .map(|(e, _)| &**e);
+            if only_progress(&events, response.as_ref()) && settled(in_slot) {
                 return Ok(false);
             }
             // The response goes first: whoever sees the terminal event finds it.
@@ -210,9 +208,9 @@ mod tests {
         let b = record();
         let c = record();
         let (ida, idc) = (a.id, c.id);
-        store.create(a).await.unwrap();
-        store.create(b).await.unwrap();
-        store.create(c).await.unwrap();
+        store.create(Arc::new(a)).await.unwrap();
+        store.create(Arc::new(b)).await.unwrap();
+        store.create(Arc::new(c)).await.unwrap();
         assert!(store.get(ida).await.unwrap().is_none());
         let list = store.list().await.unwrap();
         assert_eq!(list.len(), 2);
@@ -224,7 +222,7 @@ mod tests {
         let store = MemoryJobStore::new(10);
         let r = record();
         let id = r.id;
-        store.create(r).await.unwrap();
+        store.create(Arc::new(r)).await.unwrap();
         let mut rx = store.subscribe();
         store
             .append(

@@ -83,9 +83,3 @@ impl MemoryBus {
         }
     }
 }
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it
-/// (every critical section here leaves the data consistent).
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use osapi_api::records::{FileState, ObjectInfo};
 use sha2::{Digest, Sha256};
 
-use super::lock;
+use crate::lock;
 use crate::{BusResult, FileStateStore, ObjectStore};
 
 /// Uploaded files held in memory.
@@ -23,13 +23,9 @@ impl MemoryObjectStore {
         Self::default()
     }
 
-    /// Number of objects and their total size.
-    pub fn usage(&self) -> (u64, u64) {
-        let objects = lock(&self.objects);
-        (
-            objects.len() as u64,
-            objects.values().map(|o| o.0.size).sum(),
-        )
+    /// Total size of the objects held, in bytes.
+    pub fn usage(&self) -> u64 {
+        lock(&self.objects).values().map(|o| o.0.size).sum()
     }
 }
 

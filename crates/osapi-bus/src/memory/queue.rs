@@ -11,23 +11,23 @@ use osapi_api::target::sanitize_key;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::lock;
+use crate::lock;
 use crate::{BusResult, Delivery, JobConsumer, JobQueue, QueueKind, Route};
 
 /// One FIFO queue with a wake-up for waiting consumers.
 #[derive(Default)]
 struct Queue {
-    items: Mutex<VecDeque<(Uuid, JobClass)>>,
+    items: Mutex<VecDeque<Uuid>>,
     notify: Notify,
 }
 
 impl Queue {
-    fn push(&self, id: Uuid, class: JobClass) {
-        lock(&self.items).push_back((id, class));
+    fn push(&self, id: Uuid) {
+        lock(&self.items).push_back(id);
         self.notify.notify_one();
     }
 
-    fn pop(&self) -> Option<(Uuid, JobClass)> {
+    fn pop(&self) -> Option<Uuid> {
         let mut items = lock(&self.items);
         let item = items.pop_front()?;
         if !items.is_empty() {
@@ -68,10 +68,10 @@ impl MemoryJobQueue {
 
 #[async_trait]
 impl JobQueue for MemoryJobQueue {
-    async fn publish(&self, job_id: Uuid, class: JobClass, route: Route) -> BusResult<()> {
+    async fn publish(&self, job_id: Uuid, _class: JobClass, route: Route) -> BusResult<()> {
         match route {
-            Route::Any => self.shared.any.push(job_id, class),
-            Route::Host(h) => self.shared.host(&h).push(job_id, class),
+            Route::Any => self.shared.any.push(job_id),
+            Route::Host(h) => self.shared.host(&h).push(job_id),
         }
         Ok(())
     }
@@ -101,11 +101,10 @@ impl JobConsumer for MemoryConsumer {
             let notified = self.queue.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some((job_id, class)) = self.queue.pop() {
+            if let Some(job_id) = self.queue.pop() {
                 return Ok(Some(Delivery {
                     job_id,
                     route: self.route.clone(),
-                    class,
                     record: None,
                 }));
             }

@@ -10,7 +10,7 @@ use osapi_api::target::sanitize_key;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::lock;
+use crate::lock;
 use crate::{BusResult, FactStore, Registry, RegistryEvent};
 
 struct Entry {

@@ -8,7 +8,7 @@ use osapi_api::agent::TimelineEvent;
 use osapi_api::target::sanitize_key;
 use tokio::sync::broadcast;
 
-use super::lock;
+use crate::lock;
 use crate::{AgentStateStore, BusResult};
 
 /// Timeline entries kept per agent.

@@ -49,7 +49,7 @@ impl BusStatus for MemoryStatus {
             bytes: 0,
         };
         let agents = self.registry.list().await.map(|l| l.len()).unwrap_or(0);
-        let (_, size) = self.objects.usage();
+        let size = self.objects.usage();
         BusStats {
             streams: Vec::new(),
             kv_buckets: vec![

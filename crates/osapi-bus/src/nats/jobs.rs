@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::Conn;
-use super::util::{backend, decode, encode, get_json, keys_with_prefix};
-use crate::{BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore};
+use super::util::{backend, decode, encode, get_json, get_many, keys_with_prefix};
+use crate::traits::{only_progress, settled};
+use crate::{
+    ANY_SLOT, API_SLOT, BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore,
+};
 
 /// One writer's part of a job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -29,8 +31,8 @@ struct Slot {
     responses: Vec<AgentResponse>,
 }
 
-/// A record read or written here, its revision, and when.
-type SeenRecord = (Arc<JobRecord>, u64, std::time::Instant);
+/// A record read or written here, and when.
+type SeenRecord = (Arc<JobRecord>, std::time::Instant);
 
 /// Records kept in memory, and for how long.
 const RECORD_CACHE: usize = 50_000;
@@ -91,10 +93,6 @@ impl ProgressCache {
     }
 }
 
-/// Slot of controller events.
-const API_SLOT: &str = "_api";
-/// Slot of the agent that took an `_any` job.
-const ANY_SLOT: &str = "_any";
 /// Compare-and-set attempts before giving up.
 const CAS_ATTEMPTS: usize = 50;
 
@@ -108,7 +106,7 @@ pub struct NatsJobStore {
     changes: broadcast::Sender<JobChange>,
     /// Starts the watch on the first subscriber (agents never subscribe, so
     /// they do not receive every job's progress).
-    watcher: std::sync::Mutex<Option<(Arc<Conn>, tokio::sync::watch::Receiver<()>)>>,
+    watcher: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
     /// What the watch has seen, so reads of recent jobs need no round trip.
     cache: Arc<std::sync::Mutex<ProgressCache>>,
     /// Job records read or written here (records never change).
@@ -126,7 +124,7 @@ fn slot_key(id: Uuid, slot: &str) -> String {
 }
 
 impl NatsJobStore {
-    pub(crate) fn start(conn: Arc<Conn>, records: kv::Store, progress: kv::Store) -> Self {
+    pub(crate) fn start(records: kv::Store, progress: kv::Store) -> Self {
         let changes = broadcast::channel(16_384).0;
         let (alive, stop) = tokio::sync::watch::channel(());
         NatsJobStore {
@@ -134,38 +132,37 @@ impl NatsJobStore {
             progress,
             written: Default::default(),
             changes,
-            watcher: std::sync::Mutex::new(Some((conn, stop))),
+            watcher: std::sync::Mutex::new(Some(stop)),
             cache: Arc::default(),
             records_seen: Default::default(),
             _alive: alive,
         }
     }
 
-    fn remember_record(&self, record: Arc<JobRecord>, revision: u64) {
-        let mut seen = self.records_seen.lock().unwrap_or_else(|p| p.into_inner());
+    fn remember_record(&self, record: Arc<JobRecord>) {
+        let mut seen = crate::lock(&self.records_seen);
         if seen.len() >= RECORD_CACHE {
-            seen.retain(|_, (_, _, at)| at.elapsed() < RECORD_CACHE_AGE / 2);
+            seen.retain(|_, (_, at)| at.elapsed() < RECORD_CACHE_AGE / 2);
         }
-        seen.insert(record.id, (record, revision, std::time::Instant::now()));
+        seen.insert(record.id, (record, std::time::Instant::now()));
     }
 
-    fn cached_record(&self, id: Uuid) -> Option<(Arc<JobRecord>, u64)> {
-        let seen = self.records_seen.lock().unwrap_or_else(|p| p.into_inner());
+    fn cached_record(&self, id: Uuid) -> Option<Arc<JobRecord>> {
+        let seen = crate::lock(&self.records_seen);
         seen.get(&id)
-            .filter(|(_, _, at)| at.elapsed() < RECORD_CACHE_AGE)
-            .map(|(r, rev, _)| (r.clone(), *rev))
+            .filter(|(_, at)| at.elapsed() < RECORD_CACHE_AGE)
+            .map(|(r, _)| r.clone())
     }
 
     async fn slots(&self, record: &JobRecord) -> BusResult<Vec<Slot>> {
-        let mut names: Vec<String> = vec![API_SLOT.to_string()];
+        let mut keys = vec![slot_key(record.id, API_SLOT)];
         if record.is_any() {
-            names.push(ANY_SLOT.to_string());
+            keys.push(slot_key(record.id, ANY_SLOT));
         } else {
-            names.extend(record.expected_hosts.iter().cloned());
+            keys.extend(record.expected_hosts.iter().map(|h| slot_key(record.id, h)));
         }
-        let keys: Vec<String> = names.iter().map(|n| slot_key(record.id, n)).collect();
         {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = crate::lock(&self.cache);
             if cache.covers(record.created) {
                 return Ok(keys
                     .iter()
@@ -173,20 +170,10 @@ impl NatsJobStore {
                     .collect());
             }
         }
-        let reads = keys.iter().map(|k| get_json::<Slot>(&self.progress, k));
-        let slots = futures::future::join_all(reads).await;
-        let mut out = Vec::with_capacity(slots.len());
-        for s in slots {
-            match s {
-                Ok(Some(slot)) => out.push(slot),
-                Ok(None) | Err(BusError::Corrupt(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        get_many(&self.progress, keys).await
     }
 
-    async fn snapshot(&self, record: Arc<JobRecord>, revision: u64) -> BusResult<JobSnapshot> {
+    async fn snapshot(&self, record: Arc<JobRecord>) -> BusResult<JobSnapshot> {
         let slots = self.slots(&record).await?;
         let mut events: Vec<JobEvent> = Vec::new();
         let mut responses: Vec<AgentResponse> = Vec::new();
@@ -199,7 +186,6 @@ impl NatsJobStore {
         responses.sort_by_key(|r| r.timestamp);
         Ok(JobSnapshot {
             record,
-            revision,
             events: events.into_iter().map(Arc::new).collect(),
             responses: responses.into_iter().map(Arc::new).collect(),
         })
@@ -208,53 +194,41 @@ impl NatsJobStore {
 
 #[async_trait]
 impl JobStore for NatsJobStore {
-    async fn create(&self, record: JobRecord) -> BusResult<u64> {
-        let key = record_key(record.id);
-        let encoded = encode(&record)?;
-        let record = Arc::new(record);
+    async fn create(&self, record: Arc<JobRecord>) -> BusResult<u64> {
         let revision = self
             .records
-            .create(&key, encoded)
+            .create(record_key(record.id), encode(&*record)?)
             .await
             .map_err(|e| backend(&format!("create job {}", record.id), e))?;
-        self.remember_record(record, revision);
+        self.remember_record(record);
         Ok(revision)
     }
 
     async fn get(&self, id: Uuid) -> BusResult<Option<JobSnapshot>> {
-        let (record, revision) = match self.cached_record(id) {
-            Some(r) => r,
-            None => {
-                let entry = self
-                    .records
-                    .entry(record_key(id))
-                    .await
-                    .map_err(|e| backend(&format!("get job {id}"), e))?;
-                let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
-                    return Ok(None);
-                };
-                let record: Arc<JobRecord> = Arc::new(decode(&format!("job {id}"), &entry.value)?);
-                self.remember_record(record.clone(), entry.revision);
-                (record, entry.revision)
-            }
+        let Some(record) = self.record(id).await? else {
+            return Ok(None);
         };
-        self.snapshot(record, revision).await.map(Some)
+        self.snapshot(record).await.map(Some)
     }
 
     async fn record(&self, id: Uuid) -> BusResult<Option<Arc<JobRecord>>> {
-        if let Some((r, _)) = self.cached_record(id) {
+        if let Some(r) = self.cached_record(id) {
             return Ok(Some(r));
         }
-        Ok(get_json::<JobRecord>(&self.records, &record_key(id))
+        let record = get_json::<JobRecord>(&self.records, &record_key(id))
             .await?
-            .map(Arc::new))
+            .map(Arc::new);
+        if let Some(r) = &record {
+            self.remember_record(r.clone());
+        }
+        Ok(record)
     }
 
     async fn list(&self) -> BusResult<Vec<JobSnapshot>> {
         let keys = keys_with_prefix(&self.records, "jobs.").await?;
-        let records: Vec<JobRecord> = super::util::get_many(&self.records, keys).await?;
+        let records: Vec<JobRecord> = get_many(&self.records, keys).await?;
         let mut snapshots: Vec<JobSnapshot> = futures::stream::iter(records)
-            .map(|r| self.snapshot(Arc::new(r), 0))
+            .map(|r| self.snapshot(Arc::new(r)))
             .buffer_unordered(16)
             .filter_map(|s| async move { s.ok() })
             .collect()
@@ -265,10 +239,7 @@ impl JobStore for NatsJobStore {
 
     async fn delete(&self, id: Uuid) -> BusResult<bool> {
         let key = record_key(id);
-        self.records_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        crate::lock(&self.records_seen).remove(&id);
         let exists = self.record(id).await?.is_some();
         if exists {
             self.records
@@ -287,7 +258,7 @@ impl JobStore for NatsJobStore {
         response: Option<AgentResponse>,
     ) -> BusResult<bool> {
         let key = slot_key(job_id, slot);
-        let only_progress = response.is_none() && events.iter().all(|e| !e.event.is_terminal());
+        let only_progress = only_progress(&events, response.as_ref());
         let finishes = !only_progress;
         let merge = |mut current: Slot| {
             current.responses.extend(response.clone());
@@ -295,7 +266,7 @@ impl JobStore for NatsJobStore {
             current
         };
         let remember = |rev: u64, slot: Slot| {
-            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+            let mut written = crate::lock(&self.written);
             if finishes {
                 // The writer is done with this slot.
                 written.remove(&key);
@@ -307,12 +278,7 @@ impl JobStore for NatsJobStore {
             }
         };
         // Fast path: the slot as we last wrote it, or a brand-new slot.
-        let cached = self
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
+        let cached = crate::lock(&self.written).get(&key).cloned();
         match cached {
             Some((rev, current)) => {
                 let next = merge(current);
@@ -347,11 +313,8 @@ impl JobStore for NatsJobStore {
                 ),
                 None => (Slot::default(), None),
             };
-            if only_progress && current.events.iter().any(|e| e.event.is_terminal()) {
-                self.written
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
+            if only_progress && settled(&current.events) {
+                crate::lock(&self.written).remove(&key);
                 return Ok(false);
             }
             let next = merge(current);
@@ -388,14 +351,8 @@ impl JobStore for NatsJobStore {
 
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         let rx = self.changes.subscribe();
-        if let Some((conn, stop)) = self
-            .watcher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(stop) = crate::lock(&self.watcher).take() {
             tokio::spawn(watch_progress(
-                conn,
                 self.progress.clone(),
                 self.changes.clone(),
                 self.cache.clone(),
@@ -409,7 +366,6 @@ impl JobStore for NatsJobStore {
 /// Forwards progress updates as changes; re-watches after errors and then
 /// asks every waiter to look again (updates may have been missed).
 async fn watch_progress(
-    _conn: Arc<Conn>,
     progress: kv::Store,
     changes: broadcast::Sender<JobChange>,
     cache: Arc<std::sync::Mutex<ProgressCache>>,
@@ -426,7 +382,7 @@ async fn watch_progress(
                 backoff = Duration::from_millis(100);
                 // From now on the watch sees every write: jobs created a while
                 // after this instant can be read from the cache.
-                cache.lock().unwrap_or_else(|p| p.into_inner()).restart();
+                crate::lock(&cache).restart();
                 let _ = changes.send(JobChange {
                     job_id: Uuid::nil(),
                     kind: ChangeKind::Resync,
@@ -446,11 +402,7 @@ async fn watch_progress(
                         continue;
                     };
                     let kind = if entry.operation != kv::Operation::Put {
-                        cache
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .slots
-                            .remove(&entry.key);
+                        crate::lock(&cache).slots.remove(&entry.key);
                         ChangeKind::Deleted
                     } else {
                         match serde_json::from_slice::<Slot>(&entry.value) {
@@ -465,10 +417,7 @@ async fn watch_progress(
                                     .map(|e| ChangeKind::Event(e.event))
                                     .unwrap_or(ChangeKind::Response);
                                 // Cache first, then announce: a woken waiter reads the new value.
-                                cache
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .put(entry.key.clone(), slot);
+                                crate::lock(&cache).put(entry.key.clone(), slot);
                                 kind
                             }
                             Err(_) => ChangeKind::Event(EventKind::Failed),
@@ -480,7 +429,7 @@ async fn watch_progress(
             Err(e) => tracing::warn!(error = %e, "cannot watch job progress; retrying"),
         }
         // Writes may be missed until the watch is back: read from NATS meanwhile.
-        cache.lock().unwrap_or_else(|p| p.into_inner()).stop();
+        crate::lock(&cache).stop();
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(backoff) => {}

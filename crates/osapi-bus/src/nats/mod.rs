@@ -65,6 +65,27 @@ impl BucketSettings {
             replicas: 1,
         }
     }
+
+    /// The size limit as JetStream takes it (-1: none).
+    fn byte_limit(&self) -> i64 {
+        if self.max_bytes > 0 {
+            self.max_bytes
+        } else {
+            -1
+        }
+    }
+
+    fn storage(&self) -> stream::StorageType {
+        if self.memory {
+            stream::StorageType::Memory
+        } else {
+            stream::StorageType::File
+        }
+    }
+
+    fn replica_count(&self) -> usize {
+        self.replicas.max(1)
+    }
 }
 
 /// How to reach NATS and what to create there.
@@ -147,14 +168,6 @@ impl NatsConfig {
     }
 }
 
-fn storage(memory: bool) -> stream::StorageType {
-    if memory {
-        stream::StorageType::Memory
-    } else {
-        stream::StorageType::File
-    }
-}
-
 /// Shared handles of one connection.
 pub(crate) struct Conn {
     pub client: async_nats::Client,
@@ -171,6 +184,12 @@ impl NatsBus {
     /// connection until `connect_timeout`; later disconnections are healed by
     /// reconnecting in the background.
     pub async fn connect(config: NatsConfig, connect_timeout: Duration) -> BusResult<Bus> {
+        let unreachable = || {
+            BusError::Unavailable(format!(
+                "cannot reach NATS at {} within {:?}: is nats-server running (with -js)?",
+                config.url, connect_timeout
+            ))
+        };
         let client = tokio::time::timeout(
             connect_timeout,
             async_nats::ConnectOptions::new()
@@ -181,12 +200,7 @@ impl NatsBus {
                 .connect(config.url.as_str()),
         )
         .await
-        .map_err(|_| {
-            BusError::Unavailable(format!(
-                "cannot reach NATS at {} within {:?}: is nats-server running (with -js)?",
-                config.url, connect_timeout
-            ))
-        })?
+        .map_err(|_| unreachable())?
         .map_err(|e| {
             BusError::Unavailable(format!("cannot connect to NATS at {}: {e}", config.url))
         })?;
@@ -194,10 +208,7 @@ impl NatsBus {
         let deadline = tokio::time::Instant::now() + connect_timeout;
         while client.connection_state() != async_nats::connection::State::Connected {
             if tokio::time::Instant::now() >= deadline {
-                return Err(BusError::Unavailable(format!(
-                    "cannot reach NATS at {} within {:?}: is nats-server running (with -js)?",
-                    config.url, connect_timeout
-                )));
+                return Err(unreachable());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -233,7 +244,6 @@ impl NatsBus {
         let objects = ensure_objects(&conn).await?;
 
         let jobs = Arc::new(jobs::NatsJobStore::start(
-            conn.clone(),
             jobs_kv.clone(),
             progress_kv.clone(),
         ));
@@ -277,15 +287,11 @@ async fn ensure_stream(conn: &Conn) -> BusResult<stream::Stream> {
         name: name.clone(),
         subjects: vec![format!("{}.>", c.subject_root())],
         retention: stream::RetentionPolicy::WorkQueue,
-        storage: storage(c.stream.memory),
+        storage: c.stream.storage(),
         max_age: c.stream.max_age,
         max_messages: c.stream_max_msgs,
-        max_bytes: if c.stream.max_bytes > 0 {
-            c.stream.max_bytes
-        } else {
-            -1
-        },
-        num_replicas: c.stream.replicas.max(1),
+        max_bytes: c.stream.byte_limit(),
+        num_replicas: c.stream.replica_count(),
         discard: stream::DiscardPolicy::Old,
         ..Default::default()
     };
@@ -308,9 +314,9 @@ async fn ensure_kv(conn: &Conn, s: &BucketSettings, history: i64) -> BusResult<k
             bucket: bucket.clone(),
             history,
             max_age: s.max_age,
-            max_bytes: if s.max_bytes > 0 { s.max_bytes } else { -1 },
-            storage: storage(s.memory),
-            num_replicas: s.replicas.max(1),
+            max_bytes: s.byte_limit(),
+            storage: s.storage(),
+            num_replicas: s.replica_count(),
             ..Default::default()
         })
         .await
@@ -327,9 +333,9 @@ async fn ensure_objects(conn: &Conn) -> BusResult<object_store::ObjectStore> {
         .create_object_store(object_store::Config {
             bucket: bucket.clone(),
             max_age: s.max_age,
-            max_bytes: if s.max_bytes > 0 { s.max_bytes } else { -1 },
-            storage: storage(s.memory),
-            num_replicas: s.replicas.max(1),
+            max_bytes: s.byte_limit(),
+            storage: s.storage(),
+            num_replicas: s.replica_count(),
             ..Default::default()
         })
         .await

@@ -180,15 +180,9 @@ impl JobConsumer for NatsConsumer {
                 })?
             }
         };
-        let class = if message.subject.as_str().contains(".query.") {
-            JobClass::Query
-        } else {
-            JobClass::Modify
-        };
         Ok(Some(Delivery {
             job_id,
             route: self.route.clone(),
-            class,
             record,
         }))
     }

@@ -3,7 +3,7 @@
 //! produces no watch event, so a task also rescans the registry every quarter
 //! TTL to announce agents that left.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,13 +57,39 @@ async fn list(store: &kv::Store) -> BusResult<Vec<AgentRegistration>> {
 
 /// Announces joins (from the watch) and departures (deletes from the watch,
 /// expiries from periodic scans).
+/// Agents announced as live: sanitised key → (hostname, instance).
+type Known = HashMap<String, (String, Uuid)>;
+
+/// Announces `r` as joined unless this very instance already was.
+fn note_join(
+    known: &mut Known,
+    events: &broadcast::Sender<RegistryEvent>,
+    key: String,
+    r: &AgentRegistration,
+) {
+    if known.get(&key).map(|(_, i)| *i) != Some(r.instance_id) {
+        known.insert(key, (r.hostname.clone(), r.instance_id));
+        let _ = events.send(RegistryEvent::Joined {
+            hostname: r.hostname.clone(),
+            instance_id: r.instance_id,
+        });
+    }
+}
+
+/// Announces the agent under `key` as gone, if it was known.
+fn note_leave(known: &mut Known, events: &broadcast::Sender<RegistryEvent>, key: &str) {
+    if let Some((hostname, _)) = known.remove(key) {
+        let _ = events.send(RegistryEvent::Left { hostname });
+    }
+}
+
 async fn track(
     store: kv::Store,
     ttl: Duration,
     events: broadcast::Sender<RegistryEvent>,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
-    let mut known: HashMap<String, (String, Uuid)> = HashMap::new();
+    let mut known = Known::new();
     let scan_every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut scan = tokio::time::interval(scan_every);
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -85,36 +111,24 @@ async fn track(
                     continue;
                 }
                 let Ok(live) = list(&store).await else { continue };
-                let live_keys: HashMap<String, Uuid> = live
-                    .iter()
-                    .map(|r| (sanitize_key(&r.hostname), r.instance_id))
-                    .collect();
+                let mut live_keys = HashSet::new();
                 for r in &live {
                     let key = sanitize_key(&r.hostname);
-                    if known.get(&key).map(|(_, i)| *i) != Some(r.instance_id) {
-                        known.insert(key, (r.hostname.clone(), r.instance_id));
-                        let _ = events.send(RegistryEvent::Joined { hostname: r.hostname.clone(), instance_id: r.instance_id });
-                    }
+                    live_keys.insert(key.clone());
+                    note_join(&mut known, &events, key, r);
                 }
-                let gone: Vec<String> = known.keys().filter(|k| !live_keys.contains_key(*k)).cloned().collect();
+                let gone: Vec<String> = known.keys().filter(|k| !live_keys.contains(*k)).cloned().collect();
                 for k in gone {
-                    if let Some((hostname, _)) = known.remove(&k) {
-                        let _ = events.send(RegistryEvent::Left { hostname });
-                    }
+                    note_leave(&mut known, &events, &k);
                 }
             }
             e = entry => match e {
                 Some(Ok(entry)) => {
                     let key = entry.key.trim_start_matches("agents.").to_string();
-                    if entry.operation == kv::Operation::Put {
-                        if let Ok(r) = serde_json::from_slice::<AgentRegistration>(&entry.value)
-                            && known.get(&key).map(|(_, i)| *i) != Some(r.instance_id)
-                        {
-                            known.insert(key, (r.hostname.clone(), r.instance_id));
-                            let _ = events.send(RegistryEvent::Joined { hostname: r.hostname, instance_id: r.instance_id });
-                        }
-                    } else if let Some((hostname, _)) = known.remove(&key) {
-                        let _ = events.send(RegistryEvent::Left { hostname });
+                    if entry.operation != kv::Operation::Put {
+                        note_leave(&mut known, &events, &key);
+                    } else if let Ok(r) = serde_json::from_slice::<AgentRegistration>(&entry.value) {
+                        note_join(&mut known, &events, key, &r);
                     }
                 }
                 // The watch broke (server restart): open it again on the next turn.
@@ -152,12 +166,7 @@ impl Registry for NatsRegistry {
 
     fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
         let rx = self.events.subscribe();
-        if let Some(stop) = self
-            .tracker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(stop) = crate::lock(&self.tracker).take() {
             tokio::spawn(track(
                 self.store.clone(),
                 self.ttl,

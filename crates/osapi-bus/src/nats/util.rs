@@ -55,14 +55,15 @@ pub(crate) async fn keys_with_prefix(store: &kv::Store, prefix: &str) -> BusResu
     Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
 }
 
-/// Reads many keys concurrently; missing or undecodable values are left out.
+/// Reads many keys concurrently, in key order; missing or undecodable values
+/// are left out.
 pub(crate) async fn get_many<T: DeserializeOwned>(
     store: &kv::Store,
     keys: Vec<String>,
 ) -> BusResult<Vec<T>> {
     let results: Vec<BusResult<Option<T>>> = futures::stream::iter(keys)
         .map(|k| async move { get_json::<T>(store, &k).await })
-        .buffer_unordered(32)
+        .buffered(32)
         .collect()
         .await;
     let mut out = Vec::with_capacity(results.len());

@@ -15,7 +15,7 @@ use osapi_api::ops::{
 };
 use osapi_api::records::{API_HOST, EventKind, JobEvent, JobRecord};
 use osapi_api::target::Target;
-use osapi_bus::{Bus, JobSnapshot, Route};
+use osapi_bus::{Bus, JobSnapshot, Route, slot_of};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -39,7 +39,7 @@ pub struct JobService {
 /// A job just created.
 pub struct Created {
     /// The record as stored.
-    pub record: JobRecord,
+    pub record: Arc<JobRecord>,
     /// Store revision.
     pub revision: u64,
 }
@@ -76,27 +76,31 @@ impl JobService {
         let created = OffsetDateTime::now_utc();
         let timeout = timeout.unwrap_or_else(|| self.default_deadline(&operation));
         let class = JobClass::of(&op_type);
-        let record = JobRecord {
+        let record = Arc::new(JobRecord {
             id: Uuid::new_v4(),
             created,
             operation,
-            op_type: op_type.clone(),
+            op_type,
             class,
             target: target.to_string(),
             expected_hosts,
             deadline: created + timeout,
             retry_of,
-        };
+        });
         let revision = self.bus.jobs.create(record.clone()).await?;
-        let shared = Arc::new(record.clone());
         match parsed_target {
-            Target::Any => self.bus.queue.publish_record(shared, Route::Any).await?,
+            Target::Any => {
+                self.bus
+                    .queue
+                    .publish_record(record.clone(), Route::Any)
+                    .await?
+            }
             _ => {
                 // One notification per host, sent together.
                 let sends = record.expected_hosts.iter().map(|host| {
                     self.bus
                         .queue
-                        .publish_record(shared.clone(), Route::Host(host.clone()))
+                        .publish_record(record.clone(), Route::Host(host.clone()))
                 });
                 for sent in futures::future::join_all(sends).await {
                     sent?;
@@ -139,14 +143,6 @@ impl JobService {
         let id = snapshot.record.id;
         let now = OffsetDateTime::now_utc();
         let mut wrote = false;
-        // Where the verdict is recorded: the slot the host writes to.
-        let slot = |host: &str| {
-            if snapshot.record.is_any() {
-                view::ANY_HOST.to_string()
-            } else {
-                host.to_string()
-            }
-        };
         if now >= snapshot.record.deadline {
             let timeout = Duration::try_from(snapshot.record.deadline - snapshot.record.created)
                 .unwrap_or_default();
@@ -160,7 +156,8 @@ impl JobService {
                     "job deadline exceeded after {}: {who}",
                     osapi_api::format::go_duration(timeout)
                 );
-                let slot = slot(&p.hostname);
+                // Recorded where the host writes: a settled slot refuses late work.
+                let slot = slot_of(&snapshot.record, &p.hostname).to_string();
                 let event = JobEvent::now(id, EventKind::Expired, p.hostname).with_error(error);
                 self.bus.jobs.append(id, &slot, vec![event], None).await?;
                 wrote = true;
@@ -187,7 +184,7 @@ impl JobService {
                     _ => None,
                 };
                 if let Some(error) = verdict {
-                    let slot = slot(&p.hostname);
+                    let slot = slot_of(&snapshot.record, &p.hostname).to_string();
                     let event = JobEvent::now(id, EventKind::Lost, p.hostname).with_error(error);
                     self.bus.jobs.append(id, &slot, vec![event], None).await?;
                     wrote = true;
@@ -243,16 +240,21 @@ impl JobService {
         limit: usize,
     ) -> ApiResult<(usize, Vec<JobDetail>)> {
         let all = self.bus.jobs.list().await?;
-        let views = all.iter().map(|s| view::build(s, false));
-        let matching: Vec<JobDetail> = match status {
-            Some(st) => views.filter(|v| v.status == Some(st)).collect(),
-            None => views.collect(),
-        };
+        // Views are built for the page only; filtering needs the status alone.
+        let matching: Vec<&JobSnapshot> = all
+            .iter()
+            .filter(|s| status.is_none_or(|st| view::status(s) == st))
+            .collect();
         let total = matching.len();
         let limit = if limit == 0 { usize::MAX } else { limit };
         Ok((
             total,
-            matching.into_iter().skip(offset).take(limit).collect(),
+            matching
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|s| view::build(s, false))
+                .collect(),
         ))
     }
 
@@ -273,7 +275,7 @@ impl JobService {
             stats.status_counts.insert(key.to_string(), 0);
         }
         for s in &all {
-            let status = view::build(s, false).status.unwrap_or(JobStatus::Unknown);
+            let status = view::status(s);
             *stats
                 .status_counts
                 .entry(status.as_str().to_string())

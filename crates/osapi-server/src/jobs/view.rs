@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Pseudo-host of controller events about an `_any` job no agent took.
-pub const ANY_HOST: &str = "_any";
+pub const ANY_HOST: &str = Target::ANY;
 
 /// What the events say about one host.
 #[derive(Debug, Clone, Default)]
@@ -141,13 +141,21 @@ fn submitted(record: &osapi_api::records::JobRecord) -> JobEvent {
     }
 }
 
-/// Builds the REST view. `full` adds `responses`, `agent_states` and `timeline`
-/// (the list endpoint leaves them out).
-pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
+/// What the events and responses say about a job as a whole.
+struct Outcome {
+    tracks: BTreeMap<String, HostTrack>,
+    expected: Vec<String>,
+    /// One answer per expected host that has settled, in `expected` order.
+    answers: Vec<(String, HostResponse)>,
+    /// Why an `_any` job nobody took ended, if it did.
+    any_expired: Option<String>,
+    status: JobStatus,
+}
+
+fn outcome(snapshot: &JobSnapshot) -> Outcome {
     let record = &snapshot.record;
     let tracks = tracks(&snapshot.events);
     let expected = expected_hosts(snapshot);
-    let broadcast = Target::parse(&record.target).is_ok_and(|t| t.is_broadcast());
 
     let mut latest: BTreeMap<&str, &AgentResponse> = BTreeMap::new();
     for r in snapshot.responses.iter().map(|r| r.as_ref()) {
@@ -214,13 +222,39 @@ pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
     } else {
         JobStatus::PartialFailure
     };
+    Outcome {
+        tracks,
+        expected,
+        answers,
+        any_expired,
+        status,
+    }
+}
+
+/// The computed status alone (what listing and counting need).
+pub fn status(snapshot: &JobSnapshot) -> JobStatus {
+    outcome(snapshot).status
+}
+
+/// Builds the REST view. `full` adds `responses`, `agent_states` and `timeline`
+/// (the list endpoint leaves them out).
+pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
+    let record = &snapshot.record;
+    let broadcast = Target::parse(&record.target).is_ok_and(|t| t.is_broadcast());
+    let Outcome {
+        tracks,
+        expected,
+        answers,
+        any_expired,
+        status,
+    } = outcome(snapshot);
 
     let last_settled = snapshot
         .events
         .iter()
         .rfind(|e| e.event.is_terminal() && e.hostname != API_HOST);
     let error = (status == JobStatus::Failed).then(|| {
-        any_expired.clone().unwrap_or_else(|| {
+        any_expired.unwrap_or_else(|| {
             snapshot
                 .events
                 .iter()
@@ -254,7 +288,7 @@ pub fn build(snapshot: &JobSnapshot, full: bool) -> JobDetail {
         agent_states: None,
         timeline: None,
         target: Some(record.target.clone()),
-        expected_hosts: Some(expected.clone()),
+        expected_hosts: Some(expected),
         changed: Some(changed),
     };
 
@@ -344,7 +378,6 @@ mod tests {
                 deadline: OffsetDateTime::now_utc() + Duration::from_secs(60),
                 retry_of: None,
             }),
-            revision: 1,
             events: vec![],
             responses: vec![],
         }

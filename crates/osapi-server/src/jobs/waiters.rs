@@ -31,7 +31,7 @@ pub struct Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        let mut jobs = self.hub.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = crate::lock(&self.hub.jobs);
         // Our receiver is still alive here, so 1 means "only us".
         if jobs
             .get(&self.id)
@@ -91,10 +91,7 @@ impl Waiters {
 
     /// Subscribes to changes of job `id`.
     pub fn watch(self: &Arc<Self>, id: Uuid) -> Waiter {
-        let job = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let job = crate::lock(&self.jobs)
             .entry(id)
             .or_insert_with(|| watch::channel(0).0)
             .subscribe();
@@ -107,7 +104,7 @@ impl Waiters {
     }
 
     fn wake(&self, id: Uuid) {
-        if let Some(tx) = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        if let Some(tx) = crate::lock(&self.jobs).get(&id) {
             tx.send_modify(|v| *v += 1);
         }
     }

@@ -91,8 +91,9 @@ pub async fn upload(
             "content_type must be raw or template",
         ));
     }
-    let sha256 = hex::encode(Sha256::digest(&data));
     if !force && let Some(existing) = state.bus.objects.info(&name).await? {
+        // Hashed here only: the store hashes what it keeps.
+        let sha256 = hex::encode(Sha256::digest(&data));
         if existing.sha256 == sha256 {
             return Ok((
                 StatusCode::CREATED,

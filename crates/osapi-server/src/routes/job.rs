@@ -26,7 +26,7 @@ fn created(c: Created) -> (StatusCode, Json<CreateJobResponse>) {
             status: "created".into(),
             revision: c.revision,
             timestamp: rfc3339_seconds(c.record.created),
-            expected_hosts: c.record.expected_hosts,
+            expected_hosts: c.record.expected_hosts.clone(),
         }),
     )
 }

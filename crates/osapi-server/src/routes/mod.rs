@@ -133,7 +133,7 @@ async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next
     let path = req.uri().path().to_string();
     let source_ip = source_ip(&req);
     let response = next.run(req).await.into_response();
-    let principal = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let principal = crate::lock(&slot.0).take();
     if let Some(p) = principal {
         let entry = AuditEntry {
             id: Uuid::new_v4(),

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use osapi_agent::factref::is_fact_ref;
-use osapi_api::agent::{LoadAverageResponse, MemoryResponse, OsInfoResponse};
+use osapi_agent::providers::dns::is_valid_hostname;
 use osapi_api::format::{go_duration, human_uptime};
 use osapi_api::job::JobStatus;
 use osapi_api::node::*;
@@ -44,7 +44,7 @@ async fn run(
     op: Operation,
     data: Value,
     wait: Duration,
-) -> ApiResult<(Uuid, bool, Vec<Answer>)> {
+) -> ApiResult<(Uuid, Vec<Answer>)> {
     let broadcast = Target::parse(target).is_ok_and(|t| t.is_broadcast());
     let operation = json!({"type": op.as_str(), "data": data});
     let created = state.jobs.create(operation, target, None, None).await?;
@@ -83,7 +83,7 @@ async fn run(
     if !broadcast && let Some(err) = answers.first().and_then(|a| a.error.clone()) {
         return Err(ApiError::internal(format!("job failed: {err}")));
     }
-    Ok((id, broadcast, answers))
+    Ok((id, answers))
 }
 
 /// A per-host item of a collection response.
@@ -92,9 +92,23 @@ trait Item: Sized {
     fn from_answer(a: &Answer) -> Result<Self, String>;
 }
 
+/// `Item::failed` for items whose other fields all default.
+macro_rules! failed_with_defaults {
+    () => {
+        fn failed(hostname: String, error: String) -> Self {
+            Self {
+                hostname,
+                error: Some(error),
+                ..Default::default()
+            }
+        }
+    };
+}
+
+/// The typed result of an answer (read in place, not copied).
 fn decode<T: DeserializeOwned>(a: &Answer) -> Result<T, String> {
-    let data = a.data.clone().unwrap_or(Value::Null);
-    serde_json::from_value(data).map_err(|e| format!("unexpected result from agent: {e}"))
+    T::deserialize(a.data.as_ref().unwrap_or(&Value::Null))
+        .map_err(|e| format!("unexpected result from agent: {e}"))
 }
 
 async fn collection<T: Item>(
@@ -104,7 +118,7 @@ async fn collection<T: Item>(
     data: Value,
     wait: Duration,
 ) -> ApiResult<Json<Collection<T>>> {
-    let (id, _, answers) = run(state, target, op, data, wait).await?;
+    let (id, answers) = run(state, target, op, data, wait).await?;
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for a in &answers {
@@ -123,37 +137,8 @@ async fn collection<T: Item>(
     }))
 }
 
-fn os_response(o: &OsInfo) -> OsInfoResponse {
-    OsInfoResponse {
-        distribution: o.distribution.clone(),
-        version: o.version.clone(),
-    }
-}
-
-fn memory_response(m: &MemoryResult) -> MemoryResponse {
-    MemoryResponse {
-        total: m.total,
-        free: m.free,
-        used: m.used,
-    }
-}
-
-fn load_response(l: &LoadResult) -> LoadAverageResponse {
-    LoadAverageResponse {
-        one_min: l.load1,
-        five_min: l.load5,
-        fifteen_min: l.load15,
-    }
-}
-
 impl Item for NodeStatusItem {
-    fn failed(hostname: String, error: String) -> Self {
-        NodeStatusItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: NodeStatusResult = decode(a)?;
         Ok(NodeStatusItem {
@@ -163,23 +148,17 @@ impl Item for NodeStatusItem {
                 r.hostname.clone()
             },
             uptime: Some(human_uptime(r.uptime().as_secs())),
-            load_average: r.load.as_ref().map(load_response),
-            memory: r.memory.as_ref().map(memory_response),
+            load_average: r.load.as_ref().map(Into::into),
+            memory: r.memory.as_ref().map(Into::into),
             disks: Some(r.disks.clone()),
-            os_info: r.os_info.as_ref().map(os_response),
+            os_info: r.os_info.as_ref().map(Into::into),
             error: None,
         })
     }
 }
 
 impl Item for HostnameItem {
-    fn failed(hostname: String, error: String) -> Self {
-        HostnameItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: HostnameResult = decode(a)?;
         Ok(HostnameItem {
@@ -191,13 +170,7 @@ impl Item for HostnameItem {
 }
 
 impl Item for DiskItem {
-    fn failed(hostname: String, error: String) -> Self {
-        DiskItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: DiskResult = decode(a)?;
         Ok(DiskItem {
@@ -209,67 +182,43 @@ impl Item for DiskItem {
 }
 
 impl Item for MemoryItem {
-    fn failed(hostname: String, error: String) -> Self {
-        MemoryItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: MemoryResult = decode(a)?;
         Ok(MemoryItem {
             hostname: a.hostname.clone(),
-            memory: Some(memory_response(&r)),
+            memory: Some((&r).into()),
             error: None,
         })
     }
 }
 
 impl Item for LoadItem {
-    fn failed(hostname: String, error: String) -> Self {
-        LoadItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: LoadResult = decode(a)?;
         Ok(LoadItem {
             hostname: a.hostname.clone(),
-            load_average: Some(load_response(&r)),
+            load_average: Some((&r).into()),
             error: None,
         })
     }
 }
 
 impl Item for OsInfoItem {
-    fn failed(hostname: String, error: String) -> Self {
-        OsInfoItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: OsInfo = decode(a)?;
         Ok(OsInfoItem {
             hostname: a.hostname.clone(),
-            os_info: Some(os_response(&r)),
+            os_info: Some((&r).into()),
             error: None,
         })
     }
 }
 
 impl Item for UptimeItem {
-    fn failed(hostname: String, error: String) -> Self {
-        UptimeItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: UptimeResult = decode(a)?;
         Ok(UptimeItem {
@@ -281,13 +230,7 @@ impl Item for UptimeItem {
 }
 
 impl Item for PingItem {
-    fn failed(hostname: String, error: String) -> Self {
-        PingItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: PingResult = decode(a)?;
         let ms = |ns: u64| format!("{:.2}ms", ns as f64 / 1e6);
@@ -305,13 +248,7 @@ impl Item for PingItem {
 }
 
 impl Item for DnsConfigItem {
-    fn failed(hostname: String, error: String) -> Self {
-        DnsConfigItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: DnsConfigResult = decode(a)?;
         Ok(DnsConfigItem {
@@ -344,13 +281,7 @@ impl Item for DnsUpdateItem {
 }
 
 impl Item for CommandItem {
-    fn failed(hostname: String, error: String) -> Self {
-        CommandItem {
-            hostname,
-            error: Some(error),
-            ..Default::default()
-        }
-    }
+    failed_with_defaults!();
     fn from_answer(a: &Answer) -> Result<Self, String> {
         let r: CommandResult = decode(a)?;
         Ok(CommandItem {
@@ -365,13 +296,10 @@ impl Item for CommandItem {
     }
 }
 
-fn sync_wait(state: &AppState) -> Duration {
-    state.config.sync_timeout
-}
-
-/// Waits at least as long as the command may run.
-fn command_wait(state: &AppState, timeout: Option<i64>) -> Duration {
-    let cmd = Duration::from_secs(timeout.unwrap_or(30).max(0) as u64) + Duration::from_secs(5);
+/// Waits at least as long as the command may run (`timeout` as checked by
+/// `check_timeout`).
+fn command_wait(state: &AppState, timeout: Option<u64>) -> Duration {
+    let cmd = Duration::from_secs(timeout.unwrap_or(30)) + Duration::from_secs(5);
     state.config.sync_timeout.max(cmd)
 }
 
@@ -389,7 +317,7 @@ macro_rules! node_get {
             State(state): State<AppState>,
             Path(hostname): Path<String>,
         ) -> ApiResult<Json<Collection<$item>>> {
-            collection(&state, &hostname, $op, json!({}), sync_wait(&state)).await
+            collection(&state, &hostname, $op, json!({}), state.config.sync_timeout).await
         }
     };
 }
@@ -468,7 +396,7 @@ pub async fn ping(
         &hostname,
         Operation::NetworkPingDo,
         json!({"address": req.address}),
-        sync_wait(&state),
+        state.config.sync_timeout,
     )
     .await
 }
@@ -506,23 +434,14 @@ pub async fn dns_get(
         &hostname,
         Operation::NetworkDnsGet,
         json!({"interface": interface}),
-        sync_wait(&state),
+        state.config.sync_timeout,
     )
     .await
 }
 
-/// True for an RFC 1123 hostname.
+/// True for an RFC 1123 hostname, optionally fully qualified (trailing dot).
 fn is_hostname(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    is_valid_hostname(s.strip_suffix('.').unwrap_or(s))
 }
 
 /// Change the DNS servers and search domains.
@@ -564,7 +483,7 @@ pub async fn dns_update(
         &hostname,
         Operation::NetworkDnsUpdate,
         data,
-        sync_wait(&state),
+        state.config.sync_timeout,
     )
     .await?;
     Ok((StatusCode::ACCEPTED, body))
@@ -587,7 +506,7 @@ pub async fn command_exec(
     validate_command(&req.command, timeout)?;
     let data =
         json!({"command": req.command, "args": req.args, "cwd": req.cwd, "timeout": timeout});
-    let wait = command_wait(&state, req.timeout);
+    let wait = command_wait(&state, timeout);
     let body = collection(&state, &hostname, Operation::CommandExec, data, wait).await?;
     Ok((StatusCode::ACCEPTED, body))
 }
@@ -618,7 +537,7 @@ pub async fn command_shell(
     let timeout = check_timeout(req.timeout)?;
     validate_command(&req.command, timeout)?;
     let data = json!({"command": req.command, "cwd": req.cwd, "timeout": timeout});
-    let wait = command_wait(&state, req.timeout);
+    let wait = command_wait(&state, timeout);
     let body = collection(&state, &hostname, Operation::CommandShell, data, wait).await?;
     Ok((StatusCode::ACCEPTED, body))
 }
@@ -644,12 +563,12 @@ pub async fn file_deploy(
         "mode": req.mode, "owner": req.owner, "group": req.group,
         "vars": req.vars.unwrap_or_default(),
     });
-    let (id, _, answers) = run(
+    let (id, answers) = run(
         &state,
         &hostname,
         Operation::FileDeploy,
         data,
-        sync_wait(&state),
+        state.config.sync_timeout,
     )
     .await?;
     let ok: Vec<&Answer> = answers.iter().filter(|a| a.error.is_none()).collect();
@@ -684,12 +603,12 @@ pub async fn file_status(
     extract::Json(req): extract::Json<FileStatusRequest>,
 ) -> ApiResult<Json<FileStatusResponse>> {
     osapi_api::ops::validate_host_path(&req.path).map_err(ApiError::bad_request)?;
-    let (id, _, answers) = run(
+    let (id, answers) = run(
         &state,
         &hostname,
         Operation::FileStatusGet,
         json!({"path": req.path}),
-        sync_wait(&state),
+        state.config.sync_timeout,
     )
     .await?;
     let first = answers
