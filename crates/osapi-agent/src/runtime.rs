@@ -278,8 +278,12 @@ impl Shared {
     /// Applies the drain flag: Ready → Draining → Cordoned, or back to Ready.
     async fn apply_drain(&self, drained: bool) {
         let current = *lock(&self.state);
-        self.drained
-            .send_if_modified(|d| std::mem::replace(d, drained) != drained);
+        // Draining stops taking jobs at once; resuming says Ready first, so
+        // nobody sees work done by an agent that still reads as cordoned.
+        if drained {
+            self.drained
+                .send_if_modified(|d| !std::mem::replace(d, true));
+        }
         match (drained, current) {
             (true, AgentState::Ready) => {
                 self.publish_state(AgentState::Draining, "drain", "Drain initiated")
@@ -294,6 +298,10 @@ impl Shared {
                     .await;
             }
             _ => {}
+        }
+        if !drained {
+            self.drained
+                .send_if_modified(|d| std::mem::replace(d, false));
         }
     }
 

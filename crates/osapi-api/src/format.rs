@@ -168,9 +168,76 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Error returned by [`parse_size`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid size {input:?}: {reason} (use a byte count or a number with B, KB, KiB, MB, MiB, GB, GiB, TB or TiB)"
+)]
+pub struct SizeError {
+    /// The text that failed to parse.
+    pub input: String,
+    /// Why it failed.
+    pub reason: &'static str,
+}
+
+/// Parses a size in bytes: a plain count (`52428800`) or a number with a
+/// unit, decimal (`KB`, `MB`, `GB`, `TB`) or binary (`KiB`, `MiB`, `GiB`,
+/// `TiB`); case and a space before the unit do not matter.
+///
+/// ```
+/// use osapi_api::format::parse_size;
+/// assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+/// assert_eq!(parse_size("1 GB").unwrap(), 1_000_000_000);
+/// assert_eq!(parse_size("4096").unwrap(), 4096);
+/// assert!(parse_size("lots").is_err());
+/// ```
+pub fn parse_size(input: &str) -> Result<u64, SizeError> {
+    let err = |reason| SizeError {
+        input: input.to_string(),
+        reason,
+    };
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    if number.is_empty() {
+        return Err(err("expected a number"));
+    }
+    let value: f64 = number.parse().map_err(|_| err("malformed number"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "kib" => 1024.0,
+        "mb" | "m" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "gb" | "g" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tb" | "t" => 1e12,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(err("unknown unit")),
+    };
+    let bytes = value * factor;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(err("too large"));
+    }
+    Ok(bytes.round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
+        assert_eq!(parse_size("50 mib").unwrap(), 50 << 20);
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert!(parse_size("-1MiB").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
 
     #[test]
     fn go_durations_match_go() {

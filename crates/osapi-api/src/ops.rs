@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::auth::Permission;
 use crate::serde_util::null_as_default;
 
 /// A job operation an agent can run.
@@ -93,6 +94,43 @@ impl Operation {
     /// Query or modify.
     pub fn class(self) -> JobClass {
         JobClass::of(self.as_str())
+    }
+
+    /// The permission a caller needs to start this operation, on every route
+    /// that can start it: `POST /job`, `POST /job/{id}/retry` (both also need
+    /// `job:write`) and the operation's synchronous `/node/{hostname}/…` route.
+    /// This is the one table the controller and its OpenAPI document read.
+    ///
+    /// | operations | permission |
+    /// |---|---|
+    /// | `node.*` | `node:read` |
+    /// | `network.dns.get`, `network.ping.do` | `network:read` |
+    /// | `network.dns.update` | `network:write` |
+    /// | `command.exec.execute`, `command.shell.execute` | `command:execute` |
+    /// | `file.deploy.execute` | `file:write` |
+    /// | `file.status.get` | `file:read` |
+    ///
+    /// ```
+    /// use osapi_api::auth::Permission;
+    /// use osapi_api::ops::Operation;
+    /// assert_eq!(Operation::CommandShell.permission(), Permission::CommandExecute);
+    /// assert_eq!(Operation::NodeLoadGet.permission(), Permission::NodeRead);
+    /// ```
+    pub const fn permission(self) -> Permission {
+        match self {
+            Operation::NodeHostnameGet
+            | Operation::NodeStatusGet
+            | Operation::NodeUptimeGet
+            | Operation::NodeOsGet
+            | Operation::NodeDiskGet
+            | Operation::NodeMemoryGet
+            | Operation::NodeLoadGet => Permission::NodeRead,
+            Operation::NetworkDnsGet | Operation::NetworkPingDo => Permission::NetworkRead,
+            Operation::NetworkDnsUpdate => Permission::NetworkWrite,
+            Operation::CommandExec | Operation::CommandShell => Permission::CommandExecute,
+            Operation::FileDeploy => Permission::FileWrite,
+            Operation::FileStatusGet => Permission::FileRead,
+        }
     }
 
     /// True for the two command operations, whose non-zero exit code is a host failure.

@@ -12,6 +12,9 @@ pub enum BusError {
     /// The backend refused or failed the operation.
     #[error("bus error: {0}")]
     Backend(String),
+    /// A store reached its byte limit; nothing was written.
+    #[error("store full: {0}")]
+    Full(String),
     /// Stored data could not be decoded.
     #[error("corrupt data in bus: {0}")]
     Corrupt(String),

@@ -33,6 +33,7 @@ mod error;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod size;
 mod traits;
 
 pub use error::{BusError, BusResult};

@@ -109,6 +109,18 @@ pub(crate) fn settled<'a>(events: impl IntoIterator<Item = &'a JobEvent>) -> boo
     events.into_iter().any(|e| e.event.is_terminal())
 }
 
+/// True when every part of `record` is settled, `slot_settled` telling
+/// whether one slot is: the `_any` slot of an `_any` job, each expected
+/// host's slot otherwise. A finished job changes no more (but for the
+/// controller's bookkeeping) and may be dropped by retention.
+pub(crate) fn finished(record: &JobRecord, slot_settled: impl Fn(&str) -> bool) -> bool {
+    if record.is_any() {
+        slot_settled(ANY_SLOT)
+    } else {
+        record.expected_hosts.iter().all(|h| slot_settled(h))
+    }
+}
+
 /// A change to a stored job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobChange {
@@ -294,6 +306,27 @@ pub trait AuditStore: Send + Sync {
     async fn get(&self, id: Uuid) -> BusResult<Option<AuditEntry>>;
     /// Every entry, newest first.
     async fn export(&self) -> BusResult<Vec<AuditEntry>>;
+}
+
+/// Merges two newest-first sequences into the newest `n`, newest first.
+pub(crate) fn merge_newest(
+    a: impl IntoIterator<Item = AuditEntry>,
+    b: impl IntoIterator<Item = AuditEntry>,
+    n: usize,
+) -> Vec<AuditEntry> {
+    let mut a = a.into_iter().peekable();
+    let mut b = b.into_iter().peekable();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.timestamp >= y.timestamp,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+    out
 }
 
 /// Statistics of a backend, for `GET /health/status`.

@@ -12,9 +12,10 @@ use anyhow::{Context, Result, bail};
 use osapi_agent::AgentConfig;
 use osapi_agent::conditions::ConditionThresholds;
 use osapi_agent::providers::{DEFAULT_RESOLV_CONF, ProviderConfig, ResolvectlMode};
-use osapi_api::format::{go_duration, parse_duration};
+use osapi_api::format::{go_duration, parse_duration, parse_size};
+use osapi_bus::memory::MemoryBusConfig;
 use osapi_bus::nats::{BucketSettings, NatsConfig};
-use osapi_server::ServerConfig;
+use osapi_server::{ConnectionLimits, ServerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JsonValue;
 use yaml_serde::Value;
@@ -58,6 +59,31 @@ impl Default for NatsConnection {
     }
 }
 
+/// A size in bytes, written as a count (`52428800`) or with a unit
+/// (`50MiB`, `1GB`); see [`parse_size`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a size such as 52428800 or \"50MiB\"")
+        })? {
+            Raw::Count(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => parse_size(&t)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// A stream or bucket (`nats.<name>.*`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -72,8 +98,8 @@ pub struct StoreSection {
     pub max_age: String,
     /// Message limit (streams).
     pub max_msgs: i64,
-    /// Size limit.
-    pub max_bytes: i64,
+    /// Size limit (0: the default).
+    pub max_bytes: ByteSize,
     /// `file` or `memory`.
     pub storage: String,
     /// Replicas.
@@ -88,7 +114,7 @@ impl Default for StoreSection {
             ttl: String::new(),
             max_age: String::new(),
             max_msgs: 0,
-            max_bytes: 0,
+            max_bytes: ByteSize(0),
             storage: "file".into(),
             replicas: 1,
         }
@@ -163,8 +189,36 @@ pub struct ServerSection {
     pub job_timeout: String,
     /// Wait of the synchronous node endpoints (ours).
     pub sync_timeout: String,
+    /// Close connections that have not sent complete request headers this
+    /// long after opening (or after a request's first byte).
+    pub header_read_timeout: String,
+    /// Close keep-alive connections idle this long.
+    pub idle_timeout: String,
+    /// Connections served at once (0: 80 % of the open-file limit).
+    pub max_connections: usize,
+    /// Proxies (IPs or CIDRs) whose forwarded-for headers the audit log believes.
+    pub trusted_proxies: Vec<String>,
+    /// Job retention of the in-memory store (`osapi start` without NATS).
+    pub jobs: JobsSection,
     /// NATS connection of the controller.
     pub nats: NatsConnection,
+}
+
+/// `api.server.jobs.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobsSection {
+    /// Bytes of job records and outputs kept in memory; beyond, the oldest
+    /// finished jobs are dropped.
+    pub max_bytes: ByteSize,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        JobsSection {
+            max_bytes: ByteSize(MemoryBusConfig::default().max_job_bytes as u64),
+        }
+    }
 }
 
 impl Default for ServerSection {
@@ -177,6 +231,11 @@ impl Default for ServerSection {
             max_upload_bytes: d.max_upload_bytes,
             job_timeout: go_duration(d.job_timeout),
             sync_timeout: go_duration(d.sync_timeout),
+            header_read_timeout: go_duration(d.limits.header_read_timeout),
+            idle_timeout: go_duration(d.limits.idle_timeout),
+            max_connections: 0,
+            trusted_proxies: Vec::new(),
+            jobs: JobsSection::default(),
             nats: NatsConnection::default(),
         }
     }
@@ -188,6 +247,8 @@ impl Default for ServerSection {
 pub struct ServerSecurity {
     /// HMAC key (raw string bytes).
     pub signing_key: String,
+    /// Accept tokens without an `exp` claim (off by default).
+    pub allow_tokens_without_expiry: bool,
     /// Roles defined or redefined here.
     pub roles: BTreeMap<String, RoleSection>,
 }
@@ -376,6 +437,20 @@ impl OsapiFile {
             max_upload_bytes: s.max_upload_bytes,
             job_timeout: duration("api.server.job_timeout", &s.job_timeout)?,
             sync_timeout: duration("api.server.sync_timeout", &s.sync_timeout)?,
+            allow_tokens_without_expiry: s.security.allow_tokens_without_expiry,
+            trusted_proxies: s
+                .trusted_proxies
+                .iter()
+                .map(|p| parse_proxy(p))
+                .collect::<Result<_>>()?,
+            limits: ConnectionLimits {
+                header_read_timeout: duration(
+                    "api.server.header_read_timeout",
+                    &s.header_read_timeout,
+                )?,
+                idle_timeout: duration("api.server.idle_timeout", &s.idle_timeout)?,
+                max_connections: (s.max_connections > 0).then_some(s.max_connections),
+            },
             ..Default::default()
         };
         if !s.bind.is_empty() {
@@ -441,6 +516,22 @@ fn decode(tree: Value) -> Result<OsapiFile> {
 }
 
 impl OsapiFile {
+    /// Limits of the in-memory bus of `osapi start` without NATS:
+    /// `api.server.jobs.max_bytes`, and `nats.objects.max_bytes` (1 GiB
+    /// unless set) for uploaded files.
+    pub fn memory_bus_config(&self) -> Result<MemoryBusConfig> {
+        let d = MemoryBusConfig::default();
+        Ok(MemoryBusConfig {
+            max_job_bytes: usize::try_from(self.api.server.jobs.max_bytes.0)
+                .context("api.server.jobs.max_bytes is too large")?,
+            max_object_bytes: match self.nats.objects.max_bytes.0 {
+                0 => d.max_object_bytes,
+                n => n,
+            },
+            ..d
+        })
+    }
+
     /// True when the controller is configured to use NATS.
     pub fn server_uses_nats(&self) -> bool {
         !self.api.server.nats.host.is_empty()
@@ -497,8 +588,9 @@ fn apply(target: &mut BucketSettings, s: &StoreSection, key: &str, stream: bool)
         let field = if stream { "max_age" } else { "ttl" };
         target.max_age = duration(&format!("{key}.{field}"), age)?;
     }
-    if s.max_bytes > 0 {
-        target.max_bytes = s.max_bytes;
+    if s.max_bytes.0 > 0 {
+        target.max_bytes = i64::try_from(s.max_bytes.0)
+            .with_context(|| format!("{key}.max_bytes is too large"))?;
     }
     target.memory = match s.storage.as_str() {
         "memory" => true,
@@ -509,6 +601,17 @@ fn apply(target: &mut BucketSettings, s: &StoreSection, key: &str, stream: bool)
         target.replicas = s.replicas;
     }
     Ok(())
+}
+
+/// A trusted proxy: an IP address or a CIDR block.
+fn parse_proxy(p: &str) -> Result<ipnet::IpNet> {
+    p.parse::<ipnet::IpNet>()
+        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "api.server.trusted_proxies: {p:?} is not an IP address or a CIDR block such as 10.0.0.0/8"
+            )
+        })
 }
 
 fn duration(key: &str, value: &str) -> Result<Duration> {

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use osapi_bus::memory::MemoryBusConfig;
 use osapi_server::Embedded;
 
 use crate::config::OsapiFile;
@@ -30,6 +31,15 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
                 .max_age,
         )
         .heartbeat_interval(agent.heartbeat_interval)
+        .bus_config({
+            let bus = file.memory_bus_config()?;
+            move |c| {
+                *c = MemoryBusConfig {
+                    registry_ttl: c.registry_ttl,
+                    ..bus
+                }
+            }
+        })
         .agent(agent)
         .server_config(|c| *c = server.clone())
         .start()

@@ -68,7 +68,13 @@ pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
             if subject.is_empty() {
                 bail!("the subject (-u) must not be empty");
             }
-            let ttl: Duration = parse_duration(&ttl)?;
+            let ttl: Duration =
+                parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl {ttl:?}: {e}"))?;
+            if ttl.as_secs() == 0 {
+                bail!(
+                    "--ttl must be at least 1s (got {ttl:?}): tokens that never expire are refused"
+                );
+            }
             let signer = TokenSigner::new(signing_key(file)?).map_err(anyhow::Error::msg)?;
             println!(
                 "{}",
@@ -80,7 +86,8 @@ pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
         }
         TokenCommand::Validate { token } => {
             let auth = Authenticator::new(signing_key(file)?, server.roles.clone())
-                .map_err(anyhow::Error::msg)?;
+                .map_err(anyhow::Error::msg)?
+                .allow_tokens_without_expiry(server.allow_tokens_without_expiry);
             let principal = auth
                 .authenticate(Some(&format!("Bearer {token}")))
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;

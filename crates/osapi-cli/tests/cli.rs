@@ -102,6 +102,15 @@ fn token_generate_and_validate() {
     ]);
     assert!(!ok);
     assert!(err.contains("Invalid token"), "{err}");
+
+    // A token must expire: a zero or negative lifetime is refused.
+    for ttl in ["--ttl=0s", "--ttl=0", "--ttl=-5s"] {
+        let (ok, out, err) = osapi(&[
+            "-f", path, "token", "generate", "-r", "admin", "-u", "x", ttl,
+        ]);
+        assert!(!ok, "{ttl} gave a token: {out}");
+        assert!(err.contains("ttl"), "{ttl}: {err}");
+    }
 }
 
 #[test]

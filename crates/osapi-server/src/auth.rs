@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use osapi_api::audit::AuditAction;
 use osapi_api::auth::{BUILTIN_ROLES, Claims, CustomRoles, Permission, effective_permissions};
 use time::OffsetDateTime;
 
@@ -58,6 +59,7 @@ pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
     roles: CustomRoles,
+    allow_without_expiry: bool,
     cache: Mutex<HashMap<String, Verified>>,
 }
 
@@ -70,7 +72,9 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
         validation.required_spec_claims = HashSet::new();
-        validation.validate_exp = true;
+        // Expiry is checked here, strictly: a token is refused from its
+        // `exp` second on (the library accepts it during that second).
+        validation.validate_exp = false;
         validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.leeway = 0;
@@ -78,8 +82,16 @@ impl Authenticator {
             key,
             validation,
             roles,
+            allow_without_expiry: false,
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Accepts tokens without an `exp` claim
+    /// (`api.server.security.allow_tokens_without_expiry`; refused by default).
+    pub fn allow_tokens_without_expiry(mut self, allow: bool) -> Self {
+        self.allow_without_expiry = allow;
+        self
     }
 
     /// Checks an `Authorization` header value.
@@ -97,9 +109,10 @@ impl Authenticator {
                 return Ok(v.principal.clone());
             }
         }
-        let (principal, exp) = self.verify(token)?;
+        let (principal, exp) = self.verify(token, now)?;
         let principal = Arc::new(principal);
         if exp.is_some_and(|exp| exp <= now) {
+            // Not cacheable (a not-before time): checked in full each time.
             return Ok(principal);
         }
         let mut cache = crate::lock(&self.cache);
@@ -118,7 +131,7 @@ impl Authenticator {
 
     /// Full check of a token: signature, times, roles. Returns the principal
     /// and how long the result may be cached (its expiry).
-    fn verify(&self, token: &str) -> Result<(Principal, Option<i64>), ApiError> {
+    fn verify(&self, token: &str, now: i64) -> Result<(Principal, Option<i64>), ApiError> {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
             .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
         if data
@@ -132,8 +145,20 @@ impl Authenticator {
         }
         let claims: Claims = serde_json::from_value(data.claims)
             .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
+        match claims.exp {
+            Some(exp) if exp <= now => {
+                return Err(ApiError::unauthorized("Invalid token: ExpiredSignature"));
+            }
+            None if !self.allow_without_expiry => {
+                return Err(ApiError::unauthorized(
+                    "Invalid token: exp claim is required \
+                     (api.server.security.allow_tokens_without_expiry is off)",
+                ));
+            }
+            _ => {}
+        }
         if let Some(iat) = claims.iat
-            && iat > OffsetDateTime::now_utc().unix_timestamp() + 60
+            && iat > now + 60
         {
             return Err(ApiError::unauthorized(
                 "Invalid token: token used before issued",
@@ -186,7 +211,7 @@ impl TokenSigner {
     }
 
     /// Signs an HS256 token for `subject` with `roles` and optional explicit
-    /// `permissions`, valid for `ttl`.
+    /// `permissions`, valid for `ttl` (which must be at least one second).
     pub fn sign(
         &self,
         subject: &str,
@@ -194,6 +219,12 @@ impl TokenSigner {
         permissions: &[String],
         ttl: Duration,
     ) -> Result<String, String> {
+        if ttl.as_secs() == 0 {
+            return Err(format!(
+                "token lifetime must be at least 1s, got {}",
+                osapi_api::format::go_duration(ttl)
+            ));
+        }
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             roles: roles.to_vec(),
@@ -210,11 +241,12 @@ impl TokenSigner {
     }
 }
 
-/// A signing key of 64 random hex characters.
-pub fn random_signing_key() -> String {
-    (0..32)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
+/// A signing key of 64 hex characters: 32 bytes from the operating
+/// system's CSPRNG (`getrandom`).
+pub fn random_signing_key() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
 }
 
 /// A permission a route requires.
@@ -254,9 +286,70 @@ permission_markers! {
     FileWrite => FileWrite,
 }
 
-/// What the audit middleware learns about the caller.
+/// Marker types naming the permission of the operation a route starts,
+/// read from the operation catalogue ([`Operation::permission`]).
+pub mod op {
+    use super::*;
+    use osapi_api::ops::Operation;
+
+    macro_rules! operation_markers {
+        ($($op:ident),* $(,)?) => {
+            $(
+                #[doc = concat!("Requires the permission of `Operation::", stringify!($op), "`.")]
+                pub struct $op;
+                impl Required for $op {
+                    const PERMISSION: Permission = Operation::$op.permission();
+                }
+            )*
+        };
+    }
+
+    operation_markers!(
+        NodeHostnameGet,
+        NodeStatusGet,
+        NodeUptimeGet,
+        NodeOsGet,
+        NodeDiskGet,
+        NodeMemoryGet,
+        NodeLoadGet,
+        NetworkDnsGet,
+        NetworkDnsUpdate,
+        NetworkPingDo,
+        CommandExec,
+        CommandShell,
+        FileDeploy,
+        FileStatusGet,
+    );
+}
+
+/// What the audit middleware learns while a request is handled: who made
+/// it, and what it started or changed.
 #[derive(Clone, Default)]
-pub struct AuditSlot(pub Arc<Mutex<Option<Arc<Principal>>>>);
+pub struct AuditSlot(Arc<Mutex<AuditNote>>);
+
+/// The contents of an [`AuditSlot`].
+#[derive(Default)]
+pub struct AuditNote {
+    /// The caller, once the token checked out (401s leave it empty).
+    pub principal: Option<Arc<Principal>>,
+    /// What the request started or changed.
+    pub action: AuditAction,
+}
+
+impl AuditSlot {
+    /// Takes what was noted.
+    pub fn take(&self) -> AuditNote {
+        std::mem::take(&mut *crate::lock(&self.0))
+    }
+
+    fn set_principal(&self, principal: Arc<Principal>) {
+        crate::lock(&self.0).principal = Some(principal);
+    }
+
+    fn note(&self, f: impl FnOnce(&mut AuditAction)) {
+        f(&mut crate::lock(&self.0).action);
+    }
+}
 
 /// Extractor: the request carries a valid token holding permission `P`.
 /// Put it first among a handler's arguments so authentication happens before
@@ -264,7 +357,35 @@ pub struct AuditSlot(pub Arc<Mutex<Option<Arc<Principal>>>>);
 pub struct Authorized<P: Required> {
     /// The caller.
     pub principal: Arc<Principal>,
+    /// The request's audit entry.
+    pub audit: AuditNotes,
     _perm: PhantomData<P>,
+}
+
+/// Where a handler records what its request starts or changes.
+#[derive(Clone, Default)]
+pub struct AuditNotes(Option<AuditSlot>);
+
+impl AuditNotes {
+    /// Records in the request's audit entry what it starts or changes.
+    pub fn note(&self, f: impl FnOnce(&mut AuditAction)) {
+        if let Some(slot) = &self.0 {
+            slot.note(f);
+        }
+    }
+}
+
+impl<P: Required> Authorized<P> {
+    /// Records in the request's audit entry what it starts or changes.
+    pub fn note(&self, f: impl FnOnce(&mut AuditAction)) {
+        self.audit.note(f);
+    }
+
+    /// 403 unless the caller also holds `perm` (the permission of the
+    /// operation a job route is about to start).
+    pub fn require(&self, perm: Permission) -> Result<(), ApiError> {
+        self.principal.require(perm)
+    }
 }
 
 impl<P: Required> FromRequestParts<AppState> for Authorized<P> {
@@ -277,12 +398,14 @@ impl<P: Required> FromRequestParts<AppState> for Authorized<P> {
             .and_then(|v| v.to_str().ok());
         let principal = state.auth.authenticate(header)?;
         // 403s are audited too (the caller is known), 401s are not.
-        if let Some(slot) = parts.extensions.get::<AuditSlot>() {
-            *crate::lock(&slot.0) = Some(principal.clone());
+        let audit = parts.extensions.get::<AuditSlot>().cloned();
+        if let Some(slot) = &audit {
+            slot.set_principal(principal.clone());
         }
         principal.require(P::PERMISSION)?;
         Ok(Authorized {
             principal,
+            audit: AuditNotes(audit),
             _perm: PhantomData,
         })
     }

@@ -27,6 +27,39 @@ pub struct ServerConfig {
     /// How long the controller caches the agent list (default 1 s; agents
     /// joining or leaving invalidate it at once).
     pub directory_cache: Duration,
+    /// Accept tokens without an `exp` claim (default false).
+    pub allow_tokens_without_expiry: bool,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` the audit log believes
+    /// (default none: the source is always the peer address).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connection limits.
+    pub limits: ConnectionLimits,
+}
+
+/// How long a connection may stay silent, and how many may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A connection that has not sent complete request headers this long
+    /// after it opened (or after the first byte of a later request) is
+    /// closed (default 10 s).
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed
+    /// (default 60 s). Requests being answered, long-polls included, are
+    /// never idle.
+    pub idle_timeout: Duration,
+    /// Connections open at once; beyond, new ones wait in the kernel's
+    /// accept queue. `None`: 80 % of the process's file-descriptor limit.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -41,6 +74,9 @@ impl Default for ServerConfig {
             sync_timeout: Duration::from_secs(30),
             max_wait: Duration::from_secs(600),
             directory_cache: Duration::from_secs(1),
+            allow_tokens_without_expiry: false,
+            trusted_proxies: Vec::new(),
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -65,6 +101,15 @@ impl ServerConfig {
         }
         if self.job_timeout.is_zero() || self.sync_timeout.is_zero() {
             return Err("job and sync timeouts must be greater than zero".into());
+        }
+        if self.limits.header_read_timeout.is_zero() {
+            return Err("api.server.header_read_timeout must be greater than zero".into());
+        }
+        if self.limits.idle_timeout.is_zero() {
+            return Err("api.server.idle_timeout must be greater than zero".into());
+        }
+        if self.limits.max_connections == Some(0) {
+            return Err("api.server.max_connections must be greater than zero".into());
         }
         Ok(())
     }

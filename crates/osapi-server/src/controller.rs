@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::config::ServerConfig;
 use crate::directory::AgentDirectory;
-use crate::jobs::{JobService, Waiters};
+use crate::jobs::{JobIndex, JobService, Waiters};
 use crate::routes;
 use crate::state::{AppState, Shared};
 
@@ -37,11 +37,20 @@ impl Controller {
     /// inside a tokio runtime (it starts the job-change feed).
     pub fn new(config: ServerConfig, bus: Bus) -> Result<Controller, ServerError> {
         config.validate().map_err(ServerError::Config)?;
+        crate::listener::max_connections(&config.limits).map_err(ServerError::Config)?;
         let auth = Authenticator::new(&config.signing_key, config.roles.clone())
-            .map_err(ServerError::Config)?;
+            .map_err(ServerError::Config)?
+            .allow_tokens_without_expiry(config.allow_tokens_without_expiry);
         let directory = Arc::new(AgentDirectory::new(bus.clone(), config.directory_cache));
         let waiters = Waiters::start(&bus, directory.clone());
-        let jobs = JobService::new(bus.clone(), directory.clone(), waiters, config.job_timeout);
+        let index = JobIndex::start(&bus);
+        let jobs = JobService::new(
+            bus.clone(),
+            directory.clone(),
+            waiters,
+            index,
+            config.job_timeout,
+        );
         Ok(Controller {
             state: AppState::new(Shared {
                 bus,
@@ -67,19 +76,14 @@ impl Controller {
             .map_err(|e| ServerError::Config(format!("cannot listen on {addr}: {e}")))
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then finishes open requests.
+    /// Serves on `listener` with the configured connection limits until
+    /// `shutdown` resolves, then lets open requests finish (up to 10 s).
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let app = self.router();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        crate::listener::serve(listener, self.router(), self.state.config.limits, shutdown).await?;
         Ok(())
     }
 }

@@ -111,7 +111,8 @@ impl EmbeddedBuilder {
             heartbeat,
         } = self;
         if server.signing_key.is_empty() {
-            server.signing_key = random_signing_key();
+            server.signing_key = random_signing_key()
+                .map_err(|e| EmbeddedError::Token(format!("no random signing key: {e}")))?;
         }
         let heartbeat =
             heartbeat.unwrap_or_else(|| (bus.registry_ttl / 3).min(Duration::from_secs(10)));

@@ -14,6 +14,7 @@ mod embedded;
 mod error;
 pub mod extract;
 pub mod jobs;
+pub mod listener;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -24,7 +25,7 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub use config::ServerConfig;
+pub use config::{ConnectionLimits, ServerConfig};
 pub use controller::{Controller, ServerError};
 pub use embedded::{Embedded, EmbeddedBuilder, EmbeddedError};
 pub use error::{ApiError, ApiResult};

@@ -2,12 +2,59 @@
 //! wire types, served at `/openapi.json`.
 
 use axum::Json;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use osapi_api::ops::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{agent, audit, file, health, job, node};
 
 struct BearerAuth;
+
+/// Takes the permission of every route that starts an operation from the
+/// operation catalogue ([`Operation::permission`]), and lists the table in
+/// the description of the job routes.
+struct OperationPermissions;
+
+impl Modify for OperationPermissions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let requirement =
+            |scopes: Vec<String>| vec![SecurityRequirement::new("BearerAuth", scopes)];
+        for (method, path, op) in node::OPERATIONS {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let operation = match *method {
+                "get" => item.get.as_mut(),
+                "post" => item.post.as_mut(),
+                "put" => item.put.as_mut(),
+                _ => None,
+            };
+            if let Some(operation) = operation {
+                operation.security = Some(requirement(vec![op.permission().to_string()]));
+            }
+        }
+        let table: String = Operation::ALL
+            .iter()
+            .map(|op| format!("\n| `{op}` | `{}` |", op.permission()))
+            .collect();
+        let note = format!(
+            "\n\nBesides `job:write`, the caller needs the permission of the operation \
+             the job runs, the same one its synchronous `/node/…` route needs:\n\n\
+             | operation | permission |\n|---|---|{table}"
+        );
+        for path in ["/job", "/job/{id}/retry"] {
+            if let Some(post) = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+            {
+                let description = post.description.get_or_insert_with(String::new);
+                description.push_str(&note);
+            }
+        }
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -36,7 +83,7 @@ impl Modify for BearerAuth {
         node::file_deploy, node::file_status,
         audit::list, audit::export, audit::get,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &OperationPermissions),
     tags(
         (name = "Health", description = "Liveness, readiness and status"),
         (name = "Agent", description = "Agents of the fleet"),

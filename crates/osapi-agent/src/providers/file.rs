@@ -361,7 +361,7 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let objects = Arc::new(MemoryObjectStore::new());
+        let objects = Arc::new(MemoryObjectStore::default());
         let state = Arc::new(MemoryFileStateStore::new());
         let ctx = ProviderContext {
             hostname: "web-01".into(),

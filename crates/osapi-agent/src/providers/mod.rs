@@ -236,7 +236,7 @@ mod tests {
             hostname: "test-host".into(),
             labels: Arc::new(BTreeMap::from([("group".to_string(), "web".to_string())])),
             facts: None,
-            objects: Arc::new(MemoryObjectStore::new()),
+            objects: Arc::new(MemoryObjectStore::default()),
             file_state: Arc::new(MemoryFileStateStore::new()),
             config: Arc::new(ProviderConfig::default()),
         }

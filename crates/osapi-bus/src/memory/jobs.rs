@@ -1,4 +1,6 @@
-//! In-memory job records, events and responses, with FIFO retention.
+//! In-memory job records, events and responses, bounded by count and by
+//! bytes: beyond either limit the oldest finished jobs are dropped (running
+//! jobs never are).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,8 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::lock;
-use crate::traits::{only_progress, settled};
+use crate::size::{event_size, record_size, response_size};
+use crate::traits::{finished, only_progress, settled};
 use crate::{BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore};
 
 struct Entry {
@@ -18,6 +21,10 @@ struct Entry {
     /// The slot of each event (same order as `events`).
     slots: Vec<Arc<str>>,
     responses: Vec<Arc<AgentResponse>>,
+    /// Approximate bytes held for this job.
+    bytes: usize,
+    /// Every host the job waits for has settled: the job may be evicted.
+    finished: bool,
 }
 
 impl Entry {
@@ -28,6 +35,19 @@ impl Entry {
             responses: self.responses.clone(),
         }
     }
+
+    fn settles(&self) -> bool {
+        let slots = &self.slots;
+        finished(&self.record, |slot| {
+            settled(
+                self.events
+                    .iter()
+                    .zip(slots)
+                    .filter(|(_, s)| &***s == slot)
+                    .map(|(e, _)| &**e),
+            )
+        })
+    }
 }
 
 #[derive(Default)]
@@ -35,22 +55,65 @@ struct Inner {
     jobs: HashMap<Uuid, Entry>,
     order: VecDeque<Uuid>,
     revision: u64,
+    bytes: usize,
 }
 
-/// Jobs held in memory; beyond `max_jobs` the oldest are dropped.
+impl Inner {
+    /// Drops the oldest finished jobs while a limit is exceeded, sparing
+    /// `keep` (the job just written). Returns the ids dropped.
+    fn evict(&mut self, max_jobs: usize, max_bytes: usize, keep: Uuid) -> Vec<Uuid> {
+        let mut dropped = Vec::new();
+        if self.jobs.len() <= max_jobs && self.bytes <= max_bytes {
+            return dropped;
+        }
+        let Inner {
+            jobs, order, bytes, ..
+        } = self;
+        let mut i = 0;
+        while (jobs.len() > max_jobs || *bytes > max_bytes) && i < order.len() {
+            let id = order[i];
+            match jobs.get(&id) {
+                // Deleted earlier: a hole in the order.
+                None => {
+                    order.remove(i);
+                }
+                Some(e) if e.finished && id != keep => {
+                    *bytes -= e.bytes;
+                    jobs.remove(&id);
+                    order.remove(i);
+                    dropped.push(id);
+                }
+                Some(_) => i += 1,
+            }
+        }
+        dropped
+    }
+}
+
+/// Jobs held in memory; beyond `max_jobs` jobs or `max_bytes` bytes the
+/// oldest finished ones are dropped.
 pub struct MemoryJobStore {
     inner: Mutex<Inner>,
     changes: broadcast::Sender<JobChange>,
     max_jobs: usize,
+    max_bytes: usize,
 }
 
 impl MemoryJobStore {
-    /// An empty store keeping at most `max_jobs` jobs.
+    /// An empty store keeping at most `max_jobs` jobs (and no byte limit).
     pub fn new(max_jobs: usize) -> Self {
+        Self::with_limits(max_jobs, usize::MAX)
+    }
+
+    /// An empty store keeping at most `max_jobs` jobs and about `max_bytes`
+    /// bytes of records, events and responses (running jobs are kept even
+    /// beyond the limits).
+    pub fn with_limits(max_jobs: usize, max_bytes: usize) -> Self {
         MemoryJobStore {
             inner: Mutex::new(Inner::default()),
             changes: broadcast::channel(16_384).0,
             max_jobs: max_jobs.max(1),
+            max_bytes,
         }
     }
 
@@ -64,9 +127,20 @@ impl MemoryJobStore {
         self.len() == 0
     }
 
+    /// Approximate bytes held by the jobs.
+    pub fn bytes(&self) -> usize {
+        lock(&self.inner).bytes
+    }
+
     fn notify(&self, job_id: Uuid, kind: ChangeKind) {
         // No receiver is fine: nobody is waiting.
         let _ = self.changes.send(JobChange { job_id, kind });
+    }
+
+    fn notify_evicted(&self, dropped: Vec<Uuid>) {
+        for id in dropped {
+            self.notify(id, ChangeKind::Deleted);
+        }
     }
 }
 
@@ -74,35 +148,32 @@ impl MemoryJobStore {
 impl JobStore for MemoryJobStore {
     async fn create(&self, record: Arc<JobRecord>) -> BusResult<u64> {
         let id = record.id;
-        let revision = {
+        let (revision, dropped) = {
             let mut inner = lock(&self.inner);
             inner.revision += 1;
             let revision = inner.revision;
-            inner.jobs.insert(
-                id,
-                Entry {
-                    record,
-                    events: Vec::new(),
-                    slots: Vec::new(),
-                    responses: Vec::new(),
-                },
-            );
+            let bytes = record_size(&record);
+            let mut entry = Entry {
+                record,
+                events: Vec::new(),
+                slots: Vec::new(),
+                responses: Vec::new(),
+                bytes,
+                finished: false,
+            };
+            entry.finished = entry.settles();
+            inner.bytes += bytes;
+            inner.jobs.insert(id, entry);
             inner.order.push_back(id);
-            while inner.jobs.len() > self.max_jobs {
-                match inner.order.pop_front() {
-                    Some(old) => {
-                        inner.jobs.remove(&old);
-                    }
-                    None => break,
-                }
-            }
+            let dropped = inner.evict(self.max_jobs, self.max_bytes, id);
             // Deleted ids leave holes in `order`; compact when they dominate.
             if inner.order.len() > 2 * inner.jobs.len() + 64 {
                 let Inner { jobs, order, .. } = &mut *inner;
                 order.retain(|id| jobs.contains_key(id));
             }
-            revision
+            (revision, dropped)
         };
+        self.notify_evicted(dropped);
         self.notify(id, ChangeKind::Created);
         Ok(revision)
     }
@@ -126,7 +197,16 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn delete(&self, id: Uuid) -> BusResult<bool> {
-        let removed = lock(&self.inner).jobs.remove(&id).is_some();
+        let removed = {
+            let mut inner = lock(&self.inner);
+            match inner.jobs.remove(&id) {
+                Some(e) => {
+                    inner.bytes -= e.bytes;
+                    true
+                }
+                None => false,
+            }
+        };
         if removed {
             self.notify(id, ChangeKind::Deleted);
         }
@@ -146,7 +226,7 @@ impl JobStore for MemoryJobStore {
             .into_iter()
             .chain(events.iter().map(|e| ChangeKind::Event(e.event)))
             .collect();
-        {
+        let dropped = {
             let mut inner = lock(&self.inner);
             let entry = inner
                 .jobs
@@ -161,6 +241,9 @@ impl JobStore for MemoryJobStore {
             if only_progress(&events, response.as_ref()) && settled(in_slot) {
                 return Ok(false);
             }
+            let added = response.as_ref().map_or(0, response_size)
+                + events.iter().map(event_size).sum::<usize>();
+            let terminal = events.iter().any(|e| e.event.is_terminal());
             // The response goes first: whoever sees the terminal event finds it.
             entry.responses.extend(response.map(Arc::new));
             let slot: Arc<str> = slot.into();
@@ -168,7 +251,14 @@ impl JobStore for MemoryJobStore {
                 entry.events.push(Arc::new(e));
                 entry.slots.push(slot.clone());
             }
-        }
+            entry.bytes += added;
+            if terminal && !entry.finished {
+                entry.finished = entry.settles();
+            }
+            inner.bytes += added;
+            inner.evict(self.max_jobs, self.max_bytes, job_id)
+        };
+        self.notify_evicted(dropped);
         for kind in kinds {
             self.notify(job_id, kind);
         }
@@ -201,20 +291,92 @@ mod tests {
         }
     }
 
+    /// Settles an `_any` job as an agent would, with `bytes` of output.
+    async fn finish(store: &MemoryJobStore, id: Uuid, bytes: usize) {
+        let response = AgentResponse {
+            job_id: id,
+            hostname: "web-01".into(),
+            status: osapi_api::records::ResponseStatus::Completed,
+            data: Some(serde_json::json!({"stdout": "x".repeat(bytes)})),
+            changed: false,
+            error: None,
+            timestamp: OffsetDateTime::now_utc(),
+        };
+        let done = JobEvent::now(id, EventKind::Completed, "web-01");
+        assert!(
+            store
+                .append(id, crate::ANY_SLOT, vec![done], Some(response))
+                .await
+                .unwrap()
+        );
+    }
+
     #[tokio::test]
-    async fn retention_drops_oldest() {
+    async fn retention_drops_oldest_finished() {
         let store = MemoryJobStore::new(2);
-        let a = record();
-        let b = record();
-        let c = record();
-        let (ida, idc) = (a.id, c.id);
+        let (a, b, c) = (record(), record(), record());
+        let (ida, idb, idc) = (a.id, b.id, c.id);
+        let mut rx = store.subscribe();
         store.create(Arc::new(a)).await.unwrap();
         store.create(Arc::new(b)).await.unwrap();
+        finish(&store, idb, 10).await;
         store.create(Arc::new(c)).await.unwrap();
-        assert!(store.get(ida).await.unwrap().is_none());
+        assert!(
+            store.get(ida).await.unwrap().is_some(),
+            "a running job is never dropped"
+        );
+        assert!(
+            store.get(idb).await.unwrap().is_none(),
+            "the oldest finished job goes first"
+        );
         let list = store.list().await.unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].record.id, idc, "newest first");
+        let mut deleted = Vec::new();
+        while let Ok(change) = rx.try_recv() {
+            if change.kind == ChangeKind::Deleted {
+                deleted.push(change.job_id);
+            }
+        }
+        assert_eq!(deleted, vec![idb], "eviction is announced");
+    }
+
+    #[tokio::test]
+    async fn byte_budget_drops_oldest_finished_jobs() {
+        let store = MemoryJobStore::with_limits(1000, 10 << 20);
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            let r = record();
+            ids.push(r.id);
+            store.create(Arc::new(r)).await.unwrap();
+            finish(&store, *ids.last().unwrap(), 4 << 20).await;
+        }
+        assert!(store.bytes() <= 10 << 20, "{} bytes held", store.bytes());
+        let newest = store.get(ids[5]).await.unwrap().expect("newest kept");
+        let out = newest.responses[0].data.as_ref().unwrap()["stdout"]
+            .as_str()
+            .unwrap()
+            .len();
+        assert_eq!(out, 4 << 20, "the newest job keeps its whole output");
+        assert!(store.get(ids[0]).await.unwrap().is_none());
+        assert_eq!(store.len(), 2);
+        // Running jobs stay even past the budget.
+        let running = record();
+        let rid = running.id;
+        store.create(Arc::new(running)).await.unwrap();
+        let started = JobEvent::now(rid, EventKind::Started, "web-01");
+        store
+            .append(rid, crate::ANY_SLOT, vec![started], None)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let r = record();
+            let id = r.id;
+            store.create(Arc::new(r)).await.unwrap();
+            finish(&store, id, 4 << 20).await;
+        }
+        assert!(store.get(rid).await.unwrap().is_some());
+        assert!(store.delete(rid).await.unwrap());
     }
 
     #[tokio::test]

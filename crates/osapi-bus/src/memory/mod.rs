@@ -31,8 +31,15 @@ pub struct MemoryBusConfig {
     pub facts_ttl: Duration,
     /// Jobs kept; the oldest are dropped beyond this (default 10 000).
     pub max_jobs: usize,
-    /// Audit entries kept; the oldest are dropped beyond this (default 10 000).
+    /// Bytes of job records, events and responses kept (default 256 MiB):
+    /// beyond, the oldest finished jobs are dropped; running jobs never are.
+    pub max_job_bytes: usize,
+    /// Audit entries kept (default 10 000), and as many again of denied
+    /// requests (401/403), so that those never push allowed ones out.
     pub max_audit_entries: usize,
+    /// Bytes of uploaded files kept (default 1 GiB, `nats.objects.max_bytes`):
+    /// an upload past it is refused and nothing stored is lost.
+    pub max_object_bytes: u64,
 }
 
 impl Default for MemoryBusConfig {
@@ -41,7 +48,9 @@ impl Default for MemoryBusConfig {
             registry_ttl: Duration::from_secs(30),
             facts_ttl: Duration::from_secs(300),
             max_jobs: 10_000,
+            max_job_bytes: 256 << 20,
             max_audit_entries: 10_000,
+            max_object_bytes: 1 << 30,
         }
     }
 }
@@ -54,12 +63,15 @@ impl MemoryBus {
     /// it also starts a task that expires registrations as soon as their TTL
     /// passes (otherwise they expire lazily when read).
     pub fn start(config: MemoryBusConfig) -> Bus {
-        let jobs = Arc::new(MemoryJobStore::new(config.max_jobs));
+        let jobs = Arc::new(MemoryJobStore::with_limits(
+            config.max_jobs,
+            config.max_job_bytes,
+        ));
         let registry = Arc::new(MemoryRegistry::new(config.registry_ttl));
         registry::spawn_reaper(&registry);
         let facts = Arc::new(MemoryFactStore::new(config.facts_ttl));
         let state = Arc::new(MemoryStateStore::new());
-        let objects = Arc::new(MemoryObjectStore::new());
+        let objects = Arc::new(MemoryObjectStore::new(config.max_object_bytes));
         let file_state = Arc::new(MemoryFileStateStore::new());
         let audit = Arc::new(MemoryAuditStore::new(config.max_audit_entries));
         let status = Arc::new(MemoryStatus {

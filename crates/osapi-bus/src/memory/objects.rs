@@ -9,18 +9,28 @@ use osapi_api::records::{FileState, ObjectInfo};
 use sha2::{Digest, Sha256};
 
 use crate::lock;
-use crate::{BusResult, FileStateStore, ObjectStore};
+use crate::{BusError, BusResult, FileStateStore, ObjectStore};
 
-/// Uploaded files held in memory.
-#[derive(Default)]
+/// Uploaded files held in memory, up to a total size.
 pub struct MemoryObjectStore {
     objects: Mutex<BTreeMap<String, (ObjectInfo, Bytes)>>,
+    max_bytes: u64,
+}
+
+impl Default for MemoryObjectStore {
+    fn default() -> Self {
+        Self::new(u64::MAX)
+    }
 }
 
 impl MemoryObjectStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store holding at most `max_bytes` of content; an upload that
+    /// would go past it fails with [`BusError::Full`] and changes nothing.
+    pub fn new(max_bytes: u64) -> Self {
+        MemoryObjectStore {
+            objects: Mutex::new(BTreeMap::new()),
+            max_bytes,
+        }
     }
 
     /// Total size of the objects held, in bytes.
@@ -38,7 +48,18 @@ impl ObjectStore for MemoryObjectStore {
             size: data.len() as u64,
             content_type: content_type.to_string(),
         };
-        lock(&self.objects).insert(name.to_string(), (info.clone(), data));
+        let mut objects = lock(&self.objects);
+        let replaced = objects.get(name).map_or(0, |o| o.0.size);
+        let used: u64 = objects.values().map(|o| o.0.size).sum();
+        let after = used - replaced + info.size;
+        if after > self.max_bytes {
+            return Err(BusError::Full(format!(
+                "storing {} bytes would bring the file store to {after} bytes, over its limit of {} \
+                 (nats.objects.max_bytes); delete files or raise the limit",
+                info.size, self.max_bytes
+            )));
+        }
+        objects.insert(name.to_string(), (info.clone(), data));
         Ok(info)
     }
 

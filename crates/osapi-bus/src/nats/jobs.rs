@@ -1,8 +1,10 @@
 //! Jobs on NATS: immutable records in `<ns>-job-queue` (`jobs.<id>`), and
 //! each writer's progress in its own key of `<ns>-job-progress`
 //! (`<id>.<slot>`), updated with compare-and-set so writers never lose each
-//! other's events. A watch on the progress bucket feeds every controller's
-//! waiters, whichever controller or agent wrote.
+//! other's events. On controllers (the first subscriber), a watch on each
+//! bucket feeds the change feed, whichever controller or agent wrote:
+//! records announce new and deleted jobs, progress feeds the waiters and a
+//! byte-bounded cache that saves reads of recent jobs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +12,14 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use async_trait::async_trait;
 use futures::StreamExt;
-use osapi_api::records::{AgentResponse, EventKind, JobEvent, JobRecord};
+use osapi_api::records::{AgentResponse, EventKind, JobEvent, JobRecord, ResponseStatus};
 use osapi_api::target::sanitize_host;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::util::{backend, decode, encode, get_json, get_many, keys_with_prefix};
+use super::util::{backend, decode, encode, get_json, get_many, scan_map};
+use crate::size::{event_size, response_size};
 use crate::traits::{only_progress, settled};
 use crate::{
     ANY_SLOT, API_SLOT, BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore,
@@ -31,58 +34,144 @@ struct Slot {
     responses: Vec<AgentResponse>,
 }
 
+/// A slot as the cache keeps it: shared pieces, the revision it was read or
+/// written at, and its approximate size.
+#[derive(Clone)]
+struct CachedSlot {
+    events: Vec<Arc<JobEvent>>,
+    responses: Vec<Arc<AgentResponse>>,
+    revision: u64,
+    bytes: usize,
+}
+
+impl CachedSlot {
+    fn new(slot: Slot, revision: u64) -> Self {
+        let bytes = slot.events.iter().map(event_size).sum::<usize>()
+            + slot.responses.iter().map(response_size).sum::<usize>();
+        CachedSlot {
+            events: slot.events.into_iter().map(Arc::new).collect(),
+            responses: slot.responses.into_iter().map(Arc::new).collect(),
+            revision,
+            bytes,
+        }
+    }
+}
+
+/// A slot without response data: what listing and counting need, read
+/// without holding every output in memory.
+#[derive(Deserialize)]
+struct LightSlot {
+    #[serde(default)]
+    events: Vec<JobEvent>,
+    #[serde(default)]
+    responses: Vec<LightResponse>,
+}
+
+/// An agent response without its data.
+#[derive(Deserialize)]
+struct LightResponse {
+    job_id: Uuid,
+    hostname: String,
+    status: ResponseStatus,
+    #[serde(default)]
+    changed: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    timestamp: time::OffsetDateTime,
+}
+
+impl From<LightResponse> for AgentResponse {
+    fn from(r: LightResponse) -> Self {
+        AgentResponse {
+            job_id: r.job_id,
+            hostname: r.hostname,
+            status: r.status,
+            data: None,
+            changed: r.changed,
+            error: r.error,
+            timestamp: r.timestamp,
+        }
+    }
+}
+
 /// A record read or written here, and when.
 type SeenRecord = (Arc<JobRecord>, std::time::Instant);
 
 /// Records kept in memory, and for how long.
 const RECORD_CACHE: usize = 50_000;
 const RECORD_CACHE_AGE: Duration = Duration::from_secs(300);
-/// Slots kept in memory.
+/// Slots kept in memory, by count and by bytes.
 const SLOT_CACHE: usize = 50_000;
+const SLOT_CACHE_BYTES: usize = 64 << 20;
 /// Jobs created this long after the watch (re)started are read from the
 /// cache (covers clock differences between controllers).
 const CACHE_MARGIN: Duration = Duration::from_secs(1);
 
-/// Slots seen by the watch since it last (re)started.
+/// Slots seen by the watch since it last (re)started, and slots written
+/// here, bounded by count and by bytes.
 #[derive(Default)]
 struct ProgressCache {
     /// Jobs created after this (plus a margin) had every write seen here;
     /// `None` while the watch is down.
     since: Option<time::OffsetDateTime>,
-    slots: std::collections::HashMap<String, Slot>,
+    slots: std::collections::HashMap<String, CachedSlot>,
     order: std::collections::VecDeque<String>,
+    bytes: usize,
 }
 
 impl ProgressCache {
     fn restart(&mut self) {
         self.since = Some(time::OffsetDateTime::now_utc());
-        self.slots.clear();
-        self.order.clear();
+        self.clear();
     }
 
     fn stop(&mut self) {
         self.since = None;
-        self.slots.clear();
-        self.order.clear();
+        self.clear();
     }
 
-    fn put(&mut self, key: String, slot: Slot) {
-        if self.slots.insert(key.clone(), slot).is_none() {
-            self.order.push_back(key);
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.order.clear();
+        self.bytes = 0;
+    }
+
+    /// Keeps `slot` unless a newer revision of it is held already.
+    fn put(&mut self, key: String, slot: CachedSlot) {
+        let bytes = slot.bytes;
+        match self.slots.get_mut(&key) {
+            Some(held) if held.revision >= slot.revision => return,
+            Some(held) => {
+                self.bytes = self.bytes - held.bytes + bytes;
+                *held = slot;
+            }
+            None => {
+                self.bytes += bytes;
+                self.slots.insert(key.clone(), slot);
+                self.order.push_back(key);
+            }
         }
-        while self.order.len() > SLOT_CACHE {
+        while self.order.len() > SLOT_CACHE || self.bytes > SLOT_CACHE_BYTES {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
+            let Some(evicted) = self.slots.remove(&old) else {
+                continue;
+            };
+            self.bytes -= evicted.bytes;
             // Jobs as old as the evicted one are read from NATS from now on.
-            if let Some(first) = self
-                .slots
-                .remove(&old)
-                .and_then(|s| s.events.first().map(|e| e.timestamp))
+            if let Some(first) = evicted.events.first().map(|e| e.timestamp)
                 && let Some(since) = self.since.as_mut()
             {
                 *since = (*since).max(first);
             }
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.slots.remove(key) {
+            self.bytes -= old.bytes;
         }
     }
 
@@ -154,7 +243,7 @@ impl NatsJobStore {
             .map(|(r, _)| r.clone())
     }
 
-    async fn slots(&self, record: &JobRecord) -> BusResult<Vec<Slot>> {
+    async fn slots(&self, record: &JobRecord) -> BusResult<Vec<CachedSlot>> {
         let mut keys = vec![slot_key(record.id, API_SLOT)];
         if record.is_any() {
             keys.push(slot_key(record.id, ANY_SLOT));
@@ -170,25 +259,37 @@ impl NatsJobStore {
                     .collect());
             }
         }
-        get_many(&self.progress, keys).await
+        let slots: Vec<Slot> = get_many(&self.progress, keys).await?;
+        Ok(slots.into_iter().map(|s| CachedSlot::new(s, 0)).collect())
     }
 
     async fn snapshot(&self, record: Arc<JobRecord>) -> BusResult<JobSnapshot> {
         let slots = self.slots(&record).await?;
-        let mut events: Vec<JobEvent> = Vec::new();
-        let mut responses: Vec<AgentResponse> = Vec::new();
-        for slot in slots {
-            events.extend(slot.events);
-            responses.extend(slot.responses);
-        }
-        // Slots are read separately: order across them by time (stable).
-        events.sort_by_key(|e| e.timestamp);
-        responses.sort_by_key(|r| r.timestamp);
-        Ok(JobSnapshot {
+        Ok(assemble(
             record,
-            events: events.into_iter().map(Arc::new).collect(),
-            responses: responses.into_iter().map(Arc::new).collect(),
-        })
+            slots.into_iter().map(|s| (s.events, s.responses)),
+        ))
+    }
+}
+
+/// A snapshot from a job's slots, read separately: events and responses are
+/// ordered across slots by time (stable).
+fn assemble(
+    record: Arc<JobRecord>,
+    slots: impl IntoIterator<Item = (Vec<Arc<JobEvent>>, Vec<Arc<AgentResponse>>)>,
+) -> JobSnapshot {
+    let mut events = Vec::new();
+    let mut responses = Vec::new();
+    for (e, r) in slots {
+        events.extend(e);
+        responses.extend(r);
+    }
+    events.sort_by_key(|e| e.timestamp);
+    responses.sort_by_key(|r| r.timestamp);
+    JobSnapshot {
+        record,
+        events,
+        responses,
     }
 }
 
@@ -225,14 +326,45 @@ impl JobStore for NatsJobStore {
     }
 
     async fn list(&self) -> BusResult<Vec<JobSnapshot>> {
-        let keys = keys_with_prefix(&self.records, "jobs.").await?;
-        let records: Vec<JobRecord> = get_many(&self.records, keys).await?;
-        let mut snapshots: Vec<JobSnapshot> = futures::stream::iter(records)
-            .map(|r| self.snapshot(Arc::new(r)))
-            .buffer_unordered(16)
-            .filter_map(|s| async move { s.ok() })
-            .collect()
-            .await;
+        // Two passes through the buckets' streams; response data is skipped.
+        let (records, slots) = tokio::try_join!(
+            scan_map(&self.records, |key, value| {
+                key.starts_with("jobs.")
+                    .then(|| serde_json::from_slice::<JobRecord>(&value).ok())
+                    .flatten()
+            }),
+            scan_map(&self.progress, |key, value| {
+                let id = key
+                    .split('.')
+                    .next()
+                    .and_then(|s| Uuid::parse_str(s).ok())?;
+                let slot: LightSlot = serde_json::from_slice(&value).ok()?;
+                Some((id, slot))
+            })
+        )?;
+        let mut by_job: std::collections::HashMap<Uuid, Vec<LightSlot>> =
+            std::collections::HashMap::new();
+        for (id, slot) in slots {
+            by_job.entry(id).or_default().push(slot);
+        }
+        let mut snapshots: Vec<JobSnapshot> = records
+            .into_iter()
+            .map(|record| {
+                let slots = by_job.remove(&record.id).unwrap_or_default();
+                assemble(
+                    Arc::new(record),
+                    slots.into_iter().map(|s| {
+                        (
+                            s.events.into_iter().map(Arc::new).collect(),
+                            s.responses
+                                .into_iter()
+                                .map(|r| Arc::new(AgentResponse::from(r)))
+                                .collect(),
+                        )
+                    }),
+                )
+            })
+            .collect();
         snapshots.sort_by_key(|s| std::cmp::Reverse(s.record.created));
         Ok(snapshots)
     }
@@ -266,6 +398,14 @@ impl JobStore for NatsJobStore {
             current
         };
         let remember = |rev: u64, slot: Slot| {
+            // Our own write is the slot's newest value: reads right after it
+            // (a controller settling a job, then showing it) must see it.
+            // Only controllers (whose watch runs) read from the cache.
+            let mut cache = crate::lock(&self.cache);
+            if cache.since.is_some() {
+                cache.put(key.clone(), CachedSlot::new(slot.clone(), rev));
+            }
+            drop(cache);
             let mut written = crate::lock(&self.written);
             if finishes {
                 // The writer is done with this slot.
@@ -352,6 +492,11 @@ impl JobStore for NatsJobStore {
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         let rx = self.changes.subscribe();
         if let Some(stop) = crate::lock(&self.watcher).take() {
+            tokio::spawn(watch_records(
+                self.records.clone(),
+                self.changes.clone(),
+                stop.clone(),
+            ));
             tokio::spawn(watch_progress(
                 self.progress.clone(),
                 self.changes.clone(),
@@ -402,7 +547,7 @@ async fn watch_progress(
                         continue;
                     };
                     let kind = if entry.operation != kv::Operation::Put {
-                        crate::lock(&cache).slots.remove(&entry.key);
+                        crate::lock(&cache).remove(&entry.key);
                         ChangeKind::Deleted
                     } else {
                         match serde_json::from_slice::<Slot>(&entry.value) {
@@ -417,7 +562,8 @@ async fn watch_progress(
                                     .map(|e| ChangeKind::Event(e.event))
                                     .unwrap_or(ChangeKind::Response);
                                 // Cache first, then announce: a woken waiter reads the new value.
-                                crate::lock(&cache).put(entry.key.clone(), slot);
+                                crate::lock(&cache)
+                                    .put(entry.key.clone(), CachedSlot::new(slot, entry.revision));
                                 kind
                             }
                             Err(_) => ChangeKind::Event(EventKind::Failed),
@@ -430,6 +576,57 @@ async fn watch_progress(
         }
         // Writes may be missed until the watch is back: read from NATS meanwhile.
         crate::lock(&cache).stop();
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Announces jobs created and deleted through any controller (the records
+/// bucket); re-watches after errors and then asks for a resync.
+async fn watch_records(
+    records: kv::Store,
+    changes: broadcast::Sender<JobChange>,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let watch = tokio::select! {
+            _ = stop.changed() => return,
+            w = records.watch("jobs.>") => w,
+        };
+        match watch {
+            Ok(mut watch) => {
+                backoff = Duration::from_millis(100);
+                let _ = changes.send(JobChange {
+                    job_id: Uuid::nil(),
+                    kind: ChangeKind::Resync,
+                });
+                loop {
+                    let entry = tokio::select! {
+                        _ = stop.changed() => return,
+                        e = watch.next() => e,
+                    };
+                    let Some(Ok(entry)) = entry else { break };
+                    let Some(id) = entry
+                        .key
+                        .strip_prefix("jobs.")
+                        .and_then(|s| Uuid::parse_str(s).ok())
+                    else {
+                        continue;
+                    };
+                    let kind = if entry.operation == kv::Operation::Put {
+                        ChangeKind::Created
+                    } else {
+                        ChangeKind::Deleted
+                    };
+                    let _ = changes.send(JobChange { job_id: id, kind });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch job records; retrying"),
+        }
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(backoff) => {}

@@ -12,7 +12,8 @@
 //! | `<ns>-agent-registry` | KV, max-age = TTL | `agents.<host>`: registrations |
 //! | `<ns>-agent-facts` | KV, max-age | `facts.<host>` |
 //! | `<ns>-agent-state` | KV | `drain.<host>`, `timeline.<host>.<event>.<nanos>` |
-//! | `<ns>-audit-log` | KV, max-age 720 h | `<id>`: audit entries |
+//! | `<ns>-audit-log` | KV, max-age 720 h, 50 MiB | `<id>`: audit entries of allowed requests |
+//! | `<ns>-audit-log-denied` | KV, same limits, its own budget | `<id>`: audit entries of denied requests (401/403) |
 //! | `<ns>-file-objects` | object store | uploaded files |
 //! | `<ns>-file-state` | KV | `<host>.<sha256(path)>`: deployed files |
 //!
@@ -136,7 +137,10 @@ impl Default for NatsConfig {
             registry: BucketSettings::new("agent-registry", Duration::from_secs(30)),
             facts: BucketSettings::new("agent-facts", Duration::from_secs(300)),
             state: BucketSettings::new("agent-state", Duration::ZERO),
-            audit: BucketSettings::new("audit-log", Duration::from_secs(720 * 3600)),
+            audit: BucketSettings {
+                max_bytes: 50 << 20,
+                ..BucketSettings::new("audit-log", Duration::from_secs(720 * 3600))
+            },
             objects: BucketSettings {
                 max_bytes: 10 << 30,
                 ..BucketSettings::new("file-objects", Duration::ZERO)
@@ -240,6 +244,15 @@ impl NatsBus {
         let facts_kv = ensure_kv(&conn, &c.facts, 1).await?;
         let state_kv = ensure_kv(&conn, &c.state, 1).await?;
         let audit_kv = ensure_kv(&conn, &c.audit, 1).await?;
+        let denied_kv = ensure_kv(
+            &conn,
+            &BucketSettings {
+                name: format!("{}-denied", c.audit.name),
+                ..c.audit.clone()
+            },
+            1,
+        )
+        .await?;
         let file_state_kv = ensure_kv(&conn, &c.file_state, 1).await?;
         let objects = ensure_objects(&conn).await?;
 
@@ -262,6 +275,7 @@ impl NatsBus {
                 facts_kv.clone(),
                 state_kv,
                 audit_kv.clone(),
+                denied_kv.clone(),
                 file_state_kv.clone(),
             ],
             objects: objects.clone(),
@@ -274,7 +288,7 @@ impl NatsBus {
             state,
             objects: Arc::new(objects::NatsObjectStore::new(objects)),
             file_state: Arc::new(objects::NatsFileStateStore::new(file_state_kv)),
-            audit: Arc::new(audit::NatsAuditStore::new(audit_kv)),
+            audit: Arc::new(audit::NatsAuditStore::new(audit_kv, denied_kv)),
             status,
         })
     }

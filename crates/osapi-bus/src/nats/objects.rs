@@ -75,11 +75,16 @@ impl ObjectStore for NatsObjectStore {
             ..Default::default()
         };
         let mut reader: &[u8] = &data;
-        let info = self
-            .store
-            .put(meta, &mut reader)
-            .await
-            .map_err(|e| backend(&format!("store file {name}"), e))?;
+        let info = self.store.put(meta, &mut reader).await.map_err(|e| {
+            let text = e.to_string();
+            if text.contains("maximum bytes") || text.contains("insufficient resources") {
+                crate::BusError::Full(format!(
+                    "the object store is at its byte limit (nats.objects.max_bytes): {text}"
+                ))
+            } else {
+                backend(&format!("store file {name}"), e)
+            }
+        })?;
         let mut out = convert(&info);
         if out.sha256.is_empty() {
             out.sha256 = hex::encode(Sha256::digest(&data));

@@ -45,7 +45,7 @@ impl BusStatus for NatsStatus {
             },
         };
         let kv = match self.buckets.first() {
-            Some(b) if connected => match b.status().await {
+            Some(b) if connected => match b.stream.get_info().await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(format!("kv bucket not accessible: {e}")),
             },
@@ -72,12 +72,14 @@ impl BusStatus for NatsStatus {
                 consumers: info.state.consumer_count as u64,
             });
         }
+        // Fresh from the server (`kv::Store::status` is what the store saw
+        // when it was opened).
         for b in &self.buckets {
-            if let Ok(s) = b.status().await {
+            if let Ok(info) = b.stream.get_info().await {
                 stats.kv_buckets.push(KvBucketInfo {
-                    name: s.bucket().to_string(),
-                    keys: s.values(),
-                    bytes: 0,
+                    name: b.name.clone(),
+                    keys: info.state.messages,
+                    bytes: info.state.bytes,
                 });
             }
         }

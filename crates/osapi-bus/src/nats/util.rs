@@ -55,6 +55,54 @@ pub(crate) async fn keys_with_prefix(store: &kv::Store, prefix: &str) -> BusResu
     Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
 }
 
+/// Every live key of a bucket with its value, read in one pass through the
+/// bucket's stream (an ordered consumer) instead of one request per key.
+/// Deleted keys are left out.
+pub(crate) async fn scan(store: &kv::Store) -> BusResult<Vec<(String, Bytes)>> {
+    scan_map(store, |key, value| Some((key, value))).await
+}
+
+/// Like [`scan`], turning each entry into what `f` keeps as it arrives, so
+/// that large values need not all be held at once.
+pub(crate) async fn scan_map<T>(
+    store: &kv::Store,
+    mut f: impl FnMut(String, Bytes) -> Option<T>,
+) -> BusResult<Vec<T>> {
+    // Fresh from the server (`kv::Store::status` is what the store saw when
+    // it was opened).
+    let info = store
+        .stream
+        .get_info()
+        .await
+        .map_err(|e| backend("read bucket size", e))?;
+    if info.state.messages == 0 {
+        return Ok(Vec::new());
+    }
+    let mut watch = store
+        .watch_with_history(">")
+        .await
+        .map_err(|e| backend("scan bucket", e))?;
+    let mut out = Vec::new();
+    loop {
+        let next = tokio::time::timeout(SCAN_STALL, watch.next())
+            .await
+            .map_err(|_| BusError::Unavailable("scan bucket: no progress for 10s".into()))?;
+        let Some(entry) = next else { break };
+        let entry = entry.map_err(|e| backend("scan bucket", e))?;
+        let last = entry.delta == 0;
+        if entry.operation == kv::Operation::Put {
+            out.extend(f(entry.key, entry.value));
+        }
+        if last {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Longest wait for the next entry of a scan.
+const SCAN_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reads many keys concurrently, in key order; missing or undecodable values
 /// are left out.
 pub(crate) async fn get_many<T: DeserializeOwned>(

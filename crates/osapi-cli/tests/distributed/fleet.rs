@@ -174,6 +174,8 @@ pub struct Cluster {
     pub controllers: Vec<(u16, Proc)>,
     pub agents: BTreeMap<String, Proc>,
     pub ttl: Duration,
+    /// More YAML lines under `nats:` (indented two spaces) for every process.
+    pub nats_extra: String,
 }
 
 fn yaml_map(m: &BTreeMap<String, String>) -> String {
@@ -196,6 +198,7 @@ impl Cluster {
             controllers: Vec::new(),
             agents: BTreeMap::new(),
             ttl,
+            nats_extra: String::new(),
         }
     }
 
@@ -226,7 +229,8 @@ agent:
 nats:
   registry: {{ttl: {ttl}ms}}
   kv: {{storage: file}}
-",
+{extra}",
+            extra = self.nats_extra,
             nats = self.nats.port,
             hb = heartbeat.as_millis(),
             ttl = self.ttl.as_millis(),
@@ -295,6 +299,21 @@ nats:
 
     pub fn token(&self) -> String {
         self.token.clone()
+    }
+
+    /// A token of `roles` with explicit `permissions` (none: the roles').
+    pub fn token_for(&self, subject: &str, roles: &str, permissions: &str) -> String {
+        let mut args = vec!["token", "generate", "-r", roles, "-u", subject];
+        if !permissions.is_empty() {
+            args.extend(["-p", permissions]);
+        }
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("OSAPI_API_SERVER_SECURITY_SIGNING_KEY", KEY)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "token generate");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     /// Starts agent processes and waits until the first controller lists them.

@@ -2,6 +2,7 @@
 //! agent processes (`osapi api server start`, `osapi agent start`).
 
 mod fleet;
+mod lists;
 
 use std::collections::BTreeMap;
 use std::process::Command;

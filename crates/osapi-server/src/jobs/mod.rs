@@ -2,11 +2,14 @@
 //! read them (settling lost and expired hosts), long-poll them, list, count,
 //! delete and retry.
 
+mod index;
 pub mod view;
 mod waiters;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use osapi_api::job::{JobDetail, JobStatus, QueueStats};
 use osapi_api::ops::{
@@ -23,6 +26,7 @@ use uuid::Uuid;
 
 use crate::directory::AgentDirectory;
 use crate::error::{ApiError, ApiResult};
+pub use index::{Counts, JobIndex};
 pub use waiters::Waiters;
 
 /// Extra time a command job gets beyond the command's own timeout.
@@ -33,6 +37,7 @@ pub struct JobService {
     bus: Bus,
     directory: Arc<AgentDirectory>,
     waiters: Arc<Waiters>,
+    index: Arc<JobIndex>,
     default_timeout: Duration,
 }
 
@@ -50,18 +55,21 @@ impl JobService {
         bus: Bus,
         directory: Arc<AgentDirectory>,
         waiters: Arc<Waiters>,
+        index: Arc<JobIndex>,
         default_timeout: Duration,
     ) -> Self {
         JobService {
             bus,
             directory,
             waiters,
+            index,
             default_timeout,
         }
     }
 
     /// Validates and queues a job. `operation` is the object clients send
-    /// (`{"type": …, "data": …}`).
+    /// (`{"type": …, "data": …}`). The caller has checked the permission of
+    /// the operation ([`parse_operation`], [`Operation::permission`]).
     pub async fn create(
         &self,
         operation: Value,
@@ -88,6 +96,12 @@ impl JobService {
             retry_of,
         });
         let revision = self.bus.jobs.create(record.clone()).await?;
+        // Listed at once, before the change feed brings it.
+        self.index.upsert(&JobSnapshot {
+            record: record.clone(),
+            events: Vec::new(),
+            responses: Vec::new(),
+        });
         match parsed_target {
             Target::Any => {
                 self.bus
@@ -192,10 +206,35 @@ impl JobService {
             }
         }
         if wrote {
-            self.snapshot(id).await
+            // Our writes are read back (the store serves its own writes at
+            // once), and the index learns the settled status right away.
+            let settled = self.snapshot(id).await?;
+            self.index.upsert(&settled);
+            Ok(settled)
         } else {
             Ok(snapshot)
         }
+    }
+
+    /// Settles every running job whose deadline passed or whose host left,
+    /// so that lists and counts never show them as still running.
+    async fn settle_due(&self) -> ApiResult<()> {
+        let fleet = self.directory.fleet().await?;
+        let due = self.index.due(OffsetDateTime::now_utc(), &fleet).await?;
+        let settled: Vec<ApiResult<()>> = futures::stream::iter(due)
+            .map(|id| async move {
+                match self.bus.jobs.get(id).await? {
+                    Some(snapshot) => self.settle(snapshot).await.map(|_| ()),
+                    None => {
+                        self.index.remove(id);
+                        Ok(())
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        settled.into_iter().collect()
     }
 
     /// The job as `GET /job/{id}` shows it.
@@ -232,58 +271,55 @@ impl JobService {
         }
     }
 
-    /// Jobs newest first, optionally filtered by status, paged.
+    /// Jobs newest first, optionally filtered by status, paged. Reads only
+    /// the jobs of the page (the index knows every job's status).
     pub async fn list(
         &self,
         status: Option<JobStatus>,
         offset: usize,
         limit: usize,
     ) -> ApiResult<(usize, Vec<JobDetail>)> {
-        let all = self.bus.jobs.list().await?;
-        // Views are built for the page only; filtering needs the status alone.
-        let matching: Vec<&JobSnapshot> = all
-            .iter()
-            .filter(|s| status.is_none_or(|st| view::status(s) == st))
-            .collect();
-        let total = matching.len();
+        self.settle_due().await?;
         let limit = if limit == 0 { usize::MAX } else { limit };
-        Ok((
-            total,
-            matching
-                .into_iter()
-                .skip(offset)
-                .take(limit)
-                .map(|s| view::build(s, false))
-                .collect(),
-        ))
+        let (total, ids) = self.index.page(status, offset, limit).await?;
+        let snapshots: Vec<ApiResult<Option<JobSnapshot>>> = futures::stream::iter(ids)
+            .map(|id| async move { Ok(self.bus.jobs.get(id).await?) })
+            .buffered(16)
+            .collect()
+            .await;
+        let mut items = Vec::with_capacity(snapshots.len());
+        for s in snapshots {
+            // Gone since the index saw it (deleted, or dropped by retention).
+            if let Some(s) = s? {
+                items.push(view::build(&s, false));
+            }
+        }
+        Ok((total, items))
     }
 
-    /// Counts per status and operation.
+    /// Counts per status and operation, from the index's counters.
     pub async fn stats(&self) -> ApiResult<QueueStats> {
-        let all = self.bus.jobs.list().await?;
+        self.settle_due().await?;
+        let counts = self.index.counts().await?;
         let mut stats = QueueStats {
-            total_jobs: all.len(),
+            total_jobs: counts.total,
+            operation_counts: counts.by_operation,
             ..Default::default()
         };
         for key in [
-            "submitted",
-            "processing",
-            "completed",
-            "failed",
-            "partial_failure",
+            JobStatus::Submitted,
+            JobStatus::Processing,
+            JobStatus::Completed,
+            JobStatus::Failed,
+            JobStatus::PartialFailure,
         ] {
-            stats.status_counts.insert(key.to_string(), 0);
+            stats.status_counts.insert(key.as_str().to_string(), 0);
         }
-        for s in &all {
-            let status = view::status(s);
+        for (status, n) in counts.by_status {
             *stats
                 .status_counts
                 .entry(status.as_str().to_string())
-                .or_default() += 1;
-            *stats
-                .operation_counts
-                .entry(s.record.op_type.clone())
-                .or_default() += 1;
+                .or_default() += n;
         }
         Ok(stats)
     }
@@ -291,19 +327,30 @@ impl JobService {
     /// Deletes a job.
     pub async fn delete(&self, id: Uuid) -> ApiResult<()> {
         if self.bus.jobs.delete(id).await? {
+            self.index.remove(id);
             Ok(())
         } else {
             Err(ApiError::not_found(format!("job not found: {id}")))
         }
     }
 
-    /// Creates a new job from an old one's operation.
-    pub async fn retry(&self, id: Uuid, target: Option<String>) -> ApiResult<Created> {
-        let original = self.snapshot(id).await?;
+    /// A job's immutable record.
+    pub async fn record(&self, id: Uuid) -> ApiResult<Arc<JobRecord>> {
+        self.bus
+            .jobs
+            .record(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("job not found: {id}")))
+    }
+
+    /// Creates a new job from an old one's operation. The caller has checked
+    /// the permission of that operation.
+    pub async fn retry(&self, original: &JobRecord, target: Option<String>) -> ApiResult<Created> {
+        let id = original.id;
         let target_given = target.clone().unwrap_or_default();
         let target = target.unwrap_or_else(|| Target::ANY.to_string());
         let created = self
-            .create(original.record.operation.clone(), &target, None, Some(id))
+            .create(original.operation.clone(), &target, None, Some(id))
             .await?;
         let retried = JobEvent::now(id, EventKind::Retried, API_HOST).with_data(json!({
             "new_job_id": created.record.id.to_string(),
@@ -317,9 +364,9 @@ impl JobService {
     }
 }
 
-/// Checks the operation object and, for known operations, its data.
-/// Returns the operation type.
-pub fn validate_operation(operation: &Value) -> ApiResult<String> {
+/// The operation an operation object (`{"type": …, "data": …}`) names; its
+/// data is not checked (see [`validate_operation`]).
+pub fn parse_operation(operation: &Value) -> ApiResult<Operation> {
     let obj = operation
         .as_object()
         .ok_or_else(|| ApiError::bad_request("operation must be a JSON object"))?;
@@ -328,13 +375,23 @@ pub fn validate_operation(operation: &Value) -> ApiResult<String> {
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("invalid operation format: missing type field"))?;
-    let op: Operation = op_type.parse().map_err(|_| {
+    op_type.parse().map_err(|_| {
         ApiError::bad_request(format!(
             "unsupported operation {op_type:?} (supported: {})",
             Operation::ALL.map(Operation::as_str).join(", ")
         ))
-    })?;
-    let data = match obj.get("data") {
+    })
+}
+
+/// Checks the operation object and its data. Returns the operation type as
+/// given.
+pub fn validate_operation(operation: &Value) -> ApiResult<String> {
+    let op = parse_operation(operation)?;
+    let op_type = operation
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let data = match operation.get("data") {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(d @ Value::Object(_)) => d.clone(),
         Some(_) => {

@@ -44,6 +44,26 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// The content of a multipart field, refused with 413 as soon as it is
+/// longer than `limit` bytes (the body limit leaves room for the multipart
+/// framing, so the file itself is measured here).
+async fn read_limited(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: usize,
+) -> ApiResult<Bytes> {
+    let mut data = bytes::BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if data.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("file is larger than the upload limit of {limit} bytes"),
+            ));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
+}
+
 /// Upload a file (multipart: `name`, `content_type`, `file`).
 #[utoipa::path(post, path = "/file", tag = "File",
     params(("force" = Option<bool>, Query, description = "Replace an object with different content")),
@@ -52,9 +72,10 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     responses((status = 201, body = FileUploadResponse),
         (status = 400, body = osapi_api::error::ErrorResponse),
         (status = 409, body = osapi_api::error::ErrorResponse),
-        (status = 413, body = osapi_api::error::ErrorResponse)))]
+        (status = 413, body = osapi_api::error::ErrorResponse),
+        (status = 507, description = "The file store is full (its byte limit)", body = osapi_api::error::ErrorResponse)))]
 pub async fn upload(
-    _auth: Authorized<perm::FileWrite>,
+    auth: Authorized<perm::FileWrite>,
     State(state): State<AppState>,
     Query(query): Query<QueryMap>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -74,11 +95,12 @@ pub async fn upload(
             Some("content_type") => {
                 content_type = Some(field.text().await.map_err(multipart_error)?)
             }
-            Some("file") => data = Some(field.bytes().await.map_err(multipart_error)?),
+            Some("file") => data = Some(read_limited(field, state.config.max_upload_bytes).await?),
             _ => {}
         }
     }
     let name = name.unwrap_or_default();
+    auth.note(|a| a.file = Some(name.clone()));
     check_name(&name)?;
     let data = data
         .filter(|d| !d.is_empty())
@@ -115,7 +137,13 @@ pub async fn upload(
         .objects
         .put(&name, &content_type, data)
         .await
-        .map_err(|e| ApiError::internal(format!("failed to store file: {e}")))?;
+        .map_err(|e| match e {
+            osapi_bus::BusError::Full(why) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!("failed to store file {name}: {why}"),
+            ),
+            e => ApiError::internal(format!("failed to store file {name}: {e}")),
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(FileUploadResponse {
@@ -178,10 +206,11 @@ pub async fn get(
     responses((status = 200, body = FileDeleteResponse),
         (status = 404, body = osapi_api::error::ErrorResponse)))]
 pub async fn delete(
-    _auth: Authorized<perm::FileWrite>,
+    auth: Authorized<perm::FileWrite>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<FileDeleteResponse>> {
+    auth.note(|a| a.file = Some(name.clone()));
     check_name(&name)?;
     if !state.bus.objects.delete(&name).await? {
         return Err(ApiError::not_found(format!("file not found: {name}")));

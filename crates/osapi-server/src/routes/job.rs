@@ -11,11 +11,12 @@ use osapi_api::job::{
     CreateJobRequest, CreateJobResponse, JobDetail, JobStatus, ListJobsResponse, QueueStats,
     RetryJobRequest,
 };
+use osapi_api::target::Target;
 
 use crate::auth::{Authorized, perm};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, QueryMap, optional_json, query_value};
-use crate::jobs::Created;
+use crate::jobs::{Created, parse_operation};
 use crate::state::AppState;
 
 fn created(c: Created) -> (StatusCode, Json<CreateJobResponse>) {
@@ -31,7 +32,8 @@ fn created(c: Created) -> (StatusCode, Json<CreateJobResponse>) {
     )
 }
 
-/// Queue a job for a target.
+/// Queue a job for a target. Needs `job:write` and the permission of the
+/// operation (see the table in the API description).
 #[utoipa::path(post, path = "/job", tag = "Job",
     request_body = CreateJobRequest,
     security(("BearerAuth" = ["job:write"])),
@@ -40,10 +42,16 @@ fn created(c: Created) -> (StatusCode, Json<CreateJobResponse>) {
         (status = 401, body = osapi_api::error::ErrorResponse),
         (status = 403, body = osapi_api::error::ErrorResponse)))]
 pub async fn create(
-    _auth: Authorized<perm::JobWrite>,
+    auth: Authorized<perm::JobWrite>,
     State(state): State<AppState>,
     extract::Json(req): extract::Json<CreateJobRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateJobResponse>)> {
+    auth.note(|a| {
+        a.note_operation(&req.operation);
+        a.target = Some(req.target_hostname.clone());
+    });
+    let op = parse_operation(&req.operation)?;
+    auth.require(op.permission())?;
     let timeout = req
         .timeout
         .as_deref()
@@ -63,6 +71,7 @@ pub async fn create(
         .jobs
         .create(req.operation, &req.target_hostname, timeout, None)
         .await?;
+    auth.note(|a| a.job_id = Some(c.record.id));
     Ok(created(c))
 }
 
@@ -144,16 +153,18 @@ pub async fn get(
     responses((status = 204, description = "Deleted"),
         (status = 404, body = osapi_api::error::ErrorResponse)))]
 pub async fn delete(
-    _auth: Authorized<perm::JobWrite>,
+    auth: Authorized<perm::JobWrite>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = extract::uuid("job id", &id)?;
+    auth.note(|a| a.job_id = Some(id));
     state.jobs.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Run a job's operation again as a new job.
+/// Run a job's operation again as a new job. Needs `job:write` and the
+/// permission of the job's operation.
 #[utoipa::path(post, path = "/job/{id}/retry", tag = "Job",
     params(("id" = String, Path, description = "Job id (UUID)")),
     request_body(content = Option<RetryJobRequest>, description = "Optional new target (default _any)"),
@@ -161,7 +172,7 @@ pub async fn delete(
     responses((status = 201, body = CreateJobResponse),
         (status = 404, body = osapi_api::error::ErrorResponse)))]
 pub async fn retry(
-    _auth: Authorized<perm::JobWrite>,
+    auth: Authorized<perm::JobWrite>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -172,5 +183,19 @@ pub async fn retry(
     if req.target_hostname.as_deref() == Some("") {
         return Err(ApiError::bad_request("target_hostname must not be empty"));
     }
-    Ok(created(state.jobs.retry(id, req.target_hostname).await?))
+    let original = state.jobs.record(id).await?;
+    auth.note(|a| {
+        a.note_operation(&original.operation);
+        a.retry_of = Some(id);
+        a.target = Some(
+            req.target_hostname
+                .clone()
+                .unwrap_or_else(|| Target::ANY.to_string()),
+        );
+    });
+    let op = parse_operation(&original.operation)?;
+    auth.require(op.permission())?;
+    let c = state.jobs.retry(&original, req.target_hostname).await?;
+    auth.note(|a| a.job_id = Some(c.record.id));
+    Ok(created(c))
 }

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use osapi_api::audit::AuditEntry;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -48,27 +48,11 @@ pub fn router(state: AppState) -> Router {
                 .get(file::list),
         )
         .route("/file/{name}", get(file::get).delete(file::delete))
-        .route("/node/{hostname}", get(node::status))
-        .route("/node/{hostname}/hostname", get(node::hostname))
-        .route("/node/{hostname}/disk", get(node::disk))
-        .route("/node/{hostname}/memory", get(node::memory))
-        .route("/node/{hostname}/load", get(node::load))
-        .route("/node/{hostname}/os", get(node::os))
-        .route("/node/{hostname}/uptime", get(node::uptime))
-        .route("/node/{hostname}/network/ping", post(node::ping))
-        .route(
-            "/node/{hostname}/network/dns/{interface}",
-            get(node::dns_get),
-        )
-        .route("/node/{hostname}/network/dns", put(node::dns_update))
-        .route("/node/{hostname}/command/exec", post(node::command_exec))
-        .route("/node/{hostname}/command/shell", post(node::command_shell))
-        .route("/node/{hostname}/file/deploy", post(node::file_deploy))
-        .route("/node/{hostname}/file/status", post(node::file_status))
         .route("/audit", get(audit::list))
         .route("/audit/export", get(audit::export))
         .route("/audit/{id}", get(audit::get))
-        .route("/openapi.json", get(crate::openapi::serve));
+        .route("/openapi.json", get(crate::openapi::serve))
+        .merge(node::router());
     Router::new()
         .merge(api.clone())
         .nest("/api", api)
@@ -102,25 +86,46 @@ fn unaudited(path: &str) -> bool {
     path.starts_with("/health") || path == "/openapi.json"
 }
 
-fn source_ip(req: &Request) -> String {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(',').next().unwrap_or_default().trim().to_string())
-            .filter(|v| !v.is_empty())
+/// Who sent the request: the peer address, unless the peer is a trusted
+/// proxy (`api.server.trusted_proxies`); then the nearest forwarded hop that
+/// is not itself a trusted proxy (`X-Forwarded-For` read from the right,
+/// then `X-Real-IP`). Forwarded headers from anyone else are ignored.
+fn source_ip(req: &Request, trusted: &[ipnet::IpNet]) -> String {
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+    else {
+        return String::new();
     };
-    header("x-forwarded-for")
-        .or_else(|| header("x-real-ip"))
-        .or_else(|| {
-            req.extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-        })
-        .unwrap_or_default()
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    if let Some(client) = forwarded.iter().rev().find(|ip| !is_trusted(ip)) {
+        return client.to_string();
+    }
+    if let Some(first) = forwarded.first() {
+        return first.to_string();
+    }
+    req.headers()
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .unwrap_or(peer)
+        .to_string()
 }
 
-/// Records every authenticated request (including 403s) in the audit log.
+/// Records every authenticated request (including 403s) in the audit log,
+/// with what it started or changed.
 async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if unaudited(req.uri().path()) {
         return next.run(req).await;
@@ -131,10 +136,10 @@ async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next
     let timestamp = OffsetDateTime::now_utc();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let source_ip = source_ip(&req);
+    let source_ip = source_ip(&req, &state.config.trusted_proxies);
     let response = next.run(req).await.into_response();
-    let principal = crate::lock(&slot.0).take();
-    if let Some(p) = principal {
+    let note = slot.take();
+    if let Some(p) = note.principal {
         let entry = AuditEntry {
             id: Uuid::new_v4(),
             timestamp,
@@ -146,6 +151,7 @@ async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next
             source_ip,
             response_code: response.status().as_u16(),
             duration_ms: started.elapsed().as_millis() as u64,
+            action: note.action,
         };
         // Written before the response leaves, so a client that reads the
         // log right after a request finds it there.

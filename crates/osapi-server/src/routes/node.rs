@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Json, Router};
 use osapi_agent::factref::is_fact_ref;
 use osapi_agent::providers::dns::is_valid_hostname;
 use osapi_api::format::{go_duration, human_uptime};
@@ -23,11 +23,45 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::{Authorized, perm};
+use crate::auth::{AuditNotes, Authorized, op};
 use crate::error::{ApiError, ApiResult};
 use crate::extract;
 use crate::jobs::{validate_command, validate_deploy};
 use crate::state::AppState;
+
+/// Declares the synchronous routes once: the router and the table of which
+/// operation each route starts (the OpenAPI document takes each route's
+/// permission from it, through the catalogue).
+macro_rules! node_routes {
+    ($($method:ident $path:literal => $handler:ident, $op:ident;)*) => {
+        /// `(method, path, operation)` of every synchronous route.
+        pub const OPERATIONS: &[(&str, &str, Operation)] = &[
+            $((stringify!($method), $path, Operation::$op),)*
+        ];
+
+        /// The synchronous routes.
+        pub fn router() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+node_routes! {
+    get "/node/{hostname}" => status, NodeStatusGet;
+    get "/node/{hostname}/hostname" => hostname, NodeHostnameGet;
+    get "/node/{hostname}/disk" => disk, NodeDiskGet;
+    get "/node/{hostname}/memory" => memory, NodeMemoryGet;
+    get "/node/{hostname}/load" => load, NodeLoadGet;
+    get "/node/{hostname}/os" => os, NodeOsGet;
+    get "/node/{hostname}/uptime" => uptime, NodeUptimeGet;
+    post "/node/{hostname}/network/ping" => ping, NetworkPingDo;
+    get "/node/{hostname}/network/dns/{interfaceName}" => dns_get, NetworkDnsGet;
+    put "/node/{hostname}/network/dns" => dns_update, NetworkDnsUpdate;
+    post "/node/{hostname}/command/exec" => command_exec, CommandExec;
+    post "/node/{hostname}/command/shell" => command_shell, CommandShell;
+    post "/node/{hostname}/file/deploy" => file_deploy, FileDeploy;
+    post "/node/{hostname}/file/status" => file_status, FileStatusGet;
+}
 
 /// One host's answer to a synchronous job.
 struct Answer {
@@ -37,9 +71,10 @@ struct Answer {
     changed: bool,
 }
 
-/// Creates the job, waits, and collects the answers.
+/// Creates the job (noting it in the audit entry), waits, and collects the answers.
 async fn run(
     state: &AppState,
+    audit: &AuditNotes,
     target: &str,
     op: Operation,
     data: Value,
@@ -47,8 +82,13 @@ async fn run(
 ) -> ApiResult<(Uuid, Vec<Answer>)> {
     let broadcast = Target::parse(target).is_ok_and(|t| t.is_broadcast());
     let operation = json!({"type": op.as_str(), "data": data});
+    audit.note(|a| {
+        a.note_operation(&operation);
+        a.target = Some(target.to_string());
+    });
     let created = state.jobs.create(operation, target, None, None).await?;
     let id = created.record.id;
+    audit.note(|a| a.job_id = Some(id));
     let detail = state.jobs.wait(id, wait).await?;
     let terminal = detail.status.is_some_and(JobStatus::is_terminal);
     let answers: Vec<Answer> = if broadcast {
@@ -113,12 +153,13 @@ fn decode<T: DeserializeOwned>(a: &Answer) -> Result<T, String> {
 
 async fn collection<T: Item>(
     state: &AppState,
+    audit: &AuditNotes,
     target: &str,
     op: Operation,
     data: Value,
     wait: Duration,
 ) -> ApiResult<Json<Collection<T>>> {
-    let (id, answers) = run(state, target, op, data, wait).await?;
+    let (id, answers) = run(state, audit, target, op, data, wait).await?;
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for a in &answers {
@@ -304,20 +345,28 @@ fn command_wait(state: &AppState, timeout: Option<u64>) -> Duration {
 }
 
 macro_rules! node_get {
-    ($name:ident, $path:literal, $op:expr, $item:ty, $doc:literal) => {
+    ($name:ident, $path:literal, $op:ident, $item:ty, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(get, path = $path, tag = "Node",
             params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
-            security(("BearerAuth" = ["node:read"])),
+            security(("BearerAuth" = [])),
             responses((status = 200, body = Collection<$item>),
                 (status = 400, body = osapi_api::error::ErrorResponse),
                 (status = 500, body = osapi_api::error::ErrorResponse)))]
         pub async fn $name(
-            _auth: Authorized<perm::NodeRead>,
+            auth: Authorized<op::$op>,
             State(state): State<AppState>,
             Path(hostname): Path<String>,
         ) -> ApiResult<Json<Collection<$item>>> {
-            collection(&state, &hostname, $op, json!({}), state.config.sync_timeout).await
+            collection(
+                &state,
+                &auth.audit,
+                &hostname,
+                Operation::$op,
+                json!({}),
+                state.config.sync_timeout,
+            )
+            .await
         }
     };
 }
@@ -325,49 +374,49 @@ macro_rules! node_get {
 node_get!(
     status,
     "/node/{hostname}",
-    Operation::NodeStatusGet,
+    NodeStatusGet,
     NodeStatusItem,
     "Hostname, OS, uptime, load, memory and disks."
 );
 node_get!(
     hostname,
     "/node/{hostname}/hostname",
-    Operation::NodeHostnameGet,
+    NodeHostnameGet,
     HostnameItem,
     "Hostname and labels."
 );
 node_get!(
     disk,
     "/node/{hostname}/disk",
-    Operation::NodeDiskGet,
+    NodeDiskGet,
     DiskItem,
     "Mounted filesystems."
 );
 node_get!(
     memory,
     "/node/{hostname}/memory",
-    Operation::NodeMemoryGet,
+    NodeMemoryGet,
     MemoryItem,
     "Memory."
 );
 node_get!(
     load,
     "/node/{hostname}/load",
-    Operation::NodeLoadGet,
+    NodeLoadGet,
     LoadItem,
     "Load averages."
 );
 node_get!(
     os,
     "/node/{hostname}/os",
-    Operation::NodeOsGet,
+    NodeOsGet,
     OsInfoItem,
     "Distribution and version."
 );
 node_get!(
     uptime,
     "/node/{hostname}/uptime",
-    Operation::NodeUptimeGet,
+    NodeUptimeGet,
     UptimeItem,
     "Uptime."
 );
@@ -376,11 +425,11 @@ node_get!(
 #[utoipa::path(post, path = "/node/{hostname}/network/ping", tag = "Node",
     params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
     request_body = PingRequest,
-    security(("BearerAuth" = ["network:write"])),
+    security(("BearerAuth" = [])),
     responses((status = 200, body = Collection<PingItem>),
         (status = 400, body = osapi_api::error::ErrorResponse)))]
 pub async fn ping(
-    _auth: Authorized<perm::NetworkWrite>,
+    auth: Authorized<op::NetworkPingDo>,
     State(state): State<AppState>,
     Path(hostname): Path<String>,
     extract::Json(req): extract::Json<PingRequest>,
@@ -393,6 +442,7 @@ pub async fn ping(
     }
     collection(
         &state,
+        &auth.audit,
         &hostname,
         Operation::NetworkPingDo,
         json!({"address": req.address}),
@@ -420,17 +470,18 @@ fn check_interface(name: &str) -> ApiResult<()> {
 #[utoipa::path(get, path = "/node/{hostname}/network/dns/{interfaceName}", tag = "Node",
     params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value"),
         ("interfaceName" = String, Path, description = "Interface name or @fact. reference")),
-    security(("BearerAuth" = ["network:read"])),
+    security(("BearerAuth" = [])),
     responses((status = 200, body = Collection<DnsConfigItem>),
         (status = 400, body = osapi_api::error::ErrorResponse)))]
 pub async fn dns_get(
-    _auth: Authorized<perm::NetworkRead>,
+    auth: Authorized<op::NetworkDnsGet>,
     State(state): State<AppState>,
     Path((hostname, interface)): Path<(String, String)>,
 ) -> ApiResult<Json<Collection<DnsConfigItem>>> {
     check_interface(&interface)?;
     collection(
         &state,
+        &auth.audit,
         &hostname,
         Operation::NetworkDnsGet,
         json!({"interface": interface}),
@@ -448,11 +499,11 @@ fn is_hostname(s: &str) -> bool {
 #[utoipa::path(put, path = "/node/{hostname}/network/dns", tag = "Node",
     params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
     request_body = DnsUpdateRequest,
-    security(("BearerAuth" = ["network:write"])),
+    security(("BearerAuth" = [])),
     responses((status = 202, body = Collection<DnsUpdateItem>),
         (status = 400, body = osapi_api::error::ErrorResponse)))]
 pub async fn dns_update(
-    _auth: Authorized<perm::NetworkWrite>,
+    auth: Authorized<op::NetworkDnsUpdate>,
     State(state): State<AppState>,
     Path(hostname): Path<String>,
     extract::Json(req): extract::Json<DnsUpdateRequest>,
@@ -480,6 +531,7 @@ pub async fn dns_update(
     let data = json!({"interface": req.interface_name, "servers": req.servers, "search_domains": req.search_domains});
     let body = collection(
         &state,
+        &auth.audit,
         &hostname,
         Operation::NetworkDnsUpdate,
         data,
@@ -493,11 +545,11 @@ pub async fn dns_update(
 #[utoipa::path(post, path = "/node/{hostname}/command/exec", tag = "Node",
     params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
     request_body = CommandExecRequest,
-    security(("BearerAuth" = ["command:execute"])),
+    security(("BearerAuth" = [])),
     responses((status = 202, body = Collection<CommandItem>),
         (status = 400, body = osapi_api::error::ErrorResponse)))]
 pub async fn command_exec(
-    _auth: Authorized<perm::CommandExecute>,
+    auth: Authorized<op::CommandExec>,
     State(state): State<AppState>,
     Path(hostname): Path<String>,
     extract::Json(req): extract::Json<CommandExecRequest>,
@@ -507,7 +559,15 @@ pub async fn command_exec(
     let data =
         json!({"command": req.command, "args": req.args, "cwd": req.cwd, "timeout": timeout});
     let wait = command_wait(&state, timeout);
-    let body = collection(&state, &hostname, Operation::CommandExec, data, wait).await?;
+    let body = collection(
+        &state,
+        &auth.audit,
+        &hostname,
+        Operation::CommandExec,
+        data,
+        wait,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, body))
 }
 
@@ -525,11 +585,11 @@ fn check_timeout(t: Option<i64>) -> ApiResult<Option<u64>> {
 #[utoipa::path(post, path = "/node/{hostname}/command/shell", tag = "Node",
     params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
     request_body = CommandShellRequest,
-    security(("BearerAuth" = ["command:execute"])),
+    security(("BearerAuth" = [])),
     responses((status = 202, body = Collection<CommandItem>),
         (status = 400, body = osapi_api::error::ErrorResponse)))]
 pub async fn command_shell(
-    _auth: Authorized<perm::CommandExecute>,
+    auth: Authorized<op::CommandShell>,
     State(state): State<AppState>,
     Path(hostname): Path<String>,
     extract::Json(req): extract::Json<CommandShellRequest>,
@@ -538,7 +598,15 @@ pub async fn command_shell(
     validate_command(&req.command, timeout)?;
     let data = json!({"command": req.command, "cwd": req.cwd, "timeout": timeout});
     let wait = command_wait(&state, timeout);
-    let body = collection(&state, &hostname, Operation::CommandShell, data, wait).await?;
+    let body = collection(
+        &state,
+        &auth.audit,
+        &hostname,
+        Operation::CommandShell,
+        data,
+        wait,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, body))
 }
 
@@ -546,12 +614,12 @@ pub async fn command_shell(
 #[utoipa::path(post, path = "/node/{hostname}/file/deploy", tag = "Node",
     params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
     request_body = FileDeployRequest,
-    security(("BearerAuth" = ["file:write"])),
+    security(("BearerAuth" = [])),
     responses((status = 202, body = FileDeployResponse),
         (status = 400, body = osapi_api::error::ErrorResponse),
         (status = 500, body = osapi_api::error::ErrorResponse)))]
 pub async fn file_deploy(
-    _auth: Authorized<perm::FileWrite>,
+    auth: Authorized<op::FileDeploy>,
     State(state): State<AppState>,
     Path(hostname): Path<String>,
     extract::Json(req): extract::Json<FileDeployRequest>,
@@ -565,6 +633,7 @@ pub async fn file_deploy(
     });
     let (id, answers) = run(
         &state,
+        &auth.audit,
         &hostname,
         Operation::FileDeploy,
         data,
@@ -593,11 +662,11 @@ pub async fn file_deploy(
 #[utoipa::path(post, path = "/node/{hostname}/file/status", tag = "Node",
     params(("hostname" = String, Path, description = "_any, _all, a hostname or key:value")),
     request_body = FileStatusRequest,
-    security(("BearerAuth" = ["file:read"])),
+    security(("BearerAuth" = [])),
     responses((status = 200, body = FileStatusResponse),
         (status = 400, body = osapi_api::error::ErrorResponse)))]
 pub async fn file_status(
-    _auth: Authorized<perm::FileRead>,
+    auth: Authorized<op::FileStatusGet>,
     State(state): State<AppState>,
     Path(hostname): Path<String>,
     extract::Json(req): extract::Json<FileStatusRequest>,
@@ -605,6 +674,7 @@ pub async fn file_status(
     osapi_api::ops::validate_host_path(&req.path).map_err(ApiError::bad_request)?;
     let (id, answers) = run(
         &state,
+        &auth.audit,
         &hostname,
         Operation::FileStatusGet,
         json!({"path": req.path}),

@@ -347,6 +347,12 @@ async fn file_api_bad_input() {
             StatusCode::PAYLOAD_TOO_LARGE,
             "limit",
         ),
+        // The limit is exact: one byte over is refused, the limit itself is not.
+        (
+            form(Some("over"), "raw", vec![b'a'; 1025]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "1024 bytes",
+        ),
     ];
     for (f, want, needle) in cases {
         let resp = send(f).await.unwrap();
@@ -358,6 +364,11 @@ async fn file_api_bad_input() {
             "{body} should mention {needle}"
         );
     }
+    let at_limit = send(form(Some("exact"), "raw", vec![b'a'; 1024]))
+        .await
+        .unwrap();
+    assert_eq!(at_limit.status(), StatusCode::CREATED);
+    stack.client.delete_file("exact").await.unwrap();
     let resp = stack
         .http
         .post(stack.url("/file?force=maybe"))

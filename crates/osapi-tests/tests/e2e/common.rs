@@ -38,10 +38,14 @@ pub fn agent(name: &str, dir: &TempDir) -> AgentConfig {
     c
 }
 
+type Tweak<T> = Box<dyn FnOnce(&mut T)>;
+
 pub struct StackBuilder {
     agents: Vec<AgentConfig>,
     ttl: Option<Duration>,
     upload_limit: Option<usize>,
+    server: Vec<Tweak<osapi_server::ServerConfig>>,
+    bus: Vec<Tweak<osapi_bus::memory::MemoryBusConfig>>,
     dir: TempDir,
 }
 
@@ -59,6 +63,19 @@ impl StackBuilder {
         self.upload_limit = Some(bytes);
         self
     }
+    /// Adjusts a controller setting.
+    pub fn server(mut self, f: impl FnOnce(&mut osapi_server::ServerConfig) + 'static) -> Self {
+        self.server.push(Box::new(f));
+        self
+    }
+    /// Adjusts a bus setting.
+    pub fn bus(
+        mut self,
+        f: impl FnOnce(&mut osapi_bus::memory::MemoryBusConfig) + 'static,
+    ) -> Self {
+        self.bus.push(Box::new(f));
+        self
+    }
     pub async fn start(self) -> Stack {
         let mut b = Embedded::builder();
         for a in self.agents {
@@ -69,6 +86,12 @@ impl StackBuilder {
         }
         if let Some(limit) = self.upload_limit {
             b = b.server_config(|c| c.max_upload_bytes = limit);
+        }
+        for f in self.server {
+            b = b.server_config(f);
+        }
+        for f in self.bus {
+            b = b.bus_config(f);
         }
         let emb = b.start().await.expect("embedded stack starts");
         let client = Client::new(emb.url(), emb.token()).unwrap();
@@ -86,6 +109,8 @@ pub fn builder() -> StackBuilder {
         agents: Vec::new(),
         ttl: None,
         upload_limit: None,
+        server: Vec::new(),
+        bus: Vec::new(),
         dir: tempfile::tempdir().unwrap(),
     }
 }
@@ -205,11 +230,20 @@ async fn status_and_json(resp: reqwest::Response) -> (StatusCode, Value) {
     )
 }
 
-/// A token with arbitrary claims, signed with `key` (HS256).
-pub fn token_with(key: &str, claims: Value) -> String {
+/// A token with arbitrary claims, signed with `key` (HS256); an hour of
+/// validity is added when the claims have no `exp`.
+pub fn token_with(key: &str, mut claims: Value) -> String {
+    if let Some(map) = claims.as_object_mut() {
+        map.entry("exp").or_insert(serde_json::json!(now() + 3600));
+    }
+    raw_token(key, &claims)
+}
+
+/// A token with exactly these claims, signed with `key` (HS256).
+pub fn raw_token(key: &str, claims: &Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
+        claims,
         &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()).unwrap(),
     )
     .unwrap()

@@ -144,3 +144,42 @@ async fn deploy_template_with_vars_facts_and_hostname() {
             .all(|r| r.changed == Some(false))
     );
 }
+
+#[tokio::test]
+async fn a_full_file_store_refuses_uploads_and_keeps_what_it_has() {
+    let stack = common::builder()
+        .agent(|a| a, "agent-1")
+        .bus(|b| b.max_object_bytes = 3 << 20)
+        .start()
+        .await;
+    let c = &stack.client;
+    let first = vec![b'1'; 2 << 20];
+    c.upload_file("first", ContentType::Raw, first.clone(), false)
+        .await
+        .unwrap();
+    let err = c
+        .upload_file("second", ContentType::Raw, vec![b'2'; 2 << 20], false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("507") && err.contains("limit"), "{err}");
+    // Nothing stored was lost, and replacing within the budget still works.
+    let kept = c.file("first").await.unwrap();
+    assert_eq!(kept.size, 2 << 20);
+    let path = stack.path("first.out");
+    let deployed: FileDeployResult = decode(
+        &stack
+            .run_job(
+                "file.deploy.execute",
+                json!({"object_name": "first", "path": path, "content_type": "raw"}),
+                "_any",
+            )
+            .await,
+    );
+    assert!(deployed.changed);
+    assert_eq!(std::fs::read(&path).unwrap(), first);
+    c.upload_file("first", ContentType::Raw, vec![b'3'; 2 << 20], true)
+        .await
+        .unwrap();
+    assert!(c.file("second").await.is_err());
+}

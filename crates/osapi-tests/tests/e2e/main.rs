@@ -5,11 +5,15 @@
 
 mod common;
 
+mod audit;
 mod auth_matrix;
 mod bad_input;
 mod drain;
 mod endpoints;
 mod files;
 mod fleet;
+mod listing;
 mod lost_agent;
+mod permissions;
 mod providers;
+mod tokens;

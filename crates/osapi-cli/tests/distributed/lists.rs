@@ -1,0 +1,123 @@
+//! Lists, counts and the audit log on NATS across two controllers: the
+//! index of each controller learns jobs created through the other, lists and
+//! counts settle expired jobs, the read that settles a job returns the
+//! settled status, and denied requests cannot push allowed ones out of a
+//! byte-capped audit log.
+
+use std::time::{Duration, Instant};
+
+use osapi_api::job::{CreateJobRequest, JobStatus};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::fleet::{AgentSpec, Cluster, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_counts_and_audit_across_controllers() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.nats_extra = "  audit: {max_bytes: 64KiB}\n".into();
+    c.add_controller().await;
+    c.add_controller().await;
+    c.add_agents(&[AgentSpec::new("parked"), AgentSpec::new("worker")])
+        .await;
+    let (a, b) = (c.client(0), c.client(1));
+    a.drain("parked").await.unwrap();
+    let mut expiring = CreateJobRequest::new("node.hostname.get", json!({}), "parked");
+    expiring.timeout = Some("2s".into());
+    let first = a.create_job(&expiring).await.unwrap();
+    let second = a.create_job(&expiring).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..5 {
+        let d = a
+            .run_job(
+                &CreateJobRequest::new("node.hostname.get", json!({}), "worker"),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.status(), JobStatus::Completed);
+    }
+    // Created through a, listed by b.
+    wait_for(
+        Duration::from_secs(10),
+        "controller b to list 7 jobs",
+        || {
+            let b = b.clone();
+            async move { b.jobs(None, 1, 0).await.is_ok_and(|p| p.total_items == 7) }
+        },
+    )
+    .await;
+    // Wait for the deadline itself (nothing signals it).
+    tokio::time::sleep_until((deadline + Duration::from_millis(200)).into()).await;
+
+    // The read that settles a job shows it settled.
+    let d = b.job(first.job_id).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
+    assert!(d.error.as_deref().unwrap().contains("deadline exceeded"));
+    // Lists and counts settle the other one, on either controller.
+    let failed = a.jobs(Some(JobStatus::Failed), 0, 0).await.unwrap();
+    let ids: Vec<_> = failed.items.iter().filter_map(|d| d.id).collect();
+    assert_eq!(failed.total_items, 2, "{ids:?}");
+    assert!(ids.contains(&second.job_id));
+    wait_for(
+        Duration::from_secs(10),
+        "controller b to count both failures",
+        || {
+            let b = b.clone();
+            async move {
+                b.job_stats().await.is_ok_and(|s| {
+                    s.status_counts["failed"] == 2
+                        && s.status_counts["completed"] == 5
+                        && s.status_counts["submitted"] == 0
+                })
+            }
+        },
+    )
+    .await;
+    let page = b.jobs(None, 3, 1).await.unwrap();
+    assert_eq!(page.total_items, 7);
+    assert_eq!(page.items.len(), 3);
+
+    // Denied requests go to their own capped log.
+    let nobody = c.token_for("nobody", "read", "health:read");
+    let http = reqwest::Client::new();
+    for _ in 0..400 {
+        let status = http
+            .get(format!("{}/audit", c.url(0)))
+            .bearer_auth(&nobody)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let all = b.audit_export().await.unwrap().items;
+    let jobs_created = all
+        .iter()
+        .filter(|e| e.method == "POST" && e.path == "/job" && e.response_code == 201)
+        .count();
+    assert_eq!(jobs_created, 7, "allowed entries survive the flood");
+    let denied = all.iter().filter(|e| e.response_code == 403).count();
+    assert!(
+        denied > 0 && denied < 400,
+        "the denied log is capped by bytes: {denied} kept"
+    );
+    let created = all
+        .iter()
+        .find(|e| e.action.job_id == Some(first.job_id))
+        .expect("the entry names the job");
+    assert_eq!(
+        created.action.operation.as_deref(),
+        Some("node.hostname.get")
+    );
+    assert_eq!(created.action.target.as_deref(), Some("parked"));
+    // Pages come newest first.
+    let page = a.audit(20, 5).await.unwrap();
+    assert_eq!(page.items.len(), 20);
+    assert!(
+        page.items
+            .windows(2)
+            .all(|w| w[0].timestamp >= w[1].timestamp)
+    );
+    assert!(page.total_items >= all.len());
+}

@@ -1,0 +1,299 @@
+//! Serving HTTP/1 connections with limits no unauthenticated client can get
+//! around:
+//!
+//! * **Header read timeout:** a connection must send complete request
+//!   headers within `header_read_timeout` of opening, and each later
+//!   request within `header_read_timeout` of its first byte (a silent socket
+//!   or a slowloris client is closed).
+//! * **Idle timeout:** a keep-alive connection with no request and no
+//!   traffic for `idle_timeout` is closed. A connection with a request being
+//!   answered is never idle, so long-polls (`?wait=`) last as long as asked.
+//! * **Connection cap:** at most `max_connections` are served at once
+//!   (default 80 % of the process's open-file limit); beyond, new
+//!   connections wait in the kernel's accept queue until a slot frees.
+//!
+//! Every request carries the peer address ([`ConnectInfo`]).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::Instant;
+use tower::Service;
+
+use crate::config::ConnectionLimits;
+
+/// Longest a stopping server waits for open requests to finish.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The open-file limit of this process (the soft limit), if known.
+pub fn open_file_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _hard)| soft)
+}
+
+/// The connection cap `limits` asks for, checked against the open-file limit.
+pub fn max_connections(limits: &ConnectionLimits) -> Result<usize, String> {
+    let fd_limit = open_file_limit();
+    match (limits.max_connections, fd_limit) {
+        (Some(n), Some(fds)) if n as u64 > fds => Err(format!(
+            "api.server.max_connections is {n}, above this process's open-file limit of {fds}: \
+             lower it, or raise the limit (`ulimit -n`, LimitNOFILE=)"
+        )),
+        (Some(n), _) => Ok(n),
+        (None, Some(fds)) => Ok(((fds as f64 * 0.8) as usize).clamp(1, usize::MAX / 2)),
+        (None, None) => Ok(1024),
+    }
+}
+
+/// What a connection has been doing, for its timeouts.
+struct Activity {
+    /// Requests being answered.
+    inflight: usize,
+    /// Last byte read or written (or when the connection opened).
+    last: Instant,
+    /// First byte of a request whose headers are not complete yet.
+    request_started: Option<Instant>,
+    /// True until the first request's headers are complete.
+    fresh: bool,
+}
+
+struct Tracker {
+    activity: Mutex<Activity>,
+    changed: Notify,
+}
+
+impl Tracker {
+    fn new() -> Arc<Tracker> {
+        Arc::new(Tracker {
+            activity: Mutex::new(Activity {
+                inflight: 0,
+                last: Instant::now(),
+                request_started: None,
+                fresh: true,
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    fn read(&self) {
+        let now = Instant::now();
+        let mut a = crate::lock(&self.activity);
+        a.last = now;
+        if a.inflight == 0 && a.request_started.is_none() && !a.fresh {
+            // A new request begins: its own (shorter) deadline applies.
+            a.request_started = Some(now);
+            drop(a);
+            self.changed.notify_one();
+        }
+    }
+
+    fn wrote(&self) {
+        crate::lock(&self.activity).last = Instant::now();
+    }
+
+    fn request_began(&self) {
+        let mut a = crate::lock(&self.activity);
+        a.inflight += 1;
+        a.request_started = None;
+        a.fresh = false;
+    }
+
+    fn request_ended(&self) {
+        let mut a = crate::lock(&self.activity);
+        a.inflight -= 1;
+        a.last = Instant::now();
+        drop(a);
+        self.changed.notify_one();
+    }
+
+    /// When the connection must be closed, if nothing happens meanwhile.
+    fn deadline(&self, limits: &ConnectionLimits, opened: Instant) -> Option<Instant> {
+        let a = crate::lock(&self.activity);
+        if a.inflight > 0 {
+            None
+        } else if a.fresh {
+            Some(opened + limits.header_read_timeout)
+        } else if let Some(started) = a.request_started {
+            Some(started + limits.header_read_timeout)
+        } else {
+            Some(a.last + limits.idle_timeout)
+        }
+    }
+}
+
+/// A socket that reports its traffic to a [`Tracker`].
+struct TrackedStream {
+    inner: TcpStream,
+    tracker: Arc<Tracker>,
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.tracker.read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.tracker.wrote();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Marks a request as being answered until dropped (the response is ready,
+/// or the connection went away).
+struct InFlight(Arc<Tracker>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
+/// Serves `app` on `listener` with `limits` until `shutdown` resolves, then
+/// lets open requests finish (up to 10 s).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let cap = max_connections(&limits).map_err(io::Error::other)?;
+    let slots = Arc::new(Semaphore::new(cap));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors or a connection reset before accept:
+                // wait a little instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, app, limits, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection task holds a slot: all slots back means all done.
+    let _ = tokio::time::timeout(DRAIN, slots.acquire_many(cap as u32)).await;
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let opened = Instant::now();
+    let tracker = Tracker::new();
+    let io = TokioIo::new(TrackedStream {
+        inner: stream,
+        tracker: tracker.clone(),
+    });
+    let in_service = tracker.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        in_service.request_began();
+        let guard = InFlight(in_service.clone());
+        let mut app = app.clone();
+        async move {
+            let response = app.call(req).await;
+            drop(guard);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // Our own header deadline (above) replaces hyper's.
+    builder.header_read_timeout(None);
+    let conn = builder.serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let mut stopping = false;
+    loop {
+        let deadline = tracker.deadline(&limits, opened);
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            _ = tracker.changed.notified() => {}
+            _ = expired => {
+                // Look again: a byte may have arrived just now.
+                if tracker.deadline(&limits, opened).is_some_and(|at| at <= Instant::now()) {
+                    tracing::debug!(%peer, "closing a silent or idle connection");
+                    return;
+                }
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
