@@ -41,6 +41,12 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// When the request ended (`timestamp` is when it started): the order
+    /// of the log, newest first.
+    pub fn ended(&self) -> OffsetDateTime {
+        self.timestamp + std::time::Duration::from_millis(self.duration_ms)
+    }
+
     /// True for a request the controller refused after reading the token
     /// (401 or 403): such entries are kept apart, so that a flood of them
     /// cannot push allowed requests out of the log.

@@ -319,7 +319,7 @@ pub(crate) fn merge_newest(
     let mut out = Vec::new();
     while out.len() < n {
         let take_a = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => x.timestamp >= y.timestamp,
+            (Some(x), Some(y)) => x.ended() >= y.ended(),
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => break,

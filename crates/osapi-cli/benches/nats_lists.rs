@@ -108,7 +108,17 @@ fn main() {
         .await;
         println!("NATS lists: GET /job/status at {JOBS} jobs: median {}", ms(stats));
 
+        // More audited requests, so the log holds over 25 000 entries.
+        futures::stream::iter(0..6_000)
+            .map(|_| {
+                let client = client.clone();
+                async move { client.agents().await.expect("agents") }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
         let audit_total = client.audit(1, 0).await.expect("audit").total_items;
+        assert!(audit_total >= 25_000, "{audit_total} audit entries");
         let audit = time(50, || async {
             let p = client.audit(20, 0).await.expect("audit");
             assert_eq!(p.items.len(), 20);

@@ -725,4 +725,70 @@ mod tests {
         assert!(err.contains("agent.heartbeat_interval"), "{err}");
         assert!(OsapiFile::load(Some(Path::new("/nonexistent/osapi.yaml")), &env(&[])).is_err());
     }
+
+    #[test]
+    fn limits_and_security_keys() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            f,
+            "api:\n  server:\n    header_read_timeout: 5s\n    idle_timeout: 2m\n    max_connections: 100\n    trusted_proxies: [10.0.0.0/8, 192.168.1.1]\n    jobs: {{max_bytes: 64MiB}}\n    security: {{signing_key: k, allow_tokens_without_expiry: true}}\nnats:\n  audit: {{max_bytes: 10MiB}}\n  objects: {{max_bytes: 2147483648}}\n"
+        )
+        .unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        let server = cfg.server_config(None).unwrap();
+        assert_eq!(server.limits.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(server.limits.idle_timeout, Duration::from_secs(120));
+        assert_eq!(server.limits.max_connections, Some(100));
+        assert!(server.allow_tokens_without_expiry);
+        assert_eq!(server.trusted_proxies.len(), 2);
+        assert!(
+            server.trusted_proxies[1].contains(&"192.168.1.1".parse::<std::net::IpAddr>().unwrap())
+        );
+        let bus = cfg.memory_bus_config().unwrap();
+        assert_eq!(bus.max_job_bytes, 64 << 20);
+        assert_eq!(bus.max_object_bytes, 2 << 30);
+        let nats = cfg.nats_config(&cfg.api.server.nats, "api").unwrap();
+        assert_eq!(nats.audit.max_bytes, 10 << 20);
+
+        // Defaults: 10 s, 60 s, 80 % of the fd limit, 256 MiB, 1 GiB in memory.
+        let d = OsapiFile::load(None, &env(&[])).unwrap();
+        let server = d.server_config(None).unwrap();
+        assert_eq!(server.limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(server.limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(server.limits.max_connections, None);
+        assert!(!server.allow_tokens_without_expiry);
+        assert_eq!(d.memory_bus_config().unwrap().max_job_bytes, 256 << 20);
+        assert_eq!(d.memory_bus_config().unwrap().max_object_bytes, 1 << 30);
+        let nats = d.nats_config(&d.api.server.nats, "api").unwrap();
+        assert_eq!(nats.audit.max_bytes, 50 << 20);
+
+        let err = format!(
+            "{:#}",
+            OsapiFile::load(
+                None,
+                &env(&[("OSAPI_API_SERVER_TRUSTED_PROXIES", "[everyone]")])
+            )
+            .unwrap()
+            .server_config(None)
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("api.server.trusted_proxies") && err.contains("everyone"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            OsapiFile::load(None, &env(&[("OSAPI_API_SERVER_JOBS_MAX_BYTES", "lots")]))
+                .unwrap_err()
+        );
+        assert!(err.contains("size"), "{err}");
+        let err = format!(
+            "{:#}",
+            OsapiFile::load(None, &env(&[("OSAPI_API_SERVER_IDLE_TIMEOUT", "never")]))
+                .unwrap()
+                .server_config(None)
+                .unwrap_err()
+        );
+        assert!(err.contains("api.server.idle_timeout"), "{err}");
+    }
 }

@@ -69,7 +69,7 @@ impl NatsAuditStore {
             .into_iter()
             .filter_map(|(_, value)| decode("audit entry", &value).ok())
             .collect();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.ended()));
         Ok(entries)
     }
 }

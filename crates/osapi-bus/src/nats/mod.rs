@@ -255,6 +255,14 @@ impl NatsBus {
         .await?;
         let file_state_kv = ensure_kv(&conn, &c.file_state, 1).await?;
         let objects = ensure_objects(&conn).await?;
+        let objects_bucket = conn.config.name(&conn.config.objects.name);
+        let objects_stream = conn
+            .js
+            .get_stream(format!("OBJ_{objects_bucket}"))
+            .await
+            .map_err(|e| {
+                BusError::Backend(format!("cannot open object store {objects_bucket}: {e}"))
+            })?;
 
         let jobs = Arc::new(jobs::NatsJobStore::start(
             jobs_kv.clone(),
@@ -278,7 +286,7 @@ impl NatsBus {
                 denied_kv.clone(),
                 file_state_kv.clone(),
             ],
-            objects: objects.clone(),
+            objects: objects_stream.clone(),
         });
         Ok(Bus {
             jobs,
@@ -286,7 +294,11 @@ impl NatsBus {
             registry,
             facts: Arc::new(registry::NatsFactStore::new(facts_kv)),
             state,
-            objects: Arc::new(objects::NatsObjectStore::new(objects)),
+            objects: Arc::new(objects::NatsObjectStore::new(
+                objects,
+                objects_stream.clone(),
+                &objects_bucket,
+            )),
             file_state: Arc::new(objects::NatsFileStateStore::new(file_state_kv)),
             audit: Arc::new(audit::NatsAuditStore::new(audit_kv, denied_kv)),
             status,

@@ -3,11 +3,11 @@
 //! key-value bucket.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{kv, object_store};
+use async_nats::jetstream::{kv, object_store, stream};
 use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use osapi_api::records::{FileState, ObjectInfo};
 use osapi_api::target::sanitize_host;
 use sha2::{Digest, Sha256};
@@ -21,11 +21,23 @@ const CONTENT_TYPE_HEADER: &str = "Osapi-Content-Type";
 /// Files on NATS.
 pub struct NatsObjectStore {
     store: object_store::ObjectStore,
+    /// The store's stream, for listing without a consumer.
+    stream: stream::Stream,
+    /// Subject filter of the metadata entries: `$O.<bucket>.M.>`.
+    meta: String,
 }
 
 impl NatsObjectStore {
-    pub(crate) fn new(store: object_store::ObjectStore) -> Self {
-        NatsObjectStore { store }
+    pub(crate) fn new(
+        store: object_store::ObjectStore,
+        stream: stream::Stream,
+        bucket: &str,
+    ) -> Self {
+        NatsObjectStore {
+            store,
+            stream,
+            meta: format!("$O.{bucket}.M.>"),
+        }
     }
 }
 
@@ -121,16 +133,35 @@ impl ObjectStore for NatsObjectStore {
     }
 
     async fn list(&self) -> BusResult<Vec<ObjectInfo>> {
-        let mut list = match self.store.list().await {
-            Ok(l) => l,
-            Err(e) => return Err(backend("list files", e)),
-        };
+        // The metadata subjects, then each one's latest entry: no consumer
+        // is created (a listing per request must not leave consumers behind).
+        let subjects: Vec<(String, usize)> = self
+            .stream
+            .info_with_subjects(&self.meta)
+            .await
+            .map_err(|e| backend("list files", e))?
+            .try_collect()
+            .await
+            .map_err(|e| backend("list files", e))?;
+        let infos: Vec<BusResult<Option<ObjectInfo>>> = futures::stream::iter(subjects)
+            .map(|(subject, _)| async move {
+                match self.stream.direct_get_last_for_subject(subject).await {
+                    Ok(m) => Ok(
+                        serde_json::from_slice::<object_store::ObjectInfo>(&m.payload)
+                            .ok()
+                            .filter(|i| !i.deleted)
+                            .map(|i| convert(&i)),
+                    ),
+                    Err(e) if not_found(&e) => Ok(None),
+                    Err(e) => Err(backend("list files", e)),
+                }
+            })
+            .buffered(32)
+            .collect()
+            .await;
         let mut out = Vec::new();
-        while let Some(info) = list.next().await {
-            let info = info.map_err(|e| backend("list files", e))?;
-            if !info.deleted {
-                out.push(convert(&info));
-            }
+        for info in infos {
+            out.extend(info?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

@@ -94,11 +94,26 @@ impl AgentStateStore for NatsStateStore {
     }
 
     async fn drained(&self) -> BusResult<BTreeSet<String>> {
-        Ok(keys_with_prefix(&self.store, "drain.")
-            .await?
-            .into_iter()
-            .map(|k| k.trim_start_matches("drain.").to_string())
-            .collect())
+        // Cleared flags leave a purge marker under their key: read each value.
+        let keys = keys_with_prefix(&self.store, "drain.").await?;
+        let flags: Vec<BusResult<Option<String>>> = futures::stream::iter(keys)
+            .map(|k| async move {
+                let v = self
+                    .store
+                    .get(&k)
+                    .await
+                    .map_err(|e| backend("read drain flags", e))?;
+                Ok(v.filter(|b| !b.is_empty())
+                    .map(|_| k.trim_start_matches("drain.").to_string()))
+            })
+            .buffered(32)
+            .collect()
+            .await;
+        let mut out = BTreeSet::new();
+        for f in flags {
+            out.extend(f?);
+        }
+        Ok(out)
     }
 
     async fn append_timeline(&self, event: TimelineEvent) -> BusResult<()> {

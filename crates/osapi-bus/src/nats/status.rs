@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_nats::connection::State;
-use async_nats::jetstream::{kv, object_store, stream};
+use async_nats::jetstream::{kv, stream};
 use async_trait::async_trait;
 use futures::StreamExt;
 use osapi_api::health::{ConsumerDetail, KvBucketInfo, ObjectStoreInfo, StreamInfo};
@@ -17,7 +17,8 @@ pub struct NatsStatus {
     pub(super) conn: Arc<Conn>,
     pub(super) stream: stream::Stream,
     pub(super) buckets: Vec<kv::Store>,
-    pub(super) objects: object_store::ObjectStore,
+    /// The object store's stream.
+    pub(super) objects: stream::Stream,
 }
 
 #[async_trait]
@@ -83,14 +84,13 @@ impl BusStatus for NatsStatus {
                 });
             }
         }
-        let mut size = 0u64;
-        if let Ok(mut list) = self.objects.list().await {
-            while let Some(Ok(info)) = list.next().await {
-                if !info.deleted {
-                    size += info.size as u64;
-                }
-            }
-        }
+        // The stream's bytes (content and metadata), read without a consumer.
+        let size = self
+            .objects
+            .get_info()
+            .await
+            .map(|i| i.state.bytes)
+            .unwrap_or(0);
         stats.object_stores.push(ObjectStoreInfo {
             name: self.conn.config.name(&self.conn.config.objects.name),
             size,

@@ -45,14 +45,28 @@ pub(crate) async fn get_json<T: DeserializeOwned>(
     }
 }
 
-/// Every live key with a prefix.
+/// Every key with a prefix (deleted keys may be included: their values
+/// read as missing). Read from the stream's subject counts, one request per
+/// page, without creating a consumer: a listing per request must not leave
+/// consumers behind on the server (they outlive the request by their
+/// inactivity threshold, and a burst of them exhausts the server's limit).
 pub(crate) async fn keys_with_prefix(store: &kv::Store, prefix: &str) -> BusResult<Vec<String>> {
-    let keys = store.keys().await.map_err(|e| backend("list keys", e))?;
-    let keys: Vec<String> = keys
+    let filter = format!("{}{prefix}>", store.prefix);
+    let subjects = store
+        .stream
+        .info_with_subjects(&filter)
+        .await
+        .map_err(|e| backend("list keys", e))?;
+    let subjects: Vec<(String, usize)> = subjects
         .try_collect()
         .await
         .map_err(|e| backend("list keys", e))?;
-    Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    let mut keys: Vec<String> = subjects
+        .into_iter()
+        .filter_map(|(subject, _)| subject.strip_prefix(&store.prefix).map(str::to_string))
+        .collect();
+    keys.sort();
+    Ok(keys)
 }
 
 /// Every live key of a bucket with its value, read in one pass through the
@@ -63,41 +77,64 @@ pub(crate) async fn scan(store: &kv::Store) -> BusResult<Vec<(String, Bytes)>> {
 }
 
 /// Like [`scan`], turning each entry into what `f` keeps as it arrives, so
-/// that large values need not all be held at once.
+/// that large values need not all be held at once. Reads through an
+/// ephemeral pull consumer that is deleted when the scan ends.
 pub(crate) async fn scan_map<T>(
     store: &kv::Store,
     mut f: impl FnMut(String, Bytes) -> Option<T>,
 ) -> BusResult<Vec<T>> {
-    // Fresh from the server (`kv::Store::status` is what the store saw when
-    // it was opened).
-    let info = store
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let consumer = store
         .stream
-        .get_info()
-        .await
-        .map_err(|e| backend("read bucket size", e))?;
-    if info.state.messages == 0 {
-        return Ok(Vec::new());
-    }
-    let mut watch = store
-        .watch_with_history(">")
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            filter_subject: format!("{}>", store.prefix),
+            ack_policy: AckPolicy::None,
+            inactive_threshold: SCAN_STALL,
+            memory_storage: true,
+            ..Default::default()
+        })
         .await
         .map_err(|e| backend("scan bucket", e))?;
-    let mut out = Vec::new();
-    loop {
-        let next = tokio::time::timeout(SCAN_STALL, watch.next())
+    let name = consumer.cached_info().name.clone();
+    let pending = consumer.cached_info().num_pending;
+    let scanned = async {
+        let mut out = Vec::new();
+        if pending == 0 {
+            return Ok(out);
+        }
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(512)
+            .messages()
             .await
-            .map_err(|_| BusError::Unavailable("scan bucket: no progress for 10s".into()))?;
-        let Some(entry) = next else { break };
-        let entry = entry.map_err(|e| backend("scan bucket", e))?;
-        let last = entry.delta == 0;
-        if entry.operation == kv::Operation::Put {
-            out.extend(f(entry.key, entry.value));
+            .map_err(|e| backend("scan bucket", e))?;
+        loop {
+            let next = tokio::time::timeout(SCAN_STALL, messages.next())
+                .await
+                .map_err(|_| BusError::Unavailable("scan bucket: no progress for 10s".into()))?;
+            let Some(m) = next else { break };
+            let m = m.map_err(|e| backend("scan bucket", e))?;
+            let left = m.info().map(|i| i.pending).unwrap_or(0);
+            // Deleted and purged keys carry a KV-Operation header.
+            let put = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .is_none();
+            if put && let Some(key) = m.subject.strip_prefix(store.prefix.as_str()) {
+                out.extend(f(key.to_string(), m.payload.clone()));
+            }
+            if left == 0 {
+                break;
+            }
         }
-        if last {
-            break;
-        }
+        Ok(out)
     }
-    Ok(out)
+    .await;
+    // Gone at once rather than after its inactivity threshold.
+    let _ = store.stream.delete_consumer(&name).await;
+    scanned
 }
 
 /// Longest wait for the next entry of a scan.

@@ -111,13 +111,53 @@ async fn lists_counts_and_audit_across_controllers() {
         Some("node.hostname.get")
     );
     assert_eq!(created.action.target.as_deref(), Some("parked"));
-    // Pages come newest first.
+    // Listings read by every request leave no consumer behind on the server
+    // (each would outlive the request, and a burst exhausts the limit).
+    futures::future::join_all((0..200).map(|_| {
+        let b = b.clone();
+        async move {
+            b.agents().await.unwrap();
+            b.files().await.unwrap();
+            b.status().await.unwrap();
+        }
+    }))
+    .await;
+    let nats = async_nats::connect(format!("127.0.0.1:{}", c.nats.port))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(nats);
+    for stream in [
+        "KV_test-agent-registry",
+        "KV_test-agent-facts",
+        "KV_test-agent-state",
+        "OBJ_test-file-objects",
+        "KV_test-audit-log",
+    ] {
+        let names: Vec<String> = futures::TryStreamExt::try_collect(
+            js.get_stream(stream).await.unwrap().consumer_names(),
+        )
+        .await
+        .unwrap();
+        // At most the long-lived watches of two controllers and two agents
+        // (each of the 200 rounds above would otherwise leave its own).
+        assert!(
+            names.len() <= 4,
+            "{stream}: {} consumers: {names:?}",
+            names.len()
+        );
+    }
+
+    // Pages come newest first (by when each request ended; requests that
+    // end together may be written in either order).
     let page = a.audit(20, 5).await.unwrap();
     assert_eq!(page.items.len(), 20);
+    let slack = Duration::from_millis(100);
     assert!(
         page.items
             .windows(2)
-            .all(|w| w[0].timestamp >= w[1].timestamp)
+            .all(|w| w[0].ended() + slack >= w[1].ended()),
+        "{:#?}",
+        page.items
     );
     assert!(page.total_items >= all.len());
 }

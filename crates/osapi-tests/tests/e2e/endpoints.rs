@@ -315,6 +315,37 @@ async fn openapi_and_unknown_routes() {
     }
     assert!(doc["components"]["schemas"]["JobDetail"].is_object());
     assert!(doc["components"]["securitySchemes"]["BearerAuth"].is_object());
+    // Each synchronous route documents its operation's permission, and the
+    // job routes list every operation's.
+    for (method, path, perm) in [
+        ("get", "/node/{hostname}", "node:read"),
+        ("get", "/node/{hostname}/uptime", "node:read"),
+        ("post", "/node/{hostname}/network/ping", "network:read"),
+        (
+            "get",
+            "/node/{hostname}/network/dns/{interfaceName}",
+            "network:read",
+        ),
+        ("put", "/node/{hostname}/network/dns", "network:write"),
+        ("post", "/node/{hostname}/command/exec", "command:execute"),
+        ("post", "/node/{hostname}/command/shell", "command:execute"),
+        ("post", "/node/{hostname}/file/deploy", "file:write"),
+        ("post", "/node/{hostname}/file/status", "file:read"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["security"][0]["BearerAuth"],
+            serde_json::json!([perm]),
+            "{method} {path}"
+        );
+    }
+    for path in ["/job", "/job/{id}/retry"] {
+        let text = doc["paths"][path]["post"]["description"].as_str().unwrap();
+        assert!(
+            text.contains("| `command.shell.execute` | `command:execute` |")
+                && text.contains("| `network.dns.update` | `network:write` |"),
+            "{path}: {text}"
+        );
+    }
     let (s, b) = stack.admin(Method::GET, "/nope", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(b["error"].as_str().unwrap().contains("/nope"));
