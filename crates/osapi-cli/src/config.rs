@@ -276,7 +276,7 @@ pub struct AgentSection {
     pub conditions: ConditionSection,
     /// Concurrent jobs.
     pub max_jobs: usize,
-    /// Heartbeat interval (ours).
+    /// Heartbeat interval (ours); empty: a third of `nats.registry.ttl`.
     pub heartbeat_interval: String,
     /// DNS provider settings (ours).
     pub dns: DnsSection,
@@ -313,7 +313,7 @@ impl Default for AgentSection {
             facts: BTreeMap::new(),
             conditions: ConditionSection::default(),
             max_jobs: d.max_jobs,
-            heartbeat_interval: go_duration(d.heartbeat_interval),
+            heartbeat_interval: String::new(),
             dns: DnsSection::default(),
             command: CommandSection::default(),
             nats: NatsConnection::default(),
@@ -483,7 +483,7 @@ impl OsapiFile {
             hostname: (!a.hostname.is_empty()).then(|| a.hostname.clone()),
             labels: a.labels.clone(),
             facts,
-            heartbeat_interval: duration("agent.heartbeat_interval", &a.heartbeat_interval)?,
+            heartbeat_interval: self.heartbeat_interval()?,
             facts_interval,
             max_jobs: a.max_jobs,
             conditions: ConditionThresholds {
@@ -516,6 +516,42 @@ fn decode(tree: Value) -> Result<OsapiFile> {
 }
 
 impl OsapiFile {
+    /// How long a silent agent stays registered (`nats.registry.ttl`, 30 s).
+    pub fn registry_ttl(&self) -> Result<Duration> {
+        let ttl = &self.nats.registry.ttl;
+        if ttl.is_empty() {
+            return Ok(NatsConfig::default().registry.max_age);
+        }
+        let ttl = duration("nats.registry.ttl", ttl)?;
+        if ttl.is_zero() {
+            bail!(
+                "nats.registry.ttl must be greater than zero (it is how long a silent agent stays registered)"
+            );
+        }
+        Ok(ttl)
+    }
+
+    /// The agent's heartbeat: `agent.heartbeat_interval`, or a third of the
+    /// registry TTL when unset. One at or above the TTL is an error (the agent
+    /// would keep vanishing from the registry).
+    pub fn heartbeat_interval(&self) -> Result<Duration> {
+        let ttl = self.registry_ttl()?;
+        let set = &self.agent.heartbeat_interval;
+        if set.is_empty() {
+            return Ok(ttl / 3);
+        }
+        let interval = duration("agent.heartbeat_interval", set)?;
+        if interval >= ttl {
+            bail!(
+                "agent.heartbeat_interval ({}) must be shorter than nats.registry.ttl ({}): \
+                 agents would drop out of the registry between heartbeats (leave it unset for a third of the TTL)",
+                go_duration(interval),
+                go_duration(ttl)
+            );
+        }
+        Ok(interval)
+    }
+
     /// Limits of the in-memory bus of `osapi start` without NATS:
     /// `api.server.jobs.max_bytes`, and `nats.objects.max_bytes` (1 GiB
     /// unless set) for uploaded files.
@@ -718,6 +754,26 @@ mod tests {
             OsapiFile::load(None, &env(&[("OSAPI_API_SERVER_PORT", "x")])).unwrap_err()
         );
         assert!(err.contains("OSAPI_"), "{err}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            f,
+            "agent:\n  heartbeat_interval: 8s\nnats:\n  registry: {{ttl: 6s}}\n"
+        )
+        .unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        let err = format!("{:#}", cfg.agent_config().unwrap_err());
+        assert!(
+            err.contains(
+                "agent.heartbeat_interval (8s) must be shorter than nats.registry.ttl (6s)"
+            ),
+            "{err}"
+        );
+        let short = OsapiFile::load(None, &env(&[("OSAPI_NATS_REGISTRY_TTL", "6s")])).unwrap();
+        assert_eq!(
+            short.agent_config().unwrap().heartbeat_interval,
+            Duration::from_secs(2),
+            "a third of the TTL when unset"
+        );
         let mut f = tempfile::NamedTempFile::new().unwrap();
         write!(f, "agent:\n  heartbeat_interval: soon\n").unwrap();
         let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();

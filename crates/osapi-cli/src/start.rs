@@ -25,11 +25,7 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
     }
     let agent = file.agent_config()?;
     let stack = Embedded::builder()
-        .registry_ttl(
-            file.nats_config(&file.api.server.nats, "start")?
-                .registry
-                .max_age,
-        )
+        .registry_ttl(file.registry_ttl()?)
         .heartbeat_interval(agent.heartbeat_interval)
         .bus_config({
             let bus = file.memory_bus_config()?;

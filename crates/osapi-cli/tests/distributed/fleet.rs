@@ -147,6 +147,8 @@ pub struct AgentSpec {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub facts: BTreeMap<String, String>,
+    /// Leave `agent.heartbeat_interval` unset (the agent derives it from the TTL).
+    pub default_heartbeat: bool,
 }
 
 impl AgentSpec {
@@ -162,6 +164,10 @@ impl AgentSpec {
     }
     pub fn fact(mut self, k: &str, v: &str) -> Self {
         self.facts.insert(k.into(), v.into());
+        self
+    }
+    pub fn default_heartbeat(mut self) -> Self {
+        self.default_heartbeat = true;
         self
     }
 }
@@ -210,6 +216,11 @@ impl Cluster {
             Some(a) => (a.name.clone(), yaml_map(&a.labels), yaml_map(&a.facts)),
             None => (name.to_string(), "{}".into(), "{}".into()),
         };
+        let heartbeat = if agent.is_some_and(|a| a.default_heartbeat) {
+            String::new()
+        } else {
+            format!("heartbeat_interval: {}ms", heartbeat.as_millis())
+        };
         let text = format!(
             "api:
   server:
@@ -222,7 +233,7 @@ agent:
   hostname: {hostname}
   labels: {labels}
   facts: {facts}
-  heartbeat_interval: {hb}ms
+  {heartbeat}
   nats: {{host: 127.0.0.1, port: {nats}, namespace: test}}
   dns: {{resolv_conf: {resolv}, resolvectl: never}}
   consumer: {{ack_wait: 5s}}
@@ -232,7 +243,6 @@ nats:
 {extra}",
             extra = self.nats_extra,
             nats = self.nats.port,
-            hb = heartbeat.as_millis(),
             ttl = self.ttl.as_millis(),
             resolv = resolv.display(),
         );

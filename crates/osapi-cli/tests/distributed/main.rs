@@ -474,3 +474,34 @@ async fn orchestrator_examples_run_unchanged_against_nats() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_follows_a_short_registry_ttl() {
+    // No agent.heartbeat_interval: the agent beats every TTL/3, so it stays
+    // registered (a 10 s default would let a 3 s TTL expire between beats).
+    let ttl = Duration::from_secs(3);
+    let mut c = Cluster::start(ttl).await;
+    c.add_controller().await;
+    c.add_agents(&[AgentSpec::new("steady")
+        .label("role", "web")
+        .default_heartbeat()])
+        .await;
+    let client = c.client(0);
+    let until = Instant::now() + 3 * ttl;
+    while Instant::now() < until {
+        let listed = client.agents().await.unwrap();
+        assert!(
+            listed.agents.iter().any(|a| a.hostname == "steady"),
+            "the agent dropped out of the registry"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let d = client
+        .run_job(
+            &osapi_api::job::CreateJobRequest::new("node.hostname.get", json!({}), "role:web"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status(), JobStatus::Completed);
+}
