@@ -1,8 +1,10 @@
 //! Agent configuration and the agent error type.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use osapi_api::signing::PublicKey;
 use serde_json::Value;
 
 use crate::conditions::ConditionThresholds;
@@ -27,6 +29,22 @@ pub struct AgentConfig {
     pub conditions: ConditionThresholds,
     /// Provider settings (DNS file, command limits …).
     pub providers: ProviderConfig,
+    /// Which jobs the agent accepts.
+    pub security: AgentSecurity,
+    /// Where the agent keeps what must survive a restart (job ids it ran,
+    /// process groups it started); `None` keeps them in memory only.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Which jobs an agent runs.
+#[derive(Debug, Clone, Default)]
+pub struct AgentSecurity {
+    /// Controllers' public keys (`agent.security.job_verify_keys`). With any
+    /// set, only jobs signed by one of them, unmodified, are run.
+    pub job_verify_keys: Vec<PublicKey>,
+    /// Run unsigned jobs when no key is set, even on a NATS server that is
+    /// not on this machine (`agent.security.allow_unsigned_jobs`).
+    pub allow_unsigned_jobs: bool,
 }
 
 impl Default for AgentConfig {
@@ -40,6 +58,8 @@ impl Default for AgentConfig {
             max_jobs: 32,
             conditions: ConditionThresholds::default(),
             providers: ProviderConfig::default(),
+            security: AgentSecurity::default(),
+            state_dir: None,
         }
     }
 }
@@ -56,6 +76,14 @@ impl AgentConfig {
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Trusts a controller's job-signing key.
+    pub fn trust(mut self, key: PublicKey) -> Self {
+        if !self.security.job_verify_keys.contains(&key) {
+            self.security.job_verify_keys.push(key);
+        }
         self
     }
 
@@ -117,6 +145,15 @@ pub enum AgentError {
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] osapi_bus::BusError),
+    /// The state directory could not be used.
+    #[error("agent state directory {path}: {source}")]
+    State {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The OS hostname could not be read and none was configured.
     #[error("cannot determine the hostname (set agent.hostname): {0}")]
     Hostname(String),

@@ -39,6 +39,24 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     } else {
         shared.hostname.as_str()
     };
+    // Nothing in the record is acted on before it is admitted.
+    if let Err(reason) = shared.admission.admit(&record) {
+        tracing::warn!(job = %id, %reason, "refusing a job");
+        let event = JobEvent::now(id, EventKind::Failed, &shared.hostname)
+            .with_instance(shared.instance_id)
+            .with_error(reason.clone());
+        let response = AgentResponse {
+            job_id: id,
+            hostname: shared.hostname.clone(),
+            status: ResponseStatus::Failed,
+            data: None,
+            changed: false,
+            error: Some(reason),
+            timestamp: OffsetDateTime::now_utc(),
+        };
+        write(shared, id, slot, vec![event], Some(response)).await;
+        return;
+    }
     let category = record
         .op_type
         .split('.')

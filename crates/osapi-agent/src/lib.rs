@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod admission;
 pub mod conditions;
 mod config;
 pub mod factref;
@@ -28,5 +29,5 @@ pub mod providers;
 mod runtime;
 pub mod template;
 
-pub use config::{AgentConfig, AgentError};
+pub use config::{AgentConfig, AgentError, AgentSecurity};
 pub use runtime::{Agent, AgentHandle};

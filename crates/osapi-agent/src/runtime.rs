@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::config::{AgentConfig, AgentError};
 use crate::providers::{ProviderConfig, ProviderContext, node};
 use crate::{conditions, facts};
@@ -56,8 +57,22 @@ impl Agent {
             bus,
             hostname,
         } = self;
+        if let Some(dir) = &config.state_dir {
+            std::fs::create_dir_all(dir).map_err(|source| AgentError::State {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let admission = Admission::new(&config.security, config.state_dir.as_deref())?;
+        if config.security.job_verify_keys.is_empty() {
+            tracing::warn!(
+                hostname = %hostname,
+                "no agent.security.job_verify_keys: this agent runs unsigned jobs"
+            );
+        }
         let drained_now = bus.state.is_drained(&hostname).await?;
         let shared = Arc::new(Shared {
+            admission,
             hostname: hostname.clone(),
             instance_id: Uuid::new_v4(),
             started_at: OffsetDateTime::now_utc(),
@@ -174,6 +189,7 @@ impl AgentHandle {
 
 /// State shared by the agent's tasks.
 pub(crate) struct Shared {
+    pub(crate) admission: Admission,
     pub(crate) hostname: String,
     pub(crate) instance_id: Uuid,
     started_at: OffsetDateTime,
@@ -189,7 +205,7 @@ pub(crate) struct Shared {
     pub(crate) bus: Bus,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -31,6 +31,8 @@ pub mod ops;
 pub mod records;
 pub mod results;
 pub mod serde_util;
+#[cfg(feature = "signing")]
+pub mod signing;
 pub mod target;
 
 /// Version of this control plane, reported by health endpoints and agents.

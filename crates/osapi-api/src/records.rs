@@ -41,6 +41,20 @@ pub struct JobRecord {
     /// The job this one retries, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<Uuid>,
+    /// The controller's signature over the job (see `signing`, feature
+    /// `signing`); agents that trust keys run only signed jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<JobSignature>,
+}
+
+/// A controller's signature over a job record: which key, and the Ed25519
+/// signature in base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSignature {
+    /// Id of the signing key (first 8 bytes of its SHA-256, hex).
+    pub key_id: String,
+    /// Ed25519 signature, base64.
+    pub sig: String,
 }
 
 impl JobRecord {

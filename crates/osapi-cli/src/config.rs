@@ -5,14 +5,16 @@
 //! `OSAPI_AGENT_LABELS='{role: web}'` works for maps.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use osapi_agent::AgentConfig;
 use osapi_agent::conditions::ConditionThresholds;
 use osapi_agent::providers::{DEFAULT_RESOLV_CONF, ProviderConfig, ResolvectlMode};
+use osapi_agent::{AgentConfig, AgentSecurity};
 use osapi_api::format::{go_duration, parse_duration, parse_size};
+use osapi_api::signing::{JobSigner, PublicKey};
 use osapi_bus::memory::MemoryBusConfig;
 use osapi_bus::nats::{BucketSettings, NatsConfig};
 use osapi_server::{ConnectionLimits, ServerConfig};
@@ -249,6 +251,9 @@ pub struct ServerSecurity {
     pub signing_key: String,
     /// Accept tokens without an `exp` claim (off by default).
     pub allow_tokens_without_expiry: bool,
+    /// Ed25519 key that signs every job (PKCS#8 PEM/DER or a 32-byte seed;
+    /// `osapi key generate` writes one).
+    pub job_signing_key_file: String,
     /// Roles defined or redefined here.
     pub roles: BTreeMap<String, RoleSection>,
 }
@@ -286,6 +291,23 @@ pub struct AgentSection {
     pub nats: NatsConnection,
     /// Job consumer settings.
     pub consumer: ConsumerSection,
+    /// Which jobs the agent accepts.
+    pub security: AgentSecuritySection,
+    /// Where the agent keeps what must survive a restart (default
+    /// `/var/lib/osapi` as root, else `$XDG_STATE_HOME/osapi` or
+    /// `~/.local/state/osapi`).
+    pub state_dir: String,
+}
+
+/// `agent.security.*`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentSecuritySection {
+    /// Controllers' job-signing public keys (base64, as `osapi key generate`
+    /// prints them). With any set, only jobs they signed run.
+    pub job_verify_keys: Vec<String>,
+    /// Run unsigned jobs when no key is set even on a NATS server elsewhere.
+    pub allow_unsigned_jobs: bool,
 }
 
 /// `agent.consumer.*`
@@ -318,6 +340,8 @@ impl Default for AgentSection {
             command: CommandSection::default(),
             nats: NatsConnection::default(),
             consumer: ConsumerSection::default(),
+            security: AgentSecuritySection::default(),
+            state_dir: String::new(),
         }
     }
 }
@@ -443,6 +467,7 @@ impl OsapiFile {
                 .iter()
                 .map(|p| parse_proxy(p))
                 .collect::<Result<_>>()?,
+            job_signer: self.job_signer()?,
             limits: ConnectionLimits {
                 header_read_timeout: duration(
                     "api.server.header_read_timeout",
@@ -501,6 +526,22 @@ impl OsapiFile {
                 command_max_timeout: duration("agent.command.max_timeout", &a.command.max_timeout)?,
                 ..ProviderConfig::default()
             },
+            security: AgentSecurity {
+                job_verify_keys: a
+                    .security
+                    .job_verify_keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        k.parse::<PublicKey>()
+                            .with_context(|| format!("agent.security.job_verify_keys[{i}]"))
+                    })
+                    .collect::<Result<_>>()?,
+                allow_unsigned_jobs: a.security.allow_unsigned_jobs,
+            },
+            // Explicit only: `osapi agent start` fills in the default (an
+            // embedded agent on the in-memory bus needs none).
+            state_dir: (!a.state_dir.is_empty()).then(|| PathBuf::from(&a.state_dir)),
         };
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(config)
@@ -516,6 +557,40 @@ fn decode(tree: Value) -> Result<OsapiFile> {
 }
 
 impl OsapiFile {
+    /// The controller's job-signing key, read from
+    /// `api.server.security.job_signing_key_file` (none when unset).
+    pub fn job_signer(&self) -> Result<Option<Arc<JobSigner>>> {
+        let path = &self.api.server.security.job_signing_key_file;
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(path).with_context(|| {
+            format!("api.server.security.job_signing_key_file: cannot read {path}")
+        })?;
+        // The error names the file, never its content.
+        let signer = JobSigner::from_bytes(&bytes)
+            .with_context(|| format!("api.server.security.job_signing_key_file: {path}"))?;
+        Ok(Some(Arc::new(signer)))
+    }
+
+    /// The agent's state directory: `agent.state_dir`, or the default for
+    /// this user.
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        if !self.agent.state_dir.is_empty() {
+            return Ok(PathBuf::from(&self.agent.state_dir));
+        }
+        if nix::unistd::Uid::effective().is_root() {
+            return Ok(PathBuf::from("/var/lib/osapi"));
+        }
+        if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+            return Ok(PathBuf::from(state).join("osapi"));
+        }
+        match std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+            Some(home) => Ok(PathBuf::from(home).join(".local/state/osapi")),
+            None => bail!("no home directory: set agent.state_dir"),
+        }
+    }
+
     /// How long a silent agent stays registered (`nats.registry.ttl`, 30 s).
     pub fn registry_ttl(&self) -> Result<Duration> {
         let ttl = &self.nats.registry.ttl;

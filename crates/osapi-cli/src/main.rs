@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod key;
 mod serve;
 mod start;
 mod token;
@@ -38,6 +39,9 @@ enum Command {
     /// Generate or validate tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Generate job-signing keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Talk to a controller.
     Client(client::ClientArgs),
     /// The controller on NATS (distributed mode).
@@ -78,6 +82,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Start(args) => start::run(&file, cli.osapi_file.is_some(), args).await,
         Command::Token(cmd) => token::run(&file, cmd),
+        Command::Key(cmd) => key::run(cmd),
         Command::Client(args) => client::run(&file, args).await,
         Command::Api(serve::ApiCommand::Server(serve::ServerCommand::Start(args))) => {
             serve::api_server_start(&file, args).await

@@ -83,8 +83,23 @@ pub(crate) async fn connect_nats(
     Ok((bus, url))
 }
 
+/// True when `host` (a NATS host setting) is this machine.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    host.is_empty()
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub async fn api_server_start(file: &OsapiFile, args: ServerStartArgs) -> Result<()> {
     let server = file.server_config(args.port)?;
+    if server.job_signer.is_none() {
+        tracing::warn!(
+            "no api.server.security.job_signing_key_file: jobs are published unsigned, and agents that check signatures will refuse them"
+        );
+    }
     let (bus, url) = connect_nats(
         file,
         &file.api.server.nats,
@@ -101,8 +116,29 @@ pub async fn api_server_start(file: &OsapiFile, args: ServerStartArgs) -> Result
     Ok(())
 }
 
+/// An agent that trusts no job-signing key runs whatever the bus carries:
+/// allowed only on a NATS server on this machine, or when asked for.
+pub(crate) fn check_unsigned(file: &OsapiFile, config: &osapi_agent::AgentConfig) -> Result<()> {
+    let host = &file.agent.nats.host;
+    if config.security.job_verify_keys.is_empty()
+        && !config.security.allow_unsigned_jobs
+        && !is_loopback(host)
+    {
+        anyhow::bail!(
+            "agent.security.job_verify_keys is empty and NATS ({host}) is not on this machine: \
+             anyone who can publish on that bus could run commands here. Set the controllers' \
+             public keys (`osapi key generate`), or agent.security.allow_unsigned_jobs: true"
+        );
+    }
+    Ok(())
+}
+
 pub async fn agent_start(file: &OsapiFile) -> Result<()> {
-    let config = file.agent_config()?;
+    let mut config = file.agent_config()?;
+    check_unsigned(file, &config)?;
+    if config.state_dir.is_none() {
+        config.state_dir = Some(file.state_dir()?);
+    }
     let (bus, url) =
         connect_nats(file, &file.agent.nats, "agent", "cannot start the agent").await?;
     let agent = Agent::new(config, bus)?;

@@ -80,12 +80,19 @@ async fn run_on_nats(file: &OsapiFile, args: StartArgs) -> Result<()> {
         "cannot start the control plane",
     )
     .await?;
+    let mut agent_config = file.agent_config()?;
+    // The local agent trusts the jobs of the controller beside it.
+    if let Some(signer) = &server.job_signer {
+        agent_config = agent_config.trust(signer.public_key());
+    }
+    crate::serve::check_unsigned(file, &agent_config)?;
+    if agent_config.state_dir.is_none() {
+        agent_config.state_dir = Some(file.state_dir()?);
+    }
     let controller = osapi_server::Controller::new(server, bus.clone())?;
     let listener = controller.bind().await?;
     let addr = listener.local_addr()?;
-    let agent = osapi_agent::Agent::new(file.agent_config()?, bus)?
-        .start()
-        .await?;
+    let agent = osapi_agent::Agent::new(agent_config, bus)?.start().await?;
     println!(
         "OSAPI control plane on NATS at {url}: controller http://{addr}, agent {}",
         agent.hostname()

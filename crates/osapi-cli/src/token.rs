@@ -47,7 +47,14 @@ fn signing_key(file: &OsapiFile) -> Result<&str> {
 }
 
 pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
-    let server = file.server_config(None)?;
+    // Only the token settings: minting a token needs no other controller file
+    // (the job-signing key, say) to be readable here.
+    let security = &file.api.server.security;
+    let custom_roles: osapi_api::auth::CustomRoles = security
+        .roles
+        .iter()
+        .map(|(k, v)| (k.clone(), v.permissions.clone()))
+        .collect();
     match cmd {
         TokenCommand::Generate {
             roles,
@@ -56,7 +63,7 @@ pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
             ttl,
         } => {
             for role in &roles {
-                if !BUILTIN_ROLES.contains(&role.as_str()) && !server.roles.contains_key(role) {
+                if !BUILTIN_ROLES.contains(&role.as_str()) && !custom_roles.contains_key(role) {
                     bail!(
                         "unknown role {role:?}: use admin, write or read, or define it under api.server.security.roles"
                     );
@@ -85,9 +92,9 @@ pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
             Ok(())
         }
         TokenCommand::Validate { token } => {
-            let auth = Authenticator::new(signing_key(file)?, server.roles.clone())
+            let auth = Authenticator::new(signing_key(file)?, custom_roles.clone())
                 .map_err(anyhow::Error::msg)?
-                .allow_tokens_without_expiry(server.allow_tokens_without_expiry);
+                .allow_tokens_without_expiry(security.allow_tokens_without_expiry);
             let principal = auth
                 .authenticate(Some(&format!("Bearer {token}")))
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;

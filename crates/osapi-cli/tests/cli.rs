@@ -274,3 +274,75 @@ fn nix_hostname() -> String {
         .trim()
         .to_string()
 }
+
+#[test]
+fn job_signing_keys_and_unsigned_agents() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("fleet");
+    let prefix = prefix.to_str().unwrap();
+    let (ok, public, err) = osapi(&["key", "generate", "-o", prefix]);
+    assert!(ok, "{err}");
+    let public = public.trim();
+    assert_eq!(public.len(), 44, "32 bytes of base64: {public}");
+    let key = dir.path().join("fleet.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("fleet.pub"))
+            .unwrap()
+            .trim(),
+        public
+    );
+    let (ok, _, err) = osapi(&["key", "generate", "-o", prefix]);
+    assert!(
+        !ok && err.contains("must not exist"),
+        "never overwrites: {err}"
+    );
+
+    // An agent that trusts no key refuses a NATS server elsewhere…
+    let remote = config("agent:\n  hostname: a1\n  nats: {host: 10.255.255.1, port: 4222}\n");
+    let (ok, _, err) = osapi(&["-f", remote.path().to_str().unwrap(), "agent", "start"]);
+    assert!(!ok);
+    assert!(
+        err.contains("agent.security.job_verify_keys is empty")
+            && err.contains("allow_unsigned_jobs"),
+        "{err}"
+    );
+    // …and a bad key is named by its place in the file.
+    let bad = config("agent:\n  hostname: a1\n  security: {job_verify_keys: [nope]}\n");
+    let (ok, _, err) = osapi(&["-f", bad.path().to_str().unwrap(), "agent", "start"]);
+    assert!(
+        !ok && err.contains("agent.security.job_verify_keys[0]"),
+        "{err}"
+    );
+    let missing = config(
+        "api:\n  server:\n    nats: {host: 127.0.0.1, port: 1}\n    security: {signing_key: k, job_signing_key_file: /nonexistent/key}\n",
+    );
+    let (ok, _, err) = osapi(&[
+        "-f",
+        missing.path().to_str().unwrap(),
+        "api",
+        "server",
+        "start",
+    ]);
+    assert!(!ok && err.contains("job_signing_key_file"), "{err}");
+    let (ok, _, err) = osapi(&[
+        "-f",
+        missing.path().to_str().unwrap(),
+        "token",
+        "generate",
+        "-r",
+        "admin",
+        "-u",
+        "x",
+    ]);
+    assert!(ok, "tokens need only the token settings: {err}");
+}

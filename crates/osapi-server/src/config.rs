@@ -1,9 +1,11 @@
 //! Controller settings.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use osapi_api::auth::CustomRoles;
+use osapi_api::signing::JobSigner;
 
 /// How the controller listens, authenticates and bounds its work.
 #[derive(Debug, Clone)]
@@ -34,6 +36,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Connection limits.
     pub limits: ConnectionLimits,
+    /// Signs every job created (`api.server.security.job_signing_key_file`);
+    /// agents that trust its public key run only jobs it signed.
+    pub job_signer: Option<Arc<JobSigner>>,
 }
 
 /// How long a connection may stay silent, and how many may be open.
@@ -77,6 +82,7 @@ impl Default for ServerConfig {
             allow_tokens_without_expiry: false,
             trusted_proxies: Vec::new(),
             limits: ConnectionLimits::default(),
+            job_signer: None,
         }
     }
 }

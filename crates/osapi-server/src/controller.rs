@@ -50,6 +50,7 @@ impl Controller {
             waiters,
             index,
             config.job_timeout,
+            config.job_signer.clone(),
         );
         Ok(Controller {
             state: AppState::new(Shared {

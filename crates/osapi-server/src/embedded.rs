@@ -18,10 +18,11 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use osapi_agent::{Agent, AgentConfig, AgentError, AgentHandle};
+use osapi_api::signing::{JobSigner, PublicKey};
 use osapi_bus::Bus;
 use osapi_bus::memory::{MemoryBus, MemoryBusConfig};
 use tokio::task::JoinHandle;
@@ -57,6 +58,7 @@ pub struct EmbeddedBuilder {
     server: ServerConfig,
     bus: MemoryBusConfig,
     heartbeat: Option<Duration>,
+    verify: bool,
 }
 
 impl EmbeddedBuilder {
@@ -96,6 +98,15 @@ impl EmbeddedBuilder {
         self
     }
 
+    /// Makes the in-process agents check every job's signature (default
+    /// off: jobs are signed, but on a bus that lives inside this process
+    /// only this controller can publish, so the check would cost ~50 µs a
+    /// job for nothing). Agents started with `trust(…)` keys always check.
+    pub fn verify_signatures(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
+    }
+
     /// Adjusts any other bus setting.
     pub fn bus_config(mut self, f: impl FnOnce(&mut MemoryBusConfig)) -> Self {
         f(&mut self.bus);
@@ -109,11 +120,21 @@ impl EmbeddedBuilder {
             mut server,
             bus,
             heartbeat,
+            verify,
         } = self;
         if server.signing_key.is_empty() {
             server.signing_key = random_signing_key()
                 .map_err(|e| EmbeddedError::Token(format!("no random signing key: {e}")))?;
         }
+        // Jobs are signed here too, with a key of this stack (its agents
+        // check it when asked to, see `verify_signatures`).
+        let job_signer = match &server.job_signer {
+            Some(s) => s.clone(),
+            None => {
+                Arc::new(JobSigner::generate().map_err(|e| EmbeddedError::Token(e.to_string()))?)
+            }
+        };
+        server.job_signer = Some(job_signer.clone());
         let heartbeat =
             heartbeat.unwrap_or_else(|| (bus.registry_ttl / 3).min(Duration::from_secs(10)));
         let bus = MemoryBus::start(bus);
@@ -141,6 +162,8 @@ impl EmbeddedBuilder {
             token,
             signing_key,
             signer,
+            job_key: job_signer.public_key(),
+            verify,
             bus,
             heartbeat,
             agents: Mutex::new(BTreeMap::new()),
@@ -166,6 +189,8 @@ pub struct Embedded {
     token: String,
     signing_key: String,
     signer: TokenSigner,
+    job_key: PublicKey,
+    verify: bool,
     bus: Bus,
     heartbeat: Duration,
     agents: Mutex<BTreeMap<String, AgentHandle>>,
@@ -185,6 +210,7 @@ impl Embedded {
             },
             bus: MemoryBusConfig::default(),
             heartbeat: None,
+            verify: false,
         }
     }
 
@@ -206,6 +232,11 @@ impl Embedded {
     /// The signing key.
     pub fn signing_key(&self) -> &str {
         &self.signing_key
+    }
+
+    /// The public key its agents check job signatures with.
+    pub fn job_key(&self) -> PublicKey {
+        self.job_key
     }
 
     /// Mints a token with other roles or explicit permissions.
@@ -239,6 +270,9 @@ impl Embedded {
     pub async fn add_agent(&self, mut config: AgentConfig) -> Result<String, EmbeddedError> {
         if config.heartbeat_interval == AgentConfig::default().heartbeat_interval {
             config.heartbeat_interval = self.heartbeat;
+        }
+        if self.verify {
+            config = config.trust(self.job_key);
         }
         let agent = Agent::new(config, self.bus.clone())?;
         let name = agent.hostname().to_string();

@@ -288,6 +288,7 @@ mod tests {
             expected_hosts: vec![],
             deadline: OffsetDateTime::now_utc(),
             retry_of: None,
+            signature: None,
         }
     }
 

@@ -182,6 +182,8 @@ pub struct Cluster {
     pub ttl: Duration,
     /// More YAML lines under `nats:` (indented two spaces) for every process.
     pub nats_extra: String,
+    /// The controllers' job-signing key file, and its public key (agents trust it).
+    pub job_key: (PathBuf, String),
 }
 
 fn yaml_map(m: &BTreeMap<String, String>) -> String {
@@ -197,10 +199,22 @@ impl Cluster {
             .output()
             .unwrap();
         assert!(out.status.success(), "token generate");
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("job-signing");
+        let key = Command::new(BIN)
+            .args(["key", "generate", "-o"])
+            .arg(&prefix)
+            .output()
+            .unwrap();
+        assert!(key.status.success(), "key generate");
         Cluster {
             token: String::from_utf8(out.stdout).unwrap().trim().to_string(),
             nats: Nats::start().await,
-            dir: tempfile::tempdir().unwrap(),
+            job_key: (
+                prefix.with_extension("key"),
+                String::from_utf8(key.stdout).unwrap().trim().to_string(),
+            ),
+            dir,
             controllers: Vec::new(),
             agents: BTreeMap::new(),
             ttl,
@@ -229,8 +243,11 @@ impl Cluster {
     nats: {{host: 127.0.0.1, port: {nats}, namespace: test}}
     security:
       signing_key: {KEY}
+      job_signing_key_file: {job_key}
 agent:
   hostname: {hostname}
+  state_dir: {state}
+  security: {{job_verify_keys: [{job_pub}]}}
   labels: {labels}
   facts: {facts}
   {heartbeat}
@@ -242,6 +259,9 @@ nats:
   kv: {{storage: file}}
 {extra}",
             extra = self.nats_extra,
+            job_key = self.job_key.0.display(),
+            job_pub = self.job_key.1,
+            state = self.dir.path().join(format!("state-{name}")).display(),
             nats = self.nats.port,
             ttl = self.ttl.as_millis(),
             resolv = resolv.display(),
@@ -324,6 +344,38 @@ nats:
             .unwrap();
         assert!(out.status.success(), "token generate");
         String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Starts an agent process again (after `kill`), with the same config
+    /// and state directory; waits until it is registered anew.
+    pub async fn restart_agent(&mut self, spec: &AgentSpec) {
+        let before = self
+            .client(0)
+            .agent(&spec.name)
+            .await
+            .ok()
+            .and_then(|a| a.started_at);
+        if let Some(mut old) = self.agents.remove(&spec.name) {
+            old.kill();
+        }
+        let config = self.config(&spec.name, 0, Some(spec));
+        let proc = self.spawn(&spec.name, &config, &["agent", "start"]);
+        self.agents.insert(spec.name.clone(), proc);
+        let client = self.client(0);
+        let name = spec.name.clone();
+        wait_for(
+            Duration::from_secs(30),
+            "the agent to register again",
+            || {
+                let (c, name) = (client.clone(), name.clone());
+                async move {
+                    c.agent(&name)
+                        .await
+                        .is_ok_and(|a| a.started_at.is_some() && a.started_at != before)
+                }
+            },
+        )
+        .await;
     }
 
     /// Starts agent processes and waits until the first controller lists them.

@@ -3,6 +3,7 @@
 
 mod fleet;
 mod lists;
+mod signing;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -17,6 +17,7 @@ use osapi_api::ops::{
     FileStatusParams, JobClass, Operation, PingParams, validate_host_path,
 };
 use osapi_api::records::{API_HOST, EventKind, JobEvent, JobRecord};
+use osapi_api::signing::JobSigner;
 use osapi_api::target::Target;
 use osapi_bus::{Bus, JobSnapshot, Route, slot_of};
 use serde::de::DeserializeOwned;
@@ -35,6 +36,7 @@ const COMMAND_GRACE: Duration = Duration::from_secs(60);
 /// Creates, reads and waits for jobs.
 pub struct JobService {
     bus: Bus,
+    signer: Option<Arc<JobSigner>>,
     directory: Arc<AgentDirectory>,
     waiters: Arc<Waiters>,
     index: Arc<JobIndex>,
@@ -57,9 +59,11 @@ impl JobService {
         waiters: Arc<Waiters>,
         index: Arc<JobIndex>,
         default_timeout: Duration,
+        signer: Option<Arc<JobSigner>>,
     ) -> Self {
         JobService {
             bus,
+            signer,
             directory,
             waiters,
             index,
@@ -84,7 +88,7 @@ impl JobService {
         let created = OffsetDateTime::now_utc();
         let timeout = timeout.unwrap_or_else(|| self.default_deadline(&operation));
         let class = JobClass::of(&op_type);
-        let record = Arc::new(JobRecord {
+        let mut record = JobRecord {
             id: Uuid::new_v4(),
             created,
             operation,
@@ -94,7 +98,12 @@ impl JobService {
             expected_hosts,
             deadline: created + timeout,
             retry_of,
-        });
+            signature: None,
+        };
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut record);
+        }
+        let record = Arc::new(record);
         let revision = self.bus.jobs.create(record.clone()).await?;
         // Listed at once, before the change feed brings it.
         self.index.upsert(&JobSnapshot {

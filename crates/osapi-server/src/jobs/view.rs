@@ -157,9 +157,11 @@ fn outcome(snapshot: &JobSnapshot) -> Outcome {
     let tracks = tracks(&snapshot.events);
     let expected = expected_hosts(snapshot);
 
-    let mut latest: BTreeMap<&str, &AgentResponse> = BTreeMap::new();
+    // A host's first answer stands, as its first terminal event does (a
+    // replayed message the agent refused later must not replace it).
+    let mut first: BTreeMap<&str, &AgentResponse> = BTreeMap::new();
     for r in snapshot.responses.iter().map(|r| r.as_ref()) {
-        latest.insert(r.hostname.as_str(), r);
+        first.entry(r.hostname.as_str()).or_insert(r);
     }
 
     // One answer per expected host that has settled.
@@ -169,7 +171,7 @@ fn outcome(snapshot: &JobSnapshot) -> Outcome {
         let Some((kind, error, _)) = tracks.get(host).and_then(|t| t.terminal.clone()) else {
             continue;
         };
-        let response = latest.get(host.as_str());
+        let response = first.get(host.as_str());
         let answer = match (kind, response) {
             (EventKind::Completed, Some(r)) if r.status == ResponseStatus::Completed => {
                 ok += 1;
@@ -377,6 +379,7 @@ mod tests {
                 expected_hosts: expected.iter().map(|s| s.to_string()).collect(),
                 deadline: OffsetDateTime::now_utc() + Duration::from_secs(60),
                 retry_of: None,
+                signature: None,
             }),
             events: vec![],
             responses: vec![],

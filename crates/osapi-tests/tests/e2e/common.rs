@@ -46,6 +46,7 @@ pub struct StackBuilder {
     upload_limit: Option<usize>,
     server: Vec<Tweak<osapi_server::ServerConfig>>,
     bus: Vec<Tweak<osapi_bus::memory::MemoryBusConfig>>,
+    verify: bool,
     dir: TempDir,
 }
 
@@ -66,6 +67,11 @@ impl StackBuilder {
     /// Adjusts a controller setting.
     pub fn server(mut self, f: impl FnOnce(&mut osapi_server::ServerConfig) + 'static) -> Self {
         self.server.push(Box::new(f));
+        self
+    }
+    /// Agents check job signatures.
+    pub fn verify_signatures(mut self) -> Self {
+        self.verify = true;
         self
     }
     /// Adjusts a bus setting.
@@ -93,6 +99,7 @@ impl StackBuilder {
         for f in self.bus {
             b = b.bus_config(f);
         }
+        b = b.verify_signatures(self.verify);
         let emb = b.start().await.expect("embedded stack starts");
         let client = Client::new(emb.url(), emb.token()).unwrap();
         Stack {
@@ -111,6 +118,7 @@ pub fn builder() -> StackBuilder {
         upload_limit: None,
         server: Vec::new(),
         bus: Vec::new(),
+        verify: false,
         dir: tempfile::tempdir().unwrap(),
     }
 }

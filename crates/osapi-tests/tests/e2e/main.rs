@@ -17,4 +17,5 @@ mod listing;
 mod lost_agent;
 mod permissions;
 mod providers;
+mod signing;
 mod tokens;

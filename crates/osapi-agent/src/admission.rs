@@ -1,0 +1,222 @@
+//! Whether a delivered job may run: signed by a controller key the agent
+//! trusts and unmodified (when keys are configured), and never run before by
+//! this agent (a replayed message runs once only, also across restarts: the
+//! ids of jobs taken are kept in the state directory until their deadline).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use osapi_api::records::JobRecord;
+use osapi_api::signing::JobVerifier;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::config::{AgentError, AgentSecurity};
+
+/// Name of the file of job ids taken, in the state directory.
+const SEEN_FILE: &str = "jobs-taken";
+/// Entries added between prunes of expired ids.
+const PRUNE_EVERY: usize = 4096;
+
+/// Jobs taken: id → deadline (after which a replay is refused anyway).
+struct Seen {
+    ids: HashMap<Uuid, OffsetDateTime>,
+    log: Option<File>,
+    path: Option<PathBuf>,
+    added: usize,
+}
+
+/// The agent's admission checks.
+pub(crate) struct Admission {
+    verifier: JobVerifier,
+    seen: Mutex<Seen>,
+}
+
+impl Admission {
+    /// Checks built from `security`, with the ids of jobs taken before a
+    /// restart read back from `state_dir`.
+    pub(crate) fn new(
+        security: &AgentSecurity,
+        state_dir: Option<&Path>,
+    ) -> Result<Admission, AgentError> {
+        let mut seen = Seen {
+            ids: HashMap::new(),
+            log: None,
+            path: None,
+            added: 0,
+        };
+        if let Some(dir) = state_dir {
+            let path = dir.join(SEEN_FILE);
+            seen.ids = read_seen(&path).map_err(|source| AgentError::State {
+                path: path.clone(),
+                source,
+            })?;
+            seen.path = Some(path);
+            seen.rewrite().map_err(|source| AgentError::State {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(Admission {
+            verifier: JobVerifier::new(security.job_verify_keys.clone()),
+            seen: Mutex::new(seen),
+        })
+    }
+
+    /// `Ok` when `record` may run; otherwise why not (`rejected: …`). A job
+    /// admitted is recorded as taken before it runs.
+    pub(crate) fn admit(&self, record: &JobRecord) -> Result<(), String> {
+        if !self.verifier.is_empty() {
+            self.verifier
+                .verify(record)
+                .map_err(|e| format!("rejected: {e}"))?;
+        }
+        let mut seen = crate::runtime::lock(&self.seen);
+        if seen.ids.contains_key(&record.id) {
+            return Err(
+                "rejected: this agent already took this job (a replayed message)".to_string(),
+            );
+        }
+        seen.insert(record.id, record.deadline);
+        Ok(())
+    }
+}
+
+impl Seen {
+    fn insert(&mut self, id: Uuid, deadline: OffsetDateTime) {
+        self.ids.insert(id, deadline);
+        if let Some(log) = &mut self.log
+            && let Err(e) = writeln!(log, "{id} {}", deadline.unix_timestamp())
+        {
+            tracing::warn!(error = %e, "cannot record a job taken; a replay after a restart would not be caught");
+        }
+        self.added += 1;
+        if self.added >= PRUNE_EVERY {
+            self.added = 0;
+            let now = OffsetDateTime::now_utc();
+            self.ids.retain(|_, deadline| *deadline > now);
+            if let Err(e) = self.rewrite() {
+                tracing::warn!(error = %e, "cannot compact the file of jobs taken");
+            }
+        }
+    }
+
+    /// Writes the live ids afresh and reopens the file for appending.
+    fn rewrite(&mut self) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            for (id, deadline) in &self.ids {
+                writeln!(f, "{id} {}", deadline.unix_timestamp())?;
+            }
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        self.log = Some(OpenOptions::new().append(true).open(path)?);
+        Ok(())
+    }
+}
+
+/// Ids whose deadline has not passed, from the file (missing: none).
+fn read_seen(path: &Path) -> std::io::Result<HashMap<Uuid, OffsetDateTime>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e),
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut out = HashMap::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        let mut parts = line.split_whitespace();
+        let (Some(id), Some(deadline)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(id), Ok(deadline)) = (Uuid::parse_str(id), deadline.parse::<i64>()) else {
+            continue;
+        };
+        let Ok(deadline) = OffsetDateTime::from_unix_timestamp(deadline) else {
+            continue;
+        };
+        if deadline > now {
+            out.insert(id, deadline);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osapi_api::ops::JobClass;
+    use osapi_api::signing::JobSigner;
+
+    fn record(deadline_in: i64) -> JobRecord {
+        JobRecord {
+            id: Uuid::new_v4(),
+            created: OffsetDateTime::now_utc(),
+            operation: serde_json::json!({"type": "node.hostname.get"}),
+            op_type: "node.hostname.get".into(),
+            class: JobClass::Query,
+            target: "_any".into(),
+            expected_hosts: vec![],
+            deadline: OffsetDateTime::now_utc() + time::Duration::seconds(deadline_in),
+            retry_of: None,
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn replays_are_refused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let security = AgentSecurity::default();
+        let live = record(300);
+        let expired = record(-1);
+        {
+            let a = Admission::new(&security, Some(dir.path())).unwrap();
+            assert_eq!(a.admit(&live), Ok(()));
+            assert_eq!(a.admit(&expired), Ok(()));
+            assert!(a.admit(&live).unwrap_err().contains("replayed"));
+        }
+        let again = Admission::new(&security, Some(dir.path())).unwrap();
+        assert!(
+            again.admit(&live).unwrap_err().contains("replayed"),
+            "remembered after a restart"
+        );
+        let text = std::fs::read_to_string(dir.path().join(SEEN_FILE)).unwrap();
+        assert!(
+            !text.contains(&expired.id.to_string()),
+            "ids past their deadline are dropped"
+        );
+    }
+
+    #[test]
+    fn trusted_keys_make_signatures_mandatory() {
+        let signer = JobSigner::generate().unwrap();
+        let security = AgentSecurity {
+            job_verify_keys: vec![signer.public_key()],
+            allow_unsigned_jobs: false,
+        };
+        let a = Admission::new(&security, None).unwrap();
+        let unsigned = record(60);
+        assert!(
+            a.admit(&unsigned)
+                .unwrap_err()
+                .starts_with("rejected: the job is not signed")
+        );
+        let mut signed = record(60);
+        signer.sign(&mut signed);
+        assert_eq!(a.admit(&signed), Ok(()));
+        let mut forged = record(60);
+        signer.sign(&mut forged);
+        forged.operation =
+            serde_json::json!({"type": "command.shell.execute", "data": {"command": "id"}});
+        assert!(a.admit(&forged).unwrap_err().contains("does not match"));
+    }
+}

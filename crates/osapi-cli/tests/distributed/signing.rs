@@ -1,0 +1,157 @@
+//! Signed jobs against a compromised bus: the test publishes on NATS itself,
+//! as an attacker who reached the bus would. A captured job replayed runs
+//! once only (also after the agent restarts), a job with its command changed
+//! never runs and shows rejected, and a job signed with another key is
+//! refused.
+
+use std::time::Duration;
+
+use osapi_api::job::{JobDetail, JobStatus};
+use osapi_api::records::JobRecord;
+use osapi_api::signing::JobSigner;
+use serde_json::json;
+
+use crate::fleet::{AgentSpec, Cluster, wait_for};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Lines in a file (0 when missing).
+fn lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Waits until the job's timeline has a rejection naming `why`.
+async fn rejected(c: &osapi_client::Client, id: uuid::Uuid, why: &str) -> JobDetail {
+    let has = |d: &JobDetail| {
+        d.timeline.iter().flatten().any(|e| {
+            e.error
+                .as_deref()
+                .is_some_and(|err| err.starts_with("rejected:") && err.contains(why))
+        })
+    };
+    wait_for(WAIT, &format!("job {id} to be rejected ({why})"), || {
+        let c = c.clone();
+        async move { c.job(id).await.is_ok_and(|d| has(&d)) }
+    })
+    .await;
+    c.job(id).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_forged_and_foreign_jobs_do_not_run() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.add_controller().await;
+    let spec = AgentSpec::new("target");
+    c.add_agents(std::slice::from_ref(&spec)).await;
+    let client = c.client(0);
+    let ran = c.dir.path().join("ran");
+    let forged_marker = c.dir.path().join("forged");
+
+    // A real job, run once.
+    let job = client
+        .submit(
+            "command.shell.execute",
+            json!({"command": format!("echo run >> {}", ran.display())}),
+            "target",
+        )
+        .await
+        .unwrap();
+    let d = client.wait_job(job.job_id, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
+    assert_eq!(lines(&ran), 1);
+
+    // The attacker reads the job off the bus and publishes it again.
+    let nats = async_nats::connect(format!("127.0.0.1:{}", c.nats.port))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let records = js.get_key_value("test-job-queue").await.unwrap();
+    let captured = records
+        .get(format!("jobs.{}", job.job_id))
+        .await
+        .unwrap()
+        .expect("the job record is on the bus");
+    let subject = "test.jobs.modify.host.target";
+    js.publish(subject, captured.clone())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let d = rejected(&client, job.job_id, "replayed").await;
+    assert_eq!(d.status(), JobStatus::Completed, "the first answer stands");
+    assert_eq!(lines(&ran), 1, "a replayed job runs once only");
+
+    // Still refused after the agent restarts (the ids it took are on disk).
+    c.restart_agent(&spec).await;
+    js.publish(subject, captured.clone())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_for(WAIT, "the second replay to be refused", || {
+        let client = client.clone();
+        async move {
+            client.job(job.job_id).await.is_ok_and(|d| {
+                d.timeline
+                    .iter()
+                    .flatten()
+                    .filter(|e| e.error.as_deref().is_some_and(|e| e.contains("replayed")))
+                    .count()
+                    == 2
+            })
+        }
+    })
+    .await;
+    assert_eq!(
+        lines(&ran),
+        1,
+        "a replay after a restart does not run either"
+    );
+
+    // A forgery: the captured job under a new id with another command,
+    // written to the bus's records as well, so the controller shows it.
+    let mut forged: JobRecord = serde_json::from_slice(&captured).unwrap();
+    forged.id = uuid::Uuid::new_v4();
+    forged.operation["data"]["command"] =
+        json!(format!("echo forged >> {}", forged_marker.display()));
+    let bytes = serde_json::to_vec(&forged).unwrap();
+    records
+        .put(format!("jobs.{}", forged.id), bytes.clone().into())
+        .await
+        .unwrap();
+    js.publish(subject, bytes.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let d = rejected(&client, forged.id, "signature does not match").await;
+    assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
+    assert!(
+        d.error.as_deref().unwrap().starts_with("rejected:"),
+        "{d:?}"
+    );
+
+    // A job signed with a key the agent does not trust.
+    let mut foreign = forged.clone();
+    foreign.id = uuid::Uuid::new_v4();
+    JobSigner::generate().unwrap().sign(&mut foreign);
+    let bytes = serde_json::to_vec(&foreign).unwrap();
+    records
+        .put(format!("jobs.{}", foreign.id), bytes.clone().into())
+        .await
+        .unwrap();
+    js.publish(subject, bytes.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let d = rejected(&client, foreign.id, "unknown key").await;
+    assert_eq!(d.status(), JobStatus::Failed);
+    assert!(!forged_marker.exists(), "no forged command ever ran");
+    assert!(
+        c.log("target").contains("refusing a job"),
+        "the agent logs a warning"
+    );
+}
