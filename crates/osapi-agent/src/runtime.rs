@@ -64,12 +64,6 @@ impl Agent {
             })?;
         }
         let admission = Admission::new(&config.security, config.state_dir.as_deref())?;
-        if config.security.job_verify_keys.is_empty() {
-            tracing::warn!(
-                hostname = %hostname,
-                "no agent.security.job_verify_keys: this agent runs unsigned jobs"
-            );
-        }
         let drained_now = bus.state.is_drained(&hostname).await?;
         let shared = Arc::new(Shared {
             admission,

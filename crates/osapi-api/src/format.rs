@@ -129,7 +129,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     }
     if let Ok(secs) = s.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+            return Duration::try_from_secs_f64(secs).map_err(|_| err("too large"));
         }
         return Err(err("must be a non-negative number"));
     }
@@ -162,10 +162,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         total += value * factor;
         rest = &rest[unit_len..];
     }
-    if !total.is_finite() || total > u64::MAX as f64 {
+    if !total.is_finite() {
         return Err(err("too large"));
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).map_err(|_| err("too large"))
 }
 
 /// Error returned by [`parse_size`].
@@ -275,6 +275,15 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1m0s").unwrap(), Duration::from_secs(60));
+        // Huge values are errors, never panics.
+        for huge in [
+            "1e300",
+            "18446744073709551616s",
+            "1e300h",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
     }
 
     #[test]

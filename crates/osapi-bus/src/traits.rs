@@ -84,6 +84,12 @@ pub trait JobStore: Send + Sync {
     ) -> BusResult<bool>;
     /// Jobs as they change. Receivers that lag must treat every job as changed.
     fn subscribe(&self) -> broadcast::Receiver<JobChange>;
+    /// How long a job is kept at most (records expire after it without any
+    /// change being announced); `None` when jobs leave only by deletion or
+    /// announced eviction.
+    fn retention(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Slot of the controller's events about a job.
@@ -308,23 +314,20 @@ pub trait AuditStore: Send + Sync {
     async fn export(&self) -> BusResult<Vec<AuditEntry>>;
 }
 
-/// Merges two newest-first sequences into the newest `n`, newest first.
-pub(crate) fn merge_newest(
-    a: impl IntoIterator<Item = AuditEntry>,
-    b: impl IntoIterator<Item = AuditEntry>,
-    n: usize,
-) -> Vec<AuditEntry> {
-    let mut a = a.into_iter().peekable();
-    let mut b = b.into_iter().peekable();
+/// Merges newest-first sequences into the newest `n`, newest first (by
+/// when each request ended).
+pub(crate) fn merge_newest(logs: Vec<Vec<AuditEntry>>, n: usize) -> Vec<AuditEntry> {
+    let mut logs: Vec<std::iter::Peekable<std::vec::IntoIter<AuditEntry>>> =
+        logs.into_iter().map(|l| l.into_iter().peekable()).collect();
     let mut out = Vec::new();
     while out.len() < n {
-        let take_a = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => x.ended() >= y.ended(),
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        out.extend(if take_a { a.next() } else { b.next() });
+        let newest = logs
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, l)| l.peek().map(|e| (i, e.ended())))
+            .max_by_key(|(_, ended)| *ended);
+        let Some((i, _)) = newest else { break };
+        out.extend(logs[i].next());
     }
     out
 }

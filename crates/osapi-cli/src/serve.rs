@@ -130,6 +130,9 @@ pub(crate) fn check_unsigned(file: &OsapiFile, config: &osapi_agent::AgentConfig
              public keys (`osapi key generate`), or agent.security.allow_unsigned_jobs: true"
         );
     }
+    if config.security.job_verify_keys.is_empty() {
+        tracing::warn!("no agent.security.job_verify_keys: this agent runs unsigned jobs");
+    }
     Ok(())
 }
 

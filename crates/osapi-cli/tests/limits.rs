@@ -99,8 +99,12 @@ fn config_text(port: u16, extra: &str, dir: &Path) -> String {
 }
 
 fn token() -> String {
+    token_with_role("admin")
+}
+
+fn token_with_role(role: &str) -> String {
     let out = Command::new(BIN)
-        .args(["token", "generate", "-r", "admin", "-u", "tester"])
+        .args(["token", "generate", "-r", role, "-u", "tester"])
         .env("OSAPI_API_SERVER_SECURITY_SIGNING_KEY", KEY)
         .output()
         .unwrap();
@@ -262,8 +266,70 @@ fn slowloris_idle_and_long_polls() {
         assert_eq!(d.status(), JobStatus::Processing);
         assert!(asked.elapsed() >= Duration::from_millis(4900), "cut short");
     });
+}
 
-    // The cap: however many connect, at most 64 are held.
+#[test]
+fn crowds_of_idle_connections_and_slow_bodies_cannot_lock_clients_out() {
+    let c = Controller::start(
+        4096,
+        "    header_read_timeout: 1s\n    idle_timeout: 30s\n    max_connections: 8\n",
+    );
+    // Eight keep-alive connections that each send a tiny request now and
+    // then fill the cap; a new client still gets in (the one idle longest
+    // makes room).
+    let mut regulars: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = c.connect();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    health(c.port, Duration::from_secs(5)).expect("answered at the cap");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a new client waited {:?} behind idle connections",
+        started.elapsed()
+    );
+    regulars.clear();
+
+    // A token holder who sends request headers and never the body holds no
+    // connection past the stall deadline.
+    let read = token_with_role("read");
+    let slow: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = c.connect();
+            s.write_all(
+                format!(
+                    "POST /node/_any/network/ping HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {read}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    let sent = Instant::now();
+    for mut s in slow {
+        assert!(
+            closed_within(&mut s, Duration::from_secs(4)),
+            "a stalled body kept its connection"
+        );
+    }
+    assert!(sent.elapsed() < Duration::from_secs(4));
+    health(c.port, Duration::from_secs(5)).expect("answered after the stalls");
+}
+
+#[test]
+fn the_connection_cap_holds() {
+    let c = Controller::start(4096, "    max_connections: 64\n");
+    // However many connect, at most 64 are held (silent ones are closed by
+    // the header deadline, 10 s, or to make room for newer ones).
     let _crowd: Vec<TcpStream> = (0..200).map(|_| c.connect()).collect();
     let end = Instant::now() + Duration::from_secs(2);
     let mut most = 0;
@@ -273,6 +339,7 @@ fn slowloris_idle_and_long_polls() {
     }
     assert!(most <= 64 + 16, "{most} sockets open with a cap of 64");
     assert!(most >= 64, "the cap was never reached ({most})");
+    health(c.port, Duration::from_secs(5)).expect("a new client gets in at the cap");
 }
 
 #[test]

@@ -8,12 +8,19 @@
 //! * **Idle timeout:** a keep-alive connection with no request and no
 //!   traffic for `idle_timeout` is closed. A connection with a request being
 //!   answered is never idle, so long-polls (`?wait=`) last as long as asked.
+//! * **Body stalls:** a request body that sends nothing for
+//!   `header_read_timeout` is abandoned (the request fails, the connection
+//!   closes), so a slow upload cannot hold a connection forever either.
 //! * **Connection cap:** at most `max_connections` are served at once
-//!   (default 80 % of the process's open-file limit); beyond, new
-//!   connections wait in the kernel's accept queue until a slot frees.
+//!   (default 80 % of the process's open-file limit). At the cap, the
+//!   connection that has been waiting longest without a request being
+//!   answered (silent, idle or half-sent) is closed to make room; only when
+//!   every connection is busy answering do new ones wait in the kernel's
+//!   accept queue.
 //!
 //! Every request carries the peer address ([`ConnectInfo`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -24,6 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -68,23 +76,33 @@ struct Activity {
     request_started: Option<Instant>,
     /// True until the first request's headers are complete.
     fresh: bool,
+    /// The request being answered has no body: bytes read meanwhile are the
+    /// next (pipelined) request.
+    bodyless: bool,
+    /// Asked to close to make room under the connection cap.
+    evicted: bool,
 }
 
 struct Tracker {
     activity: Mutex<Activity>,
     changed: Notify,
+    opened: Instant,
 }
 
 impl Tracker {
     fn new() -> Arc<Tracker> {
+        let now = Instant::now();
         Arc::new(Tracker {
             activity: Mutex::new(Activity {
                 inflight: 0,
-                last: Instant::now(),
+                last: now,
                 request_started: None,
                 fresh: true,
+                bodyless: false,
+                evicted: false,
             }),
             changed: Notify::new(),
+            opened: now,
         })
     }
 
@@ -92,23 +110,45 @@ impl Tracker {
         let now = Instant::now();
         let mut a = crate::lock(&self.activity);
         a.last = now;
-        if a.inflight == 0 && a.request_started.is_none() && !a.fresh {
-            // A new request begins: its own (shorter) deadline applies.
+        let starts_request =
+            !a.fresh && a.request_started.is_none() && (a.inflight == 0 || a.bodyless);
+        if starts_request {
+            // A new request begins (after an idle spell, or pipelined behind
+            // a request without a body): its own deadline applies.
             a.request_started = Some(now);
             drop(a);
             self.changed.notify_one();
         }
     }
 
+    /// Since when the connection has been waiting without a request being
+    /// answered, if it is: the eviction order under the cap.
+    fn waiting_since(&self) -> Option<Instant> {
+        let a = crate::lock(&self.activity);
+        if a.inflight > 0 || a.evicted {
+            None
+        } else if a.fresh {
+            Some(self.opened)
+        } else {
+            Some(a.request_started.unwrap_or(a.last))
+        }
+    }
+
+    fn evict(&self) {
+        crate::lock(&self.activity).evicted = true;
+        self.changed.notify_one();
+    }
+
     fn wrote(&self) {
         crate::lock(&self.activity).last = Instant::now();
     }
 
-    fn request_began(&self) {
+    fn request_began(&self, bodyless: bool) {
         let mut a = crate::lock(&self.activity);
         a.inflight += 1;
         a.request_started = None;
         a.fresh = false;
+        a.bodyless = bodyless;
     }
 
     fn request_ended(&self) {
@@ -120,16 +160,54 @@ impl Tracker {
     }
 
     /// When the connection must be closed, if nothing happens meanwhile.
-    fn deadline(&self, limits: &ConnectionLimits, opened: Instant) -> Option<Instant> {
+    fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
         let a = crate::lock(&self.activity);
-        if a.inflight > 0 {
+        if a.evicted {
+            Some(self.opened)
+        } else if a.inflight > 0 {
             None
         } else if a.fresh {
-            Some(opened + limits.header_read_timeout)
+            Some(self.opened + limits.header_read_timeout)
         } else if let Some(started) = a.request_started {
             Some(started + limits.header_read_timeout)
         } else {
             Some(a.last + limits.idle_timeout)
+        }
+    }
+}
+
+/// The connections being served, to pick one to close at the cap.
+#[derive(Default)]
+struct Connections {
+    next: std::sync::atomic::AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Tracker>>>,
+}
+
+impl Connections {
+    fn add(&self, tracker: Arc<Tracker>) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::lock(&self.open).insert(id, tracker);
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        crate::lock(&self.open).remove(&id);
+    }
+
+    /// Closes the connection that has waited longest without a request being
+    /// answered; false when every connection is busy.
+    fn evict_one(&self) -> bool {
+        let open = crate::lock(&self.open);
+        let victim = open
+            .values()
+            .filter_map(|t| t.waiting_since().map(|since| (since, t)))
+            .min_by_key(|(since, _)| *since);
+        match victim {
+            Some((_, t)) => {
+                t.evict();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -197,15 +275,24 @@ pub async fn serve(
 ) -> io::Result<()> {
     let cap = max_connections(&limits).map_err(io::Error::other)?;
     let slots = Arc::new(Semaphore::new(cap));
+    let connections = Arc::new(Connections::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // At the cap: make room by closing the connection that has
+                // waited longest without a request, if one has.
+                connections.evict_one();
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
         };
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
@@ -224,8 +311,12 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let stop = stop_rx.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, app, limits, stop).await;
+            let tracker = Tracker::new();
+            let id = connections.add(tracker.clone());
+            serve_connection(stream, peer, app, limits, tracker, stop).await;
+            connections.remove(id);
             drop(permit);
         });
     }
@@ -241,18 +332,20 @@ async fn serve_connection(
     peer: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
+    tracker: Arc<Tracker>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let opened = Instant::now();
-    let tracker = Tracker::new();
     let io = TokioIo::new(TrackedStream {
         inner: stream,
         tracker: tracker.clone(),
     });
     let in_service = tracker.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+    let stall = limits.header_read_timeout;
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let bodyless = req.body().size_hint().exact() == Some(0);
+        let mut req = req.map(|body| axum::body::Body::new(StallGuard::new(body, stall)));
         req.extensions_mut().insert(ConnectInfo(peer));
-        in_service.request_began();
+        in_service.request_began(bodyless);
         let guard = InFlight(in_service.clone());
         let mut app = app.clone();
         async move {
@@ -268,7 +361,7 @@ async fn serve_connection(
     let mut conn = std::pin::pin!(conn);
     let mut stopping = false;
     loop {
-        let deadline = tracker.deadline(&limits, opened);
+        let deadline = tracker.deadline(&limits);
         let expired = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -285,8 +378,8 @@ async fn serve_connection(
             _ = tracker.changed.notified() => {}
             _ = expired => {
                 // Look again: a byte may have arrived just now.
-                if tracker.deadline(&limits, opened).is_some_and(|at| at <= Instant::now()) {
-                    tracing::debug!(%peer, "closing a silent or idle connection");
+                if tracker.deadline(&limits).is_some_and(|at| at <= Instant::now()) {
+                    tracing::debug!(%peer, "closing a silent, idle or evicted connection");
                     return;
                 }
             }
@@ -295,5 +388,57 @@ async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// A request body that fails when nothing arrives for `stall`: a client
+/// cannot hold a connection by sending a body slowly, or not at all.
+struct StallGuard {
+    inner: Incoming,
+    stall: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl StallGuard {
+    fn new(inner: Incoming, stall: Duration) -> Self {
+        StallGuard {
+            inner,
+            stall,
+            timer: Box::pin(tokio::time::sleep(stall)),
+        }
+    }
+}
+
+impl http_body::Body for StallGuard {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = Instant::now() + self.stall;
+                self.timer.as_mut().reset(next);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                    "request body stalled: nothing received for {}",
+                    osapi_api::format::go_duration(self.stall)
+                )
+                .into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -11,12 +11,11 @@ use crate::lock;
 use crate::traits::merge_newest;
 use crate::{AuditStore, BusResult};
 
-/// Audit entries held in memory in two logs of `max` entries each: allowed
-/// requests, and denied ones (401/403), so that a flood of denied requests
-/// only ever pushes out older denied entries.
+/// Audit entries held in memory in three logs of `max` entries each
+/// (changes, reads, denied requests; see [`AuditLog`](osapi_api::audit::AuditLog)), so that a flood of
+/// one kind only ever pushes out older entries of that kind.
 pub struct MemoryAuditStore {
-    allowed: Mutex<VecDeque<AuditEntry>>,
-    denied: Mutex<VecDeque<AuditEntry>>,
+    logs: [Mutex<VecDeque<AuditEntry>>; 3],
     max: usize,
 }
 
@@ -24,15 +23,14 @@ impl MemoryAuditStore {
     /// Empty logs keeping at most `max` entries each.
     pub fn new(max: usize) -> Self {
         MemoryAuditStore {
-            allowed: Mutex::new(VecDeque::new()),
-            denied: Mutex::new(VecDeque::new()),
+            logs: Default::default(),
             max: max.max(1),
         }
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        lock(&self.allowed).len() + lock(&self.denied).len()
+        self.logs.iter().map(|l| lock(l).len()).sum()
     }
 
     /// True when the log is empty.
@@ -40,27 +38,21 @@ impl MemoryAuditStore {
         self.len() == 0
     }
 
-    /// The newest `n` entries of both logs, newest first.
+    /// The newest `n` entries of every log, newest first.
     fn newest(&self, n: usize) -> Vec<AuditEntry> {
-        let allowed = lock(&self.allowed);
-        let denied = lock(&self.denied);
-        merge_newest(
-            allowed.iter().rev().take(n).cloned(),
-            denied.iter().rev().take(n).cloned(),
-            n,
-        )
+        let logs = self
+            .logs
+            .iter()
+            .map(|l| lock(l).iter().rev().take(n).cloned().collect())
+            .collect();
+        merge_newest(logs, n)
     }
 }
 
 #[async_trait]
 impl AuditStore for MemoryAuditStore {
     async fn put(&self, entry: AuditEntry) -> BusResult<()> {
-        let log = if entry.denied() {
-            &self.denied
-        } else {
-            &self.allowed
-        };
-        let mut entries = lock(log);
+        let mut entries = lock(&self.logs[entry.log().index()]);
         entries.push_back(entry);
         while entries.len() > self.max {
             entries.pop_front();
@@ -78,9 +70,10 @@ impl AuditStore for MemoryAuditStore {
     }
 
     async fn get(&self, id: Uuid) -> BusResult<Option<AuditEntry>> {
-        let find =
-            |log: &Mutex<VecDeque<AuditEntry>>| lock(log).iter().find(|e| e.id == id).cloned();
-        Ok(find(&self.allowed).or_else(|| find(&self.denied)))
+        Ok(self
+            .logs
+            .iter()
+            .find_map(|l| lock(l).iter().find(|e| e.id == id).cloned()))
     }
 
     async fn export(&self) -> BusResult<Vec<AuditEntry>> {

@@ -1,9 +1,11 @@
-//! The audit log on NATS: two key-value buckets with a max-age and a byte
-//! limit, one for allowed requests (`<ns>-audit-log`) and one for denied
-//! ones (`<ns>-audit-log-denied`), so that denied requests can never push
-//! allowed ones out. Entries are never rewritten, so a bucket's stream holds
-//! them in write order: a page is read by stream sequence, newest first,
-//! with one direct get per entry returned.
+//! The audit log on NATS: three key-value buckets with a max-age and a byte
+//! limit each, for changes (`<ns>-audit-log`), reads (`<ns>-audit-log-reads`)
+//! and denied requests (`<ns>-audit-log-denied`), so that a flood of reads or
+//! refusals can never push the record of a change out. A full bucket drops
+//! its oldest entries (discard-old), so the log never stops taking new ones.
+//! Entries are never rewritten, so a bucket's stream holds them in write
+//! order: a page is read by stream sequence, newest first, with one direct
+//! get per entry it may return.
 
 use async_nats::jetstream::kv;
 use async_trait::async_trait;
@@ -15,18 +17,17 @@ use super::util::{backend, decode, encode, get_json, scan};
 use crate::traits::merge_newest;
 use crate::{AuditStore, BusResult};
 
-/// Audit entries on NATS.
+/// Audit entries on NATS, one bucket per [`AuditLog`](osapi_api::audit::AuditLog) (in its order).
 pub struct NatsAuditStore {
-    allowed: kv::Store,
-    denied: kv::Store,
+    logs: [kv::Store; 3],
 }
 
 /// Entries read at once.
 const READ_AHEAD: usize = 32;
 
 impl NatsAuditStore {
-    pub(crate) fn new(allowed: kv::Store, denied: kv::Store) -> Self {
-        NatsAuditStore { allowed, denied }
+    pub(crate) fn new(logs: [kv::Store; 3]) -> Self {
+        NatsAuditStore { logs }
     }
 
     /// The number of entries and the newest `n` of one bucket, newest first.
@@ -77,12 +78,7 @@ impl NatsAuditStore {
 #[async_trait]
 impl AuditStore for NatsAuditStore {
     async fn put(&self, entry: AuditEntry) -> BusResult<()> {
-        let store = if entry.denied() {
-            &self.denied
-        } else {
-            &self.allowed
-        };
-        store
+        self.logs[entry.log().index()]
             .put(entry.id.to_string(), encode(&entry)?)
             .await
             .map_err(|e| backend("write audit entry", e))?;
@@ -91,28 +87,28 @@ impl AuditStore for NatsAuditStore {
 
     async fn list(&self, offset: usize, limit: usize) -> BusResult<(usize, Vec<AuditEntry>)> {
         let n = offset.saturating_add(limit);
-        let (allowed, denied) = tokio::try_join!(
-            Self::newest(&self.allowed, n),
-            Self::newest(&self.denied, n)
-        )?;
-        let page = merge_newest(allowed.1, denied.1, n)
+        let read =
+            futures::future::try_join_all(self.logs.iter().map(|l| Self::newest(l, n))).await?;
+        let total = read.iter().map(|(count, _)| count).sum();
+        let page = merge_newest(read.into_iter().map(|(_, e)| e).collect(), n)
             .into_iter()
             .skip(offset)
             .collect();
-        Ok((allowed.0 + denied.0, page))
+        Ok((total, page))
     }
 
     async fn get(&self, id: Uuid) -> BusResult<Option<AuditEntry>> {
         let key = id.to_string();
-        match get_json(&self.allowed, &key).await? {
-            Some(e) => Ok(Some(e)),
-            None => get_json(&self.denied, &key).await,
+        for log in &self.logs {
+            if let Some(e) = get_json(log, &key).await? {
+                return Ok(Some(e));
+            }
         }
+        Ok(None)
     }
 
     async fn export(&self) -> BusResult<Vec<AuditEntry>> {
-        let (allowed, denied) =
-            tokio::try_join!(Self::every(&self.allowed), Self::every(&self.denied))?;
-        Ok(merge_newest(allowed, denied, usize::MAX))
+        let all = futures::future::try_join_all(self.logs.iter().map(Self::every)).await?;
+        Ok(merge_newest(all, usize::MAX))
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::util::{backend, decode, encode, get_json, get_many, scan_map};
+use super::util::{backend, decode, encode, get_json, get_many, keys_with_prefix, scan_map};
 use crate::size::{event_size, response_size};
 use crate::traits::{only_progress, settled};
 use crate::{
@@ -160,11 +160,11 @@ impl ProgressCache {
                 continue;
             };
             self.bytes -= evicted.bytes;
-            // Jobs as old as the evicted one are read from NATS from now on.
-            if let Some(first) = evicted.events.first().map(|e| e.timestamp)
-                && let Some(since) = self.since.as_mut()
-            {
-                *since = (*since).max(first);
+            // Jobs created before now are read from NATS from now on: the
+            // evicted slot's own times come from an agent's clock, which
+            // cannot be trusted to order it against the job's creation.
+            if let Some(since) = self.since.as_mut() {
+                *since = (*since).max(time::OffsetDateTime::now_utc());
             }
         }
     }
@@ -198,8 +198,11 @@ pub struct NatsJobStore {
     watcher: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
     /// What the watch has seen, so reads of recent jobs need no round trip.
     cache: Arc<std::sync::Mutex<ProgressCache>>,
-    /// Job records read or written here (records never change).
-    records_seen: std::sync::Mutex<std::collections::HashMap<Uuid, SeenRecord>>,
+    /// Job records read or written here (records never change; a deleted
+    /// one is dropped here before its deletion is announced).
+    records_seen: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, SeenRecord>>>,
+    /// How long records live (the bucket's max-age; zero: forever).
+    retention: Duration,
     /// Dropped with the store; stops the watch task.
     _alive: tokio::sync::watch::Sender<()>,
 }
@@ -213,7 +216,7 @@ fn slot_key(id: Uuid, slot: &str) -> String {
 }
 
 impl NatsJobStore {
-    pub(crate) fn start(records: kv::Store, progress: kv::Store) -> Self {
+    pub(crate) fn start(records: kv::Store, progress: kv::Store, retention: Duration) -> Self {
         let changes = broadcast::channel(16_384).0;
         let (alive, stop) = tokio::sync::watch::channel(());
         NatsJobStore {
@@ -224,6 +227,7 @@ impl NatsJobStore {
             watcher: std::sync::Mutex::new(Some(stop)),
             cache: Arc::default(),
             records_seen: Default::default(),
+            retention,
             _alive: alive,
         }
     }
@@ -238,9 +242,11 @@ impl NatsJobStore {
 
     fn cached_record(&self, id: Uuid) -> Option<Arc<JobRecord>> {
         let seen = crate::lock(&self.records_seen);
-        seen.get(&id)
-            .filter(|(_, at)| at.elapsed() < RECORD_CACHE_AGE)
-            .map(|(r, _)| r.clone())
+        let (record, at) = seen.get(&id)?;
+        // Not past the bucket's max-age either: NATS dropped it by then.
+        let expired = !self.retention.is_zero()
+            && record.created + self.retention <= time::OffsetDateTime::now_utc();
+        (at.elapsed() < RECORD_CACHE_AGE && !expired).then(|| record.clone())
     }
 
     async fn slots(&self, record: &JobRecord) -> BusResult<Vec<CachedSlot>> {
@@ -372,14 +378,30 @@ impl JobStore for NatsJobStore {
     async fn delete(&self, id: Uuid) -> BusResult<bool> {
         let key = record_key(id);
         crate::lock(&self.records_seen).remove(&id);
-        let exists = self.record(id).await?.is_some();
-        if exists {
-            self.records
-                .delete(&key)
-                .await
-                .map_err(|e| backend(&format!("delete job {id}"), e))?;
+        // Read from NATS, not through the cache (which would keep it).
+        let exists = get_json::<JobRecord>(&self.records, &key).await?.is_some();
+        if !exists {
+            return Ok(false);
         }
-        Ok(exists)
+        // Progress first: a reader never finds slots without a record to
+        // explain them... and then the record.
+        for slot in keys_with_prefix(&self.progress, &format!("{id}.")).await? {
+            self.progress
+                .purge(&slot)
+                .await
+                .map_err(|e| backend(&format!("delete progress of job {id}"), e))?;
+            crate::lock(&self.cache).remove(&slot);
+        }
+        self.records
+            .purge(&key)
+            .await
+            .map_err(|e| backend(&format!("delete job {id}"), e))?;
+        crate::lock(&self.records_seen).remove(&id);
+        Ok(true)
+    }
+
+    fn retention(&self) -> Option<Duration> {
+        (!self.retention.is_zero()).then_some(self.retention)
     }
 
     async fn append(
@@ -495,6 +517,7 @@ impl JobStore for NatsJobStore {
             tokio::spawn(watch_records(
                 self.records.clone(),
                 self.changes.clone(),
+                self.records_seen.clone(),
                 stop.clone(),
             ));
             tokio::spawn(watch_progress(
@@ -589,6 +612,7 @@ async fn watch_progress(
 async fn watch_records(
     records: kv::Store,
     changes: broadcast::Sender<JobChange>,
+    records_seen: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, SeenRecord>>>,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -620,6 +644,9 @@ async fn watch_records(
                     let kind = if entry.operation == kv::Operation::Put {
                         ChangeKind::Created
                     } else {
+                        // Forget it first: whoever reads it on this news must
+                        // find it gone.
+                        crate::lock(&records_seen).remove(&id);
                         ChangeKind::Deleted
                     };
                     let _ = changes.send(JobChange { job_id: id, kind });

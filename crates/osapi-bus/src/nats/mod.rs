@@ -12,8 +12,9 @@
 //! | `<ns>-agent-registry` | KV, max-age = TTL | `agents.<host>`: registrations |
 //! | `<ns>-agent-facts` | KV, max-age | `facts.<host>` |
 //! | `<ns>-agent-state` | KV | `drain.<host>`, `timeline.<host>.<event>.<nanos>` |
-//! | `<ns>-audit-log` | KV, max-age 720 h, 50 MiB | `<id>`: audit entries of allowed requests |
-//! | `<ns>-audit-log-denied` | KV, same limits, its own budget | `<id>`: audit entries of denied requests (401/403) |
+//! | `<ns>-audit-log` | KV, max-age 720 h, 50 MiB, discard old | `<id>`: audit entries of changes (allowed non-GET requests) |
+//! | `<ns>-audit-log-reads` | KV, same limits, its own budget | `<id>`: audit entries of allowed reads |
+//! | `<ns>-audit-log-denied` | KV, same limits, its own budget | `<id>`: audit entries of denied requests (403) |
 //! | `<ns>-file-objects` | object store | uploaded files |
 //! | `<ns>-file-state` | KV | `<host>.<sha256(path)>`: deployed files |
 //!
@@ -243,16 +244,9 @@ impl NatsBus {
         let registry_kv = ensure_kv(&conn, &c.registry, 1).await?;
         let facts_kv = ensure_kv(&conn, &c.facts, 1).await?;
         let state_kv = ensure_kv(&conn, &c.state, 1).await?;
-        let audit_kv = ensure_kv(&conn, &c.audit, 1).await?;
-        let denied_kv = ensure_kv(
-            &conn,
-            &BucketSettings {
-                name: format!("{}-denied", c.audit.name),
-                ..c.audit.clone()
-            },
-            1,
-        )
-        .await?;
+        let audit_kv = ensure_audit(&conn, &c.audit, "").await?;
+        let reads_kv = ensure_audit(&conn, &c.audit, "-reads").await?;
+        let denied_kv = ensure_audit(&conn, &c.audit, "-denied").await?;
         let file_state_kv = ensure_kv(&conn, &c.file_state, 1).await?;
         let objects = ensure_objects(&conn).await?;
         let objects_bucket = conn.config.name(&conn.config.objects.name);
@@ -267,6 +261,7 @@ impl NatsBus {
         let jobs = Arc::new(jobs::NatsJobStore::start(
             jobs_kv.clone(),
             progress_kv.clone(),
+            conn.config.jobs.max_age,
         ));
         let registry = Arc::new(registry::NatsRegistry::start(
             conn.clone(),
@@ -283,6 +278,7 @@ impl NatsBus {
                 facts_kv.clone(),
                 state_kv,
                 audit_kv.clone(),
+                reads_kv.clone(),
                 denied_kv.clone(),
                 file_state_kv.clone(),
             ],
@@ -300,7 +296,7 @@ impl NatsBus {
                 &objects_bucket,
             )),
             file_state: Arc::new(objects::NatsFileStateStore::new(file_state_kv)),
-            audit: Arc::new(audit::NatsAuditStore::new(audit_kv, denied_kv)),
+            audit: Arc::new(audit::NatsAuditStore::new([audit_kv, reads_kv, denied_kv])),
             status,
         })
     }
@@ -347,6 +343,35 @@ async fn ensure_kv(conn: &Conn, s: &BucketSettings, history: i64) -> BusResult<k
         })
         .await
         .map_err(|e| BusError::Backend(format!("cannot create or update bucket {bucket}: {e}")))
+}
+
+/// An audit bucket (`<audit bucket><suffix>`) that drops its oldest entries
+/// when full: key-value buckets refuse new writes at their byte limit, and an
+/// audit log that stops taking entries is worse than one that forgets old ones.
+async fn ensure_audit(conn: &Conn, audit: &BucketSettings, suffix: &str) -> BusResult<kv::Store> {
+    let settings = BucketSettings {
+        name: format!("{}{suffix}", audit.name),
+        ..audit.clone()
+    };
+    let store = ensure_kv(conn, &settings, 1).await?;
+    let mut config = store
+        .stream
+        .get_info()
+        .await
+        .map_err(|e| backend_error(&settings.name, e))?
+        .config;
+    if config.discard != stream::DiscardPolicy::Old {
+        config.discard = stream::DiscardPolicy::Old;
+        conn.js
+            .update_stream(config)
+            .await
+            .map_err(|e| backend_error(&settings.name, e))?;
+    }
+    Ok(store)
+}
+
+fn backend_error(bucket: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Backend(format!("cannot configure audit bucket {bucket}: {e}"))
 }
 
 async fn ensure_objects(conn: &Conn) -> BusResult<object_store::ObjectStore> {

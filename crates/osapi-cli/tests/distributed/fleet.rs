@@ -256,7 +256,6 @@ agent:
   consumer: {{ack_wait: 5s}}
 nats:
   registry: {{ttl: {ttl}ms}}
-  kv: {{storage: file}}
 {extra}",
             extra = self.nats_extra,
             job_key = self.job_key.0.display(),

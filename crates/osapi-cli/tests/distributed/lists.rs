@@ -161,3 +161,65 @@ async fn lists_counts_and_audit_across_controllers() {
     );
     assert!(page.total_items >= all.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_expired_jobs_leave_every_controller() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.nats_extra = "  kv: {ttl: 4s}\n  progress: {ttl: 4s}\n".into();
+    c.add_controller().await;
+    c.add_controller().await;
+    c.add_agents(&[AgentSpec::new("w1")]).await;
+    let (a, b) = (c.client(0), c.client(1));
+    let run = || async {
+        a.run_job(
+            &CreateJobRequest::new("node.hostname.get", json!({}), "w1"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .id
+        .unwrap()
+    };
+    let deleted = run().await;
+    let kept = run().await;
+    wait_for(Duration::from_secs(10), "b to list both jobs", || {
+        let b = b.clone();
+        async move { b.jobs(None, 0, 0).await.is_ok_and(|p| p.total_items == 2) }
+    })
+    .await;
+    a.delete_job(deleted).await.unwrap();
+    for client in [&a, &b] {
+        let client = client.clone();
+        wait_for(
+            Duration::from_secs(10),
+            "the deleted job to leave the lists",
+            || {
+                let client = client.clone();
+                async move {
+                    let listed = client.jobs(None, 0, 0).await.unwrap();
+                    let stats = client.job_stats().await.unwrap();
+                    listed.total_items == 1
+                        && listed.items.iter().all(|d| d.id != Some(deleted))
+                        && stats.total_jobs == 1
+                        && client.job(deleted).await.is_err()
+                }
+            },
+        )
+        .await;
+    }
+    // Records expire after nats.kv.ttl without a word on the bus: the
+    // indexes forget them too.
+    wait_for(
+        Duration::from_secs(20),
+        "the expired job to leave the lists",
+        || {
+            let (a, b) = (a.clone(), b.clone());
+            async move {
+                a.jobs(None, 0, 0).await.is_ok_and(|p| p.total_items == 0)
+                    && b.job_stats().await.is_ok_and(|s| s.total_jobs == 0)
+            }
+        },
+    )
+    .await;
+    assert!(a.job(kept).await.is_err());
+}

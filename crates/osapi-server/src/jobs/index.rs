@@ -24,6 +24,8 @@ use crate::error::{ApiError, ApiResult};
 
 /// Changes handled in one batch (each job read once per batch).
 const BATCH: usize = 1024;
+/// How often (at most) jobs past the bus's retention are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Longest a request waits for the first load of the index.
 const LOAD_WAIT: Duration = Duration::from_secs(30);
 
@@ -35,6 +37,9 @@ struct Indexed {
     deadline: OffsetDateTime,
     /// Hosts owing an answer (empty once the job is terminal).
     pending: Vec<Pending>,
+    /// Events and responses seen: a job only ever gains them, so a snapshot
+    /// with fewer is older than what is held and is ignored.
+    progress: usize,
 }
 
 #[derive(Default)]
@@ -64,6 +69,14 @@ impl Index {
     fn upsert(&mut self, snapshot: &JobSnapshot) {
         let record = &snapshot.record;
         let id = record.id;
+        let progress = snapshot.events.len() + snapshot.responses.len();
+        if self
+            .jobs
+            .get(&id)
+            .is_some_and(|held| held.progress > progress)
+        {
+            return;
+        }
         let status = view::status(snapshot);
         let pending = if status.is_terminal() {
             Vec::new()
@@ -77,6 +90,7 @@ impl Index {
                 held.status = status;
             }
             held.pending = pending;
+            held.progress = progress;
         } else {
             let op = match self.names.get(record.op_type.as_str()) {
                 Some(name) => name.clone(),
@@ -97,6 +111,7 @@ impl Index {
                     status,
                     deadline: record.deadline,
                     pending,
+                    progress,
                 },
             );
         }
@@ -167,6 +182,20 @@ impl JobIndex {
     /// Forgets a job.
     pub fn remove(&self, id: Uuid) {
         crate::lock(&self.inner).remove(id);
+    }
+
+    /// Forgets jobs created before `oldest` (the bus let them expire without
+    /// a word).
+    fn prune(&self, oldest: OffsetDateTime) {
+        let mut index = crate::lock(&self.inner);
+        let expired: Vec<Uuid> = index
+            .order
+            .range((Reverse(oldest), Uuid::nil())..)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in expired {
+            index.remove(id);
+        }
     }
 
     fn replace(&self, snapshots: &[JobSnapshot]) {
@@ -255,6 +284,10 @@ async fn follow(
 ) {
     let mut reload = true;
     let mut backoff = Duration::from_millis(100);
+    let retention = bus.jobs.retention();
+    let mut prune = tokio::time::interval(retention.map_or(PRUNE_EVERY, |r| {
+        (r / 4).clamp(Duration::from_secs(1), PRUNE_EVERY)
+    }));
     loop {
         if reload {
             match bus.jobs.list().await {
@@ -273,7 +306,15 @@ async fn follow(
             }
         }
         let mut changed: HashSet<Uuid> = HashSet::new();
-        let first = feed.recv().await;
+        let first = tokio::select! {
+            r = feed.recv() => r,
+            _ = prune.tick() => {
+                if let (Some(keep), Some(index)) = (retention, index.upgrade()) {
+                    index.prune(OffsetDateTime::now_utc() - keep);
+                }
+                continue;
+            }
+        };
         let mut next = match first {
             Ok(c) => Ok(c),
             Err(RecvError::Lagged(_)) => {

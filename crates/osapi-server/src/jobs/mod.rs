@@ -30,6 +30,9 @@ use crate::error::{ApiError, ApiResult};
 pub use index::{Counts, JobIndex};
 pub use waiters::Waiters;
 
+/// Longest deadline a job may ask for: as long as job records are kept.
+pub const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Extra time a command job gets beyond the command's own timeout.
 const COMMAND_GRACE: Duration = Duration::from_secs(60);
 
@@ -86,7 +89,9 @@ impl JobService {
             Target::parse(target).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let expected_hosts = self.directory.resolve(&parsed_target).await?;
         let created = OffsetDateTime::now_utc();
-        let timeout = timeout.unwrap_or_else(|| self.default_deadline(&operation));
+        let timeout = timeout
+            .unwrap_or_else(|| self.default_deadline(&operation))
+            .min(MAX_JOB_TIMEOUT);
         let class = JobClass::of(&op_type);
         let mut record = JobRecord {
             id: Uuid::new_v4(),
@@ -226,24 +231,33 @@ impl JobService {
     }
 
     /// Settles every running job whose deadline passed or whose host left,
-    /// so that lists and counts never show them as still running.
+    /// so that lists and counts never show them as still running. Best
+    /// effort: a job that cannot be settled now is logged and tried again on
+    /// the next list, without failing this one.
     async fn settle_due(&self) -> ApiResult<()> {
         let fleet = self.directory.fleet().await?;
         let due = self.index.due(OffsetDateTime::now_utc(), &fleet).await?;
-        let settled: Vec<ApiResult<()>> = futures::stream::iter(due)
+        let settled: Vec<(Uuid, ApiResult<()>)> = futures::stream::iter(due)
             .map(|id| async move {
-                match self.bus.jobs.get(id).await? {
-                    Some(snapshot) => self.settle(snapshot).await.map(|_| ()),
-                    None => {
+                let done = match self.bus.jobs.get(id).await {
+                    Ok(Some(snapshot)) => self.settle(snapshot).await.map(|_| ()),
+                    Ok(None) => {
                         self.index.remove(id);
                         Ok(())
                     }
-                }
+                    Err(e) => Err(e.into()),
+                };
+                (id, done)
             })
             .buffer_unordered(16)
             .collect()
             .await;
-        settled.into_iter().collect()
+        for (id, done) in settled {
+            if let Err(e) = done {
+                tracing::warn!(job_id = %id, error = %e, "cannot settle a job yet");
+            }
+        }
+        Ok(())
     }
 
     /// The job as `GET /job/{id}` shows it.

@@ -9,10 +9,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, QueryMap, query_value};
 use crate::state::AppState;
 
+/// Largest `offset` of `GET /audit`.
+const MAX_OFFSET: usize = 10_000;
+
 /// Audit entries, newest first.
 #[utoipa::path(get, path = "/audit", tag = "Audit",
     params(("limit" = Option<usize>, Query, description = "1-100, default 20"),
-        ("offset" = Option<usize>, Query, description = "Entries to skip")),
+        ("offset" = Option<usize>, Query, description = "Entries to skip (at most 10000)")),
     security(("BearerAuth" = ["audit:read"])),
     responses((status = 200, body = ListAuditResponse),
         (status = 400, body = osapi_api::error::ErrorResponse)))]
@@ -28,6 +31,13 @@ pub async fn list(
         )));
     }
     let offset = query_value::<usize>(&query, "offset")?.unwrap_or(0);
+    // A page costs its offset too (the logs are merged from the newest);
+    // the whole log is what /audit/export is for.
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(format!(
+            "offset must be at most {MAX_OFFSET}; use GET /audit/export for the whole log"
+        )));
+    }
     let (total_items, items) = state.bus.audit.list(offset, limit).await?;
     Ok(Json(ListAuditResponse { total_items, items }))
 }

@@ -16,7 +16,7 @@ use osapi_api::target::Target;
 use crate::auth::{Authorized, perm};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, QueryMap, optional_json, query_value};
-use crate::jobs::{Created, parse_operation};
+use crate::jobs::{Created, MAX_JOB_TIMEOUT, parse_operation};
 use crate::state::AppState;
 
 fn created(c: Created) -> (StatusCode, Json<CreateJobResponse>) {
@@ -61,6 +61,11 @@ pub async fn create(
                 .and_then(|d| {
                     if d.is_zero() {
                         Err(ApiError::bad_request("timeout must be greater than zero"))
+                    } else if d > MAX_JOB_TIMEOUT {
+                        Err(ApiError::bad_request(format!(
+                            "timeout must be at most {} (job records are kept that long)",
+                            osapi_api::format::go_duration(MAX_JOB_TIMEOUT)
+                        )))
                     } else {
                         Ok(d)
                     }

@@ -8,7 +8,7 @@ pub mod health;
 pub mod job;
 pub mod node;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::Router;
@@ -89,7 +89,9 @@ fn unaudited(path: &str) -> bool {
 /// Who sent the request: the peer address, unless the peer is a trusted
 /// proxy (`api.server.trusted_proxies`); then the nearest forwarded hop that
 /// is not itself a trusted proxy (`X-Forwarded-For` read from the right,
-/// then `X-Real-IP`). Forwarded headers from anyone else are ignored.
+/// else `X-Real-IP`). A hop that is not an address (`unknown`, garbage) ends
+/// the walk at the last trusted hop: what lies left of it is the client's
+/// own writing. Forwarded headers from anyone else are ignored.
 fn source_ip(req: &Request, trusted: &[ipnet::IpNet]) -> String {
     let Some(peer) = req
         .extensions()
@@ -98,66 +100,222 @@ fn source_ip(req: &Request, trusted: &[ipnet::IpNet]) -> String {
     else {
         return String::new();
     };
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer.to_string();
     }
-    let forwarded: Vec<std::net::IpAddr> = req
+    let hops: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    if let Some(client) = forwarded.iter().rev().find(|ip| !is_trusted(ip)) {
-        return client.to_string();
+    if hops.is_empty() {
+        return req
+            .headers()
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_hop)
+            .unwrap_or(peer)
+            .to_string();
     }
-    if let Some(first) = forwarded.first() {
-        return first.to_string();
+    let mut nearest = peer;
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) if is_trusted(&ip) => nearest = ip,
+            Some(ip) => return ip.to_string(),
+            None => break,
+        }
     }
-    req.headers()
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
-        .unwrap_or(peer)
-        .to_string()
+    nearest.to_string()
+}
+
+/// One forwarded hop: an address, with or without a port (`1.2.3.4:80`,
+/// `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| hop.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>())
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
+/// Status recorded for a request whose client went away before the answer
+/// (nginx's convention): whatever it started is still in the log.
+const CLIENT_CLOSED: u16 = 499;
+
+/// A request being audited. Dropped before [`PendingAudit::finish`] (the
+/// client closed the connection while, say, a synchronous node request
+/// waited), it still writes the entry, in the background.
+struct PendingAudit {
+    state: AppState,
+    slot: AuditSlot,
+    started: Instant,
+    timestamp: OffsetDateTime,
+    method: String,
+    path: String,
+    source_ip: String,
+    done: bool,
+}
+
+impl PendingAudit {
+    fn entry(&self, response_code: u16) -> Option<AuditEntry> {
+        let note = self.slot.take();
+        let p = note.principal?;
+        Some(AuditEntry {
+            id: Uuid::new_v4(),
+            timestamp: self.timestamp,
+            user: p.subject.clone(),
+            roles: p.roles.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            operation_id: None,
+            source_ip: self.source_ip.clone(),
+            response_code,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            action: note.action,
+        })
+    }
+
+    async fn finish(mut self, response_code: u16) {
+        self.done = true;
+        if let Some(entry) = self.entry(response_code) {
+            write_audit(&self.state, entry).await;
+        }
+    }
+}
+
+impl Drop for PendingAudit {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(entry) = self.entry(CLIENT_CLOSED)
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let state = self.state.clone();
+            rt.spawn(async move { write_audit(&state, entry).await });
+        }
+    }
+}
+
+async fn write_audit(state: &AppState, entry: AuditEntry) {
+    if let Err(e) = state.bus.audit.put(entry).await {
+        tracing::warn!(error = %e, "failed to write audit entry");
+    }
 }
 
 /// Records every authenticated request (including 403s) in the audit log,
-/// with what it started or changed.
+/// with what it started or changed; a request whose client left before the
+/// answer is recorded too (status 499).
 async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if unaudited(req.uri().path()) {
         return next.run(req).await;
     }
     let slot = AuditSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let started = Instant::now();
-    let timestamp = OffsetDateTime::now_utc();
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
-    let source_ip = source_ip(&req, &state.config.trusted_proxies);
+    let pending = PendingAudit {
+        source_ip: source_ip(&req, &state.config.trusted_proxies),
+        state,
+        slot,
+        started: Instant::now(),
+        timestamp: OffsetDateTime::now_utc(),
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        done: false,
+    };
     let response = next.run(req).await.into_response();
-    let note = slot.take();
-    if let Some(p) = note.principal {
-        let entry = AuditEntry {
-            id: Uuid::new_v4(),
-            timestamp,
-            user: p.subject.clone(),
-            roles: p.roles.clone(),
-            method,
-            path,
-            operation_id: None,
-            source_ip,
-            response_code: response.status().as_u16(),
-            duration_ms: started.elapsed().as_millis() as u64,
-            action: note.action,
-        };
-        // Written before the response leaves, so a client that reads the
-        // log right after a request finds it there.
-        if let Err(e) = state.bus.audit.put(entry).await {
-            tracing::warn!(error = %e, "failed to write audit entry");
+    // Written before the response leaves, so a client that reads the log
+    // right after a request finds it there.
+    pending.finish(response.status().as_u16()).await;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(peer: &str, xff: &[&str], real: Option<&str>) -> Request {
+        let mut b = axum::http::Request::builder().uri("/agent");
+        for h in xff {
+            b = b.header("x-forwarded-for", *h);
+        }
+        if let Some(r) = real {
+            b = b.header("x-real-ip", r);
+        }
+        let mut req = b.body(axum::body::Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        req
+    }
+
+    #[test]
+    fn forwarded_hops_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let cases = [
+            // Not a proxy: headers ignored.
+            ("203.0.113.5:1000", vec!["6.6.6.6"], None, "203.0.113.5"),
+            // Through a proxy: the nearest untrusted hop.
+            (
+                "10.0.0.1:1000",
+                vec!["6.6.6.6, 198.51.100.7"],
+                None,
+                "198.51.100.7",
+            ),
+            (
+                "10.0.0.1:1000",
+                vec!["6.6.6.6, 198.51.100.7:4711"],
+                None,
+                "198.51.100.7",
+            ),
+            (
+                "10.0.0.1:1000",
+                vec!["7.7.7.7, [2001:db8::1]:443"],
+                None,
+                "2001:db8::1",
+            ),
+            // Through two proxies.
+            (
+                "10.0.0.1:1000",
+                vec!["198.51.100.7, 10.0.0.9"],
+                None,
+                "198.51.100.7",
+            ),
+            // An unparseable hop ends the walk: the client's writing left of it is ignored.
+            ("10.0.0.1:1000", vec!["8.8.8.8, unknown"], None, "10.0.0.1"),
+            (
+                "10.0.0.1:1000",
+                vec!["8.8.8.8", "10.0.0.2, garbage"],
+                None,
+                "10.0.0.1",
+            ),
+            // X-Real-IP only without X-Forwarded-For.
+            (
+                "10.0.0.1:1000",
+                vec![],
+                Some("198.51.100.9"),
+                "198.51.100.9",
+            ),
+            (
+                "10.0.0.1:1000",
+                vec!["198.51.100.7"],
+                Some("6.6.6.6"),
+                "198.51.100.7",
+            ),
+            // Mapped addresses are shown as IPv4.
+            (
+                "[::ffff:10.0.0.1]:1000",
+                vec!["198.51.100.7"],
+                None,
+                "198.51.100.7",
+            ),
+        ];
+        for (peer, xff, real, want) in cases {
+            let req = request(peer, &xff, real);
+            assert_eq!(source_ip(&req, &trusted), want, "{peer} {xff:?} {real:?}");
         }
     }
-    response
 }

@@ -27,6 +27,12 @@ async fn denied_requests_cannot_flush_allowed_entries() {
         let (status, _) = stack.call(Method::GET, "/audit", Some(&nobody), None).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
+    // Nor can a flood of allowed reads.
+    let reader = stack.emb.mint_token(&["read"], &[]).unwrap();
+    for _ in 0..200 {
+        let (status, _) = stack.call(Method::GET, "/agent", Some(&reader), None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
     let entries = stack.client.audit_export().await.unwrap().items;
     let created = entries
         .iter()
@@ -46,10 +52,15 @@ async fn denied_requests_cannot_flush_allowed_entries() {
     );
     let denied = entries.iter().filter(|e| e.response_code == 403).count();
     assert_eq!(denied, 50, "denied entries have their own cap");
+    let reads = entries
+        .iter()
+        .filter(|e| e.method == "GET" && e.response_code == 200)
+        .count();
+    assert_eq!(reads, 50, "reads have their own cap");
     // Pages merge both logs newest first.
     let page = stack.client.audit(10, 5).await.unwrap();
     assert_eq!(page.items.len(), 10);
-    assert!(page.total_items >= 51);
+    assert!(page.total_items >= 101);
     assert!(page.items.windows(2).all(|w| w[0].ended() >= w[1].ended()));
     // No token reaches the log.
     let raw = serde_json::to_string(&entries).unwrap();
@@ -121,4 +132,41 @@ async fn changes_record_what_and_reads_do_not() {
         .find(|e| e.path == "/audit/export")
         .map(|e| e.action.is_empty());
     assert_ne!(read, Some(false));
+}
+
+#[tokio::test]
+async fn a_request_whose_client_left_is_still_audited() {
+    let stack = common::single().await;
+    let marker = stack.path("ran");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gave_up = client
+        .post(stack.url("/node/agent-1/command/shell"))
+        .bearer_auth(stack.emb.token())
+        .json(&json!({"command": format!("sleep 1; touch {}", marker.display())}))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client gives up before the answer");
+    let entry = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let entries = stack.client.audit_export().await.unwrap().items;
+            if let Some(e) = entries
+                .into_iter()
+                .find(|e| e.path == "/node/agent-1/command/shell")
+            {
+                return e;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the request is in the log");
+    assert_eq!(entry.response_code, 499);
+    assert!(entry.action.job_id.is_some(), "{entry:?}");
+    assert_eq!(
+        entry.action.command.as_deref(),
+        Some(format!("sleep 1; touch {}", marker.display()).as_str())
+    );
 }
