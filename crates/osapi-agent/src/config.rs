@@ -79,6 +79,16 @@ impl AgentConfig {
         self
     }
 
+    /// The identity the agent registers under: the configured hostname, or
+    /// the OS hostname.
+    pub fn resolved_hostname(&self) -> Result<String, AgentError> {
+        match &self.hostname {
+            Some(h) => Ok(h.clone()),
+            None => crate::providers::node::os_hostname()
+                .map_err(|e| AgentError::Hostname(e.to_string())),
+        }
+    }
+
     /// Trusts a controller's job-signing key.
     pub fn trust(mut self, key: PublicKey) -> Self {
         if !self.security.job_verify_keys.contains(&key) {

@@ -33,10 +33,7 @@ impl Agent {
     /// Checks the configuration and resolves the hostname.
     pub fn new(config: AgentConfig, bus: Bus) -> Result<Agent, AgentError> {
         config.validate()?;
-        let hostname = match &config.hostname {
-            Some(h) => h.clone(),
-            None => node::os_hostname().map_err(|e| AgentError::Hostname(e.to_string()))?,
-        };
+        let hostname = config.resolved_hostname()?;
         Ok(Agent {
             config,
             bus,

@@ -11,6 +11,9 @@
 #[path = "../tests/distributed/fleet.rs"]
 #[allow(dead_code)]
 mod fleet;
+#[path = "../tests/distributed/pki.rs"]
+#[allow(dead_code)]
+mod pki;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,6 +13,9 @@
 #[path = "../tests/distributed/fleet.rs"]
 #[allow(dead_code)]
 mod fleet;
+#[path = "../tests/distributed/pki.rs"]
+#[allow(dead_code)]
+mod pki;
 
 use std::time::{Duration, Instant};
 

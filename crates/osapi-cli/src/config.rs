@@ -16,7 +16,7 @@ use osapi_agent::{AgentConfig, AgentSecurity};
 use osapi_api::format::{go_duration, parse_duration, parse_size};
 use osapi_api::signing::{JobSigner, PublicKey};
 use osapi_bus::memory::MemoryBusConfig;
-use osapi_bus::nats::{BucketSettings, NatsConfig};
+use osapi_bus::nats::{BucketSettings, NatsAuth, NatsConfig, NatsSecurity, NatsTls};
 use osapi_server::{ConnectionLimits, ServerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JsonValue;
@@ -40,7 +40,7 @@ pub struct OsapiFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatsConnection {
-    /// Host; empty means "not configured".
+    /// Host; empty means "not configured". `tls://host` turns TLS on.
     pub host: String,
     /// Port.
     pub port: u16,
@@ -48,6 +48,10 @@ pub struct NatsConnection {
     pub namespace: String,
     /// Connection name.
     pub client_name: String,
+    /// Credentials (upstream's keys, plus `creds` and `token`).
+    pub auth: NatsAuthSection,
+    /// TLS; present (even `{}`) turns it on.
+    pub tls: Option<NatsTlsSection>,
 }
 
 impl Default for NatsConnection {
@@ -57,8 +61,60 @@ impl Default for NatsConnection {
             port: 4222,
             namespace: "osapi".into(),
             client_name: String::new(),
+            auth: NatsAuthSection::default(),
+            tls: None,
         }
     }
+}
+
+/// `<…>.nats.auth`: how the process proves who it is to NATS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsAuthSection {
+    /// `none`, `user_pass`, `nkey`, `creds` or `token`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// User (`user_pass`).
+    pub username: String,
+    /// Password (`user_pass`), or …
+    pub password: String,
+    /// … a file holding it.
+    pub password_file: String,
+    /// File with the nkey seed (`nkey`).
+    pub nkey_file: String,
+    /// NATS `.creds` file (`creds`).
+    pub creds_file: String,
+    /// Token (`token`), or …
+    pub token: String,
+    /// … a file holding it.
+    pub token_file: String,
+}
+
+impl Default for NatsAuthSection {
+    fn default() -> Self {
+        NatsAuthSection {
+            kind: "none".into(),
+            username: String::new(),
+            password: String::new(),
+            password_file: String::new(),
+            nkey_file: String::new(),
+            creds_file: String::new(),
+            token: String::new(),
+            token_file: String::new(),
+        }
+    }
+}
+
+/// `<…>.nats.tls`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsTlsSection {
+    /// CA certificates (PEM) the server must chain to; the system's when empty.
+    pub ca_file: String,
+    /// Client certificate (PEM), for servers that verify clients.
+    pub cert_file: String,
+    /// Its key (PEM).
+    pub key_file: String,
 }
 
 /// A size in bytes, written as a count (`52428800`) or with a unit
@@ -651,13 +707,35 @@ impl OsapiFile {
     /// NATS settings for a process connecting with `conn` (`api.server.nats`
     /// or `agent.nats`), with the stream and bucket settings of `nats.*`.
     pub fn nats_config(&self, conn: &NatsConnection, role: &str) -> Result<NatsConfig> {
-        let host = if conn.host.is_empty() {
-            "localhost"
+        let key = if role == "agent" {
+            "agent.nats"
         } else {
-            conn.host.as_str()
+            "api.server.nats"
+        };
+        let (host, tls_scheme) = match conn.host.strip_prefix("tls://") {
+            Some(h) => (h, true),
+            None => (conn.host.as_str(), false),
+        };
+        let host = if host.is_empty() { "localhost" } else { host };
+        let security = NatsSecurity {
+            auth: nats_auth(&conn.auth, key)?,
+            tls: nats_tls(conn.tls.as_ref(), tls_scheme, key)?,
+            inbox_prefix: None,
+        };
+        if security.auth == NatsAuth::None && !crate::serve::is_loopback(host) {
+            tracing::warn!(
+                "{key}.auth is none and NATS ({host}) is not on this machine: anyone who reaches \
+                 it can read and write the fleet's state; see the README's secure fleet walkthrough"
+            );
+        }
+        let scheme = if security.tls.is_some() {
+            "tls"
+        } else {
+            "nats"
         };
         let mut c = NatsConfig {
-            url: format!("nats://{host}:{}", conn.port),
+            security,
+            url: format!("{scheme}://{host}:{}", conn.port),
             namespace: conn.namespace.clone(),
             client_name: if conn.client_name.is_empty() {
                 format!("osapi-{role}")
@@ -687,6 +765,126 @@ impl OsapiFile {
         }
         Ok(c)
     }
+}
+
+/// A secret given inline or in a file (never both; the file's content is
+/// trimmed). Errors name the keys, never the secret.
+fn secret(inline: &str, file: &str, key: &str, name: &str) -> Result<String> {
+    match (inline.is_empty(), file.is_empty()) {
+        (false, true) => Ok(inline.to_string()),
+        (true, false) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("{key}.{name}_file: cannot read {file}"))?;
+            let text = text.trim().to_string();
+            if text.is_empty() {
+                bail!("{key}.{name}_file: {file} is empty");
+            }
+            Ok(text)
+        }
+        (false, false) => bail!("{key}: give {name} or {name}_file, not both"),
+        (true, true) => bail!("{key}: {name} (or {name}_file) is required"),
+    }
+}
+
+/// `<…>.nats.auth` as the bus takes it. A setting the chosen type does not
+/// use is an error: it would be silently ignored otherwise.
+fn nats_auth(a: &NatsAuthSection, key: &str) -> Result<NatsAuth> {
+    let key = format!("{key}.auth");
+    let set: Vec<&str> = [
+        ("username", &a.username),
+        ("password", &a.password),
+        ("password_file", &a.password_file),
+        ("nkey_file", &a.nkey_file),
+        ("creds_file", &a.creds_file),
+        ("token", &a.token),
+        ("token_file", &a.token_file),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, _)| k)
+    .collect();
+    let allowed: &[&str] = match a.kind.as_str() {
+        "none" | "" => &[],
+        "user_pass" => &["username", "password", "password_file"],
+        "nkey" => &["nkey_file"],
+        "creds" => &["creds_file"],
+        "token" => &["token", "token_file"],
+        other => bail!(
+            "{key}.type {other:?} is not supported: use none, user_pass, nkey, creds or token"
+        ),
+    };
+    if let Some(extra) = set.iter().find(|k| !allowed.contains(k)) {
+        bail!(
+            "{key}.{extra} is set but {key}.type is {:?}, which does not use it",
+            a.kind
+        );
+    }
+    Ok(match a.kind.as_str() {
+        "user_pass" => {
+            if a.username.is_empty() {
+                bail!("{key}.username is required for user_pass");
+            }
+            NatsAuth::UserPass {
+                username: a.username.clone(),
+                password: secret(&a.password, &a.password_file, &key, "password")?,
+            }
+        }
+        "nkey" => {
+            if a.nkey_file.is_empty() {
+                bail!("{key}.nkey_file is required for nkey (the file holding the seed, SU…)");
+            }
+            let seed = std::fs::read_to_string(&a.nkey_file)
+                .with_context(|| format!("{key}.nkey_file: cannot read {}", a.nkey_file))?;
+            let seed = seed
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("SU"))
+                .with_context(|| {
+                    format!(
+                        "{key}.nkey_file: {} holds no user seed (a line starting with SU)",
+                        a.nkey_file
+                    )
+                })?
+                .to_string();
+            NatsAuth::Nkey { seed }
+        }
+        "creds" => {
+            if a.creds_file.is_empty() {
+                bail!("{key}.creds_file is required for creds");
+            }
+            let path = PathBuf::from(&a.creds_file);
+            std::fs::metadata(&path)
+                .with_context(|| format!("{key}.creds_file: cannot read {}", a.creds_file))?;
+            NatsAuth::Creds { path }
+        }
+        "token" => NatsAuth::Token {
+            token: secret(&a.token, &a.token_file, &key, "token")?,
+        },
+        _ => NatsAuth::None,
+    })
+}
+
+/// `<…>.nats.tls` as the bus takes it (`tls://` in the host also turns it on).
+fn nats_tls(t: Option<&NatsTlsSection>, scheme: bool, key: &str) -> Result<Option<NatsTls>> {
+    let Some(t) = t.cloned().or(scheme.then(NatsTlsSection::default)) else {
+        return Ok(None);
+    };
+    let file = |v: &str, name: &str| -> Result<Option<PathBuf>> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        std::fs::metadata(v).with_context(|| format!("{key}.tls.{name}: cannot read {v}"))?;
+        Ok(Some(PathBuf::from(v)))
+    };
+    let tls = NatsTls {
+        ca_file: file(&t.ca_file, "ca_file")?,
+        cert_file: file(&t.cert_file, "cert_file")?,
+        key_file: file(&t.key_file, "key_file")?,
+    };
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        bail!("{key}.tls: cert_file and key_file go together");
+    }
+    Ok(Some(tls))
 }
 
 fn apply(target: &mut BucketSettings, s: &StoreSection, key: &str, stream: bool) -> Result<()> {

@@ -83,6 +83,20 @@ pub(crate) async fn connect_nats(
     Ok((bus, url))
 }
 
+/// Connects an agent: it opens only what controllers created, watches only
+/// its own drain flag and takes replies on its own inbox prefix.
+pub(crate) async fn connect_agent_nats(
+    file: &OsapiFile,
+    hostname: &str,
+) -> Result<(osapi_bus::Bus, String)> {
+    let nats = file.nats_config(&file.agent.nats, "agent")?;
+    let url = nats.url.clone();
+    let bus = NatsBus::connect_agent(nats, hostname, CONNECT_TIMEOUT)
+        .await
+        .with_context(|| format!("cannot start the agent on NATS at {url}"))?;
+    Ok((bus, url))
+}
+
 /// True when `host` (a NATS host setting) is this machine.
 pub(crate) fn is_loopback(host: &str) -> bool {
     host.is_empty()
@@ -142,8 +156,8 @@ pub async fn agent_start(file: &OsapiFile) -> Result<()> {
     if config.state_dir.is_none() {
         config.state_dir = Some(file.state_dir()?);
     }
-    let (bus, url) =
-        connect_nats(file, &file.agent.nats, "agent", "cannot start the agent").await?;
+    let hostname = config.resolved_hostname()?;
+    let (bus, url) = connect_agent_nats(file, &hostname).await?;
     let agent = Agent::new(config, bus)?;
     let name = agent.hostname().to_string();
     let handle = agent.start().await?;

@@ -13,7 +13,7 @@ use async_nats::jetstream::kv;
 use async_trait::async_trait;
 use futures::StreamExt;
 use osapi_api::records::{AgentResponse, EventKind, JobEvent, JobRecord, ResponseStatus};
-use osapi_api::target::sanitize_host;
+use osapi_api::target::sanitize_key;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -212,7 +212,7 @@ fn record_key(id: Uuid) -> String {
 }
 
 fn slot_key(id: Uuid, slot: &str) -> String {
-    format!("{id}.{}", sanitize_host(slot))
+    format!("{id}.{}", sanitize_key(slot))
 }
 
 impl NatsJobStore {

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `<ns>-JOBS` | stream, work-queue retention, subjects `<ns>.jobs.>` | job notifications: `<ns>.jobs.<query\|modify>._any` (one shared consumer `any`) and `<ns>.jobs.<class>.host.<host>` (consumer `host_<host>`) |
 //! | `<ns>-job-queue` | KV | `jobs.<id>`: job records |
-//! | `<ns>-job-progress` | KV | `<id>.<slot>`: each writer's events and responses (agent, `_any`, `_api`) |
+//! | `<ns>-job-progress` | KV | `<id>.<slot>`: each writer's events and responses (agent, `_any`, `_api`; hosts sanitised as in registry keys) |
 //! | `<ns>-agent-registry` | KV, max-age = TTL | `agents.<host>`: registrations |
 //! | `<ns>-agent-facts` | KV, max-age | `facts.<host>` |
 //! | `<ns>-agent-state` | KV | `drain.<host>`, `timeline.<host>.<event>.<nanos>` |
@@ -16,11 +16,12 @@
 //! | `<ns>-audit-log-reads` | KV, same limits, its own budget | `<id>`: audit entries of allowed reads |
 //! | `<ns>-audit-log-denied` | KV, same limits, its own budget | `<id>`: audit entries of denied requests (403) |
 //! | `<ns>-file-objects` | object store | uploaded files |
-//! | `<ns>-file-state` | KV | `<host>.<sha256(path)>`: deployed files |
+//! | `<ns>-file-state` | KV | `<host>.<sha256(path)>`: deployed files (host sanitised) |
 //!
 //! Needs nats-server 2.10 or newer (checked at connect).
 
 mod audit;
+mod connect;
 mod jobs;
 mod objects;
 mod queue;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store, stream};
 
 use crate::{Bus, BusError, BusResult};
+pub use connect::{NatsAuth, NatsSecurity, NatsTls};
 pub use util::version_at_least;
 
 /// Oldest server version we work with: 2.9 lacks what async-nats needs for
@@ -123,6 +125,8 @@ pub struct NatsConfig {
     pub ack_wait: Duration,
     /// Timeout of each request to the server.
     pub request_timeout: Duration,
+    /// Credentials, TLS and inbox prefix.
+    pub security: NatsSecurity,
 }
 
 impl Default for NatsConfig {
@@ -149,6 +153,7 @@ impl Default for NatsConfig {
             file_state: BucketSettings::new("file-state", Duration::ZERO),
             ack_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            security: NatsSecurity::default(),
         }
     }
 }
@@ -183,40 +188,51 @@ pub(crate) struct Conn {
 /// Builder of NATS buses.
 pub struct NatsBus;
 
+/// What a process does on the bus, which decides what it may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    /// Creates or updates every stream and bucket, watches everything.
+    Controller,
+    /// Opens what controllers created; watches only its own drain flag;
+    /// replies come to its own inbox prefix.
+    Agent(String),
+}
+
 impl NatsBus {
-    /// Connects, checks the server version, creates or updates every stream
-    /// and bucket (idempotent), and returns the bus. Retries the first
-    /// connection until `connect_timeout`; later disconnections are healed by
-    /// reconnecting in the background.
+    /// A controller's bus: connects, checks the server, creates or updates
+    /// every stream and bucket (idempotent). Retries the first connection
+    /// while the server cannot be reached, up to `connect_timeout`; refused
+    /// credentials or a failed TLS handshake are errors at once. Later
+    /// disconnections are healed by reconnecting in the background.
     pub async fn connect(config: NatsConfig, connect_timeout: Duration) -> BusResult<Bus> {
-        let unreachable = || {
-            BusError::Unavailable(format!(
-                "cannot reach NATS at {} within {:?}: is nats-server running (with -js)?",
-                config.url, connect_timeout
-            ))
-        };
-        let client = tokio::time::timeout(
-            connect_timeout,
-            async_nats::ConnectOptions::new()
-                .name(&config.client_name)
-                .retry_on_initial_connect()
-                .max_reconnects(None)
-                .connection_timeout(Duration::from_secs(2))
-                .connect(config.url.as_str()),
-        )
-        .await
-        .map_err(|_| unreachable())?
-        .map_err(|e| {
-            BusError::Unavailable(format!("cannot connect to NATS at {}: {e}", config.url))
-        })?;
-        // With retry_on_initial_connect the client returns before it is connected.
-        let deadline = tokio::time::Instant::now() + connect_timeout;
-        while client.connection_state() != async_nats::connection::State::Connected {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(unreachable());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        Self::open(config, connect_timeout, Role::Controller).await
+    }
+
+    /// An agent's bus: like [`NatsBus::connect`], but it only opens the
+    /// streams and buckets controllers created (so agent credentials need no
+    /// right to create or change them), watches only `hostname`'s drain flag,
+    /// and takes replies on the inbox prefix `_INBOX_<hostname>` unless one
+    /// is configured: what a least-privilege server configuration allows an
+    /// agent (see `docs/nats-server.conf`).
+    pub async fn connect_agent(
+        mut config: NatsConfig,
+        hostname: &str,
+        connect_timeout: Duration,
+    ) -> BusResult<Bus> {
+        if config.security.inbox_prefix.is_none() {
+            config.security.inbox_prefix = Some(agent_inbox(hostname));
         }
+        Self::open(config, connect_timeout, Role::Agent(hostname.to_string())).await
+    }
+
+    async fn open(config: NatsConfig, connect_timeout: Duration, role: Role) -> BusResult<Bus> {
+        let client = connect::connect(
+            &config.url,
+            &config.client_name,
+            &config.security,
+            connect_timeout,
+        )
+        .await?;
         let version = client.server_info().version;
         if !version_at_least(&version, MIN_SERVER_VERSION) {
             let (a, b, c) = MIN_SERVER_VERSION;
@@ -236,38 +252,91 @@ impl NatsBus {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(config.request_timeout);
         let conn = Arc::new(Conn { client, js, config });
-
-        let stream = ensure_stream(&conn).await?;
         let c = &conn.config;
-        let jobs_kv = ensure_kv(&conn, &c.jobs, 1).await?;
-        let progress_kv = ensure_kv(&conn, &c.progress, 1).await?;
-        let registry_kv = ensure_kv(&conn, &c.registry, 1).await?;
-        let facts_kv = ensure_kv(&conn, &c.facts, 1).await?;
-        let state_kv = ensure_kv(&conn, &c.state, 1).await?;
-        let audit_kv = ensure_audit(&conn, &c.audit, "").await?;
-        let reads_kv = ensure_audit(&conn, &c.audit, "-reads").await?;
-        let denied_kv = ensure_audit(&conn, &c.audit, "-denied").await?;
-        let file_state_kv = ensure_kv(&conn, &c.file_state, 1).await?;
-        let objects = ensure_objects(&conn).await?;
-        let objects_bucket = conn.config.name(&conn.config.objects.name);
+
+        let (stream, kv, objects) = match &role {
+            Role::Controller => {
+                let stream = ensure_stream(&conn).await?;
+                let mut kv = Vec::new();
+                for bucket in [&c.jobs, &c.progress, &c.registry, &c.facts, &c.state] {
+                    kv.push(ensure_kv(&conn, bucket, 1).await?);
+                }
+                kv.push(ensure_audit(&conn, &c.audit, "").await?);
+                kv.push(ensure_audit(&conn, &c.audit, "-reads").await?);
+                kv.push(ensure_audit(&conn, &c.audit, "-denied").await?);
+                kv.push(ensure_kv(&conn, &c.file_state, 1).await?);
+                let objects = ensure_objects(&conn).await?;
+                (stream, kv, objects)
+            }
+            Role::Agent(_) => {
+                // Opened together: one round trip of latency, not ten.
+                let names: Vec<String> = [&c.jobs, &c.progress, &c.registry, &c.facts, &c.state]
+                    .iter()
+                    .map(|b| c.name(&b.name))
+                    .chain(
+                        ["", "-reads", "-denied"]
+                            .iter()
+                            .map(|suffix| c.name(&format!("{}{suffix}", c.audit.name))),
+                    )
+                    .chain([c.name(&c.file_state.name)])
+                    .collect();
+                let stream_name = c.name(&c.stream.name);
+                let objects_name = c.name(&c.objects.name);
+                let (stream, kv, objects) = tokio::try_join!(
+                    async {
+                        conn.js
+                            .get_stream(&stream_name)
+                            .await
+                            .map_err(|e| missing(&stream_name, e))
+                    },
+                    futures::future::try_join_all(names.iter().map(|n| {
+                        let js = &conn.js;
+                        async move { js.get_key_value(n).await.map_err(|e| missing(n, e)) }
+                    })),
+                    async {
+                        conn.js
+                            .get_object_store(&objects_name)
+                            .await
+                            .map_err(|e| missing(&objects_name, e))
+                    },
+                )?;
+                (stream, kv, objects)
+            }
+        };
+        let [
+            jobs_kv,
+            progress_kv,
+            registry_kv,
+            facts_kv,
+            state_kv,
+            audit_kv,
+            reads_kv,
+            denied_kv,
+            file_state_kv,
+        ]: [kv::Store; 9] = kv
+            .try_into()
+            .map_err(|_| BusError::Backend("bucket list out of shape".into()))?;
+        let objects_bucket = c.name(&c.objects.name);
         let objects_stream = conn
             .js
             .get_stream(format!("OBJ_{objects_bucket}"))
             .await
-            .map_err(|e| {
-                BusError::Backend(format!("cannot open object store {objects_bucket}: {e}"))
-            })?;
+            .map_err(|e| missing(&objects_bucket, e))?;
 
         let jobs = Arc::new(jobs::NatsJobStore::start(
             jobs_kv.clone(),
             progress_kv.clone(),
-            conn.config.jobs.max_age,
+            c.jobs.max_age,
         ));
         let registry = Arc::new(registry::NatsRegistry::start(
             conn.clone(),
             registry_kv.clone(),
         ));
-        let state = Arc::new(state::NatsStateStore::start(state_kv.clone()));
+        let drains = match &role {
+            Role::Controller => "drain.>".to_string(),
+            Role::Agent(host) => format!("drain.{}", osapi_api::target::sanitize_key(host)),
+        };
+        let state = Arc::new(state::NatsStateStore::start(state_kv.clone(), drains));
         let status = Arc::new(status::NatsStatus {
             conn: conn.clone(),
             stream: stream.clone(),
@@ -284,15 +353,19 @@ impl NatsBus {
             ],
             objects: objects_stream.clone(),
         });
+        let queue = queue::NatsJobQueue::new(conn.clone(), stream);
+        if role == Role::Controller {
+            queue.ensure_any_consumer().await?;
+        }
         Ok(Bus {
             jobs,
-            queue: Arc::new(queue::NatsJobQueue::new(conn.clone(), stream)),
+            queue: Arc::new(queue),
             registry,
             facts: Arc::new(registry::NatsFactStore::new(facts_kv)),
             state,
             objects: Arc::new(objects::NatsObjectStore::new(
                 objects,
-                objects_stream.clone(),
+                objects_stream,
                 &objects_bucket,
             )),
             file_state: Arc::new(objects::NatsFileStateStore::new(file_state_kv)),
@@ -300,6 +373,19 @@ impl NatsBus {
             status,
         })
     }
+}
+
+/// The inbox prefix of an agent: `_INBOX_<host>` (sanitised).
+pub fn agent_inbox(hostname: &str) -> String {
+    format!("_INBOX_{}", osapi_api::target::sanitize_key(hostname))
+}
+
+/// An agent could not open what a controller should have created.
+fn missing(name: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(format!(
+        "cannot open {name} on NATS: {e} (agents do not create streams or buckets: start a \
+         controller first, with the same namespace)"
+    ))
 }
 
 async fn ensure_stream(conn: &Conn) -> BusResult<stream::Stream> {

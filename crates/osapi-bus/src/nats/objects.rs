@@ -9,7 +9,7 @@ use base64::Engine;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use osapi_api::records::{FileState, ObjectInfo};
-use osapi_api::target::sanitize_host;
+use osapi_api::target::sanitize_key;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
@@ -193,7 +193,7 @@ impl NatsFileStateStore {
 fn state_key(hostname: &str, path: &str) -> String {
     format!(
         "{}.{}",
-        sanitize_host(hostname),
+        sanitize_key(hostname),
         hex::encode(Sha256::digest(path.as_bytes()))
     )
 }

@@ -61,6 +61,24 @@ impl JobQueue for NatsJobQueue {
     }
 
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
+        let (name, config, route) = self.consumer_config(hostname, kind);
+        let mut consumer = NatsConsumer {
+            stream: self.stream.clone(),
+            name,
+            config,
+            route,
+            consumer: None,
+            messages: None,
+        };
+        consumer.open().await?;
+        Ok(Box::new(consumer))
+    }
+}
+
+impl NatsJobQueue {
+    /// The durable consumer of one of an agent's queues: its name, config
+    /// and route.
+    fn consumer_config(&self, hostname: &str, kind: QueueKind) -> (String, pull::Config, Route) {
         let root = self.conn.config.subject_root();
         let (name, filter, route, inactive) = match kind {
             QueueKind::Any => (
@@ -87,16 +105,18 @@ impl JobQueue for NatsJobQueue {
             max_ack_pending: 10_000,
             ..Default::default()
         };
-        let mut consumer = NatsConsumer {
-            stream: self.stream.clone(),
-            name,
-            config,
-            route,
-            consumer: None,
-            messages: None,
-        };
-        consumer.open().await?;
-        Ok(Box::new(consumer))
+        (name, config, route)
+    }
+
+    /// Creates the shared `_any` consumer (controllers do, so that agents
+    /// need no right to create or change it).
+    pub(crate) async fn ensure_any_consumer(&self) -> BusResult<()> {
+        let (name, config, _) = self.consumer_config("", QueueKind::Any);
+        self.stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map(|_: PullConsumer| ())
+            .map_err(|e| backend(&format!("create consumer {name}"), e))
     }
 }
 

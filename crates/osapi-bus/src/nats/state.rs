@@ -23,10 +23,12 @@ pub struct NatsStateStore {
 }
 
 impl NatsStateStore {
-    pub(crate) fn start(store: kv::Store) -> Self {
+    /// Watches the drain flags under `keys` (`drain.>` on controllers, an
+    /// agent's own `drain.<host>`).
+    pub(crate) fn start(store: kv::Store, keys: String) -> Self {
         let changes = broadcast::channel(256).0;
         let (alive, stop) = tokio::sync::watch::channel(());
-        tokio::spawn(watch_drains(store.clone(), changes.clone(), stop));
+        tokio::spawn(watch_drains(store.clone(), keys, changes.clone(), stop));
         NatsStateStore {
             store,
             changes,
@@ -37,13 +39,14 @@ impl NatsStateStore {
 
 async fn watch_drains(
     store: kv::Store,
+    keys: String,
     changes: broadcast::Sender<String>,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     loop {
         let watch = tokio::select! {
             _ = stop.changed() => return,
-            w = store.watch("drain.>") => w,
+            w = store.watch(&keys) => w,
         };
         if let Ok(mut watch) = watch {
             loop {

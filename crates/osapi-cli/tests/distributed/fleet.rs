@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use osapi_client::Client;
 use tempfile::TempDir;
 
+use crate::pki::Pki;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_osapi");
 pub const KEY: &str = "distributed-test-signing-key";
 
@@ -67,51 +69,185 @@ impl Drop for Proc {
     }
 }
 
-/// A JetStream server on a random port with a temp store.
+/// The controllers' NATS user and password.
+pub const CONTROLLER_USER: &str = "osapi-controller";
+pub const CONTROLLER_PASSWORD: &str = "controller-test-password";
+
+/// An agent's NATS user and password.
+pub fn agent_user(name: &str) -> (String, String) {
+    (format!("agent-{name}"), format!("{name}-test-password"))
+}
+
+/// How an agent proves who it is to the tests' NATS server.
+#[derive(Clone)]
+pub enum AgentCredentials {
+    /// [`agent_user`].
+    Password,
+    /// An nkey: the public key goes into the server's config, the seed file
+    /// to the agent.
+    Nkey { public: String, seed_file: PathBuf },
+}
+
+/// A JetStream server on a random port with a temp store, secured as
+/// `docs/nats-server.conf` says (rendered by scripts/nats-server-conf.sh):
+/// TLS with client certificates, user/password or nkey users, and
+/// least-privilege agent permissions. Agents are added to its users (and
+/// the server reloads) as tests add them.
 pub struct Nats {
     pub port: u16,
+    pub pki: Pki,
+    pub namespace: String,
     store: TempDir,
     proc: Option<Proc>,
+    agents: Vec<(String, AgentCredentials)>,
 }
 
 impl Nats {
     pub async fn start() -> Nats {
+        let store = tempfile::tempdir().unwrap();
         let mut n = Nats {
             port: free_port(),
-            store: tempfile::tempdir().unwrap(),
+            pki: Pki::create(store.path()),
+            namespace: "test".into(),
+            store,
             proc: None,
+            agents: Vec::new(),
         };
         n.run().await;
         n
     }
 
+    fn conf_path(&self) -> PathBuf {
+        self.store.path().join("nats-server.conf")
+    }
+
+    /// Renders the server's configuration from docs/nats-server.conf.
+    fn render(&self) {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/nats-server-conf.sh");
+        let mut cmd = Command::new(&script);
+        cmd.args(["--ns", &self.namespace, "--listen", "127.0.0.1"])
+            .args(["--port", &self.port.to_string()])
+            .arg("--store-dir")
+            .arg(self.store.path().join("js"))
+            .arg("--cert")
+            .arg(&self.pki.server_cert)
+            .arg("--key")
+            .arg(&self.pki.server_key)
+            .arg("--ca")
+            .arg(&self.pki.ca)
+            .arg("--controller")
+            .arg(format!(
+                "user: \"{CONTROLLER_USER}\", password: \"{CONTROLLER_PASSWORD}\""
+            ));
+        for (name, creds) in &self.agents {
+            let auth = match creds {
+                AgentCredentials::Password => {
+                    let (user, password) = agent_user(name);
+                    format!("user: \"{user}\", password: \"{password}\"")
+                }
+                AgentCredentials::Nkey { public, .. } => format!("nkey: \"{public}\""),
+            };
+            cmd.arg("--agent").arg(format!("{name}={auth}"));
+        }
+        let out = cmd.output().expect("scripts/nats-server-conf.sh runs");
+        assert!(
+            out.status.success(),
+            "rendering docs/nats-server.conf: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(self.conf_path(), out.stdout).unwrap();
+    }
+
     /// Starts (again) on the same port and store.
     pub async fn run(&mut self) {
+        self.render();
         let child = Command::new(nats_binary())
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.store.path())
+            .arg("-c")
+            .arg(self.conf_path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
         self.proc = Some(Proc { child });
+        let controller = (CONTROLLER_USER.to_string(), CONTROLLER_PASSWORD.to_string());
         wait_for(
             Duration::from_secs(10),
             "nats-server to accept connections",
-            || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                    .await
-                    .is_ok()
-            },
+            || async { self.connect_as(&controller).await.is_ok() },
         )
         .await;
+    }
+
+    /// Adds an agent's user and has the server reload its configuration;
+    /// returns when the agent's credentials are accepted.
+    pub async fn add_agent(&mut self, name: &str, creds: AgentCredentials) {
+        if self.agents.iter().any(|(n, _)| n == name) {
+            return;
+        }
+        self.agents.push((name.to_string(), creds.clone()));
+        self.render();
+        if let Some(p) = &self.proc {
+            let pid = nix::unistd::Pid::from_raw(p.child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        }
+        wait_for(Duration::from_secs(10), "nats-server to reload", || async {
+            self.connect_agent(name, &creds).await.is_ok()
+        })
+        .await;
+    }
+
+    /// A client with a user's credentials (TLS, client certificate).
+    pub async fn connect_as(
+        &self,
+        user: &(String, String),
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        self.options()
+            .user_and_password(user.0.clone(), user.1.clone())
+            .connect(self.url())
+            .await
+    }
+
+    /// A client with the controllers' credentials (the tests' stand-in for
+    /// someone in control of the bus).
+    pub async fn controller_client(&self) -> async_nats::Client {
+        self.connect_as(&(CONTROLLER_USER.to_string(), CONTROLLER_PASSWORD.to_string()))
+            .await
+            .expect("controller credentials accepted")
+    }
+
+    /// A client with an agent's credentials and inbox prefix.
+    pub async fn connect_agent(
+        &self,
+        name: &str,
+        creds: &AgentCredentials,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        let options = self
+            .options()
+            .custom_inbox_prefix(format!("_INBOX_{}", osapi_api::target::sanitize_key(name)));
+        let options = match creds {
+            AgentCredentials::Password => {
+                let (user, password) = agent_user(name);
+                options.user_and_password(user, password)
+            }
+            AgentCredentials::Nkey { seed_file, .. } => {
+                let seed = std::fs::read_to_string(seed_file).unwrap();
+                options.nkey(seed.trim().to_string())
+            }
+        };
+        options.connect(self.url()).await
+    }
+
+    fn options(&self) -> async_nats::ConnectOptions {
+        async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(self.pki.ca.clone())
+            .add_client_certificate(self.pki.client_cert.clone(), self.pki.client_key.clone())
+            .connection_timeout(Duration::from_secs(2))
+    }
+
+    pub fn url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
     }
 
     pub fn stop(&mut self) {
@@ -149,6 +285,8 @@ pub struct AgentSpec {
     pub facts: BTreeMap<String, String>,
     /// Leave `agent.heartbeat_interval` unset (the agent derives it from the TTL).
     pub default_heartbeat: bool,
+    /// Authenticate with an nkey instead of a password.
+    pub nkey: Option<AgentCredentials>,
 }
 
 impl AgentSpec {
@@ -168,6 +306,17 @@ impl AgentSpec {
     }
     pub fn default_heartbeat(mut self) -> Self {
         self.default_heartbeat = true;
+        self
+    }
+    /// Authenticates with a fresh nkey (written under `dir`).
+    pub fn with_nkey(mut self, dir: &Path) -> Self {
+        let pair = nkeys::KeyPair::new_user();
+        let seed_file = dir.join(format!("{}.nk", self.name));
+        std::fs::write(&seed_file, format!("{}\n", pair.seed().unwrap())).unwrap();
+        self.nkey = Some(AgentCredentials::Nkey {
+            public: pair.public_key(),
+            seed_file,
+        });
         self
     }
 }
@@ -240,7 +389,12 @@ impl Cluster {
   server:
     port: {api_port}
     bind: 127.0.0.1
-    nats: {{host: 127.0.0.1, port: {nats}, namespace: test}}
+    nats:
+      host: tls://127.0.0.1
+      port: {nats}
+      namespace: test
+      auth: {{type: user_pass, username: {controller_user}, password_file: {controller_password_file}}}
+      tls: {{ca_file: {ca}, cert_file: {cert}, key_file: {key}}}
     security:
       signing_key: {KEY}
       job_signing_key_file: {job_key}
@@ -251,13 +405,24 @@ agent:
   labels: {labels}
   facts: {facts}
   {heartbeat}
-  nats: {{host: 127.0.0.1, port: {nats}, namespace: test}}
+  nats:
+    host: 127.0.0.1
+    port: {nats}
+    namespace: test
+    auth: {agent_auth}
+    tls: {{ca_file: {ca}, cert_file: {cert}, key_file: {key}}}
   dns: {{resolv_conf: {resolv}, resolvectl: never}}
   consumer: {{ack_wait: 5s}}
 nats:
   registry: {{ttl: {ttl}ms}}
 {extra}",
             extra = self.nats_extra,
+            controller_user = CONTROLLER_USER,
+            controller_password_file = self.controller_password_file().display(),
+            agent_auth = self.agent_auth(agent),
+            ca = self.nats.pki.ca.display(),
+            cert = self.nats.pki.client_cert.display(),
+            key = self.nats.pki.client_key.display(),
             job_key = self.job_key.0.display(),
             job_pub = self.job_key.1,
             state = self.dir.path().join(format!("state-{name}")).display(),
@@ -330,6 +495,29 @@ nats:
         self.token.clone()
     }
 
+    fn controller_password_file(&self) -> PathBuf {
+        let path = self.dir.path().join("controller-password");
+        if !path.exists() {
+            std::fs::write(&path, format!("{CONTROLLER_PASSWORD}\n")).unwrap();
+        }
+        path
+    }
+
+    /// The `agent.nats.auth` block of an agent (controllers' files carry one
+    /// too, unused).
+    fn agent_auth(&self, agent: Option<&AgentSpec>) -> String {
+        let name = agent.map(|a| a.name.as_str()).unwrap_or("none");
+        match agent.and_then(|a| a.nkey.as_ref()) {
+            Some(AgentCredentials::Nkey { seed_file, .. }) => {
+                format!("{{type: nkey, nkey_file: {}}}", seed_file.display())
+            }
+            _ => {
+                let (user, password) = agent_user(name);
+                format!("{{type: user_pass, username: {user}, password: {password}}}")
+            }
+        }
+    }
+
     /// A token of `roles` with explicit `permissions` (none: the roles').
     pub fn token_for(&self, subject: &str, roles: &str, permissions: &str) -> String {
         let mut args = vec!["token", "generate", "-r", roles, "-u", subject];
@@ -379,6 +567,10 @@ nats:
 
     /// Starts agent processes and waits until the first controller lists them.
     pub async fn add_agents(&mut self, specs: &[AgentSpec]) {
+        for spec in specs {
+            let creds = spec.nkey.clone().unwrap_or(AgentCredentials::Password);
+            self.nats.add_agent(&spec.name, creds).await;
+        }
         for spec in specs {
             let config = self.config(&spec.name, 0, Some(spec));
             let proc = self.spawn(&spec.name, &config, &["agent", "start"]);

@@ -122,9 +122,7 @@ async fn lists_counts_and_audit_across_controllers() {
         }
     }))
     .await;
-    let nats = async_nats::connect(format!("127.0.0.1:{}", c.nats.port))
-        .await
-        .unwrap();
+    let nats = c.nats.controller_client().await;
     let js = async_nats::jetstream::new(nats);
     for stream in [
         "KV_test-agent-registry",

@@ -3,6 +3,8 @@
 
 mod fleet;
 mod lists;
+mod pki;
+mod security;
 mod signing;
 
 use std::collections::BTreeMap;

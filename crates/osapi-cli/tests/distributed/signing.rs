@@ -63,9 +63,7 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
     assert_eq!(lines(&ran), 1);
 
     // The attacker reads the job off the bus and publishes it again.
-    let nats = async_nats::connect(format!("127.0.0.1:{}", c.nats.port))
-        .await
-        .unwrap();
+    let nats = c.nats.controller_client().await;
     let js = async_nats::jetstream::new(nats);
     let records = js.get_key_value("test-job-queue").await.unwrap();
     let captured = records
