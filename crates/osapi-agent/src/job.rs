@@ -8,6 +8,7 @@ use osapi_api::records::{AgentResponse, EventKind, JobEvent, JobRecord, Response
 use osapi_bus::{Delivery, Route};
 use serde_json::json;
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
 use crate::factref;
 use crate::providers;
@@ -53,6 +54,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             changed: false,
             error: Some(reason),
             timestamp: OffsetDateTime::now_utc(),
+            data_parts: None,
         };
         write(shared, id, slot, vec![event], Some(response)).await;
         return;
@@ -93,7 +95,14 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             }
             Err(e) => tracing::warn!(job = %id, error = %e, "failed to record job progress"),
         }
-        execute(shared, &record).await
+        let cancelled = shared.track(id);
+        let outcome = tokio::select! {
+            out = execute(shared, &record) => out,
+            // Dropping the operation kills a command's process group.
+            () = stopped(shared, id, slot, &cancelled) => Err("job cancelled".to_string()),
+        };
+        shared.untrack(id);
+        outcome
     };
     let duration_ms = began.elapsed().as_millis() as u64;
 
@@ -107,6 +116,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
                 changed: out.changed,
                 error: None,
                 timestamp: OffsetDateTime::now_utc(),
+                data_parts: None,
             },
             JobEvent::now(id, EventKind::Completed, &shared.hostname)
                 .with_instance(shared.instance_id)
@@ -121,6 +131,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
                 changed: false,
                 error: Some(error.clone()),
                 timestamp: OffsetDateTime::now_utc(),
+                data_parts: None,
             },
             JobEvent::now(id, EventKind::Failed, &shared.hostname)
                 .with_instance(shared.instance_id)
@@ -129,6 +140,25 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
         ),
     };
     write(shared, id, slot, vec![event], Some(response)).await;
+}
+
+/// How often a running job checks its slot for a cancellation it may have
+/// missed (the signal is not stored).
+const CANCEL_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves when the job is cancelled: the signal arrives, or the job's slot
+/// turns out settled by someone else (the controller cancelling it).
+async fn stopped(shared: &Shared, id: uuid::Uuid, slot: &str, cancelled: &CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancelled.cancelled() => return,
+            () = tokio::time::sleep(CANCEL_CHECK) => {
+                if shared.bus.jobs.slot_settled(id, slot).await.unwrap_or(false) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 async fn write(

@@ -25,6 +25,7 @@ mod config;
 pub mod factref;
 pub mod facts;
 mod job;
+pub mod journal;
 pub mod providers;
 mod runtime;
 pub mod template;

@@ -1,6 +1,7 @@
 //! The agent's life: registration and heartbeats, facts collection, the drain
 //! state machine, and the consume loop that hands jobs to [`crate::job`].
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use crate::admission::Admission;
 use crate::config::{AgentConfig, AgentError};
+use crate::journal::{Journal, Recovered};
 use crate::providers::{ProviderConfig, ProviderContext, node};
 use crate::{conditions, facts};
 
@@ -61,9 +63,28 @@ impl Agent {
             })?;
         }
         let admission = Admission::new(&config.security, config.state_dir.as_deref())?;
+        let journal =
+            Journal::open(config.state_dir.as_deref()).map_err(|source| AgentError::State {
+                path: config.state_dir.clone().unwrap_or_default(),
+                source,
+            })?;
+        // What a crash of the previous run left: its commands still running
+        // (the controller already reported them lost) and half-written files.
+        let recovered = journal.recover();
+        if recovered != Recovered::default() {
+            tracing::warn!(
+                hostname = %hostname,
+                killed = recovered.killed,
+                removed = recovered.removed,
+                "cleaned up after a previous run of this agent"
+            );
+        }
         let drained_now = bus.state.is_drained(&hostname).await?;
+        let cancellations = bus.queue.cancellations(&hostname).await?;
         let shared = Arc::new(Shared {
             admission,
+            journal: Arc::new(journal),
+            running: Mutex::new(HashMap::new()),
             hostname: hostname.clone(),
             instance_id: Uuid::new_v4(),
             started_at: OffsetDateTime::now_utc(),
@@ -97,6 +118,7 @@ impl Agent {
         tasks.spawn(heartbeat_loop(shared.clone(), cancel.clone()));
         tasks.spawn(facts_loop(shared.clone(), cancel.clone()));
         tasks.spawn(drain_watch_loop(shared.clone(), cancel.clone()));
+        tasks.spawn(cancel_loop(shared.clone(), cancellations, cancel.clone()));
         let permits = Arc::new(Semaphore::new(shared.config.max_jobs));
         let consume = vec![
             tokio::spawn(consume_loop(
@@ -181,6 +203,10 @@ impl AgentHandle {
 /// State shared by the agent's tasks.
 pub(crate) struct Shared {
     pub(crate) admission: Admission,
+    /// Work to clean up after a crash.
+    pub(crate) journal: Arc<Journal>,
+    /// Jobs running here, to stop when cancelled.
+    running: Mutex<HashMap<Uuid, CancellationToken>>,
     pub(crate) hostname: String,
     pub(crate) instance_id: Uuid,
     started_at: OffsetDateTime,
@@ -213,6 +239,7 @@ impl Shared {
             objects: self.bus.objects.clone(),
             file_state: self.bus.file_state.clone(),
             config: self.providers.clone(),
+            journal: self.journal.clone(),
         }
     }
 
@@ -312,6 +339,19 @@ impl Shared {
         }
     }
 
+    /// Registers a job that starts running here; the token is cancelled
+    /// when the job is.
+    pub(crate) fn track(&self, id: Uuid) -> CancellationToken {
+        let token = CancellationToken::new();
+        lock(&self.running).insert(id, token.clone());
+        token
+    }
+
+    /// Forgets a job that stopped running.
+    pub(crate) fn untrack(&self, id: Uuid) {
+        lock(&self.running).remove(&id);
+    }
+
     pub(crate) fn job_started(&self) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
     }
@@ -405,6 +445,29 @@ async fn drain_watch_loop(shared: Arc<Shared>, cancel: CancellationToken) {
                 Ok(drained) => shared.apply_drain(drained).await,
                 Err(e) => tracing::warn!(error = %e, "failed to read drain flag"),
             }
+        }
+    }
+}
+
+/// Stops the jobs the controller cancels.
+async fn cancel_loop(
+    shared: Arc<Shared>,
+    mut cancellations: tokio::sync::broadcast::Receiver<Uuid>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let id = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = cancellations.recv() => match r {
+                Ok(id) => id,
+                // Missed some: running jobs also check their slot.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if let Some(token) = lock(&shared.running).get(&id) {
+            tracing::info!(job = %id, "job cancelled: stopping it");
+            token.cancel();
         }
     }
 }

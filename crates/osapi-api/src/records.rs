@@ -93,6 +93,9 @@ pub enum EventKind {
     Lost,
     /// The job's deadline passed before this host answered.
     Expired,
+    /// The job was cancelled (`DELETE /job/{id}` while it ran) before this
+    /// host answered.
+    Cancelled,
 }
 
 impl EventKind {
@@ -107,6 +110,7 @@ impl EventKind {
             EventKind::Retried => "retried",
             EventKind::Lost => "lost",
             EventKind::Expired => "expired",
+            EventKind::Cancelled => "cancelled",
         }
     }
 
@@ -114,7 +118,11 @@ impl EventKind {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            EventKind::Completed | EventKind::Failed | EventKind::Lost | EventKind::Expired
+            EventKind::Completed
+                | EventKind::Failed
+                | EventKind::Lost
+                | EventKind::Expired
+                | EventKind::Cancelled
         )
     }
 }
@@ -219,6 +227,11 @@ pub struct AgentResponse {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
+    /// Bus-internal: `data` was too large for one message and is stored in
+    /// this many parts beside the response (the NATS backend); readers get
+    /// it back whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_parts: Option<u32>,
 }
 
 /// What an agent writes into the registry on every heartbeat.

@@ -283,6 +283,13 @@ pub struct CommandResult {
     /// Always true: a command may have changed anything.
     #[serde(default)]
     pub changed: bool,
+    /// Standard output went past the agent's capture limit (4 MiB by
+    /// default): `stdout` holds the first part.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdout_truncated: bool,
+    /// The same for standard error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stderr_truncated: bool,
 }
 
 /// Result of `file.deploy.execute`.

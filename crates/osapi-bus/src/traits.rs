@@ -82,6 +82,10 @@ pub trait JobStore: Send + Sync {
         events: Vec<JobEvent>,
         response: Option<AgentResponse>,
     ) -> BusResult<bool>;
+    /// True when `slot` of the job holds a terminal event (someone else, the
+    /// controller cancelling, say, settled it): what a writer checks while
+    /// it works. Reads only that slot.
+    async fn slot_settled(&self, job_id: Uuid, slot: &str) -> BusResult<bool>;
     /// Jobs as they change. Receivers that lag must treat every job as changed.
     fn subscribe(&self) -> broadcast::Receiver<JobChange>;
     /// How long a job is kept at most (records expire after it without any
@@ -203,6 +207,12 @@ pub trait JobQueue: Send + Sync {
     }
     /// A consumer of one of an agent's two queues.
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>>;
+    /// Asks agent `hostname` to stop running job `job_id` now. Best effort
+    /// and not stored: an agent that is not running it ignores it (the
+    /// controller also settles the job, which agents check while they work).
+    async fn cancel(&self, job_id: Uuid, hostname: &str) -> BusResult<()>;
+    /// Cancellation requests for agent `hostname`.
+    async fn cancellations(&self, hostname: &str) -> BusResult<broadcast::Receiver<Uuid>>;
 }
 
 /// One queue, seen by one agent.

@@ -543,3 +543,55 @@ Complete: 4 tasks, 2 unchanged, 1 skipped, 1 failed in <d>
     assert_eq!(out, expected, "\n--- got ---\n{out}");
     f.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_cancelled_run_stops_the_work_on_the_hosts() {
+    let f = fleet().await;
+    let o = f.orch();
+    let pidfile = f.path("pid");
+    let long = o.command_shell("web-01", &format!("sleep 60 & echo $! > {pidfile}; wait"));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let watch = pidfile.clone();
+    // Cancel once the command runs (its pid is written).
+    let pid = tokio::spawn(async move {
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&watch)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                stop.cancel();
+                return pid;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let err = tokio::time::timeout(Duration::from_secs(30), o.run_with(cancel))
+        .await
+        .expect("the run ends soon after cancellation")
+        .unwrap_err();
+    let pid = pid.await.unwrap();
+    let step = err.report().get(&long).unwrap();
+    assert_eq!(step.status, StepStatus::Failed);
+    let job = step.job_id.expect("the job was created");
+    assert!(
+        step.error
+            .as_deref()
+            .unwrap()
+            .contains("cancelled on the controller"),
+        "{:?}",
+        step.error
+    );
+    // The job shows cancelled, and its process is gone.
+    let client = osapi_client::Client::new(f.stack.url(), f.stack.token()).unwrap();
+    let d = client.wait_job(job, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(d.error.as_deref(), Some("job cancelled"));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the command was killed on the host");
+    f.stack.shutdown().await;
+}

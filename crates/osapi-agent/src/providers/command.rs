@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
+
+use crate::journal::Journal;
 use nix::unistd::Pid;
 use osapi_api::ops::{CommandExecParams, CommandShellParams};
 use osapi_api::results::CommandResult;
@@ -27,9 +29,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{ProviderConfig, ProviderError, find_in_path};
-
-/// Marker appended to a stream that exceeded the capture limit.
-pub const TRUNCATED_MARKER: &str = "\n[output truncated]";
 
 /// How long output is still read after the main process exited.
 pub const OUTPUT_GRACE: Duration = Duration::from_secs(1);
@@ -41,6 +40,7 @@ const SHELL: &str = "/bin/sh";
 pub async fn exec(
     params: &CommandExecParams,
     config: &ProviderConfig,
+    journal: Option<&Journal>,
 ) -> Result<CommandResult, ProviderError> {
     let wrap = |e: String| {
         ProviderError(format!(
@@ -71,6 +71,7 @@ pub async fn exec(
             timeout: params.timeout,
         },
         config,
+        journal,
     )
     .await
     .map_err(wrap)
@@ -80,6 +81,7 @@ pub async fn exec(
 pub async fn shell(
     params: &CommandShellParams,
     config: &ProviderConfig,
+    journal: Option<&Journal>,
 ) -> Result<CommandResult, ProviderError> {
     let wrap =
         |e: String| ProviderError(format!("command shell failed: shell execution failed: {e}"));
@@ -96,6 +98,7 @@ pub async fn shell(
             timeout: params.timeout,
         },
         config,
+        journal,
     )
     .await
     .map_err(wrap)
@@ -134,7 +137,11 @@ fn check_cwd(cwd: &str) -> Result<(), String> {
     }
 }
 
-async fn run(inv: Invocation<'_>, config: &ProviderConfig) -> Result<CommandResult, String> {
+async fn run(
+    inv: Invocation<'_>,
+    config: &ProviderConfig,
+    journal: Option<&Journal>,
+) -> Result<CommandResult, String> {
     let timeout = resolve_timeout(inv.timeout, config)?;
     let cwd = inv.cwd.filter(|c| !c.is_empty());
     if let Some(cwd) = cwd {
@@ -161,6 +168,8 @@ async fn run(inv: Invocation<'_>, config: &ProviderConfig) -> Result<CommandResu
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
+    // Recorded until the command ends, so a restart after a crash kills it.
+    let _recorded = journal.zip(group).map(|(j, g)| j.process_group(g.as_raw()));
 
     let cap = config.max_output_bytes;
     let stdout = Capture::start(child.stdout.take(), cap);
@@ -190,8 +199,8 @@ async fn run(inv: Invocation<'_>, config: &ProviderConfig) -> Result<CommandResu
     let elapsed = started.elapsed();
 
     let grace_end = Instant::now() + OUTPUT_GRACE;
-    let stdout = stdout.finish(grace_end).await;
-    let stderr = stderr.finish(grace_end).await;
+    let (stdout, stdout_truncated) = stdout.finish(grace_end).await;
+    let (stderr, stderr_truncated) = stderr.finish(grace_end).await;
 
     let exit_code = status
         .code()
@@ -202,6 +211,8 @@ async fn run(inv: Invocation<'_>, config: &ProviderConfig) -> Result<CommandResu
         exit_code,
         duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         changed: true,
+        stdout_truncated,
+        stderr_truncated,
     })
 }
 
@@ -281,8 +292,9 @@ impl Capture {
         }
     }
 
-    /// Waits for end of stream until `until`, then returns the text read.
-    async fn finish(mut self, until: Instant) -> String {
+    /// Waits for end of stream until `until`, then returns the text read
+    /// and whether the stream went past the limit.
+    async fn finish(mut self, until: Instant) -> (String, bool) {
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
             if tokio::time::timeout_at(until, task).await.is_err() {
@@ -290,11 +302,7 @@ impl Capture {
             }
         }
         let b = locked(&self.buffer);
-        let mut text = String::from_utf8_lossy(&b.data).into_owned();
-        if b.truncated {
-            text.push_str(TRUNCATED_MARKER);
-        }
-        text
+        (String::from_utf8_lossy(&b.data).into_owned(), b.truncated)
     }
 }
 
@@ -341,6 +349,7 @@ mod tests {
         let r = exec(
             &exec_params("sh", &["-c", "echo out; echo err >&2; exit 3"]),
             &ProviderConfig::default(),
+            None,
         )
         .await
         .unwrap();
@@ -355,6 +364,7 @@ mod tests {
         let r = exec(
             &exec_params("echo", &["a b", "$HOME", "*"]),
             &ProviderConfig::default(),
+            None,
         )
         .await
         .unwrap();
@@ -367,7 +377,9 @@ mod tests {
         let mut p = exec_params("sleep", &["5"]);
         p.timeout = Some(1);
         let started = std::time::Instant::now();
-        let err = exec(&p, &ProviderConfig::default()).await.unwrap_err();
+        let err = exec(&p, &ProviderConfig::default(), None)
+            .await
+            .unwrap_err();
         let elapsed = started.elapsed();
         assert_eq!(
             err.0,
@@ -387,7 +399,9 @@ mod tests {
         ));
         p.timeout = Some(1);
         let started = std::time::Instant::now();
-        let err = shell(&p, &ProviderConfig::default()).await.unwrap_err();
+        let err = shell(&p, &ProviderConfig::default(), None)
+            .await
+            .unwrap_err();
         assert!(started.elapsed() < Duration::from_millis(1500));
         assert_eq!(
             err.0,
@@ -419,7 +433,7 @@ mod tests {
             pidfile.display()
         ));
         let config = ProviderConfig::default();
-        let run = shell(&p, &config);
+        let run = shell(&p, &config, None);
         // Drop the running operation once the background process exists.
         let cancelled = tokio::time::timeout(Duration::from_secs(5), async {
             tokio::pin!(run);
@@ -458,13 +472,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut p = exec_params("pwd", &[]);
         p.cwd = Some(dir.path().display().to_string());
-        let r = exec(&p, &ProviderConfig::default()).await.unwrap();
+        let r = exec(&p, &ProviderConfig::default(), None).await.unwrap();
         let real = std::fs::canonicalize(dir.path()).unwrap();
         assert_eq!(r.stdout.trim_end(), real.display().to_string());
 
         let missing = dir.path().join("missing");
         p.cwd = Some(missing.display().to_string());
-        let err = exec(&p, &ProviderConfig::default()).await.unwrap_err();
+        let err = exec(&p, &ProviderConfig::default(), None)
+            .await
+            .unwrap_err();
         assert_eq!(
             err.0,
             format!(
@@ -477,7 +493,9 @@ mod tests {
         std::fs::write(&file, b"").unwrap();
         let mut s = shell_params("true");
         s.cwd = Some(file.display().to_string());
-        let err = shell(&s, &ProviderConfig::default()).await.unwrap_err();
+        let err = shell(&s, &ProviderConfig::default(), None)
+            .await
+            .unwrap_err();
         assert!(
             err.0
                 .starts_with("command shell failed: shell execution failed: working directory")
@@ -490,6 +508,7 @@ mod tests {
         let err = exec(
             &exec_params("no-such-command-osapi", &[]),
             &ProviderConfig::default(),
+            None,
         )
         .await
         .unwrap_err();
@@ -500,6 +519,7 @@ mod tests {
         let err = exec(
             &exec_params("/nonexistent/bin/tool", &[]),
             &ProviderConfig::default(),
+            None,
         )
         .await
         .unwrap_err();
@@ -507,7 +527,7 @@ mod tests {
             err.0.starts_with("command exec failed: command execution failed: failed to execute command \"/nonexistent/bin/tool\": No such file or directory"),
             "{err}"
         );
-        let err = exec(&exec_params("", &[]), &ProviderConfig::default())
+        let err = exec(&exec_params("", &[]), &ProviderConfig::default(), None)
             .await
             .unwrap_err();
         assert_eq!(
@@ -522,16 +542,16 @@ mod tests {
         let mut p = exec_params("true", &[]);
         p.timeout = Some(0);
         assert_eq!(
-            exec(&p, &config).await.unwrap_err().0,
+            exec(&p, &config, None).await.unwrap_err().0,
             "command exec failed: command execution failed: timeout must be at least 1 second"
         );
         p.timeout = Some(301);
         assert_eq!(
-            exec(&p, &config).await.unwrap_err().0,
+            exec(&p, &config, None).await.unwrap_err().0,
             "command exec failed: command execution failed: timeout 301s exceeds the maximum of 300s"
         );
         p.timeout = Some(300);
-        assert_eq!(exec(&p, &config).await.unwrap().exit_code, 0);
+        assert_eq!(exec(&p, &config, None).await.unwrap().exit_code, 0);
     }
 
     #[tokio::test]
@@ -540,17 +560,18 @@ mod tests {
         let r = shell(
             &shell_params("printf 'a\\nb\\nc\\n' | grep -c . | tr -d ' '"),
             &config,
+            None,
         )
         .await
         .unwrap();
         assert_eq!(r.stdout, "3\n");
         assert_eq!(r.exit_code, 0);
-        let r = shell(&shell_params("kill -TERM $$"), &config)
+        let r = shell(&shell_params("kill -TERM $$"), &config, None)
             .await
             .unwrap();
         assert_eq!(r.exit_code, 128 + 15);
         // stdin is /dev/null: cat ends at once.
-        let r = shell(&shell_params("cat; echo done"), &config)
+        let r = shell(&shell_params("cat; echo done"), &config, None)
             .await
             .unwrap();
         assert_eq!(r.stdout, "done\n");
@@ -565,16 +586,20 @@ mod tests {
         let r = shell(
             &shell_params("printf 0123456789abcdef; printf short >&2; head -c 1000000 /dev/zero"),
             &config,
+            None,
         )
         .await
         .unwrap();
-        assert_eq!(r.stdout, format!("0123456789{TRUNCATED_MARKER}"));
+        assert_eq!(r.stdout, "0123456789");
+        assert!(r.stdout_truncated);
         assert_eq!(r.stderr, "short");
+        assert!(!r.stderr_truncated);
         assert_eq!(r.exit_code, 0);
-        let r = shell(&shell_params("printf 0123456789"), &config)
+        let r = shell(&shell_params("printf 0123456789"), &config, None)
             .await
             .unwrap();
         assert_eq!(r.stdout, "0123456789");
+        assert!(!r.stdout_truncated, "exactly the limit is not truncated");
     }
 
     #[tokio::test]
@@ -586,7 +611,7 @@ mod tests {
             pidfile.display()
         ));
         let started = std::time::Instant::now();
-        let r = shell(&p, &ProviderConfig::default()).await.unwrap();
+        let r = shell(&p, &ProviderConfig::default(), None).await.unwrap();
         assert!(started.elapsed() < OUTPUT_GRACE + Duration::from_secs(1));
         assert_eq!(r.stdout, "done\n");
         let pid: i32 = std::fs::read_to_string(&pidfile)

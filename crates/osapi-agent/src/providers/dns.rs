@@ -375,6 +375,7 @@ fn update_file(
         meta.mode() & 0o7777,
         Some(meta.uid()),
         Some(meta.gid()),
+        None,
     )
     .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
     Ok(true)

@@ -20,6 +20,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::journal::Journal;
+
 use super::{ProviderContext, ProviderError};
 
 /// Mode of a newly created file when the job names none.
@@ -98,7 +100,8 @@ pub async fn deploy(
     let sha256 = hex::encode(Sha256::digest(&content));
 
     let path = PathBuf::from(&params.path);
-    let applied = super::blocking(move || apply(&path, &content, mode, uid, gid))
+    let journal = ctx.journal.clone();
+    let applied = super::blocking(move || apply(&path, &content, mode, uid, gid, Some(&journal)))
         .await?
         .map_err(wrap)?;
 
@@ -222,6 +225,7 @@ fn apply(
     mode: Option<u32>,
     uid: Option<u32>,
     gid: Option<u32>,
+    journal: Option<&Journal>,
 ) -> Result<Applied, String> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -287,7 +291,7 @@ fn apply(
         }
     }
 
-    write_atomically(path, content, want_mode, want_uid, want_gid)
+    write_atomically(path, content, want_mode, want_uid, want_gid, journal)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(Applied {
         changed: true,
@@ -295,16 +299,72 @@ fn apply(
     })
 }
 
+/// Temporary files being written by any agent of this process.
+static TEMP_IN_USE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// How old a stranger's temporary file must be before it counts as left
+/// behind (another process may be writing it).
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Marks a temporary file as being written until dropped.
+struct InUse(PathBuf);
+
+impl InUse {
+    fn new(path: &Path) -> InUse {
+        crate::runtime::lock(&TEMP_IN_USE).insert(path.to_path_buf());
+        InUse(path.to_path_buf())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        crate::runtime::lock(&TEMP_IN_USE).remove(&self.0);
+    }
+}
+
+/// True for our temporary files' names: `.<name>.osapi-<32 hex>.tmp`.
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .strip_suffix(".tmp")
+            .and_then(|n| n.rsplit_once(".osapi-"))
+            .is_some_and(|(_, id)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Removes temporary files of interrupted writes from `dir`: ours that no
+/// write of this process uses and that are older than a minute.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = entry.file_name().to_str().is_some_and(is_temp_name)
+            && !crate::runtime::lock(&TEMP_IN_USE).contains(&path)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP));
+        if stale && fs::remove_file(&path).is_ok() {
+            tracing::info!(file = %path.display(), "removed a temporary file left by an interrupted write");
+        }
+    }
+}
+
 /// Replaces `path` with `content` atomically: a uniquely named temporary
 /// file in the same directory is written, given `mode` and (when set) owner
 /// and group, synced, then renamed over `path`. The temporary file is
-/// removed on failure.
+/// removed on failure, recorded in `journal` while it exists (a restart
+/// after a crash removes it), and temporary files that interrupted writes
+/// left in the directory are removed first.
 pub(crate) fn write_atomically(
     path: &Path,
     content: &[u8],
     mode: u32,
     uid: Option<u32>,
     gid: Option<u32>,
+    journal: Option<&Journal>,
 ) -> io::Result<()> {
     let dir = path
         .parent()
@@ -314,10 +374,13 @@ pub(crate) fn write_atomically(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    remove_stale_temp_files(dir);
     let tmp = dir.join(format!(
         ".{name}.osapi-{}.tmp",
         uuid::Uuid::new_v4().simple()
     ));
+    let _in_use = InUse::new(&tmp);
+    let _recorded = journal.map(|j| j.temp_file(&tmp));
     let result = (|| {
         let mut file: File = OpenOptions::new()
             .write(true)
@@ -373,6 +436,7 @@ mod tests {
             objects: objects.clone(),
             file_state: state.clone(),
             config: Arc::new(ProviderConfig::default()),
+            journal: Default::default(),
         };
         Fixture {
             ctx,

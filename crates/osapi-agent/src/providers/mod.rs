@@ -36,8 +36,8 @@ pub struct ProviderConfig {
     pub command_default_timeout: Duration,
     /// Longest command timeout a job may ask for (default 300 s); larger values are rejected.
     pub command_max_timeout: Duration,
-    /// Bytes captured per output stream (default 4 MiB); the excess is dropped
-    /// and `"\n[output truncated]"` appended.
+    /// Bytes captured per output stream (default 4 MiB); the excess is
+    /// dropped and the result says so (`stdout_truncated`, `stderr_truncated`).
     pub max_output_bytes: usize,
     /// Overall time limit of one ping operation (default 5 s).
     pub ping_timeout: Duration,
@@ -90,6 +90,8 @@ pub struct ProviderContext {
     pub file_state: Arc<dyn osapi_bus::FileStateStore>,
     /// Host-side settings.
     pub config: Arc<ProviderConfig>,
+    /// Where work that must be cleaned up after a crash is recorded.
+    pub journal: Arc<crate::journal::Journal>,
 }
 
 /// What a provider produced: the typed result serialised, and whether the host changed.
@@ -165,11 +167,17 @@ pub async fn execute(
         }
         Operation::CommandExec => {
             let params = decode(data, "command exec")?;
-            output(&command::exec(&params, &ctx.config).await?, true)
+            output(
+                &command::exec(&params, &ctx.config, Some(&ctx.journal)).await?,
+                true,
+            )
         }
         Operation::CommandShell => {
             let params = decode(data, "command shell")?;
-            output(&command::shell(&params, &ctx.config).await?, true)
+            output(
+                &command::shell(&params, &ctx.config, Some(&ctx.journal)).await?,
+                true,
+            )
         }
         Operation::FileDeploy => {
             let params = decode(data, "file deploy")?;
@@ -239,6 +247,7 @@ mod tests {
             objects: Arc::new(MemoryObjectStore::default()),
             file_state: Arc::new(MemoryFileStateStore::new()),
             config: Arc::new(ProviderConfig::default()),
+            journal: Default::default(),
         }
     }
 

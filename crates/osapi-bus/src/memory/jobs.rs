@@ -265,6 +265,19 @@ impl JobStore for MemoryJobStore {
         Ok(true)
     }
 
+    async fn slot_settled(&self, job_id: Uuid, slot: &str) -> BusResult<bool> {
+        let inner = lock(&self.inner);
+        Ok(inner.jobs.get(&job_id).is_some_and(|e| {
+            settled(
+                e.events
+                    .iter()
+                    .zip(&e.slots)
+                    .filter(|(_, s)| &***s == slot)
+                    .map(|(ev, _)| &**ev),
+            )
+        }))
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         self.changes.subscribe()
     }
@@ -302,6 +315,7 @@ mod tests {
             changed: false,
             error: None,
             timestamp: OffsetDateTime::now_utc(),
+            data_parts: None,
         };
         let done = JobEvent::now(id, EventKind::Completed, "web-01");
         assert!(

@@ -42,6 +42,7 @@ impl Queue {
 struct Shared {
     any: Arc<Queue>,
     hosts: Mutex<HashMap<String, Arc<Queue>>>,
+    cancels: Mutex<HashMap<String, tokio::sync::broadcast::Sender<Uuid>>>,
 }
 
 impl Shared {
@@ -49,6 +50,13 @@ impl Shared {
         lock(&self.hosts)
             .entry(sanitize_key(hostname))
             .or_default()
+            .clone()
+    }
+
+    fn cancels(&self, hostname: &str) -> tokio::sync::broadcast::Sender<Uuid> {
+        lock(&self.cancels)
+            .entry(sanitize_key(hostname))
+            .or_insert_with(|| tokio::sync::broadcast::channel(64).0)
             .clone()
     }
 }
@@ -74,6 +82,19 @@ impl JobQueue for MemoryJobQueue {
             Route::Host(h) => self.shared.host(&h).push(job_id),
         }
         Ok(())
+    }
+
+    async fn cancel(&self, job_id: Uuid, hostname: &str) -> BusResult<()> {
+        // No receiver: the agent is not listening, nothing to stop.
+        let _ = self.shared.cancels(hostname).send(job_id);
+        Ok(())
+    }
+
+    async fn cancellations(
+        &self,
+        hostname: &str,
+    ) -> BusResult<tokio::sync::broadcast::Receiver<Uuid>> {
+        Ok(self.shared.cancels(hostname).subscribe())
     }
 
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {

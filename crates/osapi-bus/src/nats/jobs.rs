@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::util::{backend, decode, encode, get_json, get_many, keys_with_prefix, scan_map};
+use super::util::{backend, decode, encode, get_json, keys_with_prefix, scan_map};
 use crate::size::{event_size, response_size};
 use crate::traits::{only_progress, settled};
 use crate::{
@@ -91,6 +91,7 @@ impl From<LightResponse> for AgentResponse {
             changed: r.changed,
             error: r.error,
             timestamp: r.timestamp,
+            data_parts: None,
         }
     }
 }
@@ -175,11 +176,43 @@ impl ProgressCache {
         }
     }
 
+    /// Replaces a held slot by the same revision completed (its parts read).
+    fn replace(&mut self, key: &str, slot: &CachedSlot) {
+        if let Some(held) = self.slots.get_mut(key)
+            && held.revision == slot.revision
+        {
+            let bytes = slot
+                .responses
+                .iter()
+                .map(|r| response_size(r))
+                .sum::<usize>()
+                + slot.events.iter().map(|e| event_size(e)).sum::<usize>();
+            self.bytes = self.bytes - held.bytes + bytes;
+            *held = CachedSlot {
+                bytes,
+                ..slot.clone()
+            };
+        }
+    }
+
     /// True when every write to a job created at `created` went through the watch.
     fn covers(&self, created: time::OffsetDateTime) -> bool {
         self.since
             .is_some_and(|since| created > since + CACHE_MARGIN)
     }
+}
+
+/// Largest part of a response's data.
+const MAX_PART: usize = 512 * 1024;
+
+/// Key of part `n` of the response data of slot `key`.
+fn part_key(key: &str, n: u32) -> String {
+    format!("{key}.part.{n}")
+}
+
+/// True for slot keys (`<id>.<slot>`), not response parts.
+fn is_slot_key(key: &str) -> bool {
+    key.split('.').count() == 2
 }
 
 /// Compare-and-set attempts before giving up.
@@ -203,6 +236,9 @@ pub struct NatsJobStore {
     records_seen: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, SeenRecord>>>,
     /// How long records live (the bucket's max-age; zero: forever).
     retention: Duration,
+    /// Response data larger than this is stored in parts of this size
+    /// (half the server's largest message).
+    part_size: usize,
     /// Dropped with the store; stops the watch task.
     _alive: tokio::sync::watch::Sender<()>,
 }
@@ -216,7 +252,12 @@ fn slot_key(id: Uuid, slot: &str) -> String {
 }
 
 impl NatsJobStore {
-    pub(crate) fn start(records: kv::Store, progress: kv::Store, retention: Duration) -> Self {
+    pub(crate) fn start(
+        records: kv::Store,
+        progress: kv::Store,
+        retention: Duration,
+        max_payload: usize,
+    ) -> Self {
         let changes = broadcast::channel(16_384).0;
         let (alive, stop) = tokio::sync::watch::channel(());
         NatsJobStore {
@@ -228,6 +269,7 @@ impl NatsJobStore {
             cache: Arc::default(),
             records_seen: Default::default(),
             retention,
+            part_size: (max_payload / 2).clamp(4096, MAX_PART),
             _alive: alive,
         }
     }
@@ -256,17 +298,69 @@ impl NatsJobStore {
         } else {
             keys.extend(record.expected_hosts.iter().map(|h| slot_key(record.id, h)));
         }
-        {
+        let cached = {
             let cache = crate::lock(&self.cache);
-            if cache.covers(record.created) {
-                return Ok(keys
-                    .iter()
-                    .filter_map(|k| cache.slots.get(k).cloned())
-                    .collect());
+            cache.covers(record.created).then(|| {
+                keys.iter()
+                    .filter_map(|k| cache.slots.get(k).map(|s| (k.clone(), s.clone())))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let slots = match cached {
+            Some(slots) => slots,
+            None => {
+                let read = futures::future::try_join_all(keys.into_iter().map(|key| async move {
+                    let slot = match get_json::<Slot>(&self.progress, &key).await {
+                        Ok(slot) => slot,
+                        // An undecodable slot is left out, as a missing one.
+                        Err(BusError::Corrupt(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    Ok(slot.map(|s| (key, CachedSlot::new(s, 0))))
+                }))
+                .await?;
+                read.into_iter().flatten().collect()
             }
+        };
+        let mut resolved = Vec::with_capacity(slots.len());
+        for (key, slot) in slots {
+            resolved.push(self.whole(&key, slot).await?);
         }
-        let slots: Vec<Slot> = get_many(&self.progress, keys).await?;
-        Ok(slots.into_iter().map(|s| CachedSlot::new(s, 0)).collect())
+        Ok(resolved)
+    }
+
+    /// `slot` with the data of responses stored in parts read back.
+    async fn whole(&self, key: &str, mut slot: CachedSlot) -> BusResult<CachedSlot> {
+        if !slot
+            .responses
+            .iter()
+            .any(|r| r.data.is_none() && r.data_parts.is_some())
+        {
+            return Ok(slot);
+        }
+        for r in &mut slot.responses {
+            let (None, Some(parts)) = (&r.data, r.data_parts) else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            for n in 0..parts {
+                let part = self
+                    .progress
+                    .get(part_key(key, n))
+                    .await
+                    .map_err(|e| backend("read the parts of a response", e))?
+                    .ok_or_else(|| BusError::Corrupt(format!("part {n} of {key} is missing")))?;
+                bytes.extend_from_slice(&part);
+            }
+            let data = decode::<serde_json::Value>(key, &bytes)?;
+            let mut whole = (**r).clone();
+            whole.data = Some(data);
+            whole.data_parts = None;
+            *r = Arc::new(whole);
+        }
+        // Kept whole for the next reader.
+        crate::lock(&self.cache).replace(key, &slot);
+        Ok(slot)
     }
 
     async fn snapshot(&self, record: Arc<JobRecord>) -> BusResult<JobSnapshot> {
@@ -340,6 +434,9 @@ impl JobStore for NatsJobStore {
                     .flatten()
             }),
             scan_map(&self.progress, |key, value| {
+                if !is_slot_key(&key) {
+                    return None;
+                }
                 let id = key
                     .split('.')
                     .next()
@@ -413,6 +510,33 @@ impl JobStore for NatsJobStore {
     ) -> BusResult<bool> {
         let key = slot_key(job_id, slot);
         let only_progress = only_progress(&events, response.as_ref());
+        // Data too large for one message goes first, in parts beside the
+        // slot: whoever sees the response finds them.
+        let response = match response {
+            Some(mut r) => {
+                if let Some(data) = &r.data {
+                    let bytes = encode(data)?;
+                    if bytes.len() > self.part_size {
+                        let mut count = 0u32;
+                        for (n, chunk) in bytes.chunks(self.part_size).enumerate() {
+                            let n = u32::try_from(n)
+                                .map_err(|_| BusError::Backend("response data too large".into()))?;
+                            self.progress
+                                .put(part_key(&key, n), bytes.slice_ref(chunk))
+                                .await
+                                .map_err(|e| {
+                                    backend(&format!("store the output of job {job_id}"), e)
+                                })?;
+                            count = n + 1;
+                        }
+                        r.data = None;
+                        r.data_parts = Some(count);
+                    }
+                }
+                Some(r)
+            }
+            None => None,
+        };
         let finishes = !only_progress;
         let merge = |mut current: Slot| {
             current.responses.extend(response.clone());
@@ -511,6 +635,11 @@ impl JobStore for NatsJobStore {
         )))
     }
 
+    async fn slot_settled(&self, job_id: Uuid, slot: &str) -> BusResult<bool> {
+        let slot: Option<Slot> = get_json(&self.progress, &slot_key(job_id, slot)).await?;
+        Ok(slot.is_some_and(|s| settled(&s.events)))
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         let rx = self.changes.subscribe();
         if let Some(stop) = crate::lock(&self.watcher).take() {
@@ -561,6 +690,9 @@ async fn watch_progress(
                         e = watch.next() => e,
                     };
                     let Some(Ok(entry)) = entry else { break };
+                    if !is_slot_key(&entry.key) {
+                        continue;
+                    }
                     let Some(id) = entry
                         .key
                         .split('.')

@@ -327,6 +327,7 @@ impl NatsBus {
             jobs_kv.clone(),
             progress_kv.clone(),
             c.jobs.max_age,
+            conn.client.server_info().max_payload,
         ));
         let registry = Arc::new(registry::NatsRegistry::start(
             conn.clone(),

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use osapi_api::ops::JobClass;
 use osapi_api::records::JobRecord;
 use osapi_api::target::sanitize_key;
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::Conn;
@@ -60,6 +61,38 @@ impl JobQueue for NatsJobQueue {
         self.send(record.class, &route, encode(&*record)?).await
     }
 
+    async fn cancel(&self, job_id: Uuid, hostname: &str) -> BusResult<()> {
+        self.conn
+            .client
+            .publish(self.cancel_subject(hostname), job_id.to_string().into())
+            .await
+            .map_err(|e| backend("send a cancellation", e))
+    }
+
+    async fn cancellations(&self, hostname: &str) -> BusResult<broadcast::Receiver<Uuid>> {
+        let mut sub = self
+            .conn
+            .client
+            .subscribe(self.cancel_subject(hostname))
+            .await
+            .map_err(|e| backend("listen for cancellations", e))?;
+        let (tx, rx) = broadcast::channel(64);
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                let id = std::str::from_utf8(&m.payload)
+                    .ok()
+                    .and_then(|t| Uuid::parse_str(t.trim()).ok());
+                // Ends with the last receiver.
+                if let Some(id) = id
+                    && tx.send(id).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
         let (name, config, route) = self.consumer_config(hostname, kind);
         let mut consumer = NatsConsumer {
@@ -76,6 +109,18 @@ impl JobQueue for NatsJobQueue {
 }
 
 impl NatsJobQueue {
+    /// Where an agent hears that a job it runs is cancelled: the core (not
+    /// stored) subject `<ns>.cancel.<host>`.
+    fn cancel_subject(&self, hostname: &str) -> String {
+        let ns = &self.conn.config.namespace;
+        let host = sanitize_key(hostname);
+        if ns.is_empty() {
+            format!("cancel.{host}")
+        } else {
+            format!("{ns}.cancel.{host}")
+        }
+    }
+
     /// The durable consumer of one of an agent's queues: its name, config
     /// and route.
     fn consumer_config(&self, hostname: &str, kind: QueueKind) -> (String, pull::Config, Route) {

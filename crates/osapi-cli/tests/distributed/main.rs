@@ -6,6 +6,7 @@ mod lists;
 mod pki;
 mod security;
 mod signing;
+mod work;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -154,9 +154,39 @@ impl StepRun {
                 None => work.await,
             }
         };
+        // A job step handles cancellation itself (it cancels its job on the
+        // controller before it returns); other steps are stopped here.
+        let job_step = matches!(spec.kind, StepKind::Job { .. });
         tokio::select! {
             o = limited => o,
-            _ = self.cancel.cancelled() => Outcome::fail("cancelled"),
+            _ = self.cancel.cancelled(), if !job_step => Outcome::fail("cancelled"),
+        }
+    }
+}
+
+/// A job the step still waits for; dropped before it ends (the run was
+/// cancelled, the step timed out), it cancels the job on the controller
+/// (`DELETE /job/{id}`), so the hosts stop working on it too.
+struct InFlight {
+    client: Client,
+    id: Option<uuid::Uuid>,
+}
+
+/// Longest the background cancellation of a job may take.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let client = self.client.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                match tokio::time::timeout(CANCEL_WAIT, client.delete_job(id)).await {
+                    Ok(Ok(())) => tracing::debug!(job = %id, "cancelled a job nobody waits for"),
+                    Ok(Err(e)) => tracing::warn!(job = %id, error = %e, "cannot cancel a job nobody waits for"),
+                    Err(_) => tracing::warn!(job = %id, "cancelling a job timed out"),
+                }
+            });
         }
     }
 }
@@ -179,13 +209,30 @@ async fn job(
         Err(e) => return Outcome::fail(format!("create job: {e}")),
     };
     let id = created.job_id;
+    // From here, a step that stops waiting (cancelled run, step timeout)
+    // cancels the job on the controller, so the hosts stop too.
+    let mut in_flight = InFlight {
+        client: client.clone(),
+        id: Some(id),
+    };
     let wait = timeout
         .map(|t| t + Duration::from_secs(5))
         .unwrap_or(NO_TIMEOUT_WAIT);
     let detail = tokio::select! {
         d = client.wait_job(id, wait) => d,
-        _ = cancel.cancelled() => return Outcome { job_id: Some(id), ..Outcome::fail(format!("cancelled while waiting for job {id}")) },
+        _ = cancel.cancelled() => {
+            // Cancelled here and now, so the hosts stop before the run ends.
+            in_flight.id = None;
+            let cancelled = tokio::time::timeout(CANCEL_WAIT, client.delete_job(id)).await;
+            let note = match cancelled {
+                Ok(Ok(())) => "the job was cancelled on the controller".to_string(),
+                Ok(Err(e)) => format!("cancelling the job failed: {e}"),
+                Err(_) => "cancelling the job timed out".to_string(),
+            };
+            return Outcome { job_id: Some(id), ..Outcome::fail(format!("cancelled while waiting for job {id}; {note}")) };
+        }
     };
+    in_flight.id = None;
     let detail = match detail {
         Ok(d) => d,
         Err(e) => {

@@ -347,14 +347,42 @@ impl JobService {
         Ok(stats)
     }
 
-    /// Deletes a job.
-    pub async fn delete(&self, id: Uuid) -> ApiResult<()> {
-        if self.bus.jobs.delete(id).await? {
+    /// Deletes a finished job. A job still running is cancelled instead:
+    /// every host that has not answered is settled as `cancelled` (so an
+    /// agent that has not started it never will), agents running it are told
+    /// to stop (their commands' process groups are killed), and the job stays
+    /// to show that it ended `failed` with `job cancelled`. Returns whether
+    /// it was cancelled.
+    pub async fn delete(&self, id: Uuid) -> ApiResult<bool> {
+        let snapshot = self.snapshot(id).await?;
+        let pending = view::pending(&snapshot);
+        if pending.is_empty() {
+            if !self.bus.jobs.delete(id).await? {
+                return Err(ApiError::not_found(format!("job not found: {id}")));
+            }
             self.index.remove(id);
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!("job not found: {id}")))
+            return Ok(false);
         }
+        for p in &pending {
+            let slot = slot_of(&snapshot.record, &p.hostname).to_string();
+            let event = JobEvent::now(id, EventKind::Cancelled, p.hostname.clone())
+                .with_error("job cancelled");
+            self.bus.jobs.append(id, &slot, vec![event], None).await?;
+        }
+        // Who may be running it: the hosts that took it.
+        let running: Vec<&str> = pending
+            .iter()
+            .filter(|p| p.hostname != view::ANY_HOST)
+            .map(|p| p.hostname.as_str())
+            .collect();
+        for host in running {
+            if let Err(e) = self.bus.queue.cancel(id, host).await {
+                tracing::warn!(job_id = %id, host, error = %e, "cannot tell an agent to stop");
+            }
+        }
+        let settled = self.snapshot(id).await?;
+        self.index.upsert(&settled);
+        Ok(true)
     }
 
     /// A job's immutable record.

@@ -125,6 +125,7 @@ fn message(e: &JobEvent) -> String {
         },
         EventKind::Lost => format!("Agent {h} lost while the job was pending"),
         EventKind::Expired => format!("Job deadline passed before {h} answered"),
+        EventKind::Cancelled => format!("Job cancelled before {h} answered"),
     }
 }
 
@@ -406,6 +407,7 @@ mod tests {
             changed: false,
             error: (!ok).then(|| "boom".to_string()),
             timestamp: OffsetDateTime::now_utc(),
+            data_parts: None,
         }));
         let kind = if ok {
             EventKind::Completed

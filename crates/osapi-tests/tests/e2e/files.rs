@@ -183,3 +183,46 @@ async fn a_full_file_store_refuses_uploads_and_keeps_what_it_has() {
         .unwrap();
     assert!(c.file("second").await.is_err());
 }
+
+#[tokio::test]
+async fn a_deploy_removes_temp_files_left_by_interrupted_ones() {
+    let stack = common::single().await;
+    stack
+        .client
+        .upload_file("app.conf", ContentType::Raw, &b"port 80\n"[..], false)
+        .await
+        .unwrap();
+    let dir = stack.dir.path().join("etc");
+    std::fs::create_dir(&dir).unwrap();
+    // What a crash mid-deploy leaves, a while ago; and one just started by
+    // another process (it may still be writing it).
+    let stale = dir.join(".app.conf.osapi-0123456789abcdef0123456789abcdef.tmp");
+    let fresh = dir.join(".other.osapi-fedcba9876543210fedcba9876543210.tmp");
+    let unrelated = dir.join(".keep.tmp");
+    for f in [&stale, &fresh, &unrelated] {
+        std::fs::write(f, vec![0u8; 1024]).unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let path = dir.join("app.conf");
+    let d = stack
+        .run_job(
+            "file.deploy.execute",
+            json!({"object_name": "app.conf", "path": path, "content_type": "raw"}),
+            "_any",
+        )
+        .await;
+    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
+    assert!(!stale.exists(), "a left-over temporary file is removed");
+    assert!(fresh.exists(), "a recent one may be another writer's");
+    assert!(
+        unrelated.exists(),
+        "only our own temporary files are touched"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"port 80\n");
+}

@@ -8,6 +8,7 @@ mod common;
 mod audit;
 mod auth_matrix;
 mod bad_input;
+mod cancel;
 mod connections;
 mod drain;
 mod endpoints;
