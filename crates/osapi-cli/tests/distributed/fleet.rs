@@ -182,17 +182,27 @@ impl Nats {
     /// Adds an agent's user and has the server reload its configuration;
     /// returns when the agent's credentials are accepted.
     pub async fn add_agent(&mut self, name: &str, creds: AgentCredentials) {
-        if self.agents.iter().any(|(n, _)| n == name) {
+        self.add_agent_users(&[(name.to_string(), creds)]).await;
+    }
+
+    /// Adds several agents' users with one reload.
+    pub async fn add_agent_users(&mut self, users: &[(String, AgentCredentials)]) {
+        let new: Vec<(String, AgentCredentials)> = users
+            .iter()
+            .filter(|(name, _)| !self.agents.iter().any(|(n, _)| n == name))
+            .cloned()
+            .collect();
+        let Some((last, creds)) = new.last().cloned() else {
             return;
-        }
-        self.agents.push((name.to_string(), creds.clone()));
+        };
+        self.agents.extend(new);
         self.render();
         if let Some(p) = &self.proc {
             let pid = nix::unistd::Pid::from_raw(p.child.id() as i32);
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
         }
         wait_for(Duration::from_secs(10), "nats-server to reload", || async {
-            self.connect_agent(name, &creds).await.is_ok()
+            self.connect_agent(&last, &creds).await.is_ok()
         })
         .await;
     }
@@ -248,6 +258,11 @@ impl Nats {
 
     pub fn url(&self) -> String {
         format!("tls://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
     }
 
     pub fn stop(&mut self) {
@@ -567,10 +582,16 @@ nats:
 
     /// Starts agent processes and waits until the first controller lists them.
     pub async fn add_agents(&mut self, specs: &[AgentSpec]) {
-        for spec in specs {
-            let creds = spec.nkey.clone().unwrap_or(AgentCredentials::Password);
-            self.nats.add_agent(&spec.name, creds).await;
-        }
+        let users: Vec<(String, AgentCredentials)> = specs
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.nkey.clone().unwrap_or(AgentCredentials::Password),
+                )
+            })
+            .collect();
+        self.nats.add_agent_users(&users).await;
         for spec in specs {
             let config = self.config(&spec.name, 0, Some(spec));
             let proc = self.spawn(&spec.name, &config, &["agent", "start"]);

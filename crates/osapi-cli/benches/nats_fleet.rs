@@ -1,0 +1,173 @@
+//! A fleet on NATS on this machine: a real nats-server secured as
+//! docs/nats-server.conf says (TLS, one user per agent), a controller process
+//! and agent processes.
+//!
+//! 1. 200 agent processes started at once: time until the controller lists
+//!    them all — target ≤ 1.5 s;
+//! 2. agent memory: median RSS of the 200 once idle — target ≤ 10 MB;
+//! 3. the orchestrator benchmark's 3-step plan (whoami, a `when`-guarded
+//!    `true`, a file deploy) on 50 agent processes: CPU time (user + system)
+//!    of nats-server, the controller and the agents per host-step — target
+//!    ≤ 1.5 ms.
+//!
+//! Run: `cargo bench -p osapi-cli --bench nats_fleet`.
+
+#[path = "../tests/distributed/fleet.rs"]
+#[allow(dead_code)]
+mod fleet;
+#[path = "../tests/distributed/pki.rs"]
+#[allow(dead_code)]
+mod pki;
+
+use std::time::{Duration, Instant};
+
+use fleet::{AgentCredentials, AgentSpec, Cluster};
+use osapi_orchestrator::prelude::*;
+
+/// Clock ticks of CPU (user + system) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line.
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    tick(11) + tick(12)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as u64)
+        .unwrap_or(100)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut c = Cluster::start(Duration::from_secs(30)).await;
+        c.add_controller().await;
+        let specs: Vec<AgentSpec> = (0..200)
+            .map(|i| AgentSpec::new(&format!("node-{i:03}")).default_heartbeat())
+            .collect();
+        let users: Vec<(String, AgentCredentials)> = specs
+            .iter()
+            .map(|s| (s.name.clone(), AgentCredentials::Password))
+            .collect();
+        c.nats.add_agent_users(&users).await;
+
+        // 1. Registration of 200 agent processes.
+        let t = Instant::now();
+        c.add_agents(&specs).await;
+        println!(
+            "NATS fleet: 200 agent processes registered in {:.2} s (target <= 1.5 s)",
+            t.elapsed().as_secs_f64()
+        );
+
+        let mut started: Vec<u64> = c.agents.values().map(|p| cpu_ticks(p.child.id())).collect();
+        started.sort();
+        println!(
+            "NATS fleet: CPU to start an agent (median): {:.0} ms",
+            started[started.len() / 2] as f64 * 1e3 / ticks_per_second() as f64
+        );
+
+        // 2. Agent memory, once idle.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut rss: Vec<u64> = c.agents.values().map(|p| rss_kib(p.child.id())).collect();
+        rss.sort();
+        println!(
+            "NATS fleet: agent RSS median {:.1} MB, max {:.1} MB (target <= 10 MB)",
+            rss[rss.len() / 2] as f64 / 1024.0,
+            rss[rss.len() - 1] as f64 / 1024.0
+        );
+
+        // 3. CPU per host-step of the 3-step plan on 50 agent processes.
+        let names: Vec<String> = c.agents.keys().skip(50).cloned().collect();
+        for name in names {
+            if let Some(mut p) = c.agents.remove(&name) {
+                p.terminate();
+            }
+        }
+        let client = c.client(0);
+        fleet::wait_for(Duration::from_secs(60), "50 agents to remain", || {
+            let client = client.clone();
+            async move { client.agents().await.is_ok_and(|l| l.agents.len() == 50) }
+        })
+        .await;
+        client
+            .upload_file("motd", ContentType::Raw, &b"hello from the benchmark\n"[..], true)
+            .await
+            .expect("upload");
+        let plan = |i: usize| {
+            let o = Orchestrator::builder(&c.url(0), &c.token())
+                .quiet()
+                .build()
+                .expect("orchestrator");
+            let who = o.command_exec("_all", "whoami", &[]);
+            let guarded = o
+                .command_exec("_all", "true", &[])
+                .after(&who)
+                .when(|r| r.status("run-whoami") == StepStatus::Changed);
+            let path = format!("{}/motd-{i}-@fact.hostname", c.dir.path().display());
+            o.file_deploy("_all", FileDeployOpts::new("motd", path).mode("0644"))
+                .after(&guarded);
+            o
+        };
+        plan(0).run().await.expect("warm-up plan");
+        let mut pids: Vec<u32> = c.agents.values().map(|p| p.child.id()).collect();
+        pids.push(c.controllers[0].1.child.id());
+        pids.extend(c.nats.pid());
+        let cpu = |pids: &[u32]| pids.iter().map(|&p| cpu_ticks(p)).sum::<u64>();
+        let runs = 5;
+        let before = cpu(&pids);
+        let parts = |pids: &[u32]| {
+            let n = pids.len();
+            (
+                cpu(&pids[..n - 2]),
+                cpu(&pids[n - 2..n - 1]),
+                cpu(&pids[n - 1..]),
+            )
+        };
+        let split_before = parts(&pids);
+        let t = Instant::now();
+        for i in 1..=runs {
+            let report = plan(i).run().await.expect("plan");
+            assert_eq!(report.count(StepStatus::Failed), 0);
+        }
+        let wall = t.elapsed();
+        let used = (cpu(&pids) - before) as f64 / ticks_per_second() as f64;
+        let split_after = parts(&pids);
+        let per = |a: u64, b: u64| (a - b) as f64 / ticks_per_second() as f64 * 1e3 / (runs * 150) as f64;
+        println!(
+            "NATS fleet: CPU per host-step by process: agents {:.2} ms, controller {:.2} ms, nats-server {:.2} ms",
+            per(split_after.0, split_before.0),
+            per(split_after.1, split_before.1),
+            per(split_after.2, split_before.2)
+        );
+        let host_steps = (runs * 3 * 50) as f64;
+        println!(
+            "NATS fleet: 3-step plan on 50 agent processes: {:.1} ms a run, CPU {:.2} ms per host-step (target <= 1.5 ms)",
+            wall.as_secs_f64() * 1e3 / runs as f64,
+            used * 1e3 / host_steps
+        );
+    });
+}
