@@ -11,7 +11,6 @@ use futures::{StreamExt, TryStreamExt};
 use osapi_api::records::{FileState, ObjectInfo};
 use osapi_api::target::sanitize_key;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use super::util::{backend, encode, get_json};
 use crate::{BusResult, FileStateStore, ObjectStore};
@@ -23,6 +22,11 @@ pub struct NatsObjectStore {
     store: object_store::ObjectStore,
     /// The store's stream, for listing without a consumer.
     stream: stream::Stream,
+    /// The bucket's name.
+    bucket: String,
+    /// Contents read lately, by object version: a file deployed again and
+    /// again is read from the store once.
+    recent: std::sync::Mutex<RecentObjects>,
     /// Subject filter of the metadata entries: `$O.<bucket>.M.>`.
     meta: String,
 }
@@ -36,6 +40,8 @@ impl NatsObjectStore {
         NatsObjectStore {
             store,
             stream,
+            bucket: bucket.to_string(),
+            recent: Default::default(),
             meta: format!("$O.{bucket}.M.>"),
         }
     }
@@ -105,20 +111,34 @@ impl ObjectStore for NatsObjectStore {
     }
 
     async fn get(&self, name: &str) -> BusResult<Option<(ObjectInfo, Bytes)>> {
-        let mut object = match self.store.get(name).await {
-            Ok(o) => o,
-            Err(e) if e.kind() == object_store::GetErrorKind::NotFound || not_found(&e) => {
-                return Ok(None);
+        // The object's chunks are read one direct get each, from the
+        // sequence after the previous one: no consumer is created (creating
+        // and deleting one per read cost nats-server more than the read).
+        // A replacement racing the read shows as a digest mismatch: read again.
+        for _ in 0..READ_ATTEMPTS {
+            let info = match self.store.info(name).await {
+                Ok(info) if !info.deleted => info,
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == object_store::InfoErrorKind::NotFound || not_found(&e) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(backend(&format!("read file {name}"), e)),
+            };
+            let out = convert(&info);
+            // A version (nuid) is never rewritten: same nuid, same content.
+            if let Some(data) = crate::lock(&self.recent).get(&info.nuid, &out.sha256) {
+                return Ok(Some((out, data)));
             }
-            Err(e) => return Err(backend(&format!("read file {name}"), e)),
-        };
-        let info = convert(object.info());
-        let mut buf = Vec::with_capacity(info.size as usize);
-        object
-            .read_to_end(&mut buf)
-            .await
-            .map_err(|e| backend(&format!("read file {name}"), e))?;
-        Ok(Some((info, Bytes::from(buf))))
+            if let Some(data) = self.read_chunks(&info).await?
+                && (out.sha256.is_empty() || hex::encode(Sha256::digest(&data)) == out.sha256)
+            {
+                crate::lock(&self.recent).put(&info.nuid, &out.sha256, &data);
+                return Ok(Some((out, data)));
+            }
+        }
+        Err(crate::BusError::Backend(format!(
+            "read file {name}: it kept changing while being read"
+        )))
     }
 
     async fn info(&self, name: &str) -> BusResult<Option<ObjectInfo>> {
@@ -176,6 +196,67 @@ impl ObjectStore for NatsObjectStore {
             .await
             .map_err(|e| backend(&format!("delete file {name}"), e))?;
         Ok(true)
+    }
+}
+
+/// Reads of an object that met a concurrent replacement before giving up.
+const READ_ATTEMPTS: usize = 3;
+/// Bytes of object contents kept in memory, and the largest one kept.
+const RECENT_BYTES: usize = 1 << 20;
+const RECENT_LARGEST: usize = 256 << 10;
+
+/// Small object contents read lately, oldest first, within `RECENT_BYTES`.
+#[derive(Default)]
+struct RecentObjects {
+    entries: std::collections::VecDeque<(String, String, Bytes)>,
+    bytes: usize,
+}
+
+impl RecentObjects {
+    fn get(&self, nuid: &str, sha256: &str) -> Option<Bytes> {
+        self.entries
+            .iter()
+            .find(|(n, d, _)| n == nuid && d == sha256)
+            .map(|(_, _, data)| data.clone())
+    }
+
+    fn put(&mut self, nuid: &str, sha256: &str, data: &Bytes) {
+        if data.len() > RECENT_LARGEST || sha256.is_empty() || self.get(nuid, sha256).is_some() {
+            return;
+        }
+        self.bytes += data.len();
+        self.entries
+            .push_back((nuid.to_string(), sha256.to_string(), data.clone()));
+        while self.bytes > RECENT_BYTES {
+            let Some((_, _, old)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+        }
+    }
+}
+
+impl NatsObjectStore {
+    /// An object's content, or `None` when its chunks are gone (replaced
+    /// or deleted since `info` was read).
+    async fn read_chunks(&self, info: &object_store::ObjectInfo) -> BusResult<Option<Bytes>> {
+        let subject = format!("$O.{}.C.{}", self.bucket, info.nuid);
+        let mut buf = Vec::with_capacity(info.size);
+        let mut next = 1;
+        for _ in 0..info.chunks {
+            let chunk = match self
+                .stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(backend(&format!("read file {}", info.name), e)),
+            };
+            buf.extend_from_slice(&chunk.payload);
+            next = chunk.sequence + 1;
+        }
+        Ok((buf.len() == info.size).then(|| Bytes::from(buf)))
     }
 }
 
