@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use osapi_api::ops::Operation;
+use osapi_api::ops::{JobClass, Operation};
 use osapi_api::records::{AgentResponse, EventKind, JobEvent, JobRecord, ResponseStatus};
 use osapi_bus::{Delivery, Route};
 use serde_json::json;
@@ -73,35 +73,66 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
         .with_instance(shared.instance_id)
         .with_data(json!({"route": route, "category": category, "operation": record.op_type}));
 
+    let started = JobEvent::now(id, EventKind::Started, &shared.hostname)
+        .with_instance(shared.instance_id)
+        .with_data(json!({"agent_version": osapi_api::VERSION, "pid": std::process::id()}));
+    // Events not yet written: a job that ends quickly is recorded with a
+    // single write (taken, started, ended); a longer one announces itself
+    // after `ANNOUNCE_AFTER`.
+    let mut leading = vec![ack, started];
     let outcome = if OffsetDateTime::now_utc() >= record.deadline {
-        write(shared, id, slot, vec![ack], None).await;
+        leading.truncate(1);
         Err("job deadline passed before the agent could start it".to_string())
     } else {
-        let started = JobEvent::now(id, EventKind::Started, &shared.hostname)
-            .with_instance(shared.instance_id)
-            .with_data(json!({"agent_version": osapi_api::VERSION, "pid": std::process::id()}));
-        // Refused when the controller already settled our part (lost, or
-        // expired while queued): running it now would do work nobody waits for.
-        match shared
-            .bus
-            .jobs
-            .append(id, slot, vec![ack, started], None)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(job = %id, "job already settled for this host; skipping");
-                return;
+        // Skipped when the controller already settled our part (lost,
+        // cancelled, or expired while queued): running it now would do work
+        // nobody waits for. A read: cheaper than claiming the slot. A
+        // query changes nothing on the host, so it is not worth a round
+        // trip: if settled, its answer is refused when written.
+        let query = record
+            .op_type
+            .parse::<Operation>()
+            .is_ok_and(|op| op.class() == JobClass::Query);
+        if !query {
+            match shared.bus.jobs.slot_settled(id, slot).await {
+                Ok(true) => {
+                    tracing::info!(job = %id, "job already settled for this host; skipping");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(job = %id, error = %e, "cannot read job progress"),
             }
-            Err(e) => tracing::warn!(job = %id, error = %e, "failed to record job progress"),
         }
         let cancelled = shared.track(id);
+        let announced = std::sync::atomic::AtomicBool::new(false);
+        let announce = async {
+            tokio::time::sleep(ANNOUNCE_AFTER).await;
+            match shared
+                .bus
+                .jobs
+                .append(id, slot, leading.clone(), None)
+                .await
+            {
+                Ok(true) => announced.store(true, std::sync::atomic::Ordering::Relaxed),
+                // Settled meanwhile (a cancellation that found no one running).
+                Ok(false) => {
+                    announced.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => tracing::warn!(job = %id, error = %e, "failed to record job progress"),
+            }
+            std::future::pending::<()>().await
+        };
         let outcome = tokio::select! {
             out = execute(shared, &record) => out,
             // Dropping the operation kills a command's process group.
             () = stopped(shared, id, slot, &cancelled) => Err("job cancelled".to_string()),
+            () = announce => Err("job cancelled".to_string()),
         };
         shared.untrack(id);
+        if announced.load(std::sync::atomic::Ordering::Relaxed) {
+            leading.clear();
+        }
         outcome
     };
     let duration_ms = began.elapsed().as_millis() as u64;
@@ -139,8 +170,13 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
                 .with_data(json!({"duration_ms": duration_ms})),
         ),
     };
-    write(shared, id, slot, vec![event], Some(response)).await;
+    leading.push(event);
+    write(shared, id, slot, leading, Some(response)).await;
 }
+
+/// How long a job runs before its start is recorded; quicker jobs are
+/// recorded once, when they end.
+const ANNOUNCE_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How often a running job checks its slot for a cancellation it may have
 /// missed (the signal is not stored).
