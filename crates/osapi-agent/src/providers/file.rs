@@ -323,6 +323,30 @@ impl Drop for InUse {
     }
 }
 
+/// When each directory written to was last searched for stale temporary
+/// files: a directory is searched at most once per `STALE_TEMP` (reading a
+/// large directory at every write would cost more than the write).
+static SEARCHED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<PathBuf, std::time::Instant>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// True when `dir` is due for a search for stale temporary files.
+fn search_due(dir: &Path) -> bool {
+    let mut searched = crate::runtime::lock(&SEARCHED);
+    let now = std::time::Instant::now();
+    if searched
+        .get(dir)
+        .is_some_and(|t| now.duration_since(*t) < STALE_TEMP)
+    {
+        return false;
+    }
+    if searched.len() >= 4096 {
+        searched.retain(|_, t| now.duration_since(*t) < STALE_TEMP);
+    }
+    searched.insert(dir.to_path_buf(), now);
+    true
+}
+
 /// True for our temporary files' names: `.<name>.osapi-<32 hex>.tmp`.
 fn is_temp_name(name: &str) -> bool {
     name.starts_with('.')
@@ -357,7 +381,8 @@ fn remove_stale_temp_files(dir: &Path) {
 /// and group, synced, then renamed over `path`. The temporary file is
 /// removed on failure, recorded in `journal` while it exists (a restart
 /// after a crash removes it), and temporary files that interrupted writes
-/// left in the directory are removed first.
+/// left in the directory are removed first (searched for at most once a
+/// minute per directory).
 pub(crate) fn write_atomically(
     path: &Path,
     content: &[u8],
@@ -374,7 +399,9 @@ pub(crate) fn write_atomically(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    remove_stale_temp_files(dir);
+    if search_due(dir) {
+        remove_stale_temp_files(dir);
+    }
     let tmp = dir.join(format!(
         ".{name}.osapi-{}.tmp",
         uuid::Uuid::new_v4().simple()
