@@ -125,12 +125,13 @@ impl NatsJobQueue {
     /// and route.
     fn consumer_config(&self, hostname: &str, kind: QueueKind) -> (String, pull::Config, Route) {
         let root = self.conn.config.subject_root();
-        let (name, filter, route, inactive) = match kind {
+        let (name, filter, route, inactive, memory_storage) = match kind {
             QueueKind::Any => (
                 "any".to_string(),
                 format!("{root}.*._any"),
                 Route::Any,
                 Duration::ZERO,
+                false,
             ),
             QueueKind::Host => (
                 format!("host_{}", sanitize_key(hostname)),
@@ -138,6 +139,15 @@ impl NatsJobQueue {
                 Route::Host(hostname.to_string()),
                 // Consumers of decommissioned hosts go away after a day.
                 Duration::from_secs(24 * 3600),
+                // A host's consumer keeps its state in memory: nats-server
+                // writes no file when it is created (most of the cost of an
+                // agent's start) or when a job is acknowledged. Nothing is
+                // lost with it: the work-queue stream keeps every job not
+                // yet acknowledged, and the agent creates the consumer
+                // again (delivering from the start) after a restart of
+                // nats-server. The shared `_any` consumer stays on disk:
+                // only controllers may create it.
+                true,
             ),
         };
         let config = pull::Config {
@@ -148,6 +158,7 @@ impl NatsJobQueue {
             deliver_policy: DeliverPolicy::All,
             inactive_threshold: inactive,
             max_ack_pending: 10_000,
+            memory_storage,
             ..Default::default()
         };
         (name, config, route)
