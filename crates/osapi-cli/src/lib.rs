@@ -1,14 +1,18 @@
-//! `osapi`: run the control plane, mint tokens, and talk to a controller.
+//! The `osapi` and `osapi-agent` commands: run the control plane, mint
+//! tokens and keys, and talk to a controller. `osapi` does everything;
+//! `osapi-agent` is the agent alone, a smaller process for every host of a
+//! fleet (it runs the same code as `osapi agent start`).
 
-mod client;
-mod config;
-mod key;
-mod serve;
-mod start;
-mod token;
+pub mod client;
+pub mod config;
+pub mod key;
+pub mod serve;
+pub mod start;
+pub mod token;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -18,7 +22,7 @@ use crate::config::OsapiFile;
 /// OSAPI control plane and client.
 #[derive(Parser)]
 #[command(name = "osapi", version, about)]
-struct Cli {
+pub struct Cli {
     /// Configuration file (upstream's osapi.yaml layout).
     #[arg(short = 'f', long = "osapi-file", global = true)]
     osapi_file: Option<PathBuf>,
@@ -32,8 +36,9 @@ struct Cli {
     command: Command,
 }
 
+/// The commands of `osapi`.
 #[derive(Subcommand)]
-enum Command {
+pub enum Command {
     /// Start an embedded controller and a local agent in the foreground.
     Start(start::StartArgs),
     /// Generate or validate tokens.
@@ -52,7 +57,9 @@ enum Command {
     Agent(serve::AgentCommand),
 }
 
-fn init_logging(debug: bool, json: bool) {
+/// Logs on stderr: `info` (or `debug`), overridden by `OSAPI_LOG`; JSON lines
+/// with `json`.
+pub fn init_logging(debug: bool, json: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("OSAPI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -66,12 +73,33 @@ fn init_logging(debug: bool, json: bool) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli).await {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+/// Runs a command line of `osapi`; the agent on a single-threaded runtime
+/// (one host's agent waits on the network and on child processes: a thread
+/// pool would cost memory and wake-ups for nothing), everything else on a
+/// multi-threaded one.
+pub fn main_with(cli: Cli) -> ExitCode {
+    let runtime = match cli.command {
+        Command::Agent(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let outcome = runtime
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(cli)));
+    report(outcome)
+}
+
+/// Prints an error the way every command does and turns it into an exit code.
+pub fn report(outcome: Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -89,4 +117,23 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Agent(serve::AgentCommand::Start) => serve::agent_start(&file).await,
     }
+}
+
+/// Runs the agent alone, as `osapi-agent` does: loads the configuration
+/// file, starts logging, and runs until SIGINT/SIGTERM on a single-threaded
+/// runtime.
+pub fn agent_main(osapi_file: Option<&Path>, debug: bool, json: bool) -> ExitCode {
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let env: BTreeMap<String, String> = std::env::vars().collect();
+                let file = OsapiFile::load(osapi_file, &env)?;
+                init_logging(debug || file.debug, json);
+                serve::agent_start(&file).await
+            })
+        });
+    report(outcome)
 }

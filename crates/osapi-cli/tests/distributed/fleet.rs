@@ -15,6 +15,9 @@ use tempfile::TempDir;
 use crate::pki::Pki;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_osapi");
+/// The agent-only binary: fleets' agents run it (a restart runs
+/// `osapi agent start` instead, so both are exercised).
+pub const AGENT_BIN: &str = env!("CARGO_BIN_EXE_osapi-agent");
 pub const KEY: &str = "distributed-test-signing-key";
 
 /// The nats-server binary: `OSAPI_NATS_SERVER`, else what scripts/setup-nats.sh finds or installs.
@@ -179,13 +182,8 @@ impl Nats {
         .await;
     }
 
-    /// Adds an agent's user and has the server reload its configuration;
-    /// returns when the agent's credentials are accepted.
-    pub async fn add_agent(&mut self, name: &str, creds: AgentCredentials) {
-        self.add_agent_users(&[(name.to_string(), creds)]).await;
-    }
-
-    /// Adds several agents' users with one reload.
+    /// Adds agents' users with one reload of the server's configuration;
+    /// returns when the last agent's credentials are accepted.
     pub async fn add_agent_users(&mut self, users: &[(String, AgentCredentials)]) {
         let new: Vec<(String, AgentCredentials)> = users
             .iter()
@@ -260,7 +258,8 @@ impl Nats {
         format!("tls://127.0.0.1:{}", self.port)
     }
 
-    /// The server's process id.
+    /// The server's process id (the benchmark measures its CPU).
+    #[allow(dead_code)]
     pub fn pid(&self) -> Option<u32> {
         self.proc.as_ref().map(|p| p.child.id())
     }
@@ -451,8 +450,12 @@ nats:
     }
 
     fn spawn(&self, name: &str, config: &Path, args: &[&str]) -> Proc {
+        self.spawn_bin(BIN, name, config, args)
+    }
+
+    fn spawn_bin(&self, bin: &str, name: &str, config: &Path, args: &[&str]) -> Proc {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(bin)
             .arg("-f")
             .arg(config)
             .args(args)
@@ -549,7 +552,8 @@ nats:
     }
 
     /// Starts an agent process again (after `kill`), with the same config
-    /// and state directory; waits until it is registered anew.
+    /// and state directory, as `osapi agent start`; waits until it is
+    /// registered anew.
     pub async fn restart_agent(&mut self, spec: &AgentSpec) {
         let before = self
             .client(0)
@@ -594,7 +598,7 @@ nats:
         self.nats.add_agent_users(&users).await;
         for spec in specs {
             let config = self.config(&spec.name, 0, Some(spec));
-            let proc = self.spawn(&spec.name, &config, &["agent", "start"]);
+            let proc = self.spawn_bin(AGENT_BIN, &spec.name, &config, &[]);
             self.agents.insert(spec.name.clone(), proc);
         }
         let client = self.client(0);
