@@ -40,6 +40,13 @@ python3 - "$template" "$ns" "$listen" "$port" "$store_dir" "$cert" "$key" "$ca" 
 import re, sys
 template, ns, listen, port, store, cert, key, ca, controller, *agents = sys.argv[1:]
 text = open(template).read()
+# The template's header documents the placeholders: leave it out, so that
+# they are not filled in inside a comment (credentials included).
+lines = text.splitlines(keepends=True)
+while lines and lines[0].startswith("#"):
+    lines.pop(0)
+text = ("# Rendered from docs/nats-server.conf by scripts/nats-server-conf.sh;\n"
+        "# see the template for what each user may do.\n") + "".join(lines)
 start = text.index("    # BEGIN AGENT\n")
 end = text.index("    # END AGENT\n") + len("    # END AGENT\n")
 block = text[start:end]

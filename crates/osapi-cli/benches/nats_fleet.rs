@@ -76,18 +76,31 @@ fn main() {
         c.nats.add_agent_users(&users).await;
 
         // 1. Registration of 200 agent processes.
+        let server_pids: Vec<u32> = c
+            .nats
+            .pid()
+            .into_iter()
+            .chain([c.controllers[0].1.child.id()])
+            .collect();
+        let server_before: Vec<u64> = server_pids.iter().map(|&p| cpu_ticks(p)).collect();
         let t = Instant::now();
         c.add_agents(&specs).await;
         println!(
             "NATS fleet: 200 agent processes registered in {:.2} s (target <= 1.5 s)",
             t.elapsed().as_secs_f64()
         );
-
-        let mut started: Vec<u64> = c.agents.values().map(|p| cpu_ticks(p.child.id())).collect();
-        started.sort();
+        let ms = |ticks: u64| ticks as f64 * 1e3 / ticks_per_second() as f64;
+        let agents_cpu: u64 = c.agents.values().map(|p| cpu_ticks(p.child.id())).sum();
+        let server_used: Vec<u64> = server_pids
+            .iter()
+            .zip(&server_before)
+            .map(|(&p, &b)| cpu_ticks(p) - b)
+            .collect();
         println!(
-            "NATS fleet: CPU to start an agent (median): {:.0} ms",
-            started[started.len() / 2] as f64 * 1e3 / ticks_per_second() as f64
+            "NATS fleet: CPU per agent registered: agent {:.1} ms, nats-server {:.1} ms, controller {:.1} ms",
+            ms(agents_cpu) / 200.0,
+            ms(server_used[0]) / 200.0,
+            ms(server_used.get(1).copied().unwrap_or(0)) / 200.0,
         );
 
         // 2. Agent memory, once idle.
@@ -137,7 +150,12 @@ fn main() {
         pids.push(c.controllers[0].1.child.id());
         pids.extend(c.nats.pid());
         let cpu = |pids: &[u32]| pids.iter().map(|&p| cpu_ticks(p)).sum::<u64>();
-        let runs = 5;
+        // More runs (for profiling): OSAPI_BENCH_RUNS.
+        let runs: usize = std::env::var("OSAPI_BENCH_RUNS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(5);
+        println!("NATS fleet: measuring {runs} runs");
         let before = cpu(&pids);
         let parts = |pids: &[u32]| {
             let n = pids.len();

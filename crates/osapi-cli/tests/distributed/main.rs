@@ -326,6 +326,29 @@ async fn files_across_controllers_and_agents() {
             .unwrap();
         assert_eq!(r.status, want, "{host}");
     }
+
+    // An object of several chunks arrives whole, and a replaced one as replaced.
+    let big_path = c.dir.path().join("big.bin");
+    for seed in [7u32, 11] {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * seed % 251) as u8).collect();
+        a.upload_file("big.bin", ContentType::Raw, big.clone(), true)
+            .await
+            .unwrap();
+        let job = b
+            .submit(
+                "file.deploy.execute",
+                json!({"object_name": "big.bin", "path": big_path, "content_type": "raw"}),
+                "f3",
+            )
+            .await
+            .unwrap();
+        let d = b.wait_job(job.job_id, WAIT).await.unwrap();
+        assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
+        assert!(
+            std::fs::read(&big_path).unwrap() == big,
+            "content of seed {seed}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
