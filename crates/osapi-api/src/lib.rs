@@ -1,13 +1,13 @@
 //! Wire model of the OSAPI control plane, with no I/O.
 //!
-//! * [`job`], [`agent`], [`file`], [`node`], [`health`], [`audit`], [`error`]:
+//! * [`job`], [`agent`], [`file`](mod@file), [`node`], [`health`], [`audit`], [`error`]:
 //!   REST bodies, compatible with upstream OSAPI's OpenAPI contract.
 //! * [`ops`] and [`results`]: the operation catalogue with typed parameters and
 //!   typed results (snake_case, with aliases for upstream's Go-cased keys).
 //! * [`records`]: what the controller and agents exchange through the bus.
 //! * [`target`]: `_any`, `_all`, hostnames and `key:value` label selectors.
 //! * [`auth`]: permissions, roles and JWT claims.
-//! * [`format`]: Go-style durations and other text formats.
+//! * [`format`](mod@format): Go-style durations and other text formats.
 //!
 //! ```
 //! use osapi_api::results::LoadResult;

@@ -7,6 +7,7 @@
 //! 3. the orchestrator benchmark's 3-step plan on 20 agent processes.
 //!
 //! Run: `cargo bench -p osapi-cli --bench nats`.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 #[path = "../tests/distributed/fleet.rs"]
 #[allow(dead_code)]

@@ -11,6 +11,7 @@
 //!    ≤ 1.5 ms.
 //!
 //! Run: `cargo bench -p osapi-cli --bench nats_fleet`.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 #[path = "../tests/distributed/fleet.rs"]
 #[allow(dead_code)]

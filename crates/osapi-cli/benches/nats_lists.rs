@@ -9,6 +9,7 @@
 //!    first `GET /job?limit=1` answers (the index loads from the buckets).
 //!
 //! Run: `cargo bench -p osapi-cli --bench nats_lists`.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 #[path = "../tests/distributed/fleet.rs"]
 #[allow(dead_code)]

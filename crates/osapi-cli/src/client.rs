@@ -174,6 +174,7 @@ fn job_id(raw: &str) -> Result<Uuid> {
     Uuid::parse_str(raw).with_context(|| format!("{raw:?} is not a job id (UUID)"))
 }
 
+/// `osapi client …`: one request to a controller, its answer printed as JSON.
 pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
     let url = args
         .url

@@ -23,6 +23,7 @@ pub enum KeyCommand {
     },
 }
 
+/// `osapi key …`: writes a job-signing key pair.
 pub fn run(cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Generate { out } => {

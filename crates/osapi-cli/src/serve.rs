@@ -107,6 +107,7 @@ pub(crate) fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `osapi api server start`: a controller on NATS until SIGTERM or Ctrl-C.
 pub async fn api_server_start(file: &OsapiFile, args: ServerStartArgs) -> Result<()> {
     let server = file.server_config(args.port)?;
     if server.job_signer.is_none() {
@@ -150,6 +151,8 @@ pub(crate) fn check_unsigned(file: &OsapiFile, config: &osapi_agent::AgentConfig
     Ok(())
 }
 
+/// `osapi agent start` (and `osapi-agent`): an agent on NATS until SIGTERM
+/// or Ctrl-C, when it deregisters.
 pub async fn agent_start(file: &OsapiFile) -> Result<()> {
     let mut config = file.agent_config()?;
     check_unsigned(file, &config)?;

@@ -15,6 +15,8 @@ pub struct StartArgs {
     port: Option<u16>,
 }
 
+/// `osapi start`: a controller and a local agent in one process (on the
+/// configured NATS, or the embedded in-memory bus).
 pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<()> {
     if file.server_uses_nats() {
         return run_on_nats(file, args).await;

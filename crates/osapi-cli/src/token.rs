@@ -46,6 +46,7 @@ fn signing_key(file: &OsapiFile) -> Result<&str> {
     Ok(key)
 }
 
+/// `osapi token …`: mints or checks a REST API token.
 pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
     // Only the token settings: minting a token needs no other controller file
     // (the job-signing key, say) to be readable here.

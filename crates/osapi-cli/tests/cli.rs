@@ -1,5 +1,6 @@
 //! The `osapi` binary: tokens, config errors, and `start` + `client job run`
 //! against the real embedded control plane.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

@@ -3,6 +3,7 @@
 //! closed, keep-alive connections idle out but long-polls do not, the
 //! connection cap holds, a cap above the fd limit is a startup error, and
 //! job memory is bounded by bytes.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

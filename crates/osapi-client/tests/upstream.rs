@@ -2,6 +2,7 @@
 //! run here, so a small stand-in server replays bodies written from the
 //! upstream specification's examples (tests/fixtures). It behaves like
 //! upstream where it matters: it ignores `?wait=` and answers at once.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

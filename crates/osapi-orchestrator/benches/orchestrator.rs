@@ -9,6 +9,7 @@
 //!
 //! Run: `cargo bench -p osapi-orchestrator --bench orchestrator`. Each
 //! scenario runs several times; medians are printed.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::time::{Duration, Instant};
 

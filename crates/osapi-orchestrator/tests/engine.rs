@@ -2,6 +2,7 @@
 //! skip rules, guards, error strategies, retries, timeouts, cancellation,
 //! validation, explain, and the event stream. Adapted from upstream's engine
 //! and DSL test lists.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,7 +102,8 @@ async fn linear_chain_runs_in_order_and_summarises() {
     );
 }
 
-#[tokio::test]
+// Paused time: sleeps order the steps without waiting for the clock.
+#[tokio::test(start_paused = true)]
 async fn eager_scheduling_does_not_wait_for_unrelated_slow_steps() {
     let o = orch();
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -128,7 +130,8 @@ async fn eager_scheduling_does_not_wait_for_unrelated_slow_steps() {
     );
 }
 
-#[tokio::test]
+// Paused time: sleeps order the steps without waiting for the clock.
+#[tokio::test(start_paused = true)]
 async fn steps_in_a_level_run_concurrently_up_to_the_cap() {
     for (cap, expect_max) in [(64, 5), (2, 2)] {
         let o = Orchestrator::builder("http://127.0.0.1:1", "t")
@@ -156,7 +159,8 @@ async fn steps_in_a_level_run_concurrently_up_to_the_cap() {
     }
 }
 
-#[tokio::test]
+// Paused time: sleeps order the steps without waiting for the clock.
+#[tokio::test(start_paused = true)]
 async fn stop_all_finishes_running_steps_and_reports_the_rest_skipped() {
     let (o, rec) = recorded();
     let a = fail(&o, "a");
@@ -404,7 +408,8 @@ async fn guarded_steps_run_after_failures_and_guard_skips_do_not_cascade() {
     );
 }
 
-#[tokio::test]
+// Paused time: sleeps order the steps without waiting for the clock.
+#[tokio::test(start_paused = true)]
 async fn timeouts_and_cancellation() {
     let o = orch();
     o.task_fn("sleepy", |_, _| async {

@@ -6,6 +6,7 @@
 //! builds them before running the tests. With a target filter such as
 //! `--test examples` cargo does not rebuild them, so this test refuses a
 //! binary older than any source its dep-info file lists.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -2,6 +2,7 @@
 //! agents in this process, HTTP on loopback): every operation, broadcast and
 //! label targets with per-host accounting, host guards, tolerance, when_fact on
 //! each target kind, discovery, files, lost hosts, and a rendered run.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -96,11 +96,15 @@ impl Authenticator {
 
     /// Checks an `Authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Arc<Principal>, ApiError> {
+        self.authenticate_at(header, OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// [`Authenticator::authenticate`] at `now` (Unix seconds).
+    fn authenticate_at(&self, header: Option<&str>, now: i64) -> Result<Arc<Principal>, ApiError> {
         let token = header
             .and_then(|h| h.strip_prefix("Bearer "))
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Bearer token required"))?;
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         {
             let cache = crate::lock(&self.cache);
             if let Some(v) = cache.get(token)
@@ -287,7 +291,7 @@ permission_markers! {
 }
 
 /// Marker types naming the permission of the operation a route starts,
-/// read from the operation catalogue ([`Operation::permission`]).
+/// read from the operation catalogue ([`osapi_api::ops::Operation::permission`]).
 pub mod op {
     use super::*;
     use osapi_api::ops::Operation;
@@ -453,10 +457,12 @@ mod tests {
             auth.authenticate(Some(&header)).is_ok(),
             "served from the cache"
         );
-        // Expiry has one-second resolution: wait past it.
-        std::thread::sleep(Duration::from_millis(2100));
-        let err = auth.authenticate(Some(&header)).unwrap_err();
-        assert_eq!(err.status, axum::http::StatusCode::UNAUTHORIZED);
+        // At its expiry second (and after), the cached answer no longer holds.
+        let exp = OffsetDateTime::now_utc().unix_timestamp() + 1;
+        for now in [exp, exp + 60] {
+            let err = auth.authenticate_at(Some(&header), now).unwrap_err();
+            assert_eq!(err.status, axum::http::StatusCode::UNAUTHORIZED);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! Run: `cargo bench -p osapi-tests --bench control_plane` (release build).
 //! `BENCH_SECONDS` sets the length of the throughput phase (default 5).
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,6 @@
 //! Distributed mode end to end: a real nats-server, controller processes and
 //! agent processes (`osapi api server start`, `osapi agent start`).
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 mod fleet;
 mod lists;

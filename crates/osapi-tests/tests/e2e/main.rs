@@ -2,6 +2,7 @@
 //! bus) on a random loopback port, driven over HTTP. Nothing outside temp
 //! dirs is changed: agents read and update a temp resolv.conf and files are
 //! deployed into temp dirs.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 mod common;
 
