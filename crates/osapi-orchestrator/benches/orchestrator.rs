@@ -5,7 +5,11 @@
 //! 2. a broadcast `command_exec("_all", "true")` to 50 agents (target ≤ 1 s);
 //! 3. a 3-step plan on 50 agents: exec `whoami`, a `when`-guarded exec `true`,
 //!    deploy a small file (target ≤ 0.6 s);
-//! 4. 10 000 `task_fn` steps in a random DAG (target ≤ 0.1 s).
+//! 4. 10 000 `task_fn` steps in a random DAG (target ≤ 0.1 s);
+//! 5. declaring 10 000 auto-named steps (target ≤ 20 ms);
+//! 6. a 1 000-step dependent chain, declared and run (target ≤ 250 ms);
+//! 7. the DAG of 4 with the live renderer drawing every step (to a
+//!    line-buffered `/dev/null`, as stdout is): at most 20 % slower.
 //!
 //! Run: `cargo bench -p osapi-orchestrator --bench orchestrator`. Each
 //! scenario runs several times; medians are printed.
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 use osapi_agent::AgentConfig;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
 use osapi_orchestrator::prelude::*;
+use osapi_orchestrator::render::{ColorChoice, Renderer};
 use osapi_server::Embedded;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -112,16 +117,14 @@ fn main() {
         fifty.shutdown().await;
 
         // 4. 10 000 custom steps in a random DAG (each depends on up to 3 earlier steps).
-        let mut samples = Vec::new();
-        let mut seed = 42u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for _ in 0..5 {
-            let o = Orchestrator::builder("http://127.0.0.1:1", "unused").quiet().build().expect("orchestrator");
+        let dag = |o: &Orchestrator| {
+            let mut seed = 42u64;
+            let mut next = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
             let mut steps: Vec<Step<()>> = Vec::with_capacity(10_000);
             for i in 0..10_000usize {
                 let mut s = o.task_fn(&format!("t{i}"), |_, _| async { Ok(TaskOutput::done_unchanged()) });
@@ -133,8 +136,59 @@ fn main() {
                 }
                 steps.push(s);
             }
+        };
+        let offline = || Orchestrator::builder("http://127.0.0.1:1", "unused").quiet();
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let o = offline().build().expect("orchestrator");
+            dag(&o);
             samples.push(time_run(&o).await);
         }
-        println!("10 000 task_fn steps in a random DAG: median {} (target <= 100 ms)", ms(median(samples)));
+        let quiet_dag = median(samples);
+        println!("10 000 task_fn steps in a random DAG: median {} (target <= 100 ms)", ms(quiet_dag));
+
+        // 5. Declaring 10 000 auto-named steps (all `get-hostname`, `-2`, …).
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let o = offline().build().expect("orchestrator");
+            let t = Instant::now();
+            for _ in 0..10_000 {
+                o.node_hostname_get("_any");
+            }
+            samples.push(t.elapsed());
+        }
+        println!("declaring 10 000 auto-named steps: median {} (target <= 20 ms)", ms(median(samples)));
+
+        // 6. A 1 000-step dependent chain, declared and run.
+        let one = stack(1, &dir).await;
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let o = orch(&one);
+            let mut prev = o.node_hostname_get("_any");
+            for _ in 1..1_000 {
+                prev = o.node_hostname_get("_any").after(&prev);
+            }
+            time_run(&o).await;
+            samples.push(t.elapsed());
+        }
+        println!("1 000-step dependent chain, declared and run: median {} (target <= 250 ms)", ms(median(samples)));
+        one.shutdown().await;
+
+        // 7. The DAG of 4, drawn by the live renderer.
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let sink = std::io::LineWriter::new(std::fs::File::create("/dev/null").expect("/dev/null"));
+            let renderer = Renderer::new(Box::new(sink), ColorChoice::Never, false, false);
+            let o = offline().observer(std::sync::Arc::new(renderer)).build().expect("orchestrator");
+            dag(&o);
+            samples.push(time_run(&o).await);
+        }
+        let drawn = median(samples);
+        println!(
+            "10 000-step DAG with the live renderer: median {} ({:.0} % slower than quiet; target <= 20 %)",
+            ms(drawn),
+            (drawn.as_secs_f64() / quiet_dag.as_secs_f64() - 1.0) * 100.0
+        );
     });
 }

@@ -143,6 +143,11 @@ pub enum Event {
 pub trait Observer: Send + Sync {
     /// One event.
     fn on_event(&self, event: &Event);
+
+    /// Called before user code (a custom step's body) runs: an observer
+    /// that holds output back writes it now, so that what the code prints
+    /// comes after it. Nothing by default.
+    fn flush(&self) {}
 }
 
 /// Writes one JSON object per event per line.

@@ -167,8 +167,7 @@ impl Orchestrator {
     pub(crate) fn add<T>(&self, prefix: &str, kind: StepKind) -> Step<T> {
         let mut plan = lock(&self.plan);
         let name = plan.auto_name(prefix);
-        plan.steps.push(Arc::new(StepSpec::new(name, kind)));
-        let index = plan.steps.len() - 1;
+        let index = plan.push(StepSpec::new(name, kind));
         drop(plan);
         Step::new(self.plan.clone(), index)
     }
@@ -220,11 +219,7 @@ impl Orchestrator {
             })
         });
         let mut plan = lock(&self.plan);
-        plan.steps.push(Arc::new(StepSpec::new(
-            name.to_string(),
-            StepKind::Func(body),
-        )));
-        let index = plan.steps.len() - 1;
+        let index = plan.push(StepSpec::new(name.to_string(), StepKind::Func(body)));
         drop(plan);
         Step::new(self.plan.clone(), index)
     }

@@ -105,8 +105,8 @@ impl<T> Step<T> {
 
     /// Renames the step (names must be unique in the plan).
     pub fn named(self, name: impl Into<String>) -> Self {
-        let name = name.into();
-        self.edit(|s| s.name = name)
+        lock(&self.plan).rename(self.index, name.into());
+        self
     }
 
     /// Runs after `dep` (and after any other dependency already given).

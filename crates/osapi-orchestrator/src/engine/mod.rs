@@ -46,6 +46,13 @@ impl Emitter {
         }
     }
 
+    /// Has every observer write what it holds back (before user code runs).
+    pub fn flush(&self) {
+        for o in self.observers.iter() {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| o.flush()));
+        }
+    }
+
     fn enabled(&self) -> bool {
         !self.observers.is_empty()
     }

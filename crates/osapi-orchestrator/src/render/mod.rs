@@ -6,20 +6,21 @@
 //!
 //! Deliberate differences from upstream: verbose data keys are sorted,
 //! `stderr` and `exit_code` are shown, continuation lines of multi-line
-//! values are indented to the value's column, and every event is written
-//! with a single write under a lock, so lines of parallel steps never
+//! values are indented to the value's column, and every event's text is
+//! written whole (events are batched), so lines of parallel steps never
 //! interleave.
 
 pub mod format;
+mod output;
 mod style;
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use self::format::{data_entries, go_duration, go_quote, pad_right};
+use self::output::Output;
 use self::style::{Painter, Style, push_spaces};
 use crate::events::{Event, HostEvent, LevelSummary, Observer};
 use crate::results::{HostStatus, StepStatus};
@@ -39,10 +40,12 @@ const HOST_DATA_INDENT: usize = 15;
 
 /// Draws run events on a terminal (or any writer).
 ///
-/// Each event is rendered into one string and written with a single
-/// `write_all` under a mutex, then flushed; write errors are ignored.
+/// Each event is rendered into one string and written whole; events that
+/// come in a burst are written together, within 10 ms, and everything is
+/// written before a custom step's code runs and when a plan ends. Write
+/// errors are ignored.
 pub struct Renderer {
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Output,
     painter: Painter,
     color: bool,
     verbose: bool,
@@ -90,7 +93,7 @@ impl Renderer {
     /// A renderer with the colour decision already made.
     fn with_color(out: Box<dyn Write + Send>, color: bool, verbose: bool) -> Renderer {
         Renderer {
-            out: Mutex::new(out),
+            out: Output::new(out),
             painter: Painter::new(color),
             color,
             verbose,
@@ -353,13 +356,17 @@ impl Renderer {
 impl Observer for Renderer {
     fn on_event(&self, event: &Event) {
         let text = self.render(event);
-        if text.is_empty() {
-            return;
+        if !text.is_empty() {
+            self.out.write(&text);
         }
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        // One write per event: lines of parallel steps never interleave.
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        // A run's output is all there when `run()` returns.
+        if matches!(event, Event::PlanFinished { .. }) {
+            self.out.flush();
+        }
+    }
+
+    fn flush(&self) {
+        self.out.flush();
     }
 }
 
@@ -388,7 +395,7 @@ fn env_var(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use serde_json::json;
 
@@ -438,6 +445,7 @@ mod tests {
         for e in events {
             r.on_event(e);
         }
+        r.flush();
         buf.text()
     }
 
@@ -1069,14 +1077,32 @@ Complete: 0 tasks in 1.2ms
     }
 
     #[test]
+    fn lines_appear_without_a_flush_and_all_are_written_at_drop() {
+        let buf = Buf::default();
+        let r = Renderer::with_color(Box::new(buf.clone()), false, false);
+        r.on_event(&skip("a", "b"));
+        // The batching thread writes it within its window; no flush asked.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !buf.text().contains("[skip]") {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::yield_now();
+        }
+        r.on_event(&skip("c", "d"));
+        drop(r);
+        assert_eq!(buf.text().matches("[skip]").count(), 2, "{}", buf.text());
+    }
+
+    #[test]
     fn new_honours_always_and_never() {
         let buf = Buf::default();
         let r = Renderer::new(Box::new(buf.clone()), ColorChoice::Never, true, false);
         r.on_event(&skip("a", "b"));
-        assert!(!buf.text().contains('\x1b'));
+        r.flush();
+        assert!(buf.text().contains("[skip]") && !buf.text().contains('\x1b'));
         let buf = Buf::default();
         let r = Renderer::new(Box::new(buf.clone()), ColorChoice::Always, false, false);
         r.on_event(&skip("a", "b"));
+        r.flush();
         assert!(buf.text().contains("\x1b[2;33m[skip]\x1b[0m"));
     }
 
@@ -1158,6 +1184,7 @@ Complete: 0 tasks in 1.2ms
         for h in handles {
             h.join().unwrap();
         }
+        renderer.flush();
         let out = sink.0.text();
 
         // The output is exactly a concatenation of whole event texts.
