@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+mod backoff;
 mod error;
 mod wait;
 
@@ -40,6 +41,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use backoff::Backoff;
 pub use error::ClientError;
 pub use wait::WaitPolicy;
 

@@ -9,19 +9,16 @@ use osapi_api::job::JobDetail;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::{Client, ClientError, Result};
+use crate::{Backoff, Client, ClientError, Result};
 
 /// How [`Client::wait_job`] polls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitPolicy {
     /// Longest single long-poll (default 30 s).
     pub long_poll: Duration,
-    /// First back-off delay when the server does not hold requests (default 50 ms).
-    pub initial_backoff: Duration,
-    /// Largest back-off delay (default 2 s).
-    pub max_backoff: Duration,
-    /// Growth factor (default 1.5).
-    pub factor: f64,
+    /// Pauses between polls when the server does not hold requests
+    /// (default: 50 ms growing by 1.5× up to 1 s, jitter included).
+    pub backoff: Backoff,
     /// How long the controller may stay unreachable during a wait (default 2 min).
     pub max_outage: Duration,
 }
@@ -30,21 +27,10 @@ impl Default for WaitPolicy {
     fn default() -> Self {
         WaitPolicy {
             long_poll: Duration::from_secs(30),
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(2),
-            factor: 1.5,
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(1))
+                .multiplier(1.5),
             max_outage: Duration::from_secs(120),
         }
-    }
-}
-
-impl WaitPolicy {
-    /// The delay before poll number `attempt` (0-based), ±50 % jitter.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.initial_backoff.as_secs_f64() * self.factor.max(1.0).powi(attempt as i32);
-        let capped = base.min(self.max_backoff.as_secs_f64()).max(0.0);
-        let jitter = 0.5 + fastrand::f64();
-        Duration::from_secs_f64(capped * jitter)
     }
 }
 
@@ -101,7 +87,8 @@ pub(crate) async fn wait_job(
 /// Sleeps the back-off for poll number `attempt` (never past `end`) and counts it.
 async fn back_off(policy: &WaitPolicy, attempt: &mut u32, end: Instant) {
     let delay = policy
-        .backoff(*attempt)
+        .backoff
+        .delay(*attempt)
         .min(end.saturating_duration_since(Instant::now()));
     *attempt = attempt.saturating_add(1);
     tokio::time::sleep(delay).await;
@@ -110,24 +97,4 @@ async fn back_off(policy: &WaitPolicy, attempt: &mut u32, end: Instant) {
 /// Errors worth waiting out: no connection, or a gateway/unavailable status.
 fn transient(e: &ClientError) -> bool {
     matches!(e, ClientError::Transport { .. }) || matches!(e.status(), Some(502..=504))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let p = WaitPolicy::default();
-        for _ in 0..100 {
-            let d0 = p.backoff(0);
-            assert!(
-                d0 >= Duration::from_millis(25) && d0 <= Duration::from_millis(75),
-                "{d0:?}"
-            );
-            let d20 = p.backoff(20);
-            assert!(d20 <= Duration::from_secs(3), "{d20:?}");
-            assert!(d20 >= Duration::from_secs(1), "{d20:?}");
-        }
-    }
 }

@@ -1,7 +1,9 @@
 //! Retry policies: how many attempts a step gets and how long to pause
-//! between them (exponential back-off with full jitter, capped).
+//! between them (the client's exponential back-off with jitter, capped).
 
 use std::time::Duration;
+
+use osapi_client::Backoff;
 
 /// How a step retries. What happens after the last failed attempt is decided
 /// separately by its [`crate::ErrorStrategy`].
@@ -16,10 +18,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     retries: u32,
-    initial: Duration,
-    max: Duration,
-    multiplier: f64,
-    jitter: bool,
+    backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
@@ -33,10 +32,7 @@ impl RetryPolicy {
     pub fn none() -> Self {
         RetryPolicy {
             retries: 0,
-            initial: Duration::ZERO,
-            max: Duration::ZERO,
-            multiplier: 2.0,
-            jitter: false,
+            backoff: Backoff::new(Duration::ZERO, Duration::ZERO).without_jitter(),
         }
     }
 
@@ -53,34 +49,31 @@ impl RetryPolicy {
     pub fn exponential(retries: u32) -> Self {
         RetryPolicy {
             retries,
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-            multiplier: 2.0,
-            jitter: true,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
         }
     }
 
     /// First delay.
     pub fn initial(mut self, d: Duration) -> Self {
-        self.initial = d;
+        self.backoff = self.backoff.initial(d);
         self
     }
 
     /// Largest delay (a zero or smaller maximum is raised to the initial delay).
     pub fn max(mut self, d: Duration) -> Self {
-        self.max = d;
+        self.backoff = self.backoff.max(d);
         self
     }
 
     /// Growth factor between delays (at least 1).
     pub fn multiplier(mut self, m: f64) -> Self {
-        self.multiplier = if m.is_finite() { m.max(1.0) } else { 2.0 };
+        self.backoff = self.backoff.multiplier(m);
         self
     }
 
     /// Exact delays, no jitter.
     pub fn without_jitter(mut self) -> Self {
-        self.jitter = false;
+        self.backoff = self.backoff.without_jitter();
         self
     }
 
@@ -94,21 +87,14 @@ impl RetryPolicy {
         self.retries
     }
 
+    /// The schedule of pauses.
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
     /// Pause after failed attempt `attempt` (1-based).
     pub fn delay(&self, attempt: u32) -> Duration {
-        if self.initial.is_zero() {
-            return Duration::ZERO;
-        }
-        let max = self.max.max(self.initial);
-        let exp = attempt.saturating_sub(1).min(63) as i32;
-        let raw = self.initial.as_secs_f64() * self.multiplier.powi(exp);
-        let capped = raw.min(max.as_secs_f64());
-        let secs = if self.jitter {
-            capped * (0.5 + 0.5 * fastrand::f64())
-        } else {
-            capped
-        };
-        Duration::from_secs_f64(secs.max(0.0))
+        self.backoff.delay(attempt.saturating_sub(1))
     }
 }
 

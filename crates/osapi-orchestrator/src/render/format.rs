@@ -1,97 +1,13 @@
-//! Text formatting that has to match Go's: duration strings
-//! (`time.Duration.String()`), `%q` quoting, `%-*s` padding by rune count,
-//! and upstream's `formatValue` for verbose result data.
+//! Text formatting that has to match Go's: duration strings (osapi-api's
+//! `go_duration`, rounded here as upstream's renderer does), `%q` quoting,
+//! `%-*s` padding by rune count, and upstream's `formatValue` for verbose
+//! result data.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::Value;
 
-/// Formats a duration like Go's `time.Duration.String()`: `0s`; below one
-/// second the largest fitting unit of `ns`, `µs`, `ms` with trailing zeros
-/// of the fraction trimmed (`507.812345ms`, `1.5µs`); from one second on,
-/// `h`/`m`/`s` composition with fractional seconds (`1.036s`, `1m2.5s`,
-/// `2h0m0s`).
-pub fn go_duration(d: Duration) -> String {
-    let mut u = d.as_nanos();
-    if u == 0 {
-        return "0s".to_string();
-    }
-    // Built back to front, like Go.
-    let mut rev = String::new();
-    if u < 1_000_000_000 {
-        let (prec, unit) = if u < 1_000 {
-            (0, "sn")
-        } else if u < 1_000_000 {
-            (3, "sµ")
-        } else {
-            (6, "sm")
-        };
-        rev.push_str(unit);
-        u = frac_rev(&mut rev, u, prec);
-        int_rev(&mut rev, u);
-    } else {
-        rev.push('s');
-        u = frac_rev(&mut rev, u, 9);
-        int_rev(&mut rev, u % 60);
-        u /= 60;
-        if u > 0 {
-            rev.push('m');
-            int_rev(&mut rev, u % 60);
-            u /= 60;
-            if u > 0 {
-                rev.push('h');
-                int_rev(&mut rev, u);
-            }
-        }
-    }
-    rev.chars().rev().collect()
-}
-
-/// Go's `fmtFrac`, reversed: appends the fraction of `v / 10^prec` without
-/// trailing zeros (and without the point when the fraction is zero);
-/// returns `v / 10^prec`.
-fn frac_rev(rev: &mut String, mut v: u128, prec: u32) -> u128 {
-    let mut print = false;
-    for _ in 0..prec {
-        let digit = v % 10;
-        print = print || digit != 0;
-        if print {
-            rev.push(digit_char(digit));
-        }
-        v /= 10;
-    }
-    if print {
-        rev.push('.');
-    }
-    v
-}
-
-/// Go's `fmtInt`, reversed.
-fn int_rev(rev: &mut String, mut v: u128) {
-    if v == 0 {
-        rev.push('0');
-        return;
-    }
-    while v > 0 {
-        rev.push(digit_char(v % 10));
-        v /= 10;
-    }
-}
-
-fn digit_char(d: u128) -> char {
-    // `d` is always below 10.
-    char::from(b'0' + (d % 10) as u8)
-}
-
-/// Rounds to the nearest millisecond, halves away from zero (Go's
-/// `Duration.Round(time.Millisecond)`).
-pub fn round_to_millis(d: Duration) -> Duration {
-    let nanos = d.as_nanos();
-    let ms = nanos / 1_000_000 + u128::from(nanos % 1_000_000 >= 500_000);
-    let ms = u64::try_from(ms).unwrap_or(u64::MAX);
-    Duration::from_millis(ms)
-}
+pub(crate) use osapi_api::format::go_duration;
 
 /// Go's `%q` of a string (`strconv.Quote`): double-quoted, with `\"`, `\\`,
 /// `\a`, `\b`, `\f`, `\n`, `\r`, `\t`, `\v`, `\xNN` for other ASCII
@@ -294,8 +210,21 @@ pub fn data_entries(data: &Value) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
     use serde_json::json;
+
+    use super::*;
+
+    /// Rounds to the nearest millisecond, halves away from zero (Go's
+    /// `Duration.Round(time.Millisecond)`), to check durations as upstream's
+    /// renderer shows them.
+    fn round_to_millis(d: Duration) -> Duration {
+        let nanos = d.as_nanos();
+        let ms = nanos / 1_000_000 + u128::from(nanos % 1_000_000 >= 500_000);
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+        Duration::from_millis(ms)
+    }
 
     #[test]
     fn duration_table() {

@@ -10,7 +10,7 @@
 //! written whole (events are batched), so lines of parallel steps never
 //! interleave.
 
-pub mod format;
+mod format;
 mod output;
 mod style;
 
