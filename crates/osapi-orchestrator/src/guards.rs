@@ -32,6 +32,9 @@ pub(crate) enum Guard {
 pub(crate) enum Verdict {
     Run,
     Skip(String),
+    /// Skipped because a dependency failed: the failure cascades to the
+    /// step's own dependents.
+    DependencyFailed(String),
     /// The guard itself failed (panicked): the step fails.
     Error(String),
 }

@@ -315,26 +315,59 @@ pub(crate) fn levels(steps: &[Arc<StepSpec>]) -> Vec<usize> {
     level
 }
 
-/// Steps in an order where dependencies come first (Kahn's algorithm).
-pub(crate) fn topological_order(steps: &[Arc<StepSpec>]) -> Vec<usize> {
-    let mut pending: Vec<usize> = steps.iter().map(|s| s.deps.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
-    for (i, s) in steps.iter().enumerate() {
-        for &d in &s.deps {
-            dependents[d].push(i);
+/// Which steps wait on which: each step's count of unfinished
+/// dependencies and, for each step, the steps that wait on it. The
+/// topological order below and the engine's scheduler both release steps
+/// through it.
+pub(crate) struct DependencyQueue {
+    pending: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+}
+
+impl DependencyQueue {
+    pub fn new(steps: &[Arc<StepSpec>]) -> DependencyQueue {
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+        for (i, s) in steps.iter().enumerate() {
+            for &d in &s.deps {
+                dependents[d].push(i);
+            }
+        }
+        DependencyQueue {
+            pending: steps.iter().map(|s| s.deps.len()).collect(),
+            dependents,
         }
     }
-    let mut queue: std::collections::VecDeque<usize> =
-        (0..steps.len()).filter(|&i| pending[i] == 0).collect();
+
+    /// Steps with no dependency, in declaration order.
+    pub fn roots(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.pending.len()).filter(|&i| self.pending[i] == 0)
+    }
+
+    /// Marks step `i` finished; `ready` gets each step whose last
+    /// unfinished dependency it was, in declaration order.
+    pub fn release(&mut self, i: usize, mut ready: impl FnMut(usize)) {
+        for &j in self
+            .dependents
+            .get(i)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            self.pending[j] -= 1;
+            if self.pending[j] == 0 {
+                ready(j);
+            }
+        }
+    }
+}
+
+/// Steps in an order where dependencies come first (Kahn's algorithm).
+pub(crate) fn topological_order(steps: &[Arc<StepSpec>]) -> Vec<usize> {
+    let mut deps = DependencyQueue::new(steps);
+    let mut queue: std::collections::VecDeque<usize> = deps.roots().collect();
     let mut order = Vec::with_capacity(steps.len());
     while let Some(i) = queue.pop_front() {
         order.push(i);
-        for &j in &dependents[i] {
-            pending[j] -= 1;
-            if pending[j] == 0 {
-                queue.push_back(j);
-            }
-        }
+        deps.release(i, |j| queue.push_back(j));
     }
     order
 }

@@ -684,3 +684,23 @@ fn json_lines_sink_is_usable_directly() {
     let out = String::from_utf8(sink.into_inner()).unwrap();
     assert!(out.ends_with("}\n") && out.contains(r#""event":"step_skipped""#));
 }
+
+#[tokio::test]
+async fn a_guard_skip_never_cascades_whatever_its_reason_says() {
+    let o = orch();
+    let a = ok(&o, "a", true);
+    // A user reason worded like a dependency failure is still a guard skip.
+    let b = ok(&o, "b", true)
+        .after(&a)
+        .when_with_reason("dependency failed: pretend", |_| false);
+    ok(&o, "c", true).after(&b);
+    let report = o.run().await.unwrap();
+    let b = report.step("b").unwrap();
+    assert_eq!(b.status, StepStatus::Skipped);
+    assert_eq!(b.skip_reason.as_deref(), Some("dependency failed: pretend"));
+    assert_eq!(
+        report.step("c").unwrap().status,
+        StepStatus::Changed,
+        "a skipped (not failed) dependency does not skip its dependents"
+    );
+}

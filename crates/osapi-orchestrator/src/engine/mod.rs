@@ -61,8 +61,7 @@ impl Emitter {
 struct Scheduler {
     steps: Arc<[Arc<StepSpec>]>,
     level: Vec<usize>,
-    pending: Vec<usize>,
-    dependents: Vec<Vec<usize>>,
+    deps: plan::DependencyQueue,
     outcome: Vec<Option<Arc<StepResult>>>,
     /// Failed, or skipped because a dependency failed.
     failure_chain: Vec<bool>,
@@ -106,7 +105,7 @@ impl Scheduler {
         if spec.guards.is_empty()
             && let Some(&d) = spec.deps.iter().find(|&&d| self.failure_chain[d])
         {
-            return Verdict::Skip(format!("dependency failed: {}", self.steps[d].name));
+            return Verdict::DependencyFailed(format!("dependency failed: {}", self.steps[d].name));
         }
         if !spec.only_if_changed && spec.guards.is_empty() {
             return Verdict::Run;
@@ -153,13 +152,8 @@ impl Scheduler {
                 parallel: self.level_size[l] > 1,
             });
         }
-        for k in 0..self.dependents[i].len() {
-            let j = self.dependents[i][k];
-            self.pending[j] -= 1;
-            if self.pending[j] == 0 {
-                self.ready.push_back(j);
-            }
-        }
+        let ready = &mut self.ready;
+        self.deps.release(i, |j| ready.push_back(j));
     }
 
     fn skip(&mut self, i: usize, reason: String, cascade: bool) {
@@ -225,17 +219,11 @@ pub(crate) async fn run(
                 .collect(),
         });
     }
-    let mut dependents = vec![Vec::new(); n];
-    for (i, s) in steps.iter().enumerate() {
-        for &d in &s.deps {
-            dependents[d].push(i);
-        }
-    }
+    let deps = plan::DependencyQueue::new(&steps);
     let level_size: Vec<usize> = groups.iter().map(Vec::len).collect();
     let mut sched = Scheduler {
-        pending: steps.iter().map(|s| s.deps.len()).collect(),
-        ready: (0..n).filter(|&i| steps[i].deps.is_empty()).collect(),
-        dependents,
+        ready: deps.roots().collect(),
+        deps,
         outcome: vec![None; n],
         failure_chain: vec![false; n],
         level_started: vec![false; groups.len()],
@@ -291,10 +279,8 @@ pub(crate) async fn run(
                     });
                     running += 1;
                 }
-                Verdict::Skip(reason) => {
-                    let cascade = reason.starts_with("dependency failed");
-                    sched.skip(i, reason, cascade);
-                }
+                Verdict::Skip(reason) => sched.skip(i, reason, false),
+                Verdict::DependencyFailed(reason) => sched.skip(i, reason, true),
                 Verdict::Error(message) => {
                     sched.touch_level(i);
                     let result = failed_result(
