@@ -148,6 +148,7 @@ impl AgentConfig {
 
 /// Why an agent could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// The configuration is invalid.
     #[error("invalid agent configuration: {0}")]

@@ -74,6 +74,7 @@ impl fmt::Debug for PublicKey {
 
 /// Why a key could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// Not a public key.
     #[error(

@@ -35,6 +35,7 @@ pub enum Target {
 
 /// Why a target string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TargetError {
     /// The target was empty.
     #[error("target is required (use _any, _all, a hostname or key:value)")]

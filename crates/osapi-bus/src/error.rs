@@ -2,6 +2,7 @@
 
 /// Why a bus operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BusError {
     /// The record does not exist.
     #[error("not found: {0}")]

@@ -332,14 +332,21 @@ fn the_connection_cap_holds() {
     // However many connect, at most 64 are held (silent ones are closed by
     // the header deadline, 10 s, or to make room for newer ones).
     let _crowd: Vec<TcpStream> = (0..200).map(|_| c.connect()).collect();
-    let end = Instant::now() + Duration::from_secs(2);
+    // Until the controller has taken in as many as it may (a busy machine
+    // accepts slowly), then a while longer: never more than the cap.
+    let reached = Instant::now() + Duration::from_secs(30);
     let mut most = 0;
+    while most < 64 && Instant::now() < reached {
+        most = most.max(c.sockets());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(most >= 64, "the cap was never reached ({most})");
+    let end = Instant::now() + Duration::from_secs(1);
     while Instant::now() < end {
         most = most.max(c.sockets());
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(most <= 64 + 16, "{most} sockets open with a cap of 64");
-    assert!(most >= 64, "the cap was never reached ({most})");
     health(c.port, Duration::from_secs(5)).expect("a new client gets in at the cap");
 }
 

@@ -1,7 +1,14 @@
-//! Client errors: one variant per kind of failure, each carrying the server's message.
+//! Client errors: one variant per kind of failure, each carrying the server's message
+//! and, where one exists, the error that caused it.
+
+use std::sync::Arc;
+
+/// The error beneath a [`ClientError`] (shared, so the error stays `Clone`).
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Why a request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// 400: the request was invalid.
     #[error("api error (status {status}): {message}")]
@@ -50,8 +57,11 @@ pub enum ClientError {
     /// The server could not be reached or the connection failed.
     #[error("transport error: {message}")]
     Transport {
-        /// What failed.
+        /// What failed, with the chain of causes.
         message: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Option<ErrorSource>,
     },
     /// A wait ran out.
     #[error("timed out: {message}")]
@@ -65,6 +75,17 @@ pub enum ClientError {
         /// What to fix.
         message: String,
     },
+    /// A success whose body is not what the API promises.
+    #[error("api error (status {status}): {message}")]
+    Decode {
+        /// HTTP status.
+        status: u16,
+        /// What was wrong with the body.
+        message: String,
+        /// The JSON decoder's error.
+        #[source]
+        source: ErrorSource,
+    },
 }
 
 impl ClientError {
@@ -74,7 +95,8 @@ impl ClientError {
             ClientError::Validation { status, .. }
             | ClientError::Auth { status, .. }
             | ClientError::Server { status, .. }
-            | ClientError::UnexpectedStatus { status, .. } => Some(*status),
+            | ClientError::UnexpectedStatus { status, .. }
+            | ClientError::Decode { status, .. } => Some(*status),
             ClientError::NotFound { .. } => Some(404),
             ClientError::Conflict { .. } => Some(409),
             _ => None,
@@ -90,7 +112,8 @@ impl ClientError {
             | ClientError::Conflict { message }
             | ClientError::Server { message, .. }
             | ClientError::UnexpectedStatus { message, .. }
-            | ClientError::Transport { message }
+            | ClientError::Decode { message, .. }
+            | ClientError::Transport { message, .. }
             | ClientError::Timeout { message }
             | ClientError::InvalidInput { message } => message,
         }
@@ -122,7 +145,10 @@ impl From<reqwest::Error> for ClientError {
         if e.is_timeout() {
             ClientError::Timeout { message }
         } else {
-            ClientError::Transport { message }
+            ClientError::Transport {
+                message,
+                source: Some(Arc::new(e)),
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use backoff::Backoff;
-pub use error::ClientError;
+pub use error::{ClientError, ErrorSource};
 pub use wait::WaitPolicy;
 
 /// Result of client calls.
@@ -659,9 +659,10 @@ async fn decode<T: DeserializeOwned>(response: Response, expect: &[StatusCode]) 
             message: "nil response body".into(),
         });
     }
-    serde_json::from_slice(&body).map_err(|e| ClientError::UnexpectedStatus {
+    serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
         status: status.as_u16(),
         message: format!("invalid response body: {e}"),
+        source: std::sync::Arc::new(e),
     })
 }
 

@@ -5,6 +5,7 @@ use crate::report::Report;
 
 /// The plan cannot run as declared. Nothing ran.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// Two steps share a name.
     #[error(
@@ -42,6 +43,7 @@ pub enum PlanError {
 
 /// Why a run did not succeed. Every variant carries the report of what ran.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The plan is invalid; nothing ran.
     #[error("plan validation: {error}")]
@@ -91,6 +93,7 @@ impl RunError {
 
 /// A result could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// No step with that name (or it has not finished).
     #[error("no result for {0:?}")]

@@ -18,6 +18,7 @@ use crate::state::{AppState, Shared};
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// Invalid configuration.
     #[error("invalid controller configuration: {0}")]

@@ -37,6 +37,7 @@ const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Why the embedded stack could not start or change.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EmbeddedError {
     /// The controller failed.
     #[error(transparent)]

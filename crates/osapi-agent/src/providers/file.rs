@@ -76,7 +76,7 @@ pub async fn deploy(
     let content: Vec<u8> = match params.content_type {
         ContentType::Raw => object.to_vec(),
         ContentType::Template => {
-            let source = std::str::from_utf8(&object).map_err(|_| {
+            let source = String::from_utf8(object.to_vec()).map_err(|_| {
                 wrap(format!(
                     "object {:?} is not UTF-8 text and cannot be rendered as a template",
                     params.object_name
@@ -92,7 +92,9 @@ pub async fn deploy(
                 "Facts": facts,
                 "Hostname": ctx.hostname,
             });
-            crate::template::render(source, &data)
+            // Up to millions of steps: off the async workers.
+            super::blocking(move || crate::template::render(&source, &data))
+                .await?
                 .map_err(|e| wrap(format!("failed to render template: {e}")))?
                 .into_bytes()
         }

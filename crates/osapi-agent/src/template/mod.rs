@@ -51,6 +51,7 @@ use serde_json::Value;
 /// format, e.g. `template: :3: unexpected {{end}}` or
 /// `template: :1:10: executing "" at <.Hostname.x>: can't evaluate field x in type string`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TemplateError {
     /// The template text is not valid.
     #[error("failed to parse template: {0}")]
