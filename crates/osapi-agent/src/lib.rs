@@ -4,7 +4,7 @@
 //! * [`Agent`] / [`AgentHandle`]: start, heartbeat, facts, drain, shutdown.
 //! * [`providers`]: what each operation does to the host.
 //! * [`facts`], [`conditions`]: what the agent reports about its host.
-//! * [`factref`]: `@fact.` references in job data.
+//! * [`factref`]: `@fact.` references in job data (osapi-api's, re-exported).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), osapi_agent::AgentError> {
@@ -22,7 +22,7 @@
 mod admission;
 pub mod conditions;
 mod config;
-pub mod factref;
+pub use osapi_api::factref;
 pub mod facts;
 mod job;
 pub mod journal;

@@ -22,6 +22,7 @@ pub mod agent;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod factref;
 pub mod file;
 pub mod format;
 pub mod health;

@@ -327,6 +327,22 @@ pub struct FileStatusParams {
     pub path: String,
 }
 
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner
+/// hyphens, 1–63 characters each, at most 253 in all.
+pub fn is_valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Validates a deploy or status path: absolute, and without `..` segments.
 ///
 /// ```

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use osapi_bus::memory::MemoryBusConfig;
-use osapi_server::Embedded;
+use osapi_embedded::Embedded;
 
 use crate::config::OsapiFile;
 

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use osapi_agent::AgentConfig;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_orchestrator::Embedded;
 use osapi_orchestrator::prelude::*;
 use osapi_orchestrator::render::{ColorChoice, Renderer};
-use osapi_server::Embedded;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -12,7 +12,7 @@
 //! ```
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let stack = osapi_server::Embedded::builder().start().await?;
+//! # let stack = osapi_orchestrator::Embedded::builder().start().await?;
 //! # let (url, token) = (stack.url().to_string(), stack.token().to_string());
 //! use osapi_orchestrator::prelude::*;
 //!
@@ -66,6 +66,11 @@ pub use results::{HostResult, HostStatus, Results, StepResult, StepStatus};
 pub use retry::RetryPolicy;
 pub use step::{Step, StepRef, TaskContext, TaskOutput};
 pub use tokio_util::sync::CancellationToken;
+
+/// The zero-setup control plane: a controller on loopback and in-process
+/// agents on an in-memory bus (default feature `embedded`).
+#[cfg(feature = "embedded")]
+pub use osapi_embedded::{self as embedded, Embedded, EmbeddedBuilder, EmbeddedError};
 
 /// Everything a plan usually needs.
 pub mod prelude {

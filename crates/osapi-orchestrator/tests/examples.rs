@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use osapi_agent::AgentConfig;
-use osapi_server::Embedded;
+use osapi_orchestrator::Embedded;
 use sha2::{Digest, Sha256};
 
 /// An example that runs longer than this is killed and fails its test.

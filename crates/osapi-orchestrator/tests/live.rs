@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use osapi_agent::AgentConfig;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_orchestrator::Embedded;
 use osapi_orchestrator::prelude::*;
 use osapi_orchestrator::render::{ColorChoice, Renderer};
-use osapi_server::Embedded;
 use tempfile::TempDir;
 
 struct Fleet {

@@ -2,7 +2,8 @@
 //! status codes, at the root and under `/api/`), JWT authentication with
 //! per-route permissions, the job service with expected hosts, long-polling
 //! and lost-agent detection, the file API, the audit log and our OpenAPI
-//! document. [`Embedded`] runs it with in-process agents on an in-memory bus.
+//! document. The `osapi-embedded` crate runs it with in-process agents on an
+//! in-memory bus.
 
 #![warn(missing_docs)]
 
@@ -10,7 +11,6 @@ pub mod auth;
 mod config;
 mod controller;
 pub mod directory;
-mod embedded;
 mod error;
 pub mod extract;
 pub mod jobs;
@@ -27,5 +27,4 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub use config::{ConnectionLimits, ServerConfig};
 pub use controller::{Controller, ServerError};
-pub use embedded::{Embedded, EmbeddedBuilder, EmbeddedError};
 pub use error::{ApiError, ApiResult};

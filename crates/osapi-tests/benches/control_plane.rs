@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use osapi_agent::AgentConfig;
 use osapi_api::job::{CreateJobRequest, JobStatus};
 use osapi_client::Client;
-use osapi_server::Embedded;
+use osapi_embedded::Embedded;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use osapi_api::ops::{DnsGetParams, DnsUpdateParams};
+use osapi_api::ops::{DnsGetParams, DnsUpdateParams, is_valid_hostname};
 use osapi_api::results::{DnsConfigResult, DnsUpdateResult};
 use tokio::process::Command;
 
@@ -415,22 +415,6 @@ pub fn render_resolv_conf(original: &str, settings: &DnsSettings) -> String {
 /// Drops the `.` placeholder (no search domain).
 fn normalize_domains(domains: &[String]) -> Vec<String> {
     domains.iter().filter(|d| *d != ".").cloned().collect()
-}
-
-/// RFC 1123 host name: dot-separated labels of letters, digits and inner
-/// hyphens, 1–63 characters each, at most 253 in all.
-pub fn is_valid_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use osapi_agent::AgentConfig;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
+use osapi_orchestrator::Embedded;
 use osapi_orchestrator::{CancellationToken, Orchestrator, OrchestratorBuilder, Report, RunError};
-use osapi_server::Embedded;
 use tempfile::TempDir;
 
 /// Which agents an embedded control plane runs.

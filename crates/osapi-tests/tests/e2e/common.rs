@@ -9,7 +9,7 @@ use osapi_agent::AgentConfig;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
 use osapi_api::job::CreateJobRequest;
 use osapi_client::Client;
-use osapi_server::Embedded;
+use osapi_embedded::Embedded;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;

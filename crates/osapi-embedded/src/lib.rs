@@ -3,9 +3,9 @@
 //! admin token. What `cargo run --example basic` and the tests use.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), osapi_server::EmbeddedError> {
+//! # async fn demo() -> Result<(), osapi_embedded::EmbeddedError> {
 //! use osapi_agent::AgentConfig;
-//! use osapi_server::Embedded;
+//! use osapi_embedded::Embedded;
 //! let stack = Embedded::builder()
 //!     .agent(AgentConfig::named("web-01").label("role", "web"))
 //!     .agent(AgentConfig::named("db-01").label("role", "db"))
@@ -28,9 +28,13 @@ use osapi_bus::memory::{MemoryBus, MemoryBusConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{TokenSigner, random_signing_key};
-use crate::config::ServerConfig;
-use crate::controller::{Controller, ServerError};
+use osapi_server::auth::{TokenSigner, random_signing_key};
+use osapi_server::{Controller, ServerConfig, ServerError};
+
+/// A poisoned lock still guards usable data here (the agents' handles).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Lifetime of the admin token the embedded stack mints.
 const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -259,7 +263,7 @@ impl Embedded {
     }
 
     fn agents(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AgentHandle>> {
-        crate::lock(&self.agents)
+        lock(&self.agents)
     }
 
     /// Names of the running agents.

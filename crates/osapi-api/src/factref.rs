@@ -3,7 +3,7 @@
 //! custom facts from the agent's configuration. Unlike upstream, a reference
 //! also ends at `/` and other punctuation, so `/srv/@fact.hostname/app.conf` works.
 
-use osapi_api::records::Facts;
+use crate::records::Facts;
 use serde_json::Value;
 
 /// Fact keys a reference may name (besides `custom.<key>`).
@@ -14,7 +14,7 @@ const PREFIX: &str = "@fact.";
 /// Replaces every `@fact.` reference in every string of `data`.
 ///
 /// ```
-/// use osapi_agent::factref::resolve;
+/// use osapi_api::factref::resolve;
 /// use osapi_api::records::Facts;
 /// let facts = Facts { primary_interface: "eth0".into(), ..Default::default() };
 /// let mut data = serde_json::json!({"interface": "@fact.interface.primary", "args": ["on @fact.hostname"]});
@@ -105,7 +105,7 @@ fn lookup(key: &str, facts: Option<&Facts>, hostname: &str) -> Result<String, St
     }
 }
 
-/// True if `s` is `@fact.` followed by a key this agent can resolve.
+/// True if `s` is `@fact.` followed by a key agents can resolve.
 /// Used by the controller's input validation.
 pub fn is_fact_ref(s: &str) -> bool {
     s.strip_prefix(PREFIX).is_some_and(|key| {
