@@ -28,7 +28,8 @@ mod job;
 pub mod journal;
 pub mod providers;
 mod runtime;
-pub mod template;
+/// File templates: Go's `text/template` (the `osapi-gotemplate` crate).
+pub use osapi_gotemplate as template;
 
 pub use config::{AgentConfig, AgentError, AgentSecurity};
 pub use runtime::{Agent, AgentHandle};

@@ -28,6 +28,12 @@
 //! string in the middle of a UTF-8 sequence yields U+FFFD; `unicode.IsPrint`
 //! (used by `%q` and `js`) is approximated.
 //!
+//! ```
+//! let data = serde_json::json!({"Hostname": "web-01", "Vars": {"port": 8080}});
+//! let out = osapi_gotemplate::render("{{.Hostname}}:{{.Vars.port}}", &data).unwrap();
+//! assert_eq!(out, "web-01:8080");
+//! ```
+//!
 //! Module layout: `lexer` (items), `parser` (trees), `node` (tree types),
 //! `exec` (execution), `funcs` (builtins), `gofmt` (Go `fmt`/`strconv`
 //! port), `value` (runtime values).
