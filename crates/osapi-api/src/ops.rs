@@ -5,132 +5,173 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::Permission;
+use crate::results;
 use crate::serde_util::null_as_default;
 
-/// A job operation an agent can run.
+/// An operation as a type, declared once in the catalogue below: its wire
+/// name and permission (through [`Op::OPERATION`]), its parameters (the
+/// job's `data` object) and what each host answers. Code generic over `Op`
+/// (the orchestrator's `op::<O>()`, the client's `run::<O>()`) cannot pair
+/// an operation with the wrong parameters or result type.
 ///
 /// ```
-/// use osapi_api::ops::{Operation, JobClass};
-/// let op: Operation = "command.exec.execute".parse().unwrap();
-/// assert_eq!(op, Operation::CommandExec);
-/// assert_eq!(op.class(), JobClass::Modify);
-/// assert_eq!(Operation::NodeHostnameGet.as_str(), "node.hostname.get");
+/// use osapi_api::ops::{Op, Operation, op};
+/// fn wire<O: Op>() -> &'static str { O::OPERATION.as_str() }
+/// assert_eq!(wire::<op::NodeLoadGet>(), "node.load.get");
+/// let params = osapi_api::ops::PingParams { address: "10.0.0.1".into(), count: None };
+/// let data: <op::NetworkPingDo as Op>::Params = params;
+/// assert_eq!(serde_json::to_value(&data).unwrap(), serde_json::json!({"address": "10.0.0.1"}));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Operation {
-    /// `node.hostname.get`
-    NodeHostnameGet,
-    /// `node.status.get`
-    NodeStatusGet,
-    /// `node.uptime.get`
-    NodeUptimeGet,
-    /// `node.os.get`
-    NodeOsGet,
-    /// `node.disk.get`
-    NodeDiskGet,
-    /// `node.memory.get`
-    NodeMemoryGet,
-    /// `node.load.get`
-    NodeLoadGet,
-    /// `network.dns.get`
-    NetworkDnsGet,
-    /// `network.dns.update`
-    NetworkDnsUpdate,
-    /// `network.ping.do`
-    NetworkPingDo,
-    /// `command.exec.execute`
-    CommandExec,
-    /// `command.shell.execute`
-    CommandShell,
-    /// `file.deploy.execute`
-    FileDeploy,
-    /// `file.status.get`
-    FileStatusGet,
+pub trait Op: Send + Sync + 'static {
+    /// The operation's entry in the catalogue.
+    const OPERATION: Operation;
+    /// The job's `data` object.
+    type Params: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    /// What each host answers.
+    type Output: Serialize + DeserializeOwned + Send + Sync + 'static;
+}
+
+/// Parameters of operations that take none (sent as `{}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NoParams {}
+
+/// Code that runs for one operation type, chosen at run time from an
+/// [`Operation`] by [`Operation::visit`].
+///
+/// ```
+/// use osapi_api::ops::{Op, OpVisitor, Operation};
+/// struct OutputType;
+/// impl OpVisitor for OutputType {
+///     type Out = &'static str;
+///     fn visit<O: Op>(self) -> &'static str { std::any::type_name::<O::Output>() }
+/// }
+/// assert!(Operation::NodeLoadGet.visit(OutputType).ends_with("LoadResult"));
+/// ```
+pub trait OpVisitor {
+    /// What the visit returns.
+    type Out;
+    /// Called with the operation's type.
+    fn visit<O: Op>(self) -> Self::Out;
+}
+
+/// Generates [`Operation`], its string forms, [`Operation::ALL`], the
+/// permission table, [`Operation::visit`] and one [`Op`] type per entry in
+/// [`op`].
+macro_rules! catalogue {
+    ($( $(#[$doc:meta])* $variant:ident = $wire:literal, $perm:ident, $params:ty => $output:ty; )*) => {
+        /// A job operation an agent can run.
+        ///
+        /// ```
+        /// use osapi_api::ops::{Operation, JobClass};
+        /// let op: Operation = "command.exec.execute".parse().unwrap();
+        /// assert_eq!(op, Operation::CommandExec);
+        /// assert_eq!(op.class(), JobClass::Modify);
+        /// assert_eq!(Operation::NodeHostnameGet.as_str(), "node.hostname.get");
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Operation {
+            $( $(#[$doc])* #[doc = concat!("\n\n`", $wire, "`")] $variant, )*
+        }
+
+        impl Operation {
+            /// Every operation, in catalogue order.
+            pub const ALL: [Operation; catalogue!(@count $($variant)*)] = [$(Operation::$variant),*];
+
+            /// The operation's `type` string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Operation::$variant => $wire, )*
+                }
+            }
+
+            /// The permission a caller needs to start this operation, on
+            /// every route that can start it: `POST /job`, `POST
+            /// /job/{id}/retry` (both also need `job:write`) and the
+            /// operation's synchronous `/node/{hostname}/…` route. This is
+            /// the one table the controller and its OpenAPI document read.
+            ///
+            /// ```
+            /// use osapi_api::auth::Permission;
+            /// use osapi_api::ops::Operation;
+            /// assert_eq!(Operation::CommandShell.permission(), Permission::CommandExecute);
+            /// assert_eq!(Operation::NodeLoadGet.permission(), Permission::NodeRead);
+            /// ```
+            pub const fn permission(self) -> Permission {
+                match self {
+                    $( Operation::$variant => Permission::$perm, )*
+                }
+            }
+
+            /// Runs `visitor` with this operation's [`Op`] type.
+            pub fn visit<V: OpVisitor>(self, visitor: V) -> V::Out {
+                match self {
+                    $( Operation::$variant => visitor.visit::<op::$variant>(), )*
+                }
+            }
+        }
+
+        /// One type per operation (see [`Op`]), named as in [`Operation`].
+        pub mod op {
+            use super::*;
+            $(
+                $(#[$doc])*
+                #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+                pub struct $variant;
+                impl Op for $variant {
+                    const OPERATION: Operation = Operation::$variant;
+                    type Params = $params;
+                    type Output = $output;
+                }
+            )*
+        }
+    };
+    (@count) => { 0usize };
+    (@count $head:ident $($tail:ident)*) => { 1usize + catalogue!(@count $($tail)*) };
+}
+
+// The catalogue: every operation once. Adding one: an entry here (with its
+// params type below and its result type in `results`), its provider in the
+// agent, its wrapper in the orchestrator, a README row (CONTRIBUTING.md).
+catalogue! {
+    /// Hostname and labels.
+    NodeHostnameGet = "node.hostname.get", NodeRead, NoParams => results::HostnameResult;
+    /// Hostname, OS, uptime, disks, memory and load in one answer.
+    NodeStatusGet = "node.status.get", NodeRead, NoParams => results::NodeStatusResult;
+    /// Uptime.
+    NodeUptimeGet = "node.uptime.get", NodeRead, NoParams => results::UptimeResult;
+    /// Distribution and version.
+    NodeOsGet = "node.os.get", NodeRead, NoParams => results::OsInfo;
+    /// Mounted filesystems.
+    NodeDiskGet = "node.disk.get", NodeRead, NoParams => results::DiskResult;
+    /// Memory.
+    NodeMemoryGet = "node.memory.get", NodeRead, NoParams => results::MemoryResult;
+    /// Load averages.
+    NodeLoadGet = "node.load.get", NodeRead, NoParams => results::LoadResult;
+    /// DNS servers and search domains of an interface.
+    NetworkDnsGet = "network.dns.get", NetworkRead, DnsGetParams => results::DnsConfigResult;
+    /// Sets DNS servers and/or search domains.
+    NetworkDnsUpdate = "network.dns.update", NetworkWrite, DnsUpdateParams => results::DnsUpdateResult;
+    /// Pings an address.
+    NetworkPingDo = "network.ping.do", NetworkRead, PingParams => results::PingResult;
+    /// Runs a command without a shell.
+    CommandExec = "command.exec.execute", CommandExecute, CommandExecParams => results::CommandResult;
+    /// Runs a command line with `/bin/sh -c`.
+    CommandShell = "command.shell.execute", CommandExecute, CommandShellParams => results::CommandResult;
+    /// Deploys a stored file (raw or as a template).
+    FileDeploy = "file.deploy.execute", FileWrite, FileDeployParams => results::FileDeployResult;
+    /// Whether a deployed file is still as deployed.
+    FileStatusGet = "file.status.get", FileRead, FileStatusParams => results::FileStatusResult;
 }
 
 impl Operation {
-    /// Every operation, in catalogue order.
-    pub const ALL: [Operation; 14] = [
-        Operation::NodeHostnameGet,
-        Operation::NodeStatusGet,
-        Operation::NodeUptimeGet,
-        Operation::NodeOsGet,
-        Operation::NodeDiskGet,
-        Operation::NodeMemoryGet,
-        Operation::NodeLoadGet,
-        Operation::NetworkDnsGet,
-        Operation::NetworkDnsUpdate,
-        Operation::NetworkPingDo,
-        Operation::CommandExec,
-        Operation::CommandShell,
-        Operation::FileDeploy,
-        Operation::FileStatusGet,
-    ];
-
-    /// The operation's `type` string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::NodeHostnameGet => "node.hostname.get",
-            Operation::NodeStatusGet => "node.status.get",
-            Operation::NodeUptimeGet => "node.uptime.get",
-            Operation::NodeOsGet => "node.os.get",
-            Operation::NodeDiskGet => "node.disk.get",
-            Operation::NodeMemoryGet => "node.memory.get",
-            Operation::NodeLoadGet => "node.load.get",
-            Operation::NetworkDnsGet => "network.dns.get",
-            Operation::NetworkDnsUpdate => "network.dns.update",
-            Operation::NetworkPingDo => "network.ping.do",
-            Operation::CommandExec => "command.exec.execute",
-            Operation::CommandShell => "command.shell.execute",
-            Operation::FileDeploy => "file.deploy.execute",
-            Operation::FileStatusGet => "file.status.get",
-        }
-    }
-
     /// Query or modify.
     pub fn class(self) -> JobClass {
         JobClass::of(self.as_str())
-    }
-
-    /// The permission a caller needs to start this operation, on every route
-    /// that can start it: `POST /job`, `POST /job/{id}/retry` (both also need
-    /// `job:write`) and the operation's synchronous `/node/{hostname}/…` route.
-    /// This is the one table the controller and its OpenAPI document read.
-    ///
-    /// | operations | permission |
-    /// |---|---|
-    /// | `node.*` | `node:read` |
-    /// | `network.dns.get`, `network.ping.do` | `network:read` |
-    /// | `network.dns.update` | `network:write` |
-    /// | `command.exec.execute`, `command.shell.execute` | `command:execute` |
-    /// | `file.deploy.execute` | `file:write` |
-    /// | `file.status.get` | `file:read` |
-    ///
-    /// ```
-    /// use osapi_api::auth::Permission;
-    /// use osapi_api::ops::Operation;
-    /// assert_eq!(Operation::CommandShell.permission(), Permission::CommandExecute);
-    /// assert_eq!(Operation::NodeLoadGet.permission(), Permission::NodeRead);
-    /// ```
-    pub const fn permission(self) -> Permission {
-        match self {
-            Operation::NodeHostnameGet
-            | Operation::NodeStatusGet
-            | Operation::NodeUptimeGet
-            | Operation::NodeOsGet
-            | Operation::NodeDiskGet
-            | Operation::NodeMemoryGet
-            | Operation::NodeLoadGet => Permission::NodeRead,
-            Operation::NetworkDnsGet | Operation::NetworkPingDo => Permission::NetworkRead,
-            Operation::NetworkDnsUpdate => Permission::NetworkWrite,
-            Operation::CommandExec | Operation::CommandShell => Permission::CommandExecute,
-            Operation::FileDeploy => Permission::FileWrite,
-            Operation::FileStatusGet => Permission::FileRead,
-        }
     }
 
     /// True for the two command operations, whose non-zero exit code is a host failure.
@@ -373,6 +414,29 @@ pub fn validate_host_path(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_operation_has_its_type_and_one_wire_name() {
+        struct Back;
+        impl OpVisitor for Back {
+            type Out = Operation;
+            fn visit<O: Op>(self) -> Operation {
+                O::OPERATION
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for op in Operation::ALL {
+            assert_eq!(op.visit(Back), op, "{op}");
+            assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
+            assert!(names.insert(op.as_str()), "{op} twice");
+        }
+        // Operations without parameters send an empty object.
+        assert_eq!(
+            serde_json::to_value(NoParams {}).unwrap(),
+            serde_json::json!({})
+        );
+        let _: NoParams = serde_json::from_value(serde_json::json!({"extra": 1})).unwrap();
+    }
 
     #[test]
     fn classes_follow_upstream() {

@@ -67,6 +67,10 @@ pub use retry::RetryPolicy;
 pub use step::{Step, StepRef, TaskContext, TaskOutput};
 pub use tokio_util::sync::CancellationToken;
 
+/// Operations as types, for [`Orchestrator::op`]: the [`Op`] trait and one
+/// type per operation in [`op`].
+pub use osapi_api::ops::{Op, op};
+
 /// The zero-setup control plane: a controller on loopback and in-process
 /// agents on an in-memory bus (default feature `embedded`).
 #[cfg(feature = "embedded")]

@@ -1,21 +1,39 @@
 //! The typed operations: each adds a step to the plan and returns its
-//! handle. Names follow upstream (`get-hostname`, `run-<basename>`,
-//! `shell-<first word's basename>`, then `-2`, `-3` …).
+//! handle. [`Orchestrator::op`] takes any operation of the catalogue as a
+//! type; the named methods (`node_load_get`, …) are wrappers over it that
+//! keep upstream's step names (`get-hostname`, `run-<basename>`,
+//! `shell-<first word's basename>`, then `-2`, `-3` …) and check their
+//! arguments.
 
 use bytes::Bytes;
-use osapi_api::ops::{ContentType, Operation};
-use serde_json::{Value, json};
+use osapi_api::ops::{
+    CommandExecParams, CommandShellParams, ContentType, DnsGetParams, DnsUpdateParams,
+    FileStatusParams, NoParams, Op, Operation, PingParams, op,
+};
+use serde_json::Value;
 
 use crate::orchestrator::Orchestrator;
 use crate::plan::{Builtin, StepKind};
 use crate::step::Step;
 use crate::types::*;
 
-fn job(op: Operation, target: &str, data: Value) -> StepKind {
-    StepKind::Job {
-        op,
-        target: target.to_string(),
-        data,
+/// The name upstream gives a step of `op` (before `-2`, `-3` …).
+fn step_name(op: Operation) -> &'static str {
+    match op {
+        Operation::NodeHostnameGet => "get-hostname",
+        Operation::NodeStatusGet => "get-status",
+        Operation::NodeUptimeGet => "get-uptime",
+        Operation::NodeOsGet => "get-os",
+        Operation::NodeDiskGet => "get-disk",
+        Operation::NodeMemoryGet => "get-memory",
+        Operation::NodeLoadGet => "get-load",
+        Operation::NetworkDnsGet => "get-dns",
+        Operation::NetworkDnsUpdate => "update-dns",
+        Operation::NetworkPingDo => "ping",
+        Operation::CommandExec => "run",
+        Operation::CommandShell => "shell",
+        Operation::FileDeploy => "deploy-file",
+        Operation::FileStatusGet => "file-status",
     }
 }
 
@@ -25,6 +43,52 @@ fn basename(word: &str) -> &str {
 }
 
 impl Orchestrator {
+    /// A step running operation `O` on `target` (`_any`, `_all`, a
+    /// hostname or `key:value`) with typed parameters; its result decodes
+    /// as `O::Output`. Every operation of the catalogue works here, also
+    /// those without a named method.
+    ///
+    /// ```no_run
+    /// # fn demo(o: &osapi_orchestrator::Orchestrator) {
+    /// use osapi_orchestrator::op;
+    /// use osapi_orchestrator::types::{LoadResult, PingParams};
+    /// let load = o.op::<op::NodeLoadGet>("_all", Default::default());
+    /// let ping = o
+    ///     .op::<op::NetworkPingDo>("web-01", PingParams { address: "10.0.0.1".into(), count: Some(1) })
+    ///     .after(&load);
+    /// # let _: osapi_orchestrator::Step<LoadResult> = load;
+    /// # }
+    /// ```
+    pub fn op<O: Op>(&self, target: &str, params: O::Params) -> Step<O::Output> {
+        self.op_step::<O>(step_name(O::OPERATION), target, params, None)
+    }
+
+    /// Adds a step of `O` named after `name`; `invalid` makes it a plan error.
+    fn op_step<O: Op>(
+        &self,
+        name: &str,
+        target: &str,
+        params: O::Params,
+        invalid: Option<String>,
+    ) -> Step<O::Output> {
+        let (data, invalid) = match serde_json::to_value(&params) {
+            Ok(data) => (data, invalid),
+            Err(e) => (
+                Value::Null,
+                Some(format!("cannot encode the parameters: {e}")),
+            ),
+        };
+        let kind = StepKind::Job {
+            op: O::OPERATION,
+            target: target.to_string(),
+            data,
+        };
+        match invalid {
+            Some(message) => self.add_invalid(name, kind, message),
+            None => self.add(name, kind),
+        }
+    }
+
     /// Checks the controller is up (`GET /health`). Unchanged on success.
     pub fn health_check(&self) -> Step<HealthResponse> {
         self.add("health-check", StepKind::Builtin(Builtin::Health))
@@ -32,61 +96,45 @@ impl Orchestrator {
 
     /// Hostname and labels.
     pub fn node_hostname_get(&self, target: &str) -> Step<HostnameResult> {
-        self.add(
-            "get-hostname",
-            job(Operation::NodeHostnameGet, target, json!({})),
-        )
+        self.op::<op::NodeHostnameGet>(target, NoParams {})
     }
 
     /// Hostname, OS, uptime, disks, memory and load in one call.
     pub fn node_status_get(&self, target: &str) -> Step<NodeStatusResult> {
-        self.add(
-            "get-status",
-            job(Operation::NodeStatusGet, target, json!({})),
-        )
+        self.op::<op::NodeStatusGet>(target, NoParams {})
     }
 
     /// Uptime.
     pub fn node_uptime_get(&self, target: &str) -> Step<UptimeResult> {
-        self.add(
-            "get-uptime",
-            job(Operation::NodeUptimeGet, target, json!({})),
-        )
+        self.op::<op::NodeUptimeGet>(target, NoParams {})
     }
 
     /// Distribution and version.
     pub fn node_os_get(&self, target: &str) -> Step<OsInfo> {
-        self.add("get-os", job(Operation::NodeOsGet, target, json!({})))
+        self.op::<op::NodeOsGet>(target, NoParams {})
     }
 
     /// Mounted filesystems.
     pub fn node_disk_get(&self, target: &str) -> Step<DiskResult> {
-        self.add("get-disk", job(Operation::NodeDiskGet, target, json!({})))
+        self.op::<op::NodeDiskGet>(target, NoParams {})
     }
 
     /// Memory.
     pub fn node_memory_get(&self, target: &str) -> Step<MemoryResult> {
-        self.add(
-            "get-memory",
-            job(Operation::NodeMemoryGet, target, json!({})),
-        )
+        self.op::<op::NodeMemoryGet>(target, NoParams {})
     }
 
     /// Load averages.
     pub fn node_load_get(&self, target: &str) -> Step<LoadResult> {
-        self.add("get-load", job(Operation::NodeLoadGet, target, json!({})))
+        self.op::<op::NodeLoadGet>(target, NoParams {})
     }
 
     /// DNS servers and search domains of an interface (`""` for the system configuration).
     pub fn network_dns_get(&self, target: &str, interface: &str) -> Step<DnsConfigResult> {
-        self.add(
-            "get-dns",
-            job(
-                Operation::NetworkDnsGet,
-                target,
-                json!({"interface": interface}),
-            ),
-        )
+        let params = DnsGetParams {
+            interface: interface.to_string(),
+        };
+        self.op::<op::NetworkDnsGet>(target, params)
     }
 
     /// Sets DNS servers and/or search domains (an empty list keeps the current one).
@@ -100,72 +148,75 @@ impl Orchestrator {
         let list = |v: &[&str]| {
             (!v.is_empty()).then(|| v.iter().map(|s| s.to_string()).collect::<Vec<String>>())
         };
-        let data = json!({"interface": interface, "servers": list(servers), "search_domains": list(search_domains)});
-        let kind = job(Operation::NetworkDnsUpdate, target, data);
-        if servers.is_empty() && search_domains.is_empty() {
-            return self.add_invalid(
-                "update-dns",
-                kind,
-                "network_dns_update needs servers or search domains".into(),
-            );
-        }
-        self.add("update-dns", kind)
+        let params = DnsUpdateParams {
+            interface: interface.to_string(),
+            servers: list(servers),
+            search_domains: list(search_domains),
+        };
+        let invalid = (servers.is_empty() && search_domains.is_empty())
+            .then(|| "network_dns_update needs servers or search domains".to_string());
+        self.op_step::<op::NetworkDnsUpdate>("update-dns", target, params, invalid)
     }
 
     /// Pings an address three times.
     pub fn network_ping_do(&self, target: &str, address: &str) -> Step<PingResult> {
-        self.add(
-            "ping",
-            job(
-                Operation::NetworkPingDo,
-                target,
-                json!({"address": address}),
-            ),
-        )
+        let params = PingParams {
+            address: address.to_string(),
+            count: None,
+        };
+        self.op::<op::NetworkPingDo>(target, params)
     }
 
     /// Runs a command without a shell. A non-zero exit fails that host.
     pub fn command_exec(&self, target: &str, command: &str, args: &[&str]) -> Step<CommandResult> {
-        let kind = job(
-            Operation::CommandExec,
-            target,
-            json!({"command": command, "args": args}),
-        );
+        let params = CommandExecParams {
+            command: command.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        };
         if command.trim().is_empty() {
-            return self.add_invalid("run", kind, "command must not be empty".into());
+            let invalid = Some("command must not be empty".to_string());
+            return self.op_step::<op::CommandExec>("run", target, params, invalid);
         }
-        self.add(&format!("run-{}", basename(command)), kind)
+        let name = format!("run-{}", basename(command));
+        self.op_step::<op::CommandExec>(&name, target, params, None)
     }
 
     /// Runs a command line with `/bin/sh -c`. A non-zero exit fails that host.
     pub fn command_shell(&self, target: &str, command: &str) -> Step<CommandResult> {
-        let kind = job(Operation::CommandShell, target, json!({"command": command}));
+        let params = CommandShellParams {
+            command: command.to_string(),
+            ..Default::default()
+        };
         match command.split_whitespace().next() {
-            Some(first) => self.add(&format!("shell-{}", basename(first)), kind),
-            None => self.add_invalid("shell", kind, "command must not be empty".into()),
+            Some(first) => {
+                let name = format!("shell-{}", basename(first));
+                self.op_step::<op::CommandShell>(&name, target, params, None)
+            }
+            None => {
+                let invalid = Some("command must not be empty".to_string());
+                self.op_step::<op::CommandShell>("shell", target, params, invalid)
+            }
         }
     }
 
     /// Deploys a stored file (raw or as a template).
     pub fn file_deploy(&self, target: &str, opts: FileDeployOpts) -> Step<FileDeployResult> {
-        let data = opts.to_data();
-        let kind = job(Operation::FileDeploy, target, data);
-        if opts.object_name.is_empty() {
-            return self.add_invalid("deploy-file", kind, "object name must not be empty".into());
-        }
-        if let Err(e) = osapi_api::ops::validate_host_path(&opts.path) {
-            return self.add_invalid("deploy-file", kind, e);
-        }
-        self.add("deploy-file", kind)
+        let invalid = if opts.object_name.is_empty() {
+            Some("object name must not be empty".to_string())
+        } else {
+            osapi_api::ops::validate_host_path(&opts.path).err()
+        };
+        self.op_step::<op::FileDeploy>("deploy-file", target, opts.to_params(), invalid)
     }
 
     /// Whether a deployed file is still as deployed.
     pub fn file_status_get(&self, target: &str, path: &str) -> Step<FileStatusResult> {
-        let kind = job(Operation::FileStatusGet, target, json!({"path": path}));
-        if let Err(e) = osapi_api::ops::validate_host_path(path) {
-            return self.add_invalid("file-status", kind, e);
-        }
-        self.add("file-status", kind)
+        let invalid = osapi_api::ops::validate_host_path(path).err();
+        let params = FileStatusParams {
+            path: path.to_string(),
+        };
+        self.op_step::<op::FileStatusGet>("file-status", target, params, invalid)
     }
 
     /// Uploads a file to the store: unchanged when the same content is there,
@@ -252,6 +303,16 @@ mod tests {
         assert_eq!(
             o.file_upload("x", ContentType::Raw, "y").name(),
             "upload-file"
+        );
+        // Any operation as a type: upstream's name for it.
+        assert_eq!(
+            o.op::<op::NodeUptimeGet>("_any", NoParams {}).name(),
+            "get-uptime"
+        );
+        assert_eq!(
+            o.op::<op::NetworkPingDo>("_any", PingParams::default())
+                .name(),
+            "ping"
         );
         // A named step reserves its name: the next auto name skips it.
         o.node_load_get("_any").named("get-load-2");

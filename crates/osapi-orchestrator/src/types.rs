@@ -9,7 +9,10 @@ use serde_json::Value;
 
 pub use osapi_api::agent::{AgentInfo, AgentState, NodeCondition};
 pub use osapi_api::health::HealthResponse;
-pub use osapi_api::ops::ContentType;
+pub use osapi_api::ops::{
+    CommandExecParams, CommandShellParams, ContentType, DnsGetParams, DnsUpdateParams,
+    FileDeployParams, FileStatusParams, NoParams, PingParams,
+};
 pub use osapi_api::results::{
     CommandResult, DiskResult, DiskUsage, DnsConfigResult, DnsUpdateResult, FileDeployResult,
     FileStatusResult, FileSyncStatus, HostnameResult, LoadResult, MemoryResult, NodeStatusResult,
@@ -106,8 +109,8 @@ impl FileDeployOpts {
         self
     }
 
-    pub(crate) fn to_data(&self) -> Value {
-        serde_json::to_value(osapi_api::ops::FileDeployParams {
+    pub(crate) fn to_params(&self) -> osapi_api::ops::FileDeployParams {
+        osapi_api::ops::FileDeployParams {
             object_name: self.object_name.clone(),
             path: self.path.clone(),
             content_type: self.content_type,
@@ -115,7 +118,6 @@ impl FileDeployOpts {
             owner: self.owner.clone(),
             group: self.group.clone(),
             vars: self.vars.clone(),
-        })
-        .unwrap_or(Value::Null)
+        }
     }
 }
