@@ -63,7 +63,17 @@ pub trait OpVisitor {
 /// permission table, [`Operation::visit`] and one [`Op`] type per entry in
 /// [`op`].
 macro_rules! catalogue {
-    ($( $(#[$doc:meta])* $variant:ident = $wire:literal, $perm:ident, $params:ty => $output:ty; )*) => {
+    ($d:tt; $( $(#[$doc:meta])* $variant:ident = $wire:literal, $perm:ident, $params:ty => $output:ty; )*) => {
+        /// Calls the macro `m` with the name of every operation of the
+        /// catalogue, `m!(NodeHostnameGet, NodeStatusGet, …)`: code that
+        /// must cover every operation (the agent's dispatch) is generated
+        /// from the catalogue, so a new operation without, say, a provider
+        /// does not compile.
+        #[macro_export]
+        macro_rules! with_operations {
+            ($d m:ident) => { $d m! { $($variant),* } };
+        }
+
         /// A job operation an agent can run.
         ///
         /// ```
@@ -138,6 +148,7 @@ macro_rules! catalogue {
 // params type below and its result type in `results`), its provider in the
 // agent, its wrapper in the orchestrator, a README row (CONTRIBUTING.md).
 catalogue! {
+    $;
     /// Hostname and labels.
     NodeHostnameGet = "node.hostname.get", NodeRead, NoParams => results::HostnameResult;
     /// Hostname, OS, uptime, disks, memory and load in one answer.

@@ -1,6 +1,7 @@
 //! Providers: the code that reads and changes the real Linux host on behalf
-//! of a job. [`execute`] decodes a job's `data` into the operation's typed
-//! parameters, runs the provider and serialises its typed result.
+//! of a job. Each operation of the catalogue has a [`Provider`];
+//! [`execute`] decodes a job's `data` into the operation's typed
+//! parameters, runs its provider and serialises its typed result.
 //!
 //! Error texts follow upstream's wrapping (`failed to get hostname: …`,
 //! `command exec failed: command execution failed: …`, `ping failed: …` …),
@@ -18,9 +19,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use osapi_api::ops::Operation;
+use osapi_api::ops::{
+    CommandExecParams, CommandShellParams, DnsGetParams, DnsUpdateParams, FileDeployParams,
+    FileStatusParams, NoParams, Op, Operation, PingParams, op,
+};
 use osapi_api::records::Facts;
-use osapi_api::results::{DiskResult, HostnameResult};
+use osapi_api::results::{
+    CommandResult, DiskResult, DnsConfigResult, DnsUpdateResult, FileDeployResult,
+    FileStatusResult, HostnameResult, LoadResult, MemoryResult, NodeStatusResult, OsInfo,
+    PingResult, UptimeResult,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -115,80 +123,199 @@ impl ProviderError {
     }
 }
 
-/// Runs one operation on this host.
-///
-/// `data` is the job's `data` object, already parsed and with `@fact.`
-/// references resolved; `null` counts as `{}`.
-pub async fn execute(
-    op: Operation,
+/// What the agent does for one operation: one implementation per
+/// operation type of the catalogue ([`osapi_api::ops::op`]); [`execute`]
+/// reaches it through one generic dispatch generated from the catalogue,
+/// so an operation without a provider does not compile.
+pub(crate) trait Provider: Op {
+    /// How the operation is named in "failed to parse … data" errors.
+    const WHAT: &'static str;
+
+    /// Runs the operation; the result and whether the host changed.
+    fn run(
+        params: Self::Params,
+        ctx: &ProviderContext,
+    ) -> impl Future<Output = Result<(Self::Output, bool), ProviderError>> + Send;
+}
+
+/// Decodes `data` as `P`'s parameters, runs `P` and encodes its result.
+async fn run<P: Provider>(
     data: Value,
     ctx: &ProviderContext,
 ) -> Result<ProviderOutput, ProviderError> {
-    match op {
-        Operation::NodeHostnameGet => {
-            let hostname = node::os_hostname()?;
-            output(
-                &HostnameResult {
-                    hostname,
-                    labels: (*ctx.labels).clone(),
-                    changed: false,
-                },
-                false,
-            )
+    let params: P::Params = decode(data, P::WHAT)?;
+    let (result, changed) = P::run(params, ctx).await?;
+    output(&result, changed)
+}
+
+macro_rules! dispatch {
+    ($($variant:ident),*) => {
+        /// Runs one operation on this host.
+        ///
+        /// `data` is the job's `data` object, already parsed and with `@fact.`
+        /// references resolved; `null` counts as `{}`.
+        pub async fn execute(
+            op: Operation,
+            data: Value,
+            ctx: &ProviderContext,
+        ) -> Result<ProviderOutput, ProviderError> {
+            match op {
+                $( Operation::$variant => run::<op::$variant>(data, ctx).await, )*
+            }
         }
-        Operation::NodeStatusGet => output(&blocking(node::status).await?, false),
-        Operation::NodeUptimeGet => output(&node::uptime()?, false),
-        Operation::NodeOsGet => output(&node::os_info()?, false),
-        Operation::NodeDiskGet => {
-            let disks = blocking(node::disks).await??;
-            output(
-                &DiskResult {
-                    disks,
-                    changed: false,
-                },
-                false,
-            )
-        }
-        Operation::NodeMemoryGet => output(&node::memory()?, false),
-        Operation::NodeLoadGet => output(&node::load()?, false),
-        Operation::NetworkDnsGet => {
-            let params = decode(data, "dns get")?;
-            output(&dns::get(&params, &ctx.config).await?, false)
-        }
-        Operation::NetworkDnsUpdate => {
-            let params = decode(data, "dns update")?;
-            let result = dns::update(&params, &ctx.config).await?;
-            let changed = result.changed;
-            output(&result, changed)
-        }
-        Operation::NetworkPingDo => {
-            let params = decode(data, "ping")?;
-            output(&ping::ping(&params, &ctx.config).await?, false)
-        }
-        Operation::CommandExec => {
-            let params = decode(data, "command exec")?;
-            output(
-                &command::exec(&params, &ctx.config, Some(&ctx.journal)).await?,
-                true,
-            )
-        }
-        Operation::CommandShell => {
-            let params = decode(data, "command shell")?;
-            output(
-                &command::shell(&params, &ctx.config, Some(&ctx.journal)).await?,
-                true,
-            )
-        }
-        Operation::FileDeploy => {
-            let params = decode(data, "file deploy")?;
-            let result = file::deploy(&params, ctx).await?;
-            let changed = result.changed;
-            output(&result, changed)
-        }
-        Operation::FileStatusGet => {
-            let params = decode(data, "file status")?;
-            output(&file::status(&params, ctx).await?, false)
-        }
+    };
+}
+osapi_api::with_operations!(dispatch);
+
+impl Provider for op::NodeHostnameGet {
+    const WHAT: &'static str = "hostname";
+    async fn run(
+        _: NoParams,
+        ctx: &ProviderContext,
+    ) -> Result<(HostnameResult, bool), ProviderError> {
+        let hostname = node::os_hostname()?;
+        let labels = (*ctx.labels).clone();
+        Ok((
+            HostnameResult {
+                hostname,
+                labels,
+                changed: false,
+            },
+            false,
+        ))
+    }
+}
+
+impl Provider for op::NodeStatusGet {
+    const WHAT: &'static str = "status";
+    async fn run(
+        _: NoParams,
+        _: &ProviderContext,
+    ) -> Result<(NodeStatusResult, bool), ProviderError> {
+        Ok((blocking(node::status).await?, false))
+    }
+}
+
+impl Provider for op::NodeUptimeGet {
+    const WHAT: &'static str = "uptime";
+    async fn run(_: NoParams, _: &ProviderContext) -> Result<(UptimeResult, bool), ProviderError> {
+        Ok((node::uptime()?, false))
+    }
+}
+
+impl Provider for op::NodeOsGet {
+    const WHAT: &'static str = "os";
+    async fn run(_: NoParams, _: &ProviderContext) -> Result<(OsInfo, bool), ProviderError> {
+        Ok((node::os_info()?, false))
+    }
+}
+
+impl Provider for op::NodeDiskGet {
+    const WHAT: &'static str = "disk";
+    async fn run(_: NoParams, _: &ProviderContext) -> Result<(DiskResult, bool), ProviderError> {
+        let disks = blocking(node::disks).await??;
+        Ok((
+            DiskResult {
+                disks,
+                changed: false,
+            },
+            false,
+        ))
+    }
+}
+
+impl Provider for op::NodeMemoryGet {
+    const WHAT: &'static str = "memory";
+    async fn run(_: NoParams, _: &ProviderContext) -> Result<(MemoryResult, bool), ProviderError> {
+        Ok((node::memory()?, false))
+    }
+}
+
+impl Provider for op::NodeLoadGet {
+    const WHAT: &'static str = "load";
+    async fn run(_: NoParams, _: &ProviderContext) -> Result<(LoadResult, bool), ProviderError> {
+        Ok((node::load()?, false))
+    }
+}
+
+impl Provider for op::NetworkDnsGet {
+    const WHAT: &'static str = "dns get";
+    async fn run(
+        params: DnsGetParams,
+        ctx: &ProviderContext,
+    ) -> Result<(DnsConfigResult, bool), ProviderError> {
+        Ok((dns::get(&params, &ctx.config).await?, false))
+    }
+}
+
+impl Provider for op::NetworkDnsUpdate {
+    const WHAT: &'static str = "dns update";
+    async fn run(
+        params: DnsUpdateParams,
+        ctx: &ProviderContext,
+    ) -> Result<(DnsUpdateResult, bool), ProviderError> {
+        let result = dns::update(&params, &ctx.config).await?;
+        let changed = result.changed;
+        Ok((result, changed))
+    }
+}
+
+impl Provider for op::NetworkPingDo {
+    const WHAT: &'static str = "ping";
+    async fn run(
+        params: PingParams,
+        ctx: &ProviderContext,
+    ) -> Result<(PingResult, bool), ProviderError> {
+        Ok((ping::ping(&params, &ctx.config).await?, false))
+    }
+}
+
+impl Provider for op::CommandExec {
+    const WHAT: &'static str = "command exec";
+    async fn run(
+        params: CommandExecParams,
+        ctx: &ProviderContext,
+    ) -> Result<(CommandResult, bool), ProviderError> {
+        // A command that ran changed the host (upstream's default).
+        Ok((
+            command::exec(&params, &ctx.config, Some(&ctx.journal)).await?,
+            true,
+        ))
+    }
+}
+
+impl Provider for op::CommandShell {
+    const WHAT: &'static str = "command shell";
+    async fn run(
+        params: CommandShellParams,
+        ctx: &ProviderContext,
+    ) -> Result<(CommandResult, bool), ProviderError> {
+        Ok((
+            command::shell(&params, &ctx.config, Some(&ctx.journal)).await?,
+            true,
+        ))
+    }
+}
+
+impl Provider for op::FileDeploy {
+    const WHAT: &'static str = "file deploy";
+    async fn run(
+        params: FileDeployParams,
+        ctx: &ProviderContext,
+    ) -> Result<(FileDeployResult, bool), ProviderError> {
+        let result = file::deploy(&params, ctx).await?;
+        let changed = result.changed;
+        Ok((result, changed))
+    }
+}
+
+impl Provider for op::FileStatusGet {
+    const WHAT: &'static str = "file status";
+    async fn run(
+        params: FileStatusParams,
+        ctx: &ProviderContext,
+    ) -> Result<(FileStatusResult, bool), ProviderError> {
+        Ok((file::status(&params, ctx).await?, false))
     }
 }
 
