@@ -1,5 +1,5 @@
 //! Providers: the code that reads and changes the real Linux host on behalf
-//! of a job. Each operation of the catalogue has a [`Provider`];
+//! of a job. Each operation of the catalogue has a `Provider`;
 //! [`execute`] decodes a job's `data` into the operation's typed
 //! parameters, runs its provider and serialises its typed result.
 //!
