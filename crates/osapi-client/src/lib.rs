@@ -16,6 +16,7 @@
 
 mod backoff;
 mod error;
+mod typed;
 mod wait;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use uuid::Uuid;
 
 pub use backoff::Backoff;
 pub use error::{ClientError, ErrorSource};
+pub use typed::{HostAnswer, OpJob};
 pub use wait::WaitPolicy;
 
 /// Result of client calls.

@@ -21,3 +21,4 @@ mod permissions;
 mod providers;
 mod signing;
 mod tokens;
+mod typed;
