@@ -31,9 +31,112 @@ pub trait Op: Send + Sync + 'static {
     /// The operation's entry in the catalogue.
     const OPERATION: Operation;
     /// The job's `data` object.
-    type Params: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    type Params: Serialize + DeserializeOwned + Validate + Clone + Send + Sync + 'static;
     /// What each host answers.
     type Output: Serialize + DeserializeOwned + Send + Sync + 'static;
+}
+
+/// The rules an operation's parameters must meet beyond their types,
+/// checked by the controller before a job is created (every route) and
+/// again where they are used. The error is the message for the caller.
+///
+/// ```
+/// use osapi_api::ops::{CommandExecParams, Validate};
+/// let p = CommandExecParams { command: " ".into(), ..Default::default() };
+/// assert_eq!(p.validate(), Err("command is required".to_string()));
+/// ```
+pub trait Validate {
+    /// `Ok` when the parameters may be used.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Command and timeout rules: a command that is not blank, a timeout of 1
+/// to 300 seconds when given.
+pub fn validate_command(command: &str, timeout: Option<u64>) -> Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("command is required".to_string());
+    }
+    if let Some(t) = timeout
+        && !(1..=300).contains(&t)
+    {
+        return Err(format!(
+            "timeout must be between 1 and 300 seconds, got {t}"
+        ));
+    }
+    Ok(())
+}
+
+/// Deploy rules: an object name of 1–255 characters, an absolute clean
+/// path, an octal mode such as `"0644"` when given.
+pub fn validate_deploy(object_name: &str, path: &str, mode: Option<&str>) -> Result<(), String> {
+    if object_name.is_empty() || object_name.len() > 255 {
+        return Err("object_name is required and must be 1-255 characters".to_string());
+    }
+    validate_host_path(path)?;
+    if let Some(mode) = mode.filter(|m| !m.is_empty()) {
+        let digits = mode.trim_start_matches("0o");
+        if digits.is_empty()
+            || digits.len() > 4
+            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        {
+            return Err(format!(
+                "mode {mode:?} is not an octal file mode such as \"0644\""
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Validate for NoParams {}
+impl Validate for DnsGetParams {}
+
+impl Validate for DnsUpdateParams {
+    fn validate(&self) -> Result<(), String> {
+        if self.servers.as_ref().is_none_or(Vec::is_empty)
+            && self.search_domains.as_ref().is_none_or(Vec::is_empty)
+        {
+            return Err(
+                "invalid data for network.dns.update: servers or search_domains is required"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Validate for PingParams {
+    fn validate(&self) -> Result<(), String> {
+        if self.address.is_empty() {
+            return Err("invalid data for network.ping.do: address is required".to_string());
+        }
+        Ok(())
+    }
+}
+
+impl Validate for CommandExecParams {
+    fn validate(&self) -> Result<(), String> {
+        validate_command(&self.command, self.timeout)
+    }
+}
+
+impl Validate for CommandShellParams {
+    fn validate(&self) -> Result<(), String> {
+        validate_command(&self.command, self.timeout)
+    }
+}
+
+impl Validate for FileDeployParams {
+    fn validate(&self) -> Result<(), String> {
+        validate_deploy(&self.object_name, &self.path, self.mode.as_deref())
+    }
+}
+
+impl Validate for FileStatusParams {
+    fn validate(&self) -> Result<(), String> {
+        validate_host_path(&self.path)
+    }
 }
 
 /// Parameters of operations that take none (sent as `{}`).

@@ -12,15 +12,12 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use osapi_api::job::{JobDetail, JobStatus, QueueStats};
-use osapi_api::ops::{
-    CommandExecParams, CommandShellParams, DnsGetParams, DnsUpdateParams, FileDeployParams,
-    FileStatusParams, JobClass, Operation, PingParams, validate_host_path,
-};
+use osapi_api::ops::{JobClass, Op, OpVisitor, Operation, Validate};
 use osapi_api::records::{API_HOST, EventKind, JobEvent, JobRecord};
 use osapi_api::signing::JobSigner;
 use osapi_api::target::Target;
 use osapi_bus::{Bus, JobSnapshot, Route, slot_of};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -451,86 +448,27 @@ pub fn validate_operation(operation: &Value) -> ApiResult<String> {
             ));
         }
     };
-    fn check<T: DeserializeOwned>(op: Operation, data: &Value) -> ApiResult<T> {
-        T::deserialize(data)
-            .map_err(|e| ApiError::bad_request(format!("invalid data for {op}: {e}")))
+    /// Decodes `data` as the operation's parameters and checks their rules.
+    struct Check<'a>(&'a Value);
+    impl OpVisitor for Check<'_> {
+        type Out = ApiResult<()>;
+        fn visit<O: Op>(self) -> ApiResult<()> {
+            let params = O::Params::deserialize(self.0).map_err(|e| {
+                ApiError::bad_request(format!("invalid data for {}: {e}", O::OPERATION))
+            })?;
+            params.validate().map_err(ApiError::bad_request)
+        }
     }
-    match op {
-        Operation::NetworkDnsGet => {
-            check::<DnsGetParams>(op, &data)?;
-        }
-        Operation::NetworkDnsUpdate => {
-            let p = check::<DnsUpdateParams>(op, &data)?;
-            if p.servers.as_ref().is_none_or(Vec::is_empty)
-                && p.search_domains.as_ref().is_none_or(Vec::is_empty)
-            {
-                return Err(ApiError::bad_request(
-                    "invalid data for network.dns.update: servers or search_domains is required",
-                ));
-            }
-        }
-        Operation::NetworkPingDo => {
-            let p = check::<PingParams>(op, &data)?;
-            if p.address.is_empty() {
-                return Err(ApiError::bad_request(
-                    "invalid data for network.ping.do: address is required",
-                ));
-            }
-        }
-        Operation::CommandExec => {
-            let p = check::<CommandExecParams>(op, &data)?;
-            validate_command(&p.command, p.timeout)?;
-        }
-        Operation::CommandShell => {
-            let p = check::<CommandShellParams>(op, &data)?;
-            validate_command(&p.command, p.timeout)?;
-        }
-        Operation::FileDeploy => {
-            let p = check::<FileDeployParams>(op, &data)?;
-            validate_deploy(&p.object_name, &p.path, p.mode.as_deref())?;
-        }
-        Operation::FileStatusGet => {
-            let p = check::<FileStatusParams>(op, &data)?;
-            validate_host_path(&p.path).map_err(ApiError::bad_request)?;
-        }
-        _ => {}
-    }
+    op.visit(Check(&data))?;
     Ok(op_type.to_string())
 }
 
 /// Command and timeout rules shared by `POST /job` and the node endpoints.
 pub fn validate_command(command: &str, timeout: Option<u64>) -> ApiResult<()> {
-    if command.trim().is_empty() {
-        return Err(ApiError::bad_request("command is required"));
-    }
-    if let Some(t) = timeout
-        && !(1..=300).contains(&t)
-    {
-        return Err(ApiError::bad_request(format!(
-            "timeout must be between 1 and 300 seconds, got {t}"
-        )));
-    }
-    Ok(())
+    osapi_api::ops::validate_command(command, timeout).map_err(ApiError::bad_request)
 }
 
 /// Deploy rules shared by `POST /job` and the node endpoint.
 pub fn validate_deploy(object_name: &str, path: &str, mode: Option<&str>) -> ApiResult<()> {
-    if object_name.is_empty() || object_name.len() > 255 {
-        return Err(ApiError::bad_request(
-            "object_name is required and must be 1-255 characters",
-        ));
-    }
-    validate_host_path(path).map_err(ApiError::bad_request)?;
-    if let Some(mode) = mode.filter(|m| !m.is_empty()) {
-        let digits = mode.trim_start_matches("0o");
-        if digits.is_empty()
-            || digits.len() > 4
-            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
-        {
-            return Err(ApiError::bad_request(format!(
-                "mode {mode:?} is not an octal file mode such as \"0644\""
-            )));
-        }
-    }
-    Ok(())
+    osapi_api::ops::validate_deploy(object_name, path, mode).map_err(ApiError::bad_request)
 }
