@@ -308,22 +308,7 @@ pub mod op {
         };
     }
 
-    operation_markers!(
-        NodeHostnameGet,
-        NodeStatusGet,
-        NodeUptimeGet,
-        NodeOsGet,
-        NodeDiskGet,
-        NodeMemoryGet,
-        NodeLoadGet,
-        NetworkDnsGet,
-        NetworkDnsUpdate,
-        NetworkPingDo,
-        CommandExec,
-        CommandShell,
-        FileDeploy,
-        FileStatusGet,
-    );
+    osapi_api::with_operations!(operation_markers);
 }
 
 /// What the audit middleware learns while a request is handled: who made
