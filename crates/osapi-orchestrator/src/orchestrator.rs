@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine;
+use crate::engine::{self, RunConfig};
 use crate::error::{PlanError, RunError, TaskError};
 use crate::events::{JsonLines, Observer};
 use crate::plan::{self, FuncOutput, PlanInner, StepKind, StepSpec};
@@ -22,14 +22,6 @@ use crate::render::{ColorChoice, Renderer};
 use crate::report::Report;
 use crate::results::Results;
 use crate::step::{Step, TaskContext, TaskOutput, lock};
-
-/// Settings of a run.
-#[derive(Clone)]
-pub(crate) struct RunConfig {
-    pub observers: Vec<Arc<dyn Observer>>,
-    pub max_in_flight: usize,
-    pub verbose: bool,
-}
 
 /// Declares and runs a plan against one controller.
 ///

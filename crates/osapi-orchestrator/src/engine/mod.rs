@@ -27,10 +27,17 @@ use tokio_util::sync::CancellationToken;
 use crate::error::RunError;
 use crate::events::{Event, HostEvent, LevelSummary, Observer};
 use crate::guards::{Verdict, panic_text};
-use crate::orchestrator::RunConfig;
 use crate::plan::{self, ErrorStrategy, StepSpec};
 use crate::report::Report;
 use crate::results::{HostResult, Results, StepResult, StepStatus};
+
+/// Settings of a run.
+#[derive(Clone)]
+pub(crate) struct RunConfig {
+    pub observers: Vec<Arc<dyn Observer>>,
+    pub max_in_flight: usize,
+    pub verbose: bool,
+}
 
 /// Sends events to every observer; an observer that panics is ignored.
 #[derive(Clone)]
