@@ -1,7 +1,6 @@
-//! Error types: building the plan, running it, decoding results, and the
-//! error a custom step returns.
-
-use crate::report::Report;
+//! Error types: building the plan, decoding results, and the error a
+//! custom step returns (a failed run is a [`crate::RunError`], with its
+//! report). No dependency on the rest of the crate.
 
 /// The plan cannot run as declared. Nothing ran.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,56 +38,6 @@ pub enum PlanError {
         /// What is wrong.
         message: String,
     },
-}
-
-/// Why a run did not succeed. Every variant carries the report of what ran.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// The plan is invalid; nothing ran.
-    #[error("plan validation: {error}")]
-    Plan {
-        /// What is wrong.
-        error: PlanError,
-        /// Empty.
-        report: Box<Report>,
-    },
-    /// A step failed and its error strategy stopped the plan.
-    #[error("step {step:?} failed: {error}")]
-    StepFailed {
-        /// The step.
-        step: String,
-        /// Its error.
-        error: String,
-        /// What ran, and what was skipped because of the stop.
-        report: Box<Report>,
-    },
-    /// The run was cancelled.
-    #[error("run cancelled")]
-    Cancelled {
-        /// What ran before the cancellation.
-        report: Box<Report>,
-    },
-}
-
-impl RunError {
-    /// The report of what ran.
-    pub fn report(&self) -> &Report {
-        match self {
-            RunError::Plan { report, .. }
-            | RunError::StepFailed { report, .. }
-            | RunError::Cancelled { report } => report,
-        }
-    }
-
-    /// Takes the report.
-    pub fn into_report(self) -> Report {
-        match self {
-            RunError::Plan { report, .. }
-            | RunError::StepFailed { report, .. }
-            | RunError::Cancelled { report } => *report,
-        }
-    }
 }
 
 /// A result could not be decoded.

@@ -58,10 +58,10 @@ mod retry;
 mod step;
 pub mod types;
 
-pub use error::{DecodeError, PlanError, RunError, TaskError};
+pub use error::{DecodeError, PlanError, TaskError};
 pub use orchestrator::{Orchestrator, OrchestratorBuilder};
 pub use plan::{ErrorStrategy, HostTolerance};
-pub use report::Report;
+pub use report::{Report, RunError};
 pub use results::{HostResult, HostStatus, Results, StepResult, StepStatus};
 pub use retry::RetryPolicy;
 pub use step::{Step, StepRef, TaskContext, TaskOutput};

@@ -1,11 +1,12 @@
-//! The report of a run: every step's outcome, in plan order, with typed access.
+//! The report of a run: every step's outcome, in plan order, with typed
+//! access; and [`RunError`], a run that did not succeed, with its report.
 
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, PlanError};
 use crate::results::{HostResult, StepResult, StepStatus};
 use crate::step::Step;
 
@@ -122,5 +123,55 @@ impl Report {
     /// True when no step failed.
     pub fn succeeded(&self) -> bool {
         self.count(StepStatus::Failed) == 0
+    }
+}
+
+/// Why a run did not succeed. Every variant carries the report of what ran.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The plan is invalid; nothing ran.
+    #[error("plan validation: {error}")]
+    Plan {
+        /// What is wrong.
+        error: PlanError,
+        /// Empty.
+        report: Box<Report>,
+    },
+    /// A step failed and its error strategy stopped the plan.
+    #[error("step {step:?} failed: {error}")]
+    StepFailed {
+        /// The step.
+        step: String,
+        /// Its error.
+        error: String,
+        /// What ran, and what was skipped because of the stop.
+        report: Box<Report>,
+    },
+    /// The run was cancelled.
+    #[error("run cancelled")]
+    Cancelled {
+        /// What ran before the cancellation.
+        report: Box<Report>,
+    },
+}
+
+impl RunError {
+    /// The report of what ran.
+    pub fn report(&self) -> &Report {
+        match self {
+            RunError::Plan { report, .. }
+            | RunError::StepFailed { report, .. }
+            | RunError::Cancelled { report } => report,
+        }
+    }
+
+    /// Takes the report.
+    pub fn into_report(self) -> Report {
+        match self {
+            RunError::Plan { report, .. }
+            | RunError::StepFailed { report, .. }
+            | RunError::Cancelled { report } => *report,
+        }
     }
 }

@@ -24,11 +24,11 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::RunError;
 use crate::events::{Event, HostEvent, LevelSummary, Observer};
 use crate::guards::{Verdict, panic_text};
 use crate::plan::{self, ErrorStrategy, StepSpec};
 use crate::report::Report;
+use crate::report::RunError;
 use crate::results::{HostResult, Results, StepResult, StepStatus};
 
 /// Settings of a run.
