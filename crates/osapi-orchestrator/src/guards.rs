@@ -8,7 +8,6 @@ use std::sync::Arc;
 use osapi_api::agent::{AgentInfo, ListAgentsResponse};
 use osapi_api::target::Target;
 
-use crate::plan::StepSpec;
 use crate::predicate::Predicate;
 use crate::results::{HostStatus, Results, StepResult, StepStatus};
 
@@ -26,6 +25,13 @@ pub(crate) enum Guard {
     OnlyIfAnyHostSkipped,
     When { f: WhenFn, reason: Option<String> },
     WhenFact { list: usize, predicate: Predicate },
+}
+
+/// Names of the plan's steps by index (the plan implements it; guards
+/// name the steps they read without depending on the plan).
+pub(crate) trait StepNames {
+    /// The name of step `index` (empty if there is none).
+    fn step_name(&self, index: usize) -> &str;
 }
 
 /// The verdict of a guard.
@@ -49,7 +55,7 @@ impl Guard {
         &self,
         deps: &[Arc<StepResult>],
         results: &Results,
-        steps: &[Arc<StepSpec>],
+        steps: &(impl StepNames + ?Sized),
         own_target: Option<&str>,
     ) -> Verdict {
         let verdict = |ok: bool, reason: &str| {
@@ -102,7 +108,7 @@ impl Guard {
                 }
             },
             Guard::WhenFact { list, predicate } => {
-                let list_name = &steps[*list].name;
+                let list_name = steps.step_name(*list);
                 let agents: ListAgentsResponse = match results.decode(list_name) {
                     Ok(a) => a,
                     Err(e) => {
@@ -140,7 +146,7 @@ impl Guard {
     }
 
     /// For `explain()`.
-    pub fn describe(&self, steps: &[Arc<StepSpec>]) -> String {
+    pub fn describe(&self, steps: &(impl StepNames + ?Sized)) -> String {
         match self {
             Guard::OnlyIfFailed => "only-if-failed".into(),
             Guard::OnlyIfAllChanged => "only-if-all-changed".into(),
@@ -151,7 +157,7 @@ impl Guard {
             Guard::OnlyIfAnyHostSkipped => "only-if-any-host-skipped".into(),
             Guard::When { .. } => "when".into(),
             Guard::WhenFact { list, predicate } => {
-                format!("when-fact {} on {}", predicate, steps[*list].name)
+                format!("when-fact {} on {}", predicate, steps.step_name(*list))
             }
         }
     }

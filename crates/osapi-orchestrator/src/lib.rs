@@ -60,11 +60,12 @@ pub mod types;
 
 pub use error::{DecodeError, PlanError, TaskError};
 pub use orchestrator::{Orchestrator, OrchestratorBuilder};
+pub use plan::TaskContext;
 pub use plan::{ErrorStrategy, HostTolerance};
 pub use report::{Report, RunError};
 pub use results::{HostResult, HostStatus, Results, StepResult, StepStatus};
 pub use retry::RetryPolicy;
-pub use step::{Step, StepRef, TaskContext, TaskOutput};
+pub use step::{Step, StepRef, TaskOutput};
 pub use tokio_util::sync::CancellationToken;
 
 /// Operations as types, for [`Orchestrator::op`]: the [`Op`] trait and one

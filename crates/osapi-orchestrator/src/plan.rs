@@ -10,13 +10,14 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use osapi_api::ops::{ContentType, Operation};
 use osapi_api::target::Target;
+use osapi_client::Client;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{PlanError, TaskError};
-use crate::guards::Guard;
+use crate::guards::{Guard, StepNames};
 use crate::results::Results;
 use crate::retry::RetryPolicy;
-use crate::step::TaskContext;
 
 /// What happens after a step's last failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +56,20 @@ impl HostTolerance {
 pub(crate) struct FuncOutput {
     pub changed: bool,
     pub data: Value,
+}
+
+/// What a custom step gets besides the results: the REST client, its name,
+/// the attempt number and the run's cancellation token.
+#[derive(Clone)]
+pub struct TaskContext {
+    /// Client of the orchestrator's controller.
+    pub client: Client,
+    /// The step's name.
+    pub step: String,
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// Cancelled when the run is.
+    pub cancel: CancellationToken,
 }
 
 /// A function step's body.
@@ -432,4 +447,10 @@ pub(crate) fn explain(steps: &[Arc<StepSpec>]) -> String {
         }
     }
     out
+}
+
+impl StepNames for [Arc<StepSpec>] {
+    fn step_name(&self, index: usize) -> &str {
+        self.get(index).map(|s| s.name.as_str()).unwrap_or_default()
+    }
 }

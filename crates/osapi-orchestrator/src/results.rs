@@ -11,7 +11,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::DecodeError;
-use crate::step::Step;
 
 /// Outcome of a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -253,10 +252,5 @@ impl Results {
     /// Per-host outcomes of a step (empty when absent or not a job step).
     pub fn host_results(&self, name: &str) -> Vec<HostResult> {
         self.get(name).map(|r| r.hosts.clone()).unwrap_or_default()
-    }
-
-    /// The typed result of a step, through its handle.
-    pub fn result<T: DeserializeOwned>(&self, step: &Step<T>) -> Result<T, DecodeError> {
-        self.decode(&step.name())
     }
 }

@@ -6,10 +6,10 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use osapi_client::Client;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
+use serde::de::DeserializeOwned;
 
+use crate::error::DecodeError;
 use crate::guards::Guard;
 use crate::plan::{Builtin, ErrorStrategy, HostTolerance, PlanInner, StepKind, StepSpec};
 use crate::predicate::Predicate;
@@ -269,20 +269,6 @@ impl<T> From<&Step<T>> for StepRef {
     }
 }
 
-/// What a custom step gets besides the results: the REST client, its name,
-/// the attempt number and the run's cancellation token.
-#[derive(Clone)]
-pub struct TaskContext {
-    /// Client of the orchestrator's controller.
-    pub client: Client,
-    /// The step's name.
-    pub step: String,
-    /// 1-based attempt.
-    pub attempt: u32,
-    /// Cancelled when the run is.
-    pub cancel: CancellationToken,
-}
-
 /// What a custom step returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskOutput<T> {
@@ -325,5 +311,12 @@ impl TaskOutput<()> {
             changed: false,
             data: None,
         }
+    }
+}
+
+impl Results {
+    /// The typed result of a step, through its handle.
+    pub fn result<T: DeserializeOwned>(&self, step: &Step<T>) -> Result<T, DecodeError> {
+        self.decode(&step.name())
     }
 }

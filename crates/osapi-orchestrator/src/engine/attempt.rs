@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use super::Emitter;
 use crate::events::Event;
+use crate::plan::TaskContext;
 use crate::plan::{Builtin, HostTolerance, StepKind, StepSpec};
 use crate::results::{HostResult, HostStatus, Results, StepResult, StepStatus};
-use crate::step::TaskContext;
 use crate::types::{FileChangedResult, FileUploadResult};
 
 /// How long a job step waits when it has no timeout of its own: the

@@ -126,7 +126,7 @@ impl Scheduler {
             return Verdict::Skip("no dependencies changed".into());
         }
         for g in &spec.guards {
-            match g.check(&deps, &self.results, &self.steps, spec.kind.target()) {
+            match g.check(&deps, &self.results, &*self.steps, spec.kind.target()) {
                 Verdict::Run => {}
                 other => return other,
             }
