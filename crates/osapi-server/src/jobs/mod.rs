@@ -141,11 +141,16 @@ impl JobService {
             .and_then(|d| d.get("timeout"))
             .and_then(Value::as_u64)
             .map(Duration::from_secs);
-        match operation.get("type").and_then(Value::as_str) {
-            Some("command.exec.execute" | "command.shell.execute") => self
-                .default_timeout
-                .max(command_timeout.unwrap_or(Duration::from_secs(30)) + COMMAND_GRACE),
-            _ => self.default_timeout,
+        let is_command = operation
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<Operation>().ok())
+            .is_some_and(Operation::is_command);
+        if is_command {
+            self.default_timeout
+                .max(command_timeout.unwrap_or(Duration::from_secs(30)) + COMMAND_GRACE)
+        } else {
+            self.default_timeout
         }
     }
 
