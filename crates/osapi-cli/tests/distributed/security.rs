@@ -125,6 +125,24 @@ async fn agent_credentials_stay_in_their_lane() {
     assert!(!stored(&js, "$KV.test-agent-registry.agents.a2", b"{}").await);
     assert!(!stored(&js, "$KV.test-agent-state.drain.a2", b"1").await);
 
+    // File objects: read by direct gets only. No consumer on their stream
+    // (which exists: the controller created it), no writes.
+    assert!(admin.get_stream("OBJ_test-file-objects").await.is_ok());
+    let reader = pull::Config {
+        durable_name: Some("reader".into()),
+        ..Default::default()
+    };
+    assert!(
+        js.create_consumer_on_stream(reader, "OBJ_test-file-objects")
+            .await
+            .is_err(),
+        "a consumer on the file objects"
+    );
+    assert!(
+        !stored(&js, "$O.test-file-objects.C.forged", b"x").await,
+        "writing a file object"
+    );
+
     // What it needs is allowed: its own registration and progress.
     assert!(progress.get(format!("{job_id}.a1")).await.is_ok());
     assert!(stored(&js, "$KV.test-agent-facts.facts.a1", b"{}").await);
