@@ -80,6 +80,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     // single write (taken, started, ended); a longer one announces itself
     // after `ANNOUNCE_AFTER`.
     let mut leading = vec![ack, started];
+    let op = record.op_type.parse::<Operation>().ok();
     let outcome = if OffsetDateTime::now_utc() >= record.deadline {
         leading.truncate(1);
         Err("job deadline passed before the agent could start it".to_string())
@@ -89,10 +90,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
         // nobody waits for. A read: cheaper than claiming the slot. A
         // query changes nothing on the host, so it is not worth a round
         // trip: if settled, its answer is refused when written.
-        let query = record
-            .op_type
-            .parse::<Operation>()
-            .is_ok_and(|op| op.class() == JobClass::Query);
+        let query = op.is_some_and(|op| op.class() == JobClass::Query);
         if !query {
             match shared.bus.jobs.slot_settled(id, slot).await {
                 Ok(true) => {
@@ -124,7 +122,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             std::future::pending::<()>().await
         };
         let outcome = tokio::select! {
-            out = execute(shared, &record) => out,
+            out = execute(shared, &record, op) => out,
             // Dropping the operation kills a command's process group.
             () = stopped(shared, id, slot, &cancelled) => Err("job cancelled".to_string()),
             () = announce => Err("job cancelled".to_string()),
@@ -215,11 +213,12 @@ async fn write(
     }
 }
 
-async fn execute(shared: &Shared, record: &JobRecord) -> Result<providers::ProviderOutput, String> {
-    let op: Operation = record
-        .op_type
-        .parse()
-        .map_err(|_| unsupported(&record.op_type))?;
+async fn execute(
+    shared: &Shared,
+    record: &JobRecord,
+    op: Option<Operation>,
+) -> Result<providers::ProviderOutput, String> {
+    let op = op.ok_or_else(|| unsupported(&record.op_type))?;
     let mut data = record.data();
     let facts = shared.facts();
     factref::resolve(&mut data, facts.as_deref(), &shared.hostname)?;

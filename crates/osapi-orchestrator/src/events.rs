@@ -186,7 +186,7 @@ impl<W: Write + Send> Observer for JsonLines<W> {
             return;
         };
         line.push(b'\n');
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = crate::lock(&self.out);
         // One write per event: lines never interleave.
         let _ = out.write_all(&line);
         let _ = out.flush();

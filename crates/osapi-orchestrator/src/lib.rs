@@ -77,6 +77,12 @@ pub use osapi_api::ops::{Op, op};
 #[cfg(feature = "embedded")]
 pub use osapi_embedded::{self as embedded, Embedded, EmbeddedBuilder, EmbeddedError};
 
+/// Locks `m`, also after a panic elsewhere poisoned it: what it guards
+/// (a plan, a writer, pending output) stays usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Everything a plan usually needs.
 pub mod prelude {
     pub use crate::predicate::*;

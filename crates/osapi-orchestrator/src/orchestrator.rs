@@ -16,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{self, RunConfig};
 use crate::error::{PlanError, TaskError};
 use crate::events::{JsonLines, Observer};
+use crate::lock;
 use crate::plan::{self, FuncOutput, PlanInner, StepKind, StepSpec, TaskContext};
 use crate::predicate::{Predicate, fact_text, match_all};
 use crate::render::{ColorChoice, Renderer};
 use crate::report::{Report, RunError};
 use crate::results::Results;
-use crate::step::{Step, TaskOutput, lock};
+use crate::step::{Step, TaskOutput};
 
 /// Declares and runs a plan against one controller.
 ///

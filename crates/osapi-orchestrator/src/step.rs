@@ -3,7 +3,7 @@
 //! them to [`crate::Report::result`] for the typed result.
 
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::DecodeError;
 use crate::guards::Guard;
+use crate::lock;
 use crate::plan::{Builtin, ErrorStrategy, HostTolerance, PlanInner, StepKind, StepSpec};
 use crate::predicate::Predicate;
 use crate::results::Results;
@@ -48,10 +49,6 @@ impl<T> std::fmt::Debug for Step<T> {
 pub struct StepRef {
     plan: Arc<Mutex<PlanInner>>,
     index: usize,
-}
-
-pub(crate) fn lock(plan: &Mutex<PlanInner>) -> MutexGuard<'_, PlanInner> {
-    plan.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<T> Step<T> {

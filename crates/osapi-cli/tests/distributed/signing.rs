@@ -22,6 +22,26 @@ fn lines(path: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Writes `record` to the bus's job records (so the controller shows it)
+/// and publishes it on `subject`, as an attacker on the bus would.
+async fn inject(
+    js: &async_nats::jetstream::Context,
+    records: &async_nats::jetstream::kv::Store,
+    subject: &'static str,
+    record: &JobRecord,
+) {
+    let bytes = serde_json::to_vec(record).unwrap();
+    records
+        .put(format!("jobs.{}", record.id), bytes.clone().into())
+        .await
+        .unwrap();
+    js.publish(subject, bytes.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
 /// Waits until the job's timeline has a rejection naming `why`.
 async fn rejected(c: &osapi_client::Client, id: uuid::Uuid, why: &str) -> JobDetail {
     let has = |d: &JobDetail| {
@@ -114,16 +134,7 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
     forged.id = uuid::Uuid::new_v4();
     forged.operation["data"]["command"] =
         json!(format!("echo forged >> {}", forged_marker.display()));
-    let bytes = serde_json::to_vec(&forged).unwrap();
-    records
-        .put(format!("jobs.{}", forged.id), bytes.clone().into())
-        .await
-        .unwrap();
-    js.publish(subject, bytes.into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    inject(&js, &records, subject, &forged).await;
     let d = rejected(&client, forged.id, "signature does not match").await;
     assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
     assert!(
@@ -135,16 +146,7 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
     let mut foreign = forged.clone();
     foreign.id = uuid::Uuid::new_v4();
     JobSigner::generate().unwrap().sign(&mut foreign);
-    let bytes = serde_json::to_vec(&foreign).unwrap();
-    records
-        .put(format!("jobs.{}", foreign.id), bytes.clone().into())
-        .await
-        .unwrap();
-    js.publish(subject, bytes.into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    inject(&js, &records, subject, &foreign).await;
     let d = rejected(&client, foreign.id, "unknown key").await;
     assert_eq!(d.status(), JobStatus::Failed);
     assert!(!forged_marker.exists(), "no forged command ever ran");

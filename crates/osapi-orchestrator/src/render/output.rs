@@ -6,20 +6,17 @@
 //! and a slow terminal does not hold up steps between those points.
 
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::lock;
 
 /// The longest a line waits for others to be written with it: well below
 /// what a person notices.
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// Collected text is written at once from this size on.
 const BATCH_BYTES: usize = 64 * 1024;
-
-/// A poisoned lock still guards usable data here (bytes, a writer).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 #[derive(Default)]
 struct Pending {
