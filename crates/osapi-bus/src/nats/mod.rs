@@ -405,9 +405,13 @@ async fn ensure_stream(conn: &Conn) -> BusResult<stream::Stream> {
         ..Default::default()
     };
     conn.js.create_or_update_stream(config).await.map_err(|e| {
+        let hint = storage_hint(&e, &c.stream).unwrap_or_else(|| {
+            "a stream of that name with limits retention, e.g. from upstream OSAPI, cannot be \
+             changed: use another namespace"
+                .into()
+        });
         BusError::Backend(format!(
-            "cannot create or update stream {name}: {e} (a stream of that name with limits \
-             retention, e.g. from upstream OSAPI, cannot be changed: use another namespace)"
+            "cannot create or update stream {name}: {e} ({hint})"
         ))
     })?;
     conn.js
@@ -429,7 +433,7 @@ async fn ensure_kv(conn: &Conn, s: &BucketSettings, history: i64) -> BusResult<k
             ..Default::default()
         })
         .await
-        .map_err(|e| BusError::Backend(format!("cannot create or update bucket {bucket}: {e}")))
+        .map_err(|e| creation_error("create or update bucket", &bucket, &e, s))
 }
 
 /// An audit bucket (`<audit bucket><suffix>`) that drops its oldest entries
@@ -465,6 +469,27 @@ async fn ensure_objects(conn: &Conn) -> BusResult<object_store::ObjectStore> {
     let s = &conn.config.objects;
     let bucket = conn.config.name(&s.name);
     if let Ok(store) = conn.js.get_object_store(&bucket).await {
+        // The store exists: bring its limits to what the config says now.
+        let stream_name = format!("OBJ_{bucket}");
+        let mut stream = conn
+            .js
+            .get_stream(&stream_name)
+            .await
+            .map_err(|e| creation_error("open object store", &bucket, &e, s))?;
+        let mut config = stream
+            .info()
+            .await
+            .map_err(|e| creation_error("open object store", &bucket, &e, s))?
+            .config
+            .clone();
+        if config.max_bytes != s.byte_limit() || config.max_age != s.max_age {
+            config.max_bytes = s.byte_limit();
+            config.max_age = s.max_age;
+            conn.js
+                .update_stream(config)
+                .await
+                .map_err(|e| creation_error("update object store", &bucket, &e, s))?;
+        }
         return Ok(store);
     }
     conn.js
@@ -477,5 +502,44 @@ async fn ensure_objects(conn: &Conn) -> BusResult<object_store::ObjectStore> {
             ..Default::default()
         })
         .await
-        .map_err(|e| BusError::Backend(format!("cannot create object store {bucket}: {e}")))
+        .map_err(|e| creation_error("create object store", &bucket, &e, s))
+}
+
+/// A stream or bucket the server would not create, with what to do about it.
+fn creation_error(
+    what: &str,
+    bucket: &str,
+    e: &impl std::fmt::Display,
+    s: &BucketSettings,
+) -> BusError {
+    match storage_hint(e, s) {
+        Some(hint) => BusError::Backend(format!("cannot {what} {bucket}: {e} ({hint})")),
+        None => BusError::Backend(format!("cannot {what} {bucket}: {e}")),
+    }
+}
+
+/// What to change when JetStream refuses to reserve a stream's byte limit
+/// (its error 10047): the server's own limit, by default 75 % of the free
+/// disk or memory, has less room than the limit asks for.
+fn storage_hint(e: &impl std::fmt::Display, s: &BucketSettings) -> Option<String> {
+    let text = e.to_string();
+    if !(text.contains("10047") || text.contains("insufficient storage")) {
+        return None;
+    }
+    let (kind, room) = if s.memory {
+        ("memory", "memory")
+    } else {
+        ("file", "disk")
+    };
+    let asked = if s.max_bytes > 0 {
+        format!("the {} MiB this bucket reserves", s.max_bytes >> 20)
+    } else {
+        "this bucket".into()
+    };
+    Some(format!(
+        "JetStream has less room left than {asked}: lower the bucket's `max_bytes` in the \
+         config's `nats:` section (uploaded files: `nats.objects.max_bytes`, 10 GiB by \
+         default) or raise the server's `jetstream.max_{kind}_store` (by default 75 % of the \
+         free {room})"
+    ))
 }

@@ -19,6 +19,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_osapi");
 /// `osapi agent start` instead, so both are exercised).
 pub const AGENT_BIN: &str = env!("CARGO_BIN_EXE_osapi-agent");
 pub const KEY: &str = "distributed-test-signing-key";
+/// `nats.objects.max_bytes` of the tests' controllers: JetStream reserves a
+/// bucket's limit up front, and the default (10 GiB) fails on a machine
+/// with less than about 14 GB of free disk.
+const OBJECT_BYTES: &str = "64MiB";
 
 /// The nats-server binary: `OSAPI_NATS_SERVER`, else what scripts/setup-nats.sh finds or installs.
 pub fn nats_binary() -> PathBuf {
@@ -291,6 +295,38 @@ where
     }
 }
 
+/// [`wait_for`] while processes start: fails at once, with its log, when
+/// one of them exits instead (a startup error), and after 30 s otherwise.
+pub async fn wait_while_running<F, Fut>(
+    procs: &mut [(&mut Proc, PathBuf)],
+    what: &str,
+    mut check: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let limit = Duration::from_secs(30);
+    let end = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        for (proc, log) in procs.iter_mut() {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!(
+                    "waiting for {what}: a process exited ({status}); its log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Settings of one agent process.
 #[derive(Clone, Default)]
 pub struct AgentSpec {
@@ -347,6 +383,8 @@ pub struct Cluster {
     pub nats_extra: String,
     /// The controllers' job-signing key file, and its public key (agents trust it).
     pub job_key: (PathBuf, String),
+    /// `nats.objects.max_bytes` of every process.
+    pub object_bytes: String,
 }
 
 fn yaml_map(m: &BTreeMap<String, String>) -> String {
@@ -382,6 +420,7 @@ impl Cluster {
             agents: BTreeMap::new(),
             ttl,
             nats_extra: String::new(),
+            object_bytes: OBJECT_BYTES.into(),
         }
     }
 
@@ -429,7 +468,9 @@ agent:
   consumer: {{ack_wait: 5s}}
 nats:
   registry: {{ttl: {ttl}ms}}
+  objects: {{max_bytes: {objects}}}
 {extra}",
+            objects = self.object_bytes,
             extra = self.nats_extra,
             controller_user = CONTROLLER_USER,
             controller_password_file = self.controller_password_file().display(),
@@ -454,7 +495,7 @@ nats:
     }
 
     fn spawn_bin(&self, bin: &str, name: &str, config: &Path, args: &[&str]) -> Proc {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let log = std::fs::File::create(self.log_path(name)).unwrap();
         let child = Command::new(bin)
             .arg("-f")
             .arg(config)
@@ -469,7 +510,11 @@ nats:
 
     /// The log of a process, for assertion messages.
     pub fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
     }
 
     /// Starts a controller; waits until it is ready. Returns its index.
@@ -482,19 +527,40 @@ nats:
     pub async fn start_controller_on(&mut self, port: u16) {
         let name = format!("controller-{port}");
         let config = self.config(&name, port, None);
-        let proc = self.spawn(&name, &config, &["api", "server", "start"]);
-        self.controllers.push((port, proc));
+        let mut proc = self.spawn(&name, &config, &["api", "server", "start"]);
         let client = self.client_on(port);
-        let log_name = name.clone();
-        wait_for(
-            Duration::from_secs(30),
-            &format!("controller {log_name} to be ready"),
+        let log = self.log_path(&name);
+        wait_while_running(
+            &mut [(&mut proc, log)],
+            &format!("controller {name} to be ready"),
             || {
                 let c = client.clone();
                 async move { c.ready().await.is_ok_and(|r| r.status == "ready") }
             },
         )
         .await;
+        self.controllers.push((port, proc));
+    }
+
+    /// Starts a controller that is expected to fail at start; returns its
+    /// exit status and log once it has exited (within 30 s).
+    pub async fn failed_controller(&mut self) -> (std::process::ExitStatus, String) {
+        let port = free_port();
+        let name = format!("controller-{port}");
+        let config = self.config(&name, port, None);
+        let mut proc = self.spawn(&name, &config, &["api", "server", "start"]);
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return (status, self.log(&name));
+            }
+            assert!(
+                Instant::now() < end,
+                "the controller did not exit; its log:\n{}",
+                self.log(&name)
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     pub fn url(&self, i: usize) -> String {
@@ -565,12 +631,12 @@ nats:
             old.kill();
         }
         let config = self.config(&spec.name, 0, Some(spec));
-        let proc = self.spawn(&spec.name, &config, &["agent", "start"]);
-        self.agents.insert(spec.name.clone(), proc);
+        let mut proc = self.spawn(&spec.name, &config, &["agent", "start"]);
         let client = self.client(0);
         let name = spec.name.clone();
-        wait_for(
-            Duration::from_secs(30),
+        let log = self.log_path(&name);
+        wait_while_running(
+            &mut [(&mut proc, log)],
             "the agent to register again",
             || {
                 let (c, name) = (client.clone(), name.clone());
@@ -582,6 +648,7 @@ nats:
             },
         )
         .await;
+        self.agents.insert(spec.name.clone(), proc);
     }
 
     /// Starts agent processes and waits until the first controller lists them.
@@ -596,14 +663,17 @@ nats:
             })
             .collect();
         self.nats.add_agent_users(&users).await;
+        let mut procs = Vec::new();
         for spec in specs {
             let config = self.config(&spec.name, 0, Some(spec));
             let proc = self.spawn_bin(AGENT_BIN, &spec.name, &config, &[]);
-            self.agents.insert(spec.name.clone(), proc);
+            procs.push((proc, self.log_path(&spec.name)));
         }
         let client = self.client(0);
         let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        wait_for(Duration::from_secs(30), "agents to register", || {
+        let mut watched: Vec<(&mut Proc, PathBuf)> =
+            procs.iter_mut().map(|(p, log)| (p, log.clone())).collect();
+        wait_while_running(&mut watched, "agents to register", || {
             let (c, names) = (client.clone(), names.clone());
             async move {
                 c.agents().await.is_ok_and(|l| {
@@ -614,5 +684,8 @@ nats:
             }
         })
         .await;
+        for (spec, (proc, _)) in specs.iter().zip(procs) {
+            self.agents.insert(spec.name.clone(), proc);
+        }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::fleet::{
     AgentCredentials, AgentSpec, BIN, CONTROLLER_PASSWORD, Cluster, free_port, nats_binary,
-    wait_for,
+    wait_for, wait_while_running,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -299,7 +299,7 @@ async fn token_credentials_work() {
     std::fs::write(
         &config,
         format!(
-            "api:\n  server:\n    port: {api_port}\n    bind: 127.0.0.1\n    security: {{signing_key: k}}\n    nats: {}\nagent:\n  hostname: tok-agent\n  state_dir: {}\n  nats: {}\n",
+            "api:\n  server:\n    port: {api_port}\n    bind: 127.0.0.1\n    security: {{signing_key: k}}\n    nats: {}\nagent:\n  hostname: tok-agent\n  state_dir: {}\n  nats: {}\nnats:\n  objects: {{max_bytes: 64MiB}}\n",
             nats(&format!("{{type: token, token_file: {}}}", token_file.display())),
             dir.path().join("state").display(),
             nats("{type: token, token: wrong-token}"),
@@ -307,20 +307,21 @@ async fn token_credentials_work() {
     )
     .unwrap();
     // The controller connects with the token from its file…
-    let controller = crate::fleet::Proc {
+    let log = dir.path().join("controller.log");
+    let mut controller = crate::fleet::Proc {
         child: Command::new(BIN)
             .arg("-f")
             .arg(&config)
             .args(["api", "server", "start"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     };
     let url = format!("http://127.0.0.1:{api_port}");
     let health = osapi_client::Client::new(&url, "unused").unwrap();
-    wait_for(
-        Duration::from_secs(30),
+    wait_while_running(
+        &mut [(&mut controller, log)],
         "the controller on a token-secured NATS",
         || {
             let h = health.clone();
@@ -346,4 +347,31 @@ async fn token_credentials_work() {
         !err.contains("wrong-token") && !err.contains("fleet-token-secret"),
         "{err}"
     );
+}
+
+/// JetStream reserves a bucket's byte limit up front: a limit it cannot
+/// reserve stops the controller at start with what to change, and a
+/// controller restarted with a lower limit brings the existing store to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_limits_nats_cannot_reserve_fail_at_start() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.object_bytes = (1u64 << 50).to_string();
+    let (status, log) = c.failed_controller().await;
+    assert!(!status.success());
+    assert!(
+        log.contains("cannot create object store test-file-objects")
+            && log.contains("nats.objects.max_bytes")
+            && log.contains("max_file_store"),
+        "{log}"
+    );
+
+    // A limit the server can reserve works; changing it later changes the store.
+    c.object_bytes = "32MiB".into();
+    c.add_controller().await;
+    c.object_bytes = "16MiB".into();
+    c.add_controller().await;
+    let conn = c.nats.controller_client().await;
+    let js = jetstream::new(conn);
+    let mut stream = js.get_stream("OBJ_test-file-objects").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().config.max_bytes, 16 << 20);
 }
