@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::fleet::{
     AgentCredentials, AgentSpec, BIN, CONTROLLER_PASSWORD, Cluster, free_port, nats_binary,
-    wait_for, wait_while_running,
+    wait_while_running,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
