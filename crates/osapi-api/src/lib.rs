@@ -4,6 +4,7 @@
 //!   REST bodies, compatible with upstream OSAPI's OpenAPI contract.
 //! * [`ops`] and [`results`]: the operation catalogue with typed parameters and
 //!   typed results (snake_case, with aliases for upstream's Go-cased keys).
+//! * [`routes`]: the synchronous `/node/{hostname}/…` route of every operation.
 //! * [`records`]: what the controller and agents exchange through the bus.
 //! * [`target`]: `_any`, `_all`, hostnames and `key:value` label selectors.
 //! * [`auth`]: permissions, roles and JWT claims.
@@ -31,6 +32,7 @@ pub mod node;
 pub mod ops;
 pub mod records;
 pub mod results;
+pub mod routes;
 pub mod serde_util;
 #[cfg(feature = "signing")]
 pub mod signing;

@@ -13,7 +13,6 @@ use crate::serde_util::null_as_default;
 
 /// `{"job_id": …, "results": [...]}`: one item per answering host.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct Collection<T> {
     /// The job that produced the results.
@@ -22,6 +21,46 @@ pub struct Collection<T> {
     /// One item per host.
     #[serde(default = "Vec::new", deserialize_with = "null_as_default")]
     pub results: Vec<T>,
+}
+
+/// The schema of [`Collection`]: named after its item (`Collection_PingItem`)
+/// and registering the item's schema, so that documents can refer to it.
+#[cfg(feature = "openapi")]
+mod collection_schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::{RefOr, schema::Schema};
+    use utoipa::{PartialSchema, ToSchema};
+    use uuid::Uuid;
+
+    use super::Collection;
+
+    /// `{"job_id": …, "results": [...]}`: one item per answering host.
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    struct Shape<T> {
+        /// The job that produced the results.
+        job_id: Option<Uuid>,
+        /// One item per host.
+        #[schema(required = false)]
+        results: Vec<T>,
+    }
+
+    impl<T: ToSchema> PartialSchema for Collection<T> {
+        fn schema() -> RefOr<Schema> {
+            <Shape<T> as PartialSchema>::schema()
+        }
+    }
+
+    impl<T: ToSchema> ToSchema for Collection<T> {
+        fn name() -> Cow<'static, str> {
+            Cow::Owned(format!("Collection_{}", T::name()))
+        }
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((T::name().into_owned(), T::schema()));
+            T::schemas(schemas);
+        }
+    }
 }
 
 /// Body of `POST /node/{hostname}/network/ping`.

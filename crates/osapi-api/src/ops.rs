@@ -1,17 +1,16 @@
 //! The operation catalogue: every job operation an agent understands, its
 //! query/modify class, and its typed parameters (the job's `data` object).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+pub use params::*;
 
 use crate::auth::Permission;
 use crate::results;
-use crate::serde_util::null_as_default;
 
 /// An operation as a type, declared once in the catalogue below: its wire
 /// name and permission (through [`Op::OPERATION`]), its parameters (the
@@ -139,10 +138,6 @@ impl Validate for FileStatusParams {
     }
 }
 
-/// Parameters of operations that take none (sent as `{}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct NoParams {}
-
 /// Code that runs for one operation type, chosen at run time from an
 /// [`Operation`] by [`Operation::visit`].
 ///
@@ -166,7 +161,8 @@ pub trait OpVisitor {
 /// permission table, [`Operation::visit`] and one [`Op`] type per entry in
 /// [`op`].
 macro_rules! catalogue {
-    ($d:tt; $( $(#[$doc:meta])* $variant:ident = $wire:literal, $perm:ident, $params:ty => $output:ty; )*) => {
+    ($d:tt; $( $(#[$doc:meta])* $variant:ident = $wire:literal, $perm:ident, $params:ty => $output:ty
+        $(, route $method:ident $path:literal)?; )*) => {
         /// Calls the macro `m` with the name of every operation of the
         /// catalogue, `m!(NodeHostnameGet, NodeStatusGet, …)`: code that
         /// must cover every operation (the agent's dispatch) is generated
@@ -240,6 +236,7 @@ macro_rules! catalogue {
                     type Params = $params;
                     type Output = $output;
                 }
+                $( crate::routes::generic_route!($variant, $wire, $method, $path); )?
             )*
         }
     };
@@ -250,6 +247,9 @@ macro_rules! catalogue {
 // The catalogue: every operation once. Adding one: an entry here (with its
 // params type below and its result type in `results`), its provider in the
 // agent, its wrapper in the orchestrator, a README row (CONTRIBUTING.md).
+// Its synchronous route: `, route get|post|put "/node/{hostname}/…"` at the
+// end of the entry (the generic shape, see `routes`), or an upstream-shaped
+// `NodeRoute` impl in `routes`.
 catalogue! {
     $;
     /// Hostname and labels.
@@ -351,135 +351,151 @@ impl JobClass {
     }
 }
 
-/// How a deployed file's content is treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum ContentType {
-    /// Bytes are written as they are.
-    #[default]
-    Raw,
-    /// Content is a Go template rendered with `.Vars`, `.Facts` and `.Hostname`.
-    Template,
-}
+/// The operations' parameters (each job's `data` object), one type per
+/// operation of the catalogue (re-exported here).
+pub mod params {
+    use std::collections::BTreeMap;
+    use std::str::FromStr;
 
-impl ContentType {
-    /// `raw` or `template`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentType::Raw => "raw",
-            ContentType::Template => "template",
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    use crate::serde_util::null_as_default;
+
+    /// Parameters of operations that take none (sent as `{}`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct NoParams {}
+
+    /// How a deployed file's content is treated.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "lowercase")]
+    pub enum ContentType {
+        /// Bytes are written as they are.
+        #[default]
+        Raw,
+        /// Content is a Go template rendered with `.Vars`, `.Facts` and `.Hostname`.
+        Template,
+    }
+
+    impl ContentType {
+        /// `raw` or `template`.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                ContentType::Raw => "raw",
+                ContentType::Template => "template",
+            }
         }
     }
-}
 
-impl FromStr for ContentType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "raw" => Ok(ContentType::Raw),
-            "template" => Ok(ContentType::Template),
-            other => Err(format!(
-                "content_type must be raw or template, got {other:?}"
-            )),
+    impl FromStr for ContentType {
+        type Err = String;
+        fn from_str(s: &str) -> Result<Self, Self::Err> {
+            match s {
+                "raw" => Ok(ContentType::Raw),
+                "template" => Ok(ContentType::Template),
+                other => Err(format!(
+                    "content_type must be raw or template, got {other:?}"
+                )),
+            }
         }
     }
-}
 
-/// `data` of `network.dns.get`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct DnsGetParams {
-    /// Interface name or an `@fact.` reference; empty means the primary interface.
-    #[serde(default)]
-    pub interface: String,
-}
+    /// `data` of `network.dns.get`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct DnsGetParams {
+        /// Interface name or an `@fact.` reference; empty means the primary interface.
+        #[serde(default)]
+        pub interface: String,
+    }
 
-/// `data` of `network.dns.update`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct DnsUpdateParams {
-    /// Interface name or an `@fact.` reference.
-    #[serde(default)]
-    pub interface: String,
-    /// New name servers (IP literals); `None` keeps the current ones.
-    #[serde(default)]
-    pub servers: Option<Vec<String>>,
-    /// New search domains; `None` keeps the current ones.
-    #[serde(default)]
-    pub search_domains: Option<Vec<String>>,
-}
+    /// `data` of `network.dns.update`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct DnsUpdateParams {
+        /// Interface name or an `@fact.` reference.
+        #[serde(default)]
+        pub interface: String,
+        /// New name servers (IP literals); `None` keeps the current ones.
+        #[serde(default)]
+        pub servers: Option<Vec<String>>,
+        /// New search domains; `None` keeps the current ones.
+        #[serde(default)]
+        pub search_domains: Option<Vec<String>>,
+    }
 
-/// `data` of `network.ping.do`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct PingParams {
-    /// IPv4/IPv6 literal or an `@fact.` reference.
-    pub address: String,
-    /// Echo requests to send (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<u32>,
-}
+    /// `data` of `network.ping.do`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct PingParams {
+        /// IPv4/IPv6 literal or an `@fact.` reference.
+        pub address: String,
+        /// Echo requests to send (default 3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub count: Option<u32>,
+    }
 
-/// `data` of `command.exec.execute`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CommandExecParams {
-    /// Executable name (looked up in `PATH`) or path.
-    pub command: String,
-    /// Arguments, passed without a shell.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub args: Vec<String>,
-    /// Working directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    /// Seconds before the command is killed (default 30, at most 300 through the REST API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u64>,
-}
+    /// `data` of `command.exec.execute`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct CommandExecParams {
+        /// Executable name (looked up in `PATH`) or path.
+        pub command: String,
+        /// Arguments, passed without a shell.
+        #[serde(default, deserialize_with = "null_as_default")]
+        pub args: Vec<String>,
+        /// Working directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cwd: Option<String>,
+        /// Seconds before the command is killed (default 30, at most 300 through the REST API).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timeout: Option<u64>,
+    }
 
-/// `data` of `command.shell.execute`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CommandShellParams {
-    /// Command line run with `/bin/sh -c`.
-    pub command: String,
-    /// Working directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    /// Seconds before the command is killed (default 30).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u64>,
-}
+    /// `data` of `command.shell.execute`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct CommandShellParams {
+        /// Command line run with `/bin/sh -c`.
+        pub command: String,
+        /// Working directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cwd: Option<String>,
+        /// Seconds before the command is killed (default 30).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timeout: Option<u64>,
+    }
 
-/// `data` of `file.deploy.execute`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct FileDeployParams {
-    /// Name of the object in the file store.
-    pub object_name: String,
-    /// Absolute destination path on the host.
-    pub path: String,
-    /// `raw` or `template`.
-    #[serde(default)]
-    pub content_type: ContentType,
-    /// Octal mode such as `"0644"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// Owner user name or uid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// Owner group name or gid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// Template variables (`.Vars`).
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "null_as_default"
-    )]
-    pub vars: BTreeMap<String, Value>,
-}
+    /// `data` of `file.deploy.execute`.
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    pub struct FileDeployParams {
+        /// Name of the object in the file store.
+        pub object_name: String,
+        /// Absolute destination path on the host.
+        pub path: String,
+        /// `raw` or `template`.
+        #[serde(default)]
+        pub content_type: ContentType,
+        /// Octal mode such as `"0644"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub mode: Option<String>,
+        /// Owner user name or uid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub owner: Option<String>,
+        /// Owner group name or gid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub group: Option<String>,
+        /// Template variables (`.Vars`).
+        #[serde(
+            default,
+            skip_serializing_if = "BTreeMap::is_empty",
+            deserialize_with = "null_as_default"
+        )]
+        pub vars: BTreeMap<String, Value>,
+    }
 
-/// `data` of `file.status.get`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct FileStatusParams {
-    /// Absolute path on the host.
-    pub path: String,
+    /// `data` of `file.status.get`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct FileStatusParams {
+        /// Absolute path on the host.
+        pub path: String,
+    }
 }
 
 /// RFC 1123 host name: dot-separated labels of letters, digits and inner

@@ -9,15 +9,9 @@ use serde_json::Value;
 
 pub use osapi_api::agent::{AgentInfo, AgentState, NodeCondition};
 pub use osapi_api::health::HealthResponse;
-pub use osapi_api::ops::{
-    CommandExecParams, CommandShellParams, ContentType, DnsGetParams, DnsUpdateParams,
-    FileDeployParams, FileStatusParams, NoParams, PingParams,
-};
-pub use osapi_api::results::{
-    CommandResult, DiskResult, DiskUsage, DnsConfigResult, DnsUpdateResult, FileDeployResult,
-    FileStatusResult, FileSyncStatus, HostnameResult, LoadResult, MemoryResult, NodeStatusResult,
-    OsInfo, PingResult, UptimeResult,
-};
+// Every operation's parameters and result type, as the catalogue grows.
+pub use osapi_api::ops::params::*;
+pub use osapi_api::results::*;
 
 /// Result of [`crate::Orchestrator::agent_list`] (the `GET /agent` body).
 pub type AgentListResult = osapi_api::agent::ListAgentsResponse;

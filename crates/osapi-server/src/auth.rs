@@ -290,25 +290,12 @@ permission_markers! {
     FileWrite => FileWrite,
 }
 
-/// Marker types naming the permission of the operation a route starts,
-/// read from the operation catalogue ([`osapi_api::ops::Operation::permission`]).
-pub mod op {
-    use super::*;
-    use osapi_api::ops::Operation;
+/// Requires the permission of the operation `O` starts, read from the
+/// operation catalogue ([`osapi_api::ops::Operation::permission`]).
+pub struct OperationPermission<O>(PhantomData<O>);
 
-    macro_rules! operation_markers {
-        ($($op:ident),* $(,)?) => {
-            $(
-                #[doc = concat!("Requires the permission of `Operation::", stringify!($op), "`.")]
-                pub struct $op;
-                impl Required for $op {
-                    const PERMISSION: Permission = Operation::$op.permission();
-                }
-            )*
-        };
-    }
-
-    osapi_api::with_operations!(operation_markers);
+impl<O: osapi_api::ops::Op> Required for OperationPermission<O> {
+    const PERMISSION: Permission = O::OPERATION.permission();
 }
 
 /// What the audit middleware learns while a request is handled: who made

@@ -3,36 +3,21 @@
 
 use axum::Json;
 use osapi_api::ops::Operation;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{agent, audit, file, health, job, node};
 
 struct BearerAuth;
 
-/// Takes the permission of every route that starts an operation from the
-/// operation catalogue ([`Operation::permission`]), and lists the table in
-/// the description of the job routes.
+/// Adds the synchronous routes, generated from the operation catalogue
+/// with their permissions ([`node::document`]), and lists the permission
+/// table in the description of the job routes.
 struct OperationPermissions;
 
 impl Modify for OperationPermissions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let requirement =
-            |scopes: Vec<String>| vec![SecurityRequirement::new("BearerAuth", scopes)];
-        for (method, path, op) in node::OPERATIONS {
-            let Some(item) = openapi.paths.paths.get_mut(*path) else {
-                continue;
-            };
-            let operation = match *method {
-                "get" => item.get.as_mut(),
-                "post" => item.post.as_mut(),
-                "put" => item.put.as_mut(),
-                _ => None,
-            };
-            if let Some(operation) = operation {
-                operation.security = Some(requirement(vec![op.permission().to_string()]));
-            }
-        }
+        node::document(openapi);
         let table: String = Operation::ALL
             .iter()
             .map(|op| format!("\n| `{op}` | `{}` |", op.permission()))
@@ -78,9 +63,6 @@ impl Modify for BearerAuth {
         agent::list, agent::get, agent::drain, agent::undrain,
         job::create, job::list, job::stats, job::get, job::delete, job::retry,
         file::upload, file::list, file::get, file::delete,
-        node::status, node::hostname, node::disk, node::memory, node::load, node::os, node::uptime,
-        node::ping, node::dns_get, node::dns_update, node::command_exec, node::command_shell,
-        node::file_deploy, node::file_status,
         audit::list, audit::export, audit::get,
     ),
     modifiers(&BearerAuth, &OperationPermissions),
