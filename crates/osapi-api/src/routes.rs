@@ -201,15 +201,15 @@ pub fn params_from_path<P: DeserializeOwned>(path: &PathArgs) -> Result<P, Strin
 /// The generic route of a catalogue entry with `route get|post|put "path"`.
 macro_rules! generic_route {
     ($variant:ident, $wire:literal, get, $path:literal) => {
-        $crate::generic_route!(@impl $variant, $wire, Get, $path, $crate::routes::NoBody,
+        $crate::routes::generic_route!(@impl $variant, $wire, Get, $path, $crate::routes::NoBody,
             |path, _body| $crate::routes::params_from_path(path));
     };
     ($variant:ident, $wire:literal, post, $path:literal) => {
-        $crate::generic_route!(@impl $variant, $wire, Post, $path,
+        $crate::routes::generic_route!(@impl $variant, $wire, Post, $path,
             <$variant as $crate::ops::Op>::Params, |_path, body| Ok(body));
     };
     ($variant:ident, $wire:literal, put, $path:literal) => {
-        $crate::generic_route!(@impl $variant, $wire, Put, $path,
+        $crate::routes::generic_route!(@impl $variant, $wire, Put, $path,
             <$variant as $crate::ops::Op>::Params, |_path, body| Ok(body));
     };
     (@impl $variant:ident, $wire:literal, $method:ident, $path:literal, $body:ty,

@@ -6,10 +6,7 @@
 //! arguments.
 
 use bytes::Bytes;
-use osapi_api::ops::{
-    CommandExecParams, CommandShellParams, ContentType, DnsGetParams, DnsUpdateParams,
-    FileStatusParams, NoParams, Op, Operation, PingParams, op,
-};
+use osapi_api::ops::{Op, Operation, Validate, op};
 use serde_json::Value;
 
 use crate::orchestrator::Orchestrator;
@@ -71,6 +68,7 @@ impl Orchestrator {
         params: O::Params,
         invalid: Option<String>,
     ) -> Step<O::Output> {
+        let invalid = invalid.or_else(|| params.validate().err());
         let (data, invalid) = match serde_json::to_value(&params) {
             Ok(data) => (data, invalid),
             Err(e) => (
