@@ -132,6 +132,26 @@ impl Validate for FileDeployParams {
     }
 }
 
+impl Validate for PackagesParams {
+    fn validate(&self) -> Result<(), String> {
+        match &self.name {
+            Some(name)
+                if name.is_empty()
+                    || name.len() > 255
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+._*-".contains(&b)) =>
+            {
+                Err(format!(
+                    "name {name:?} must be a package name or pattern: 1-255 characters of \
+                     letters, digits, + . _ - and * (any run of characters)"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Validate for FileStatusParams {
     fn validate(&self) -> Result<(), String> {
         validate_host_path(&self.path)
@@ -280,6 +300,9 @@ catalogue! {
     FileDeploy = "file.deploy.execute", FileWrite, FileDeployParams => results::FileDeployResult;
     /// Whether a deployed file is still as deployed.
     FileStatusGet = "file.status.get", FileRead, FileStatusParams => results::FileStatusResult;
+    /// Installed packages (dpkg or rpm), optionally those matching a name pattern.
+    NodePackagesGet = "node.packages.get", NodeRead, PackagesParams => results::PackagesResult,
+        route post "/node/{hostname}/packages";
 }
 
 impl Operation {
@@ -488,6 +511,16 @@ pub mod params {
             deserialize_with = "null_as_default"
         )]
         pub vars: BTreeMap<String, Value>,
+    }
+
+    /// `data` of `node.packages.get`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub struct PackagesParams {
+        /// Only packages whose name matches: `*` matches any run of
+        /// characters (`openssl*`); all packages when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
     }
 
     /// `data` of `file.status.get`.

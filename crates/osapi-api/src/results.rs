@@ -349,6 +349,32 @@ pub struct FileStatusResult {
     pub changed: bool,
 }
 
+/// Result of `node.packages.get`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PackagesResult {
+    /// The package database read: `dpkg` or `rpm`.
+    #[serde(default)]
+    pub manager: String,
+    /// Installed packages, by name.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub packages: Vec<Package>,
+    /// Always false.
+    #[serde(default)]
+    pub changed: bool,
+}
+
+/// One installed package.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Package {
+    /// Name.
+    pub name: String,
+    /// Version as the package manager writes it (`3.0.11-1~deb12u2`).
+    pub version: String,
+    /// Architecture (`amd64`, `x86_64`, `all`, `noarch` …).
+    #[serde(default)]
+    pub architecture: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

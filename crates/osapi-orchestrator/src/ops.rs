@@ -31,6 +31,7 @@ fn step_name(op: Operation) -> &'static str {
         Operation::CommandShell => "shell",
         Operation::FileDeploy => "deploy-file",
         Operation::FileStatusGet => "file-status",
+        Operation::NodePackagesGet => "get-packages",
     }
 }
 
@@ -125,6 +126,15 @@ impl Orchestrator {
     /// Load averages.
     pub fn node_load_get(&self, target: &str) -> Step<LoadResult> {
         self.op::<op::NodeLoadGet>(target, NoParams {})
+    }
+
+    /// Installed packages, or those whose name matches `name` (`*` matches
+    /// any run of characters: `Some("openssl*")`).
+    pub fn node_packages_get(&self, target: &str, name: Option<&str>) -> Step<PackagesResult> {
+        let params = PackagesParams {
+            name: name.map(str::to_string),
+        };
+        self.op::<op::NodePackagesGet>(target, params)
     }
 
     /// DNS servers and search domains of an interface (`""` for the system configuration).

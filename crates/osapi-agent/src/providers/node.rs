@@ -1,6 +1,6 @@
-//! Node providers: hostname, OS, uptime, disks, memory, load and the
-//! combined status, read from `/proc`, `/etc/os-release` and statvfs on any
-//! Linux. The functions are synchronous (they read small kernel files) so the
+//! Node providers: hostname, OS, uptime, disks, memory, load, the
+//! combined status and installed packages, read from `/proc`,
+//! `/etc/os-release`, statvfs and the package database on any Linux. The functions are synchronous (they read small kernel files) so the
 //! heartbeat can call them directly; each returns its error already wrapped
 //! the way job responses show it (`failed to get memory stats: …`).
 
@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use osapi_api::format::go_duration;
+use osapi_api::ops::{PackagesParams, op};
 use osapi_api::results::{
-    DiskUsage, LoadResult, MemoryResult, NodeStatusResult, OsInfo, UptimeResult,
+    DiskUsage, LoadResult, MemoryResult, NodeStatusResult, OsInfo, Package, PackagesResult,
+    UptimeResult,
 };
 
-use super::ProviderError;
+use super::{Provider, ProviderContext, ProviderError, blocking};
 
 /// Where os-release is looked for, in order.
 pub const OS_RELEASE_PATHS: [&str; 2] = ["/etc/os-release", "/usr/lib/os-release"];
@@ -390,6 +392,120 @@ fn to_u64<T: Into<u64>>(value: T) -> u64 {
     value.into()
 }
 
+impl Provider for op::NodePackagesGet {
+    const WHAT: &'static str = "packages";
+    async fn run(
+        params: PackagesParams,
+        _: &ProviderContext,
+    ) -> Result<(PackagesResult, bool), ProviderError> {
+        Ok((
+            blocking(move || packages(params.name.as_deref())).await??,
+            false,
+        ))
+    }
+}
+
+/// dpkg's record of installed packages.
+pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
+/// Installed packages whose name matches `pattern`, from dpkg's status file
+/// or, where there is none, from `rpm -qa`.
+pub fn packages(pattern: Option<&str>) -> Result<PackagesResult, ProviderError> {
+    let fail = |cause: String| wrap("failed to get packages", cause);
+    let (manager, mut packages) = match std::fs::read_to_string(DPKG_STATUS) {
+        Ok(text) => ("dpkg", parse_dpkg_status(&text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match super::find_in_path("rpm") {
+            Some(rpm) => ("rpm", rpm_packages(&rpm).map_err(fail)?),
+            None => {
+                return Err(fail(format!(
+                    "no package database: neither {DPKG_STATUS} nor rpm on PATH"
+                )));
+            }
+        },
+        Err(e) => return Err(fail(format!("cannot read {DPKG_STATUS}: {e}"))),
+    };
+    if let Some(pattern) = pattern {
+        packages.retain(|p| name_matches(pattern, &p.name));
+    }
+    packages.sort_by(|a, b| (&a.name, &a.architecture).cmp(&(&b.name, &b.architecture)));
+    Ok(PackagesResult {
+        manager: manager.into(),
+        packages,
+        changed: false,
+    })
+}
+
+/// The installed packages of a dpkg status file (stanzas whose `Status`
+/// ends in `installed`).
+pub fn parse_dpkg_status(text: &str) -> Vec<Package> {
+    text.split("\n\n")
+        .filter_map(|stanza| {
+            let field = |name: &str| {
+                stanza.lines().find_map(|line| {
+                    line.strip_prefix(name)
+                        .and_then(|rest| rest.strip_prefix(':'))
+                        .map(|v| v.trim().to_string())
+                })
+            };
+            let installed = field("Status").is_some_and(|s| s.ends_with(" installed"));
+            let name = field("Package")?;
+            installed.then(|| Package {
+                name,
+                version: field("Version").unwrap_or_default(),
+                architecture: field("Architecture").unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn rpm_packages(rpm: &Path) -> Result<Vec<Package>, String> {
+    let out = std::process::Command::new(rpm)
+        .args([
+            "-qa",
+            "--queryformat",
+            "%{NAME}\t%{VERSION}-%{RELEASE}\t%{ARCH}\n",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", rpm.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "rpm -qa failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            Some(Package {
+                name: fields.next()?.to_string(),
+                version: fields.next()?.to_string(),
+                architecture: fields.next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect())
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 fn read_proc(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
 }
@@ -401,6 +517,50 @@ fn wrap(prefix: &str, cause: String) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dpkg_status_lists_installed_packages() {
+        let text = "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\n\
+                    Version: 3.0.11-1~deb12u2\nDescription: x\n continued\n\n\
+                    Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n\
+                    Package: libssl3\nStatus: install ok installed\nVersion: 3.0.11\n\
+                    Architecture: amd64\n";
+        let p = parse_dpkg_status(text);
+        assert_eq!(
+            p.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["openssl", "libssl3"]
+        );
+        assert_eq!(p[0].version, "3.0.11-1~deb12u2");
+        assert_eq!(p[0].architecture, "amd64");
+    }
+
+    #[test]
+    fn name_patterns() {
+        for (pattern, name, expected) in [
+            ("openssl", "openssl", true),
+            ("openssl", "openssl-dev", false),
+            ("openssl*", "openssl-dev", true),
+            ("*ssl*", "libssl3", true),
+            ("lib*3", "libssl3", true),
+            ("lib*3", "libssl3x", false),
+            ("*", "anything", true),
+            ("a*b*c", "abc", true),
+            ("a*bc*c", "abc", false),
+        ] {
+            assert_eq!(name_matches(pattern, name), expected, "{pattern} {name}");
+        }
+    }
+
+    #[test]
+    fn this_machines_packages() {
+        // The machine's real package database (Debian here; rpm elsewhere).
+        let all = packages(None).unwrap();
+        assert!(!all.packages.is_empty(), "{all:?}");
+        let first = all.packages[0].name.clone();
+        let one = packages(Some(&first)).unwrap();
+        assert!(one.packages.iter().all(|p| p.name == first));
+        assert!(!one.packages.is_empty());
+    }
     use std::io::Write;
 
     fn proc_field(file: &str, key: &str) -> u64 {
