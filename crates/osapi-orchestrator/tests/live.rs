@@ -94,6 +94,7 @@ async fn every_operation_returns_its_typed_result() {
     let disk = o.node_disk_get("web-01").after(&health);
     let mem = o.node_memory_get("web-01").after(&health);
     let load = o.node_load_get("web-01").after(&health);
+    let packages = o.node_packages_get("web-01", Some("*")).after(&health);
     let dns = o.network_dns_get("web-01", "").after(&health);
     let dns_update = o
         .network_dns_update("web-01", "", &["192.0.2.53"], &["example.com"])
@@ -114,9 +115,19 @@ async fn every_operation_returns_its_typed_result() {
     let fstatus = o.file_status_get("web-01", &f.path("motd")).after(&deploy);
     let list = o.agent_list().after(&health);
     let one = o.agent_get("db-01").after(&health);
+    // A pattern the catalogue's rules refuse is a plan error, before anything runs.
+    let bad = f.orch();
+    let bad_pattern = bad.node_packages_get("web-01", Some("two words"));
+    let err = bad.run().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&bad_pattern.name()) && err.contains("must be a package name or pattern"),
+        "{err}"
+    );
     let report = o.run().await.unwrap();
 
     assert_eq!(report.result(&health).unwrap().status, "ok");
+    let p = report.result(&packages).unwrap();
+    assert!(!p.packages.is_empty() && ["dpkg", "rpm"].contains(&p.manager.as_str()));
     let h = report.result(&host).unwrap();
     assert!(!h.hostname.is_empty());
     assert_eq!(report.host_results(&host)[0].hostname, "web-01");

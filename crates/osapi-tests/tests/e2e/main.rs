@@ -17,6 +17,7 @@ mod files;
 mod fleet;
 mod listing;
 mod lost_agent;
+mod packages;
 mod permissions;
 mod providers;
 mod signing;

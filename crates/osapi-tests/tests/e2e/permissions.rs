@@ -139,6 +139,14 @@ fn operations(tmp: &str) -> Vec<OpCase> {
             "/file/status".into(),
             Some(json!({"path": file})),
         ),
+        (
+            "node.packages.get",
+            "node:read",
+            json!({"name": "bash"}),
+            Method::POST,
+            "/packages".into(),
+            Some(json!({"name": "bash"})),
+        ),
     ]
 }
 
@@ -269,6 +277,13 @@ async fn every_operation_needs_its_permission_on_every_route() {
     let tmp = stack.dir.path().display().to_string();
     let key = stack.emb.signing_key().to_string();
     let ops = operations(&tmp);
+    // Every operation of the catalogue is here.
+    let listed: BTreeSet<&str> = ops.iter().map(|(op, ..)| *op).collect();
+    let catalogue: BTreeSet<&str> = osapi_api::ops::Operation::ALL
+        .iter()
+        .map(|op| op.as_str())
+        .collect();
+    assert_eq!(listed, catalogue, "add new operations to `operations()`");
     // One job per operation, started by the admin, to retry.
     let mut originals = Vec::new();
     for (op, _, data, ..) in &ops {
