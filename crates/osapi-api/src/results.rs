@@ -110,26 +110,64 @@ pub struct DiskResult {
 }
 
 /// Result of `node.memory.get`, in bytes.
+///
+/// Upstream agents send Go-cased keys and no `used`; it is then derived:
+///
+/// ```
+/// use osapi_api::results::MemoryResult;
+/// let m: MemoryResult =
+///     serde_json::from_str(r#"{"Total":1000,"Available":600,"Free":100,"Cached":300}"#).unwrap();
+/// assert_eq!(m.used, 400);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "MemoryWire")]
 pub struct MemoryResult {
     /// MemTotal.
-    #[serde(alias = "Total", default)]
     pub total: u64,
     /// MemAvailable.
-    #[serde(alias = "Available", default)]
     pub available: u64,
     /// MemFree.
-    #[serde(alias = "Free", default)]
     pub free: u64,
     /// Cached + SReclaimable.
-    #[serde(alias = "Cached", default)]
     pub cached: u64,
-    /// Total − available (upstream reported Cached here; we report real use).
-    #[serde(default)]
+    /// Total − available (upstream reported Cached here; we report real
+    /// use, and derive it when an upstream agent sends none).
     pub used: u64,
     /// Always false.
-    #[serde(default)]
     pub changed: bool,
+}
+
+/// [`MemoryResult`] as agents send it: snake_case (ours) or Go-cased
+/// (upstream's), `used` possibly absent.
+#[derive(Deserialize)]
+struct MemoryWire {
+    #[serde(alias = "Total", default)]
+    total: u64,
+    #[serde(alias = "Available", default)]
+    available: u64,
+    #[serde(alias = "Free", default)]
+    free: u64,
+    #[serde(alias = "Cached", default)]
+    cached: u64,
+    #[serde(alias = "Used", default)]
+    used: Option<u64>,
+    #[serde(default)]
+    changed: bool,
+}
+
+impl From<MemoryWire> for MemoryResult {
+    fn from(w: MemoryWire) -> Self {
+        MemoryResult {
+            used: w
+                .used
+                .unwrap_or_else(|| w.total.saturating_sub(w.available)),
+            total: w.total,
+            available: w.available,
+            free: w.free,
+            cached: w.cached,
+            changed: w.changed,
+        }
+    }
 }
 
 /// Result of `node.load.get`.

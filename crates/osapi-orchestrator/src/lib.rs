@@ -59,7 +59,7 @@ mod step;
 pub mod types;
 
 pub use error::{DecodeError, PlanError, TaskError};
-pub use orchestrator::{Orchestrator, OrchestratorBuilder};
+pub use orchestrator::{DEFAULT_JOB_DEADLINE, Orchestrator, OrchestratorBuilder};
 pub use plan::TaskContext;
 pub use plan::{ErrorStrategy, HostTolerance};
 pub use report::{Report, RunError};

@@ -55,7 +55,11 @@ pub struct OrchestratorBuilder {
     observers: Vec<Arc<dyn Observer>>,
     max_in_flight: usize,
     request_timeout: Option<Duration>,
+    job_deadline: Duration,
 }
+
+/// How long a job step without a timeout waits by default.
+pub const DEFAULT_JOB_DEADLINE: Duration = Duration::from_secs(300);
 
 impl OrchestratorBuilder {
     /// Print stdout, stderr and result data of each step.
@@ -102,6 +106,16 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// How long a job step without a `.timeout(…)` waits for its hosts
+    /// (default 5 min; a command at least its own timeout and 30 s). A job
+    /// still running then fails the step, and broadcast hosts that never
+    /// answered are `lost`. Upstream's controller sets no deadline of its
+    /// own, so this is what ends a wait for a job nobody picks up.
+    pub fn job_deadline(mut self, d: Duration) -> Self {
+        self.job_deadline = d;
+        self
+    }
+
     /// Builds the orchestrator; fails only on an unusable URL.
     pub fn build(self) -> Result<Orchestrator, ClientError> {
         let mut client = Client::builder(&self.url, &self.token);
@@ -125,6 +139,7 @@ impl OrchestratorBuilder {
                 observers,
                 max_in_flight: self.max_in_flight,
                 verbose: self.verbose,
+                job_deadline: self.job_deadline,
             },
         })
     }
@@ -149,6 +164,7 @@ impl Orchestrator {
             observers: Vec::new(),
             max_in_flight: 64,
             request_timeout: None,
+            job_deadline: DEFAULT_JOB_DEADLINE,
         }
     }
 

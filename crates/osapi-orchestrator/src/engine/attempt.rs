@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use osapi_api::agent::AgentState;
 use osapi_api::job::{CreateJobRequest, JobDetail, JobStatus};
 use osapi_api::ops::Operation;
 use osapi_api::target::Target;
@@ -20,9 +21,12 @@ use crate::plan::{Builtin, HostTolerance, StepKind, StepSpec};
 use crate::results::{HostResult, HostStatus, Results, StepResult, StepStatus};
 use crate::types::{FileChangedResult, FileUploadResult};
 
-/// How long a job step waits when it has no timeout of its own: the
-/// controller ends every job at its deadline, so this is only a backstop.
-const NO_TIMEOUT_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// What a command may take beyond its own timeout before the library stops
+/// waiting for it.
+const COMMAND_GRACE: Duration = Duration::from_secs(30);
+
+/// Pauses between checks for expected hosts that have not answered yet.
+const MISSING_HOSTS_POLL: Duration = Duration::from_millis(250);
 
 /// What one attempt produced. Failed attempts keep their data and hosts.
 struct Outcome {
@@ -65,6 +69,8 @@ pub(crate) struct StepRun {
     pub emitter: Emitter,
     pub cancel: CancellationToken,
     pub level: usize,
+    /// How long a job step without a timeout waits ([`crate::OrchestratorBuilder::job_deadline`]).
+    pub job_deadline: Duration,
 }
 
 impl StepRun {
@@ -116,12 +122,13 @@ impl StepRun {
         let work = async {
             match &spec.kind {
                 StepKind::Job { op, target, data } => {
+                    let wait = job_wait(*op, data, spec.timeout, self.job_deadline);
                     job(
                         &self.client,
                         *op,
                         target,
                         data,
-                        spec.timeout,
+                        (spec.timeout, wait),
                         spec.tolerance,
                         &self.cancel,
                     )
@@ -193,12 +200,80 @@ impl Drop for InFlight {
     }
 }
 
+/// How long to wait for a job: its step timeout and 5 s, else the run's
+/// job deadline; a command at least its own timeout and a grace period.
+fn job_wait(
+    op: Operation,
+    data: &Value,
+    timeout: Option<Duration>,
+    deadline: Duration,
+) -> Duration {
+    if let Some(t) = timeout {
+        return t + Duration::from_secs(5);
+    }
+    if op.is_command() {
+        let own = data
+            .get("timeout")
+            .and_then(Value::as_u64)
+            .map_or(Duration::from_secs(30), Duration::from_secs);
+        return deadline.max(own + COMMAND_GRACE);
+    }
+    deadline
+}
+
+/// The hosts a broadcast should reach, when the controller does not say
+/// (upstream's does not): every agent it lists for `_all`, those with the
+/// label for a label target, leaving out drained ones. `None` for other
+/// targets or when the list cannot be read.
+async fn expected_hosts(client: &Client, target: &Target) -> Option<Vec<String>> {
+    if !target.is_broadcast() {
+        return None;
+    }
+    let list = client.agents().await.ok()?;
+    Some(
+        list.agents
+            .into_iter()
+            .filter(|a| !matches!(a.state, Some(AgentState::Draining | AgentState::Cordoned)))
+            .filter(|a| *target == Target::All || target.matches_labels(&a.labels))
+            .map(|a| a.hostname)
+            .collect(),
+    )
+}
+
+/// Waits for the job to end; with `expected` hosts (computed here, not by
+/// the controller), also until each of them answered or the wait is over.
+async fn wait_for_answers(
+    client: &Client,
+    id: Uuid,
+    op: Operation,
+    wait: Duration,
+    expected: Option<&[String]>,
+) -> Result<JobDetail, ClientError> {
+    let end = tokio::time::Instant::now() + wait;
+    let mut detail = client.wait_job(id, wait).await?;
+    let Some(expected) = expected else {
+        return Ok(detail);
+    };
+    loop {
+        let answered = host_results(&detail, op, id);
+        let missing = expected
+            .iter()
+            .any(|h| !answered.iter().any(|a| &a.hostname == h));
+        let now = tokio::time::Instant::now();
+        if !missing || now >= end {
+            return Ok(detail);
+        }
+        tokio::time::sleep(MISSING_HOSTS_POLL.min(end - now)).await;
+        detail = client.job(id).await?;
+    }
+}
+
 async fn job(
     client: &Client,
     op: Operation,
     target: &str,
     data: &Value,
-    timeout: Option<Duration>,
+    (timeout, wait): (Option<Duration>, Duration),
     tolerance: HostTolerance,
     cancel: &CancellationToken,
 ) -> Outcome {
@@ -217,11 +292,15 @@ async fn job(
         client: client.clone(),
         id: Some(id),
     };
-    let wait = timeout
-        .map(|t| t + Duration::from_secs(5))
-        .unwrap_or(NO_TIMEOUT_WAIT);
+    let parsed = Target::parse(target).ok();
+    // The controller says whom a broadcast waits for (ours does); else the
+    // library works it out, as upstream's own engine did.
+    let computed = match (&parsed, created.expected_hosts.is_empty()) {
+        (Some(t), true) => expected_hosts(client, t).await,
+        _ => None,
+    };
     let detail = tokio::select! {
-        d = client.wait_job(id, wait) => d,
+        d = wait_for_answers(client, id, op, wait, computed.as_deref()) => d,
         _ = cancel.cancelled() => {
             // Cancelled here and now, so the hosts stop before the run ends.
             in_flight.id = None;
@@ -244,16 +323,39 @@ async fn job(
             };
         }
     };
-    let broadcast = Target::parse(target).is_ok_and(|t| t.is_broadcast());
-    let hosts = host_results(&detail, op, id);
-    let failed: Vec<&HostResult> = hosts.iter().filter(|h| h.failed()).collect();
-    let total = detail
-        .expected_hosts
+    let broadcast = parsed.as_ref().is_some_and(Target::is_broadcast);
+    let mut hosts = host_results(&detail, op, id);
+    // Expected hosts that never answered are lost.
+    if let Some(expected) = &computed {
+        for h in expected {
+            if !hosts.iter().any(|a| &a.hostname == h) {
+                hosts.push(HostResult {
+                    hostname: h.clone(),
+                    status: HostStatus::Lost,
+                    changed: false,
+                    error: Some(format!(
+                        "no answer within {}",
+                        osapi_api::format::go_duration(wait)
+                    )),
+                    data: Value::Null,
+                    job_id: Some(id),
+                });
+            }
+        }
+        hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    }
+    let expected_total = computed
         .as_ref()
-        .map(Vec::len)
-        .unwrap_or(hosts.len())
-        .max(hosts.len());
+        .or(detail.expected_hosts.as_ref())
+        .map(Vec::len);
+    let total = expected_total.unwrap_or(hosts.len()).max(hosts.len());
     let changed = hosts.iter().any(|h| h.changed);
+    // Upstream runs an `_any` job on every agent: one success is the
+    // step's answer (the first to complete), every host's is kept.
+    if parsed == Some(Target::Any) && hosts.len() > 1 {
+        return any_outcome(&detail, hosts, changed, id);
+    }
+    let failed: Vec<&HostResult> = hosts.iter().filter(|h| h.failed()).collect();
     let data = match hosts.as_slice() {
         [one] if !broadcast || total == 1 => one.data.clone(),
         _ => Value::Null,
@@ -292,6 +394,51 @@ async fn job(
         data,
         hosts,
         job_id: Some(id),
+    }
+}
+
+/// The outcome of an `_any` job several agents answered: the first host to
+/// complete successfully gives the step its result; it fails only when no
+/// host succeeded.
+fn any_outcome(detail: &JobDetail, hosts: Vec<HostResult>, changed: bool, id: Uuid) -> Outcome {
+    let first_done = detail
+        .timeline
+        .iter()
+        .flatten()
+        .filter(|e| e.event == "completed")
+        .find_map(|e| {
+            hosts
+                .iter()
+                .find(|h| h.hostname == e.hostname && !h.failed())
+        });
+    let winner = first_done.or_else(|| hosts.iter().find(|h| !h.failed()));
+    match winner {
+        Some(w) => Outcome {
+            ok: true,
+            error: None,
+            changed,
+            data: w.data.clone(),
+            hosts: hosts.clone(),
+            job_id: Some(id),
+        },
+        None => {
+            let detail: Vec<String> = hosts
+                .iter()
+                .map(|h| format!("{}: {}", h.hostname, h.error.as_deref().unwrap_or("failed")))
+                .collect();
+            Outcome {
+                ok: false,
+                error: Some(format!(
+                    "no host of {} succeeded: {}",
+                    hosts.len(),
+                    detail.join("; ")
+                )),
+                changed,
+                data: Value::Null,
+                hosts,
+                job_id: Some(id),
+            }
+        }
     }
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct RunConfig {
     pub observers: Vec<Arc<dyn Observer>>,
     pub max_in_flight: usize,
     pub verbose: bool,
+    /// How long a job step without a timeout waits for its hosts.
+    pub job_deadline: Duration,
 }
 
 /// Sends events to every observer; an observer that panics is ignored.
@@ -269,6 +271,7 @@ pub(crate) async fn run(
                         emitter: emitter.clone(),
                         cancel: cancel.clone(),
                         level: lvl,
+                        job_deadline: config.job_deadline,
                     };
                     tasks.spawn(async move {
                         let name = spec.name.clone();
