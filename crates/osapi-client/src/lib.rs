@@ -16,6 +16,7 @@
 
 mod backoff;
 mod error;
+mod local;
 mod typed;
 mod wait;
 
@@ -44,6 +45,7 @@ use uuid::Uuid;
 
 pub use backoff::Backoff;
 pub use error::{ClientError, ErrorSource};
+pub use local::{LocalResponse, LocalTransport};
 pub use typed::{HostAnswer, OpJob};
 pub use wait::WaitPolicy;
 
@@ -51,13 +53,24 @@ pub use wait::WaitPolicy;
 pub type Result<T> = std::result::Result<T, ClientError>;
 
 /// Settings of a [`Client`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
     token: String,
     timeout: Duration,
     connect_timeout: Duration,
     wait: WaitPolicy,
+    local: Option<Arc<dyn LocalTransport>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("local", &self.local.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
@@ -76,6 +89,14 @@ impl ClientBuilder {
     /// How [`Client::wait_job`] long-polls and backs off.
     pub fn wait_policy(mut self, policy: WaitPolicy) -> Self {
         self.wait = policy;
+        self
+    }
+
+    /// Sends every request through `transport` in this process instead of
+    /// over HTTP (the URL still names the controller in requests and
+    /// errors). The embedded stack provides one.
+    pub fn local(mut self, transport: Arc<dyn LocalTransport>) -> Self {
+        self.local = Some(transport);
         self
     }
 
@@ -99,13 +120,17 @@ impl ClientBuilder {
             }
         })?;
         auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| ClientError::InvalidInput {
-                message: format!("cannot build HTTP client: {e}"),
-            })?;
+            .tcp_nodelay(true);
+        if self.local.is_some() {
+            // Requests never leave the process: no certificate store to
+            // load, no proxy to look up.
+            http = http.tls_certs_only(Vec::new()).no_proxy();
+        }
+        let http = http.build().map_err(|e| ClientError::InvalidInput {
+            message: format!("cannot build HTTP client: {e}"),
+        })?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -113,6 +138,7 @@ impl ClientBuilder {
                 auth,
                 timeout: self.timeout,
                 wait: self.wait,
+                local: self.local,
             }),
         })
     }
@@ -124,13 +150,23 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
     base: Url,
     auth: HeaderValue,
     timeout: Duration,
     wait: WaitPolicy,
+    local: Option<Arc<dyn LocalTransport>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .field("local", &self.local.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -147,6 +183,7 @@ impl Client {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             wait: WaitPolicy::default(),
+            local: None,
         }
     }
 
@@ -185,8 +222,16 @@ impl Client {
         req: RequestBuilder,
         expect: &[StatusCode],
     ) -> Result<T> {
-        let response = req.send().await?;
+        let response = self.execute(req).await?;
         decode(response, expect).await
+    }
+
+    /// Sends a request over HTTP, or through the local transport.
+    async fn execute(&self, req: RequestBuilder) -> Result<Response> {
+        match &self.inner.local {
+            Some(local) => local::send(local.as_ref(), req).await,
+            None => Ok(req.send().await?),
+        }
     }
 
     /// A request without a body.
@@ -353,8 +398,7 @@ impl Client {
     /// `DELETE /job/{id}`.
     pub async fn delete_job(&self, id: Uuid) -> Result<()> {
         let response = self
-            .request(Method::DELETE, &["job", &id.to_string()])?
-            .send()
+            .execute(self.request(Method::DELETE, &["job", &id.to_string()])?)
             .await?;
         check(response, &[StatusCode::NO_CONTENT, StatusCode::OK])
             .await

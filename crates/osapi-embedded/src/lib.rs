@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+mod local;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -25,6 +27,7 @@ use osapi_agent::{Agent, AgentConfig, AgentError, AgentHandle};
 use osapi_api::signing::{JobSigner, PublicKey};
 use osapi_bus::Bus;
 use osapi_bus::memory::{MemoryBus, MemoryBusConfig};
+use osapi_client::LocalTransport;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -149,6 +152,9 @@ impl EmbeddedBuilder {
             .map_err(EmbeddedError::Token)?;
         let signing_key = server.signing_key.clone();
         let controller = Controller::new(server, bus.clone())?;
+        let local: Arc<dyn LocalTransport> = Arc::new(local::RouterTransport {
+            router: controller.router(),
+        });
         let listener = controller.bind().await?;
         let addr = listener.local_addr().map_err(ServerError::Io)?;
         let shutdown = CancellationToken::new();
@@ -168,6 +174,7 @@ impl EmbeddedBuilder {
             signing_key,
             signer,
             job_key: job_signer.public_key(),
+            local,
             verify,
             bus,
             heartbeat,
@@ -195,6 +202,7 @@ pub struct Embedded {
     signing_key: String,
     signer: TokenSigner,
     job_key: PublicKey,
+    local: Arc<dyn LocalTransport>,
     verify: bool,
     bus: Bus,
     heartbeat: Duration,
@@ -255,6 +263,20 @@ impl Embedded {
         self.signer
             .sign("embedded-user", &roles, &perms, TOKEN_TTL)
             .map_err(EmbeddedError::Token)
+    }
+
+    /// The controller answered in this process, for
+    /// [`osapi_client::ClientBuilder::local`]: the same routes, checks and
+    /// audit as over HTTP, without the loopback connection.
+    pub fn local_transport(&self) -> Arc<dyn LocalTransport> {
+        self.local.clone()
+    }
+
+    /// A client of this stack with the admin token, in process.
+    pub fn client(&self) -> Result<osapi_client::Client, osapi_client::ClientError> {
+        osapi_client::Client::builder(&self.url, &self.token)
+            .local(self.local_transport())
+            .build()
     }
 
     /// The in-memory bus (for tests that inspect state).

@@ -1,5 +1,6 @@
 //! Orchestrator benchmarks on the embedded stack (controller, agents and
-//! client in this process, HTTP on loopback):
+//! client in this process; the client reaches the controller in process,
+//! `Orchestrator::embedded`):
 //!
 //! 1. a 100-step dependent chain of `node_hostname_get` (target ≤ 0.5 s);
 //! 2. a broadcast `command_exec("_all", "true")` to 50 agents (target ≤ 1 s);
@@ -48,7 +49,7 @@ async fn stack(agents: usize, dir: &tempfile::TempDir) -> Embedded {
 }
 
 fn orch(s: &Embedded) -> Orchestrator {
-    Orchestrator::builder(s.url(), s.token())
+    Orchestrator::embedded(s)
         .quiet()
         .build()
         .expect("orchestrator")

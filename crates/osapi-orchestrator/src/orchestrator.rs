@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use osapi_api::agent::AgentInfo;
-use osapi_client::{Client, ClientError};
+use osapi_client::{Client, ClientError, LocalTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,7 @@ pub struct OrchestratorBuilder {
     max_in_flight: usize,
     request_timeout: Option<Duration>,
     job_deadline: Duration,
+    local: Option<Arc<dyn LocalTransport>>,
 }
 
 /// How long a job step without a timeout waits by default.
@@ -116,11 +117,21 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Reaches the controller in this process through `transport` instead
+    /// of HTTP (see [`Orchestrator::embedded`]).
+    pub fn local(mut self, transport: Arc<dyn LocalTransport>) -> Self {
+        self.local = Some(transport);
+        self
+    }
+
     /// Builds the orchestrator; fails only on an unusable URL.
     pub fn build(self) -> Result<Orchestrator, ClientError> {
         let mut client = Client::builder(&self.url, &self.token);
         if let Some(t) = self.request_timeout {
             client = client.timeout(t);
+        }
+        if let Some(local) = self.local {
+            client = client.local(local);
         }
         let client = client.build()?;
         let mut observers = Vec::new();
@@ -152,6 +163,24 @@ impl Orchestrator {
         Self::builder(url, token).build()
     }
 
+    /// Options for a plan against an embedded stack, reached in this
+    /// process (the same routes, checks and audit as over HTTP, without the
+    /// loopback connection) with the stack's admin token.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use osapi_orchestrator::{Embedded, Orchestrator};
+    /// let stack = Embedded::builder().start().await?;
+    /// let o = Orchestrator::embedded(&stack).build()?;
+    /// let host = o.node_hostname_get("_any");
+    /// o.run().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "embedded")]
+    pub fn embedded(stack: &osapi_embedded::Embedded) -> OrchestratorBuilder {
+        Self::builder(stack.url(), stack.token()).local(stack.local_transport())
+    }
+
     /// Options.
     pub fn builder(url: &str, token: &str) -> OrchestratorBuilder {
         OrchestratorBuilder {
@@ -165,6 +194,7 @@ impl Orchestrator {
             max_in_flight: 64,
             request_timeout: None,
             job_deadline: DEFAULT_JOB_DEADLINE,
+            local: None,
         }
     }
 

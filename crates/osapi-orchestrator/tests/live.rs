@@ -607,3 +607,40 @@ async fn a_cancelled_run_stops_the_work_on_the_hosts() {
     .expect("the command was killed on the host");
     f.stack.shutdown().await;
 }
+
+/// `Orchestrator::embedded` reaches the controller in process: the plan
+/// runs through the controller's own routes, with its token checks and its
+/// audit, and a client with a bad token is refused the same way.
+#[tokio::test]
+async fn in_process_plans_go_through_the_controllers_checks() {
+    let f = fleet().await;
+    let o = Orchestrator::embedded(&f.stack).quiet().build().unwrap();
+    let host = o.node_hostname_get("web-01");
+    let echo = o.command_exec("db-01", "echo", &["in process"]);
+    let report = o.run().await.unwrap();
+    assert_eq!(report.result(&host).unwrap().labels["role"], "web");
+    assert_eq!(report.result(&echo).unwrap().stdout, "in process\n");
+
+    // The job creations were audited like any request.
+    let audit = f.stack.client().unwrap().audit(100, 0).await.unwrap();
+    let jobs: Vec<_> = audit
+        .items
+        .iter()
+        .filter(|e| e.method == "POST" && e.path == "/job")
+        .collect();
+    assert_eq!(jobs.len(), 2, "{:?}", audit.items);
+    assert!(
+        jobs.iter()
+            .all(|e| e.user == "embedded-admin" && e.response_code == 201)
+    );
+
+    // No socket involved: a bad token is still a 401.
+    let bad = osapi_client::Client::builder(f.stack.url(), "not-a-token")
+        .local(f.stack.local_transport())
+        .build()
+        .unwrap();
+    assert!(bad.health().await.is_ok(), "liveness needs no token");
+    let err = bad.agents().await.unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    f.stack.shutdown().await;
+}

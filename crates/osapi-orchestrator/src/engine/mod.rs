@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use osapi_client::Client;
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -247,6 +249,8 @@ pub(crate) async fn run(
     };
 
     let mut tasks: JoinSet<(usize, StepResult)> = JoinSet::new();
+    let mut inline: FuturesUnordered<BoxFuture<'static, (usize, StepResult)>> =
+        FuturesUnordered::new();
     let mut running = 0usize;
     loop {
         while running < config.max_in_flight && sched.stop.is_none() && !cancel.is_cancelled() {
@@ -273,7 +277,12 @@ pub(crate) async fn run(
                         level: lvl,
                         job_deadline: config.job_deadline,
                     };
-                    tasks.spawn(async move {
+                    // Job and built-in steps wait on the controller: they
+                    // are polled here, without a task hop of their own per
+                    // step; custom code gets a task, so that slow code in
+                    // one step does not hold up the others.
+                    let custom = matches!(spec.kind, plan::StepKind::Func(_));
+                    let work = async move {
                         let name = spec.name.clone();
                         let began = Instant::now();
                         let result = AssertUnwindSafe(ctx.run(spec)).catch_unwind().await;
@@ -286,7 +295,12 @@ pub(crate) async fn run(
                             )
                         });
                         (i, result)
-                    });
+                    };
+                    if custom {
+                        tasks.spawn(work);
+                    } else {
+                        inline.push(work.boxed());
+                    }
                     running += 1;
                 }
                 Verdict::Skip(reason) => sched.skip(i, reason, false),
@@ -308,7 +322,12 @@ pub(crate) async fn run(
             break;
         }
         tokio::select! {
-            joined = tasks.join_next() => match joined {
+            Some((i, result)) = inline.next(), if !inline.is_empty() => {
+                running -= 1;
+                emit_finished(&emitter, &result);
+                sched.finish(i, result);
+            }
+            joined = tasks.join_next(), if !tasks.is_empty() => match joined {
                 Some(Ok((i, result))) => {
                     running -= 1;
                     emit_finished(&emitter, &result);
