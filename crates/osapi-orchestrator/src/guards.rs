@@ -2,12 +2,12 @@
 //! Several guards on one step all apply (AND); the first that fails gives the
 //! skip reason. A guarded step is evaluated even when a dependency failed.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use osapi_api::agent::{AgentInfo, ListAgentsResponse};
 use osapi_api::target::Target;
 
+use crate::panics;
 use crate::predicate::Predicate;
 use crate::results::{HostStatus, Results, StepResult, StepStatus};
 
@@ -96,16 +96,14 @@ impl Guard {
                 hosts().any(|h| h.status == HostStatus::Skipped),
                 "only-if-any-host-skipped: no host skipped",
             ),
-            Guard::When { f, reason } => match catch_unwind(AssertUnwindSafe(|| f(results))) {
+            Guard::When { f, reason } => match panics::catch(|| f(results)) {
                 Ok(true) => Verdict::Run,
                 Ok(false) => Verdict::Skip(
                     reason
                         .clone()
                         .unwrap_or_else(|| "when: guard returned false".to_string()),
                 ),
-                Err(panic) => {
-                    Verdict::Error(format!("when guard panicked: {}", panic_text(&panic)))
-                }
+                Err(panic) => Verdict::Error(format!("when guard panicked: {panic}")),
             },
             Guard::WhenFact { list, predicate } => {
                 let list_name = steps.step_name(*list);
@@ -126,20 +124,17 @@ impl Guard {
                     Some(Target::Host(h)) => a.hostname == *h,
                     Some(t @ Target::Label { .. }) => t.matches_labels(&a.labels),
                 };
-                let result = catch_unwind(AssertUnwindSafe(|| {
+                let result = panics::catch(|| {
                     agents
                         .agents
                         .iter()
                         .filter(|a| considered(a))
                         .any(|a| predicate.matches(a))
-                }));
+                });
                 match result {
                     Ok(true) => Verdict::Run,
                     Ok(false) => Verdict::Skip("when-fact: no matching agent".into()),
-                    Err(panic) => Verdict::Error(format!(
-                        "when-fact predicate panicked: {}",
-                        panic_text(&panic)
-                    )),
+                    Err(panic) => Verdict::Error(format!("when-fact predicate panicked: {panic}")),
                 }
             }
         }
@@ -160,16 +155,5 @@ impl Guard {
                 format!("when-fact {} on {}", predicate, steps.step_name(*list))
             }
         }
-    }
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }

@@ -49,6 +49,7 @@ pub mod events;
 mod guards;
 mod ops;
 mod orchestrator;
+mod panics;
 mod plan;
 pub mod predicate;
 pub mod render;
@@ -67,6 +68,10 @@ pub use results::{HostResult, HostStatus, Results, StepResult, StepStatus};
 pub use retry::RetryPolicy;
 pub use step::{Step, StepRef, TaskOutput};
 pub use tokio_util::sync::CancellationToken;
+
+/// The REST client the orchestrator uses ([`TaskContext::client`] in
+/// custom steps) and its error type.
+pub use osapi_client::{self as client, Client, ClientError};
 
 /// Operations as types, for [`Orchestrator::op`]: the [`Op`] trait and one
 /// type per operation in [`op`].
@@ -88,9 +93,9 @@ pub mod prelude {
     pub use crate::predicate::*;
     pub use crate::types::*;
     pub use crate::{
-        CancellationToken, DecodeError, ErrorStrategy, HostResult, HostStatus, Orchestrator,
-        Report, Results, RetryPolicy, RunError, Step, StepStatus, TaskContext, TaskError,
-        TaskOutput,
+        CancellationToken, ClientError, DecodeError, ErrorStrategy, HostResult, HostStatus,
+        Orchestrator, PlanError, Report, Results, RetryPolicy, RunError, Step, StepRef, StepResult,
+        StepStatus, TaskContext, TaskError, TaskOutput,
     };
 }
 

@@ -262,10 +262,21 @@ pub(crate) fn validate(steps: &[Arc<StepSpec>]) -> Result<(), PlanError> {
             });
         }
         if let StepKind::Job { target, .. } = &s.kind {
-            Target::parse(target).map_err(|e| PlanError::InvalidStep {
+            let invalid = |message: String| PlanError::InvalidStep {
                 step: s.name.clone(),
-                message: e.to_string(),
-            })?;
+                message,
+            };
+            // Controllers take `role:` or `:web` for a hostname (as upstream
+            // does) and refuse it at run time: no host is named that.
+            match Target::parse(target).map_err(|e| invalid(e.to_string()))? {
+                Target::Host(h) if h.contains(':') => {
+                    return Err(invalid(format!(
+                        "target {h:?} is neither a hostname nor a label selector: write \
+                         key:value with both parts, e.g. role:web"
+                    )));
+                }
+                _ => {}
+            }
         }
     }
     find_cycle(steps)

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use osapi_api::agent::{AgentInfo, AgentState, NodeCondition};
+pub use osapi_api::agent::{
+    AgentInfo, AgentState, AgentStatus, LoadAverageResponse, MemoryResponse, NodeCondition,
+    OsInfoResponse,
+};
 pub use osapi_api::health::HealthResponse;
 // Every operation's parameters and result type, as the catalogue grows.
 pub use osapi_api::ops::params::*;

@@ -558,6 +558,17 @@ async fn validation_rejects_bad_plans_before_anything_runs() {
     o.node_hostname_get("bad target");
     let err = o.run().await.unwrap_err().to_string();
     assert!(err.contains("command must not be empty"), "{err}");
+
+    // A colon makes a label selector, and half of one is a plan error.
+    for target in ["role:", ":web"] {
+        let o = orch();
+        let step = o.node_hostname_get(target);
+        let err = o.run().await.unwrap_err().to_string();
+        assert!(
+            err.contains(&step.name()) && err.contains("key:value with both parts"),
+            "{target}: {err}"
+        );
+    }
 }
 
 #[tokio::test]

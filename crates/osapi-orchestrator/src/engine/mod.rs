@@ -14,7 +14,6 @@
 mod attempt;
 
 use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, HostEvent, LevelSummary, Observer};
-use crate::guards::{Verdict, panic_text};
+use crate::guards::Verdict;
+use crate::panics::CatchPanic;
 use crate::plan::{self, ErrorStrategy, StepSpec};
 use crate::report::Report;
 use crate::report::RunError;
@@ -53,14 +53,14 @@ pub(crate) struct Emitter {
 impl Emitter {
     pub fn emit(&self, event: Event) {
         for o in self.observers.iter() {
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| o.on_event(&event)));
+            let _ = crate::panics::catch(|| o.on_event(&event));
         }
     }
 
     /// Has every observer write what it holds back (before user code runs).
     pub fn flush(&self) {
         for o in self.observers.iter() {
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| o.flush()));
+            let _ = crate::panics::catch(|| o.flush());
         }
     }
 
@@ -285,13 +285,13 @@ pub(crate) async fn run(
                     let work = async move {
                         let name = spec.name.clone();
                         let began = Instant::now();
-                        let result = AssertUnwindSafe(ctx.run(spec)).catch_unwind().await;
+                        let result = CatchPanic(Box::pin(ctx.run(spec))).await;
                         let result = result.unwrap_or_else(|panic| {
                             failed_result(
                                 name,
                                 lvl,
                                 began.elapsed(),
-                                format!("step panicked: {}", panic_text(&panic)),
+                                format!("step panicked: {panic}"),
                             )
                         });
                         (i, result)
