@@ -26,7 +26,9 @@ pub async fn run(file: &OsapiFile, from_file: bool, args: StartArgs) -> Result<(
         server.bind = std::net::Ipv4Addr::LOCALHOST.into();
     }
     let agent = file.agent_config()?;
+    // The operator's machine, as configured: no sandbox.
     let stack = Embedded::builder()
+        .real_host()
         .registry_ttl(file.registry_ttl()?)
         .heartbeat_interval(agent.heartbeat_interval)
         .bus_config({

@@ -2,10 +2,15 @@
 //! more in-process agents on an in-memory bus, with a fresh signing key and an
 //! admin token. What `cargo run --example basic` and the tests use.
 //!
+//! Its agents are sandboxed unless [`EmbeddedBuilder::real_host`] says
+//! otherwise: DNS updates change a copy of `resolv.conf` and deploys land in
+//! a file root, both in a temp dir ([`Embedded::sandbox_dir`]). A client in
+//! the same process can skip the socket ([`Embedded::client`],
+//! [`Embedded::local_transport`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), osapi_embedded::EmbeddedError> {
-//! use osapi_agent::AgentConfig;
-//! use osapi_embedded::Embedded;
+//! use osapi_embedded::{AgentConfig, Embedded};
 //! let stack = Embedded::builder()
 //!     .agent(AgentConfig::named("web-01").label("role", "web"))
 //!     .agent(AgentConfig::named("db-01").label("role", "db"))
@@ -17,13 +22,17 @@
 //! ```
 
 mod local;
+mod sandbox;
+
+pub use osapi_agent::AgentConfig;
+pub use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use osapi_agent::{Agent, AgentConfig, AgentError, AgentHandle};
+use osapi_agent::{Agent, AgentError, AgentHandle};
 use osapi_api::signing::{JobSigner, PublicKey};
 use osapi_bus::Bus;
 use osapi_bus::memory::{MemoryBus, MemoryBusConfig};
@@ -58,6 +67,9 @@ pub enum EmbeddedError {
     /// Token minting failed.
     #[error("token: {0}")]
     Token(String),
+    /// The agents' sandbox could not be made.
+    #[error("cannot prepare the agents' sandbox: {0}")]
+    Sandbox(String),
 }
 
 /// Settings of an embedded stack.
@@ -67,9 +79,20 @@ pub struct EmbeddedBuilder {
     bus: MemoryBusConfig,
     heartbeat: Option<Duration>,
     verify: bool,
+    real_host: bool,
 }
 
 impl EmbeddedBuilder {
+    /// Lets the agents read and change the real machine: `/etc/resolv.conf`
+    /// (through `resolvectl` where it answers), deploy paths as given. By
+    /// default each agent works in a sandbox under a temp dir instead
+    /// ([`Embedded::sandbox_dir`]) for every setting left at its default.
+    /// `osapi start` uses this; an example or a test should not.
+    pub fn real_host(mut self) -> Self {
+        self.real_host = true;
+        self
+    }
+
     /// Adds an in-process agent. Without any, one agent named after this host runs.
     pub fn agent(mut self, config: AgentConfig) -> Self {
         self.agents.push(config);
@@ -129,7 +152,18 @@ impl EmbeddedBuilder {
             bus,
             heartbeat,
             verify,
+            real_host,
         } = self;
+        let sandbox = if real_host {
+            None
+        } else {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("osapi-embedded-")
+                    .tempdir()
+                    .map_err(|e| EmbeddedError::Sandbox(e.to_string()))?,
+            )
+        };
         if server.signing_key.is_empty() {
             server.signing_key = random_signing_key()
                 .map_err(|e| EmbeddedError::Token(format!("no random signing key: {e}")))?;
@@ -176,6 +210,7 @@ impl EmbeddedBuilder {
             job_key: job_signer.public_key(),
             local,
             verify,
+            sandbox,
             bus,
             heartbeat,
             agents: Mutex::new(BTreeMap::new()),
@@ -204,6 +239,7 @@ pub struct Embedded {
     job_key: PublicKey,
     local: Arc<dyn LocalTransport>,
     verify: bool,
+    sandbox: Option<tempfile::TempDir>,
     bus: Bus,
     heartbeat: Duration,
     agents: Mutex<BTreeMap<String, AgentHandle>>,
@@ -224,6 +260,7 @@ impl Embedded {
             bus: MemoryBusConfig::default(),
             heartbeat: None,
             verify: false,
+            real_host: false,
         }
     }
 
@@ -279,6 +316,13 @@ impl Embedded {
             .build()
     }
 
+    /// Where the agents' sandbox lives (`<dir>/<agent>/resolv.conf`,
+    /// `<dir>/<agent>/root/…` for deployed files); `None` with
+    /// [`EmbeddedBuilder::real_host`]. Removed when the stack is dropped.
+    pub fn sandbox_dir(&self) -> Option<&std::path::Path> {
+        self.sandbox.as_ref().map(|d| d.path())
+    }
+
     /// The in-memory bus (for tests that inspect state).
     pub fn bus(&self) -> &Bus {
         &self.bus
@@ -300,6 +344,10 @@ impl Embedded {
         }
         if self.verify {
             config = config.trust(self.job_key);
+        }
+        if let Some(dir) = &self.sandbox {
+            config = sandbox::confine(config, dir.path())
+                .map_err(|e| EmbeddedError::Sandbox(e.to_string()))?;
         }
         let agent = Agent::new(config, self.bus.clone())?;
         let name = agent.hostname().to_string();

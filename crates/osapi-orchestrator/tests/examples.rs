@@ -766,10 +766,18 @@ fn file_examples_rerun_against_one_controller() {
     expect(n, &first, &done("changed", "upload-file"));
     expect(n, &first, &done("changed", "deploy-file"));
     expect(n, &first, &status);
+    // The stack's agent is sandboxed: the file is under its root, and
+    // nothing was written at the path itself.
+    let sandboxed = stack
+        .sandbox_dir()
+        .expect("a sandboxed stack")
+        .join("files-01/root")
+        .join(path.trim_start_matches('/'));
     assert_eq!(
-        std::fs::read_to_string(&path).expect("deployed file"),
+        std::fs::read_to_string(&sandboxed).expect("deployed file"),
         APP_CONFIG
     );
+    assert!(!std::path::Path::new(&path).exists());
 
     let second = run_with(n, &env);
     expect(n, &second, &done("unchanged", "upload-file"));

@@ -101,7 +101,14 @@ pub async fn deploy(
     };
     let sha256 = hex::encode(Sha256::digest(&content));
 
-    let path = PathBuf::from(&params.path);
+    let path = on_host(ctx, &params.path);
+    if ctx.config.file_root.is_some()
+        && let Some(dir) = path.parent()
+    {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| wrap(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let journal = ctx.journal.clone();
     let applied = super::blocking(move || apply(&path, &content, mode, uid, gid, Some(&journal)))
         .await?
@@ -133,6 +140,15 @@ pub async fn deploy(
     })
 }
 
+/// Where a checked host path (absolute, no `..`) is on this machine: under
+/// the configured file root, if any.
+fn on_host(ctx: &ProviderContext, path: &str) -> PathBuf {
+    match &ctx.config.file_root {
+        Some(root) => root.join(path.trim_start_matches('/')),
+        None => PathBuf::from(path),
+    }
+}
+
 /// `file.status.get`.
 pub async fn status(
     params: &FileStatusParams,
@@ -154,7 +170,7 @@ pub async fn status(
     let Some(record) = record else {
         return Ok(missing);
     };
-    let Ok(bytes) = tokio::fs::read(&params.path).await else {
+    let Ok(bytes) = tokio::fs::read(on_host(ctx, &params.path)).await else {
         return Ok(missing);
     };
     let disk_sha = hex::encode(Sha256::digest(&bytes));
@@ -496,6 +512,50 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_root_confines_deploys_and_status() {
+        let mut f = fixture();
+        let root = f.dir.path().join("root");
+        f.ctx.config = Arc::new(ProviderConfig {
+            file_root: Some(root.clone()),
+            ..ProviderConfig::default()
+        });
+        f.objects
+            .put("motd", "raw", Bytes::from_static(b"hello\n"))
+            .await
+            .unwrap();
+        // A path under /etc: written under the root, directories created,
+        // reported as asked.
+        let p = FileDeployParams {
+            object_name: "motd".into(),
+            path: "/etc/osapi-sandbox-test/motd".into(),
+            ..Default::default()
+        };
+        let r = deploy(&p, &f.ctx).await.unwrap();
+        assert!(r.changed);
+        assert_eq!(r.path, "/etc/osapi-sandbox-test/motd");
+        assert_eq!(
+            fs::read(root.join("etc/osapi-sandbox-test/motd")).unwrap(),
+            b"hello\n"
+        );
+        assert!(!Path::new("/etc/osapi-sandbox-test").exists());
+        let s = status(
+            &FileStatusParams {
+                path: p.path.clone(),
+            },
+            &f.ctx,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.status, FileSyncStatus::InSync);
+        // `..` cannot climb out of the root.
+        let out = FileDeployParams {
+            path: "/../outside".into(),
+            ..p
+        };
+        assert!(deploy(&out, &f.ctx).await.is_err());
     }
 
     #[tokio::test]

@@ -51,6 +51,12 @@ pub struct ProviderConfig {
     pub ping_timeout: Duration,
     /// Pause between echo requests (default 200 ms).
     pub ping_interval: Duration,
+    /// Where the host paths of file operations live: with `Some(root)`,
+    /// deploying `/etc/app.conf` writes `<root>/etc/app.conf` (creating
+    /// its directories) and its status reads it there; results still say
+    /// `/etc/app.conf`. `None` (the default): the real filesystem. The
+    /// embedded stack's sandbox sets it; it confines paths, not processes.
+    pub file_root: Option<PathBuf>,
 }
 
 /// The default resolver file.
@@ -66,6 +72,7 @@ impl Default for ProviderConfig {
             max_output_bytes: 4 * 1024 * 1024,
             ping_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_millis(200),
+            file_root: None,
         }
     }
 }

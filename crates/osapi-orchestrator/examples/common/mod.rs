@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use osapi_agent::AgentConfig;
-use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
 use osapi_orchestrator::Embedded;
 use osapi_orchestrator::{CancellationToken, Orchestrator, OrchestratorBuilder, Report, RunError};
 use tempfile::TempDir;
@@ -29,23 +28,6 @@ pub struct Env {
     pub token: String,
     stack: Option<Embedded>,
     dir: TempDir,
-}
-
-fn agent(config: AgentConfig, dir: &TempDir) -> Result<AgentConfig> {
-    // A private copy of resolv.conf, so DNS updates never touch the real one.
-    let name = config.hostname.clone().unwrap_or_else(|| "local".into());
-    let resolv = dir.path().join(format!("resolv-{name}.conf"));
-    let current = std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_else(|_| "nameserver 127.0.0.1\n".into());
-    std::fs::write(&resolv, current).context("cannot write the example's resolv.conf")?;
-    Ok(AgentConfig {
-        providers: ProviderConfig {
-            resolv_conf: resolv,
-            resolvectl: ResolvectlMode::Never,
-            ..ProviderConfig::default()
-        },
-        ..config
-    })
 }
 
 /// Connects to `OSAPI_URL`/`OSAPI_TOKEN`, or starts an embedded control plane.
@@ -85,9 +67,10 @@ pub async fn connect(fleet: Fleet) -> Result<Env> {
                 .fact("env", "prod"),
         ],
     };
+    // Sandboxed by default: DNS updates and deploys stay in a temp dir.
     let mut builder = Embedded::builder();
     for c in configs {
-        builder = builder.agent(agent(c, &dir)?);
+        builder = builder.agent(c);
     }
     let stack = builder
         .start()

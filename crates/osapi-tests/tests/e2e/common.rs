@@ -83,7 +83,9 @@ impl StackBuilder {
         self
     }
     pub async fn start(self) -> Stack {
-        let mut b = Embedded::builder();
+        // Every agent here gets its own temp paths (see `agent`), and tests
+        // read deployed files where they asked them to be.
+        let mut b = Embedded::builder().real_host();
         for a in self.agents {
             b = b.agent(a);
         }
