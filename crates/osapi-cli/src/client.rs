@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use osapi_api::format::parse_duration;
-use osapi_api::job::{CreateJobRequest, JobStatus};
-use osapi_api::ops::ContentType;
+use osapi_api::job::{CreateJobRequest, JobDetail, JobStatus};
+use osapi_api::ops::{ContentType, Operation};
 use osapi_client::Client;
 use serde::Serialize;
 use uuid::Uuid;
@@ -166,8 +166,45 @@ enum AuditCommand {
 }
 
 fn print<T: Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(value)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
     Ok(())
+}
+
+/// Hosts whose command exited non-zero, with their codes: a command job
+/// that "completed" is a failure to whoever ran it (the library says so too).
+fn failed_commands(detail: &JobDetail) -> Vec<(String, i64)> {
+    let is_command = detail
+        .operation
+        .as_ref()
+        .and_then(|o| o.get("type"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| t.parse::<Operation>().ok())
+        .is_some_and(Operation::is_command);
+    if !is_command {
+        return Vec::new();
+    }
+    let code = |data: Option<&serde_json::Value>| {
+        data.and_then(|d| d.get("exit_code"))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    };
+    let mut failed: Vec<(String, i64)> = match &detail.responses {
+        Some(responses) => responses
+            .values()
+            .map(|r| (r.hostname.clone(), code(r.data.as_ref())))
+            .collect(),
+        None => vec![(
+            detail.hostname.clone().unwrap_or_default(),
+            code(detail.result.as_ref()),
+        )],
+    };
+    failed.retain(|(_, c)| *c != 0);
+    failed.sort();
+    failed
 }
 
 fn job_id(raw: &str) -> Result<Uuid> {
@@ -214,12 +251,17 @@ pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
             let timeout: Duration = parse_duration(&timeout)?;
             let detail = client.run_job(&spec.request()?, timeout).await?;
             print(&detail)?;
+            let id = detail.id.map(|i| i.to_string()).unwrap_or_default();
             if detail.status() != JobStatus::Completed {
-                bail!(
-                    "job {} ended {}",
-                    detail.id.map(|i| i.to_string()).unwrap_or_default(),
-                    detail.status()
-                );
+                bail!("job {id} failed: it ended {}", detail.status());
+            }
+            let failed = failed_commands(&detail);
+            if !failed.is_empty() {
+                let hosts: Vec<String> = failed
+                    .iter()
+                    .map(|(h, c)| format!("{h} exited with code {c}"))
+                    .collect();
+                bail!("job {id} failed: the command {}", hosts.join(", "));
             }
             Ok(())
         }

@@ -30,9 +30,12 @@ pub enum TokenCommand {
     },
     /// Check a token and print what it grants.
     Validate {
-        /// The token.
-        #[arg(short, long)]
-        token: String,
+        /// The token (`osapi token validate TOKEN`; `-t TOKEN` works too).
+        #[arg(value_name = "TOKEN", required_unless_present = "flag")]
+        token: Option<String>,
+        /// The token, as a flag.
+        #[arg(short = 't', long = "token", id = "flag", hide = true)]
+        flag: Option<String>,
     },
 }
 
@@ -92,7 +95,8 @@ pub fn run(file: &OsapiFile, cmd: TokenCommand) -> Result<()> {
             );
             Ok(())
         }
-        TokenCommand::Validate { token } => {
+        TokenCommand::Validate { token, flag } => {
+            let token = token.or(flag).unwrap_or_default();
             let auth = Authenticator::new(signing_key(file)?, custom_roles.clone())
                 .map_err(anyhow::Error::msg)?
                 .allow_tokens_without_expiry(security.allow_tokens_without_expiry);

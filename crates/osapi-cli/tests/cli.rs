@@ -168,10 +168,11 @@ fn start_then_run_a_job_with_the_client() {
         resolv.display()
     ));
     let path = f.path().to_str().unwrap().to_string();
+    let log = dir.path().join("start.log");
     let child = Command::new(BIN)
         .args(["-f", &path, "start"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut running = Running(child);
@@ -196,7 +197,7 @@ fn start_then_run_a_job_with_the_client() {
         "listens on api.server.port"
     );
     // The printed token is signed with the configured key.
-    let (ok, out, err) = osapi(&["-f", &path, "token", "validate", "-t", &token]);
+    let (ok, out, err) = osapi(&["-f", &path, "token", "validate", &token]);
     assert!(ok, "{err}");
     assert!(out.contains("roles:       admin"));
 
@@ -267,6 +268,56 @@ fn start_then_run_a_job_with_the_client() {
     ]);
     assert!(!ok);
     assert!(err.contains("not found"), "{err}");
+
+    // A command that exits non-zero is a failed job to whoever ran it.
+    let (ok, out, err) = osapi(&[
+        "client",
+        "--url",
+        &url,
+        "--token",
+        &token,
+        "job",
+        "run",
+        "--target",
+        "_any",
+        "command.shell.execute",
+        "--data",
+        "{\"command\":\"exit 3\"}",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("\"exit_code\": 3"),
+        "the result is still printed: {out}"
+    );
+    assert!(
+        err.contains("failed: the command cli-agent exited with code 3"),
+        "{err}"
+    );
+
+    // A reader that stops early (`| head`) ends the command quietly.
+    let mut child = Command::new(BIN)
+        .args(["client", "--url", &url, "--token", &token, "job", "run"])
+        .args(["--target", "_any", "command.shell.execute", "--data"])
+        .arg("{\"command\":\"head -c 400000 /dev/zero | tr '\\\\0' x\"}")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut head).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+
+    // Logs to a file carry no colour codes.
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("agent started"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "{logs}");
 }
 
 fn nix_hostname() -> String {
