@@ -13,9 +13,14 @@ use crate::serde_util::null_as_default;
 /// Result of `node.hostname.get`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HostnameResult {
-    /// The host's name as the OS reports it.
+    /// The host's name as the OS reports it (upstream's field; on a
+    /// simulated fleet every agent may report the same machine's name).
     #[serde(alias = "Hostname")]
     pub hostname: String,
+    /// The agent that answered: its identity, which targets name (ours;
+    /// empty from upstream agents).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub agent: String,
     /// The agent's configured labels.
     #[serde(
         default,

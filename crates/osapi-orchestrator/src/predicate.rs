@@ -59,6 +59,16 @@ impl Predicate {
     }
 }
 
+/// A closure over the agent is a predicate ("custom predicate" in `explain()`).
+impl<F> From<F> for Predicate
+where
+    F: Fn(&AgentInfo) -> bool + Send + Sync + 'static,
+{
+    fn from(test: F) -> Self {
+        Predicate::new("custom predicate", test)
+    }
+}
+
 impl std::ops::Not for Predicate {
     type Output = Predicate;
     fn not(self) -> Predicate {

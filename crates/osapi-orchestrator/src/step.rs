@@ -16,6 +16,7 @@ use crate::plan::{Builtin, ErrorStrategy, HostTolerance, PlanInner, StepKind, St
 use crate::predicate::Predicate;
 use crate::results::Results;
 use crate::retry::RetryPolicy;
+use crate::types::AgentListResult;
 use crate::types::FileUploadResult;
 
 /// A step of the plan whose result decodes to `T`.
@@ -219,7 +220,22 @@ impl<T> Step<T> {
     /// step, made a dependency) that this step's target covers matches
     /// `predicate`: the agent itself for a hostname, the labelled agents for
     /// `key:value`, any agent for `_all`, `_any` and non-job steps.
-    pub fn when_fact<U>(self, agent_list: &Step<U>, predicate: Predicate) -> Self {
+    /// `predicate` is a [`Predicate`] (`os("debian")`, `fact_equals(…)`, …)
+    /// or a closure over the agent:
+    ///
+    /// ```
+    /// # fn demo(o: &osapi_orchestrator::Orchestrator) {
+    /// let list = o.agent_list();
+    /// o.command_exec("_all", "apt-get", &["update"])
+    ///     .when_fact(&list, |a: &osapi_orchestrator::types::AgentInfo| a.labels.contains_key("apt"));
+    /// # }
+    /// ```
+    pub fn when_fact(
+        self,
+        agent_list: &Step<AgentListResult>,
+        predicate: impl Into<Predicate>,
+    ) -> Self {
+        let predicate = predicate.into();
         let step = self.after(agent_list);
         let foreign = !Arc::ptr_eq(&step.plan, &agent_list.plan);
         if foreign {

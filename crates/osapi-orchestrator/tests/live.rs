@@ -130,6 +130,10 @@ async fn every_operation_returns_its_typed_result() {
     assert!(!p.packages.is_empty() && ["dpkg", "rpm"].contains(&p.manager.as_str()));
     let h = report.result(&host).unwrap();
     assert!(!h.hostname.is_empty());
+    assert_eq!(
+        h.agent, "web-01",
+        "the agent's identity, beside the OS hostname"
+    );
     assert_eq!(report.host_results(&host)[0].hostname, "web-01");
     assert!(report.result(&status).unwrap().memory.is_some());
     assert!(report.result(&uptime).unwrap().uptime_seconds > 0);
@@ -311,8 +315,16 @@ async fn when_fact_understands_each_target_kind() {
     o.health_check()
         .named("fn-step")
         .when_fact(&list, os("no-such-os"));
+    // A closure is a predicate too.
+    o.node_hostname_get("db-01")
+        .named("closure-match")
+        .when_fact(&list, |a: &AgentInfo| a.hostname.starts_with("db"));
+    o.node_hostname_get("web-01")
+        .named("closure-no-match")
+        .when_fact(&list, |a: &AgentInfo| a.hostname.starts_with("db"));
     let report = o.run().await.unwrap();
     let ran = |n: &str| report.step(n).unwrap().status != StepStatus::Skipped;
+    assert!(ran("closure-match") && !ran("closure-no-match"));
     assert!(ran("host-match") && !ran("host-no-match"));
     assert!(ran("all") && ran("any") && ran("label-match"));
     assert!(!ran("label-no-match"));

@@ -185,6 +185,7 @@ impl Provider for op::NodeHostnameGet {
         Ok((
             HostnameResult {
                 hostname,
+                agent: ctx.hostname.clone(),
                 labels,
                 changed: false,
             },
