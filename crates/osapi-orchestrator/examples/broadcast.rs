@@ -3,7 +3,7 @@
 //!
 //! DAG: `get-hostname` on `_all`.
 //!
-//! Prints the run (`Plan: 1 tasks, 1 steps`, one `[<host>] ok` line per
+//! Prints the run (`Plan: 1 step in 1 level`, one `[<host>] ok` line per
 //! agent under the step), then each host's hostname and labels from
 //! `report.results_by_host`.
 //!

@@ -5,7 +5,7 @@
 //! `df -h`, after `get-disk`, `.only_if_changed()`). Reading the disks
 //! changes nothing, so `run-df` is skipped:
 //! `[skip]     run-df                    reason="no dependencies changed"`
-//! and the run completes with `4 tasks, 3 unchanged, 1 skipped`.
+//! and the run completes with `4 steps, 3 unchanged, 1 skipped`.
 //!
 //! Prints the run, then why `run-df` did not run.
 //!

@@ -4,7 +4,7 @@
 //! DAG: `health-check` → {`get-hostname`, `get-disk`, `get-memory`,
 //! `get-load`, `get-uptime`} (all on `_any`).
 //!
-//! Prints the plan (`Plan: 6 tasks, 2 steps`), the live run, then one line
+//! Prints the plan (`Plan: 6 steps in 2 levels`), the live run, then one line
 //! per typed result (`Hostname: …`, `Disk /: 12.3 GiB used of 49.1 GiB`,
 //! `Memory: …`, `Load: …`, `Uptime: …`).
 //!

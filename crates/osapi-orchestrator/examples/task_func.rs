@@ -5,7 +5,7 @@
 //! `get-hostname`, prints `  Hostname: <h>` while it runs, and returns
 //! `changed` with data `{"host": <h>}`).
 //!
-//! Prints the run (`Complete: 3 tasks, 1 changed, 2 unchanged`), then
+//! Prints the run (`Complete: 3 steps, 1 changed, 2 unchanged`), then
 //! `Report hostname: <h>` decoded from the `summarize` step.
 //!
 //! Relative to upstream: the custom step's data is a typed struct and is

@@ -22,7 +22,7 @@
 //! let uptime = o.command_exec("_all", "uptime", &[]).after(&health).retry(2);
 //!
 //! let report = o.run().await?;
-//! assert_eq!(report.summary(), "3 tasks, 1 changed, 2 unchanged");
+//! assert_eq!(report.summary(), "3 steps, 1 changed, 2 unchanged");
 //!
 //! let h: HostnameResult = report.result(&host)?;
 //! assert!(!h.hostname.is_empty());

@@ -114,7 +114,14 @@ impl StepKind {
     pub fn detail(&self) -> String {
         match self {
             StepKind::Job { op, target, .. } => format!("operation={op} target={target}"),
-            StepKind::Builtin(_) | StepKind::Func(_) => "(custom function)".to_string(),
+            StepKind::Builtin(b) => match b {
+                Builtin::Health => "GET /health".to_string(),
+                Builtin::Upload { name, .. } => format!("upload file={name}"),
+                Builtin::Changed { name, .. } => format!("compare file={name}"),
+                Builtin::AgentList => "GET /agent".to_string(),
+                Builtin::AgentGet { hostname } => format!("GET /agent/{hostname}"),
+            },
+            StepKind::Func(_) => "(custom function)".to_string(),
         }
     }
 

@@ -37,8 +37,9 @@ mod duration_ms {
 /// ```
 /// use osapi_orchestrator::report::summary_line;
 /// use osapi_orchestrator::StepStatus::*;
-/// assert_eq!(summary_line([Changed, Unchanged, Skipped, Failed]), "4 tasks, 1 changed, 1 unchanged, 1 skipped, 1 failed");
-/// assert_eq!(summary_line([]), "0 tasks");
+/// assert_eq!(summary_line([Changed, Unchanged, Skipped, Failed]), "4 steps, 1 changed, 1 unchanged, 1 skipped, 1 failed");
+/// assert_eq!(summary_line([Unchanged]), "1 step, 1 unchanged");
+/// assert_eq!(summary_line([]), "0 steps");
 /// ```
 pub fn summary_line(statuses: impl IntoIterator<Item = StepStatus>) -> String {
     let (mut total, mut c, mut u, mut s, mut f) = (0, 0, 0, 0, 0);
@@ -52,7 +53,7 @@ pub fn summary_line(statuses: impl IntoIterator<Item = StepStatus>) -> String {
             StepStatus::Unknown => {}
         }
     }
-    let mut out = format!("{total} tasks");
+    let mut out = format!("{total} {}", if total == 1 { "step" } else { "steps" });
     for (n, word) in [
         (c, "changed"),
         (u, "unchanged"),
@@ -67,7 +68,7 @@ pub fn summary_line(statuses: impl IntoIterator<Item = StepStatus>) -> String {
 }
 
 impl Report {
-    /// `N tasks, a changed, b unchanged, c skipped, d failed` (zero counts left out).
+    /// `N steps, a changed, b unchanged, c skipped, d failed` (zero counts left out).
     pub fn summary(&self) -> String {
         summary_line(self.steps.iter().map(|s| s.status))
     }

@@ -84,7 +84,7 @@ async fn linear_chain_runs_in_order_and_summarises() {
     let b = ok(&o, "b", true).after(&a);
     ok(&o, "c", false).after(&b);
     let report = o.run().await.unwrap();
-    assert_eq!(report.summary(), "3 tasks, 2 changed, 1 unchanged");
+    assert_eq!(report.summary(), "3 steps, 2 changed, 1 unchanged");
     assert_eq!(
         rec.lines(),
         [
@@ -194,7 +194,7 @@ async fn stop_all_finishes_running_steps_and_reports_the_rest_skipped() {
         c.skip_reason.as_deref(),
         Some("not run: step \"a\" failed and stopped the plan")
     );
-    assert_eq!(report.summary(), "4 tasks, 1 changed, 2 skipped, 1 failed");
+    assert_eq!(report.summary(), "4 steps, 1 changed, 2 skipped, 1 failed");
     assert!(!rec.lines().contains(&"start c".to_string()));
 }
 
@@ -644,7 +644,7 @@ async fn json_events_stream_every_event_as_a_line() {
     assert_eq!(events[0]["steps"], 2);
     assert_eq!(events[3]["status"], "changed");
     assert_eq!(events[6]["reason"], "when: guard returned false");
-    assert_eq!(events[8]["summary"], "2 tasks, 1 changed, 1 skipped");
+    assert_eq!(events[8]["summary"], "2 steps, 1 changed, 1 skipped");
     assert_eq!(events[8]["success"], true);
 }
 
@@ -677,7 +677,7 @@ async fn empty_plan_runs() {
     let (o, rec) = recorded();
     let report = o.run().await.unwrap();
     assert!(report.steps.is_empty());
-    assert_eq!(report.summary(), "0 tasks");
+    assert_eq!(report.summary(), "0 steps");
     assert!(matches!(
         rec.0.lock().unwrap().first(),
         Some(Event::PlanStarted { steps: 0, .. })

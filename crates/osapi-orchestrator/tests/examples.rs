@@ -203,7 +203,9 @@ fn line_after<'a>(name: &str, out: &'a str, prefix: &str) -> &'a str {
 
 /// The start of a finished step's line: `␠␠[tag]<pad>␠<name padded to 25>␠changed=`.
 fn done(tag: &str, step: &str) -> String {
-    format!("  {:<11} {step:<25} changed=", format!("[{tag}]"))
+    // A failed step's line has no `changed=`: its tag says what happened.
+    let tail = if tag == "failed" { "" } else { "changed=" };
+    format!("  {:<11} {step:<25} {tail}", format!("[{tag}]"))
 }
 
 fn started(step: &str) -> String {
@@ -264,10 +266,10 @@ fn os_release_id() -> Option<String> {
 fn basic() {
     let n = "basic";
     let out = run(n);
-    expect(n, &out, "Plan: 2 tasks, 2 steps\n");
+    expect(n, &out, "Plan: 2 steps in 2 levels\n");
     expect(n, &out, &done("unchanged", "health-check"));
     expect(n, &out, &done("unchanged", "get-hostname"));
-    expect(n, &out, "Complete: 2 tasks, 2 unchanged in ");
+    expect(n, &out, "Complete: 2 steps, 2 unchanged in ");
     assert!(!line_after(n, &out, "Hostname: ").is_empty());
 }
 
@@ -275,11 +277,11 @@ fn basic() {
 fn parallel() {
     let n = "parallel";
     let out = run(n);
-    expect(n, &out, "Plan: 6 tasks, 2 steps\n");
+    expect(n, &out, "Plan: 6 steps in 2 levels\n");
     expect(
         n,
         &out,
-        "  Step 2 (parallel): get-hostname, get-disk, get-memory, get-load, get-uptime\n",
+        "  Level 2 (parallel): get-hostname, get-disk, get-memory, get-load, get-uptime\n",
     );
     for step in [
         "get-hostname",
@@ -291,7 +293,7 @@ fn parallel() {
         expect(n, &out, &started(step));
         expect(n, &out, &done("unchanged", step));
     }
-    expect(n, &out, "Complete: 6 tasks, 6 unchanged in ");
+    expect(n, &out, "Complete: 6 steps, 6 unchanged in ");
     assert!(!line_after(n, &out, "Hostname: ").is_empty());
     assert!(
         line_after(n, &out, "Disk ").contains(" GiB used of "),
@@ -325,7 +327,7 @@ fn retry() {
         "only flaky retries:\n{out}"
     );
     expect(n, &out, &done("unchanged", "get-load"));
-    expect(n, &out, "Complete: 3 tasks, 1 changed, 2 unchanged in ");
+    expect(n, &out, "Complete: 3 steps, 1 changed, 2 unchanged in ");
     expect(n, &out, "\nflaky succeeded on attempt 3\n");
 }
 
@@ -333,7 +335,7 @@ fn retry() {
 fn command() {
     let n = "command";
     let out = run(n);
-    expect(n, &out, "  Step 2 (parallel): run-uptime, shell-uname\n");
+    expect(n, &out, "  Level 2 (parallel): run-uptime, shell-uname\n");
     expect(n, &out, &done("changed", "run-uptime"));
     expect(n, &out, &done("changed", "shell-uname"));
     assert!(
@@ -360,7 +362,7 @@ fn verbose() {
 fn guards() {
     let n = "guards";
     let out = run(n);
-    expect(n, &out, "Plan: 3 tasks, 3 steps\n");
+    expect(n, &out, "Plan: 3 steps in 3 levels\n");
     expect(n, &out, &done("changed", "run-whoami"));
     reject(n, &out, "[skip]");
     assert!(!line_after(n, &out, "whoami: ").is_empty(), "{out}");
@@ -370,12 +372,12 @@ fn guards() {
 fn only_if_changed() {
     let n = "only-if-changed";
     let out = run(n);
-    expect(n, &out, "  Step 2 (parallel): get-hostname, get-disk\n");
+    expect(n, &out, "  Level 2 (parallel): get-hostname, get-disk\n");
     expect(n, &out, &done("unchanged", "get-hostname"));
     expect(n, &out, &done("unchanged", "get-disk"));
     expect(n, &out, &skipped("run-df", "no dependencies changed"));
     reject(n, &out, &started("run-df"));
-    expect(n, &out, "Complete: 4 tasks, 3 unchanged, 1 skipped in ");
+    expect(n, &out, "Complete: 4 steps, 3 unchanged, 1 skipped in ");
     expect(n, &out, "\nrun-df did not run: no dependencies changed\n");
 }
 
@@ -396,8 +398,8 @@ fn error_recovery() {
     }
     expect_succeeded(n, &out, "cleanup");
     reject(n, &out, "[skip]");
-    expect(n, &out, "Complete: 2 tasks, 1 changed, 1 failed in ");
-    expect(n, &out, "\nSummary: 2 tasks, 1 changed, 1 failed\n");
+    expect(n, &out, "Complete: 2 steps, 1 changed, 1 failed in ");
+    expect(n, &out, "\nSummary: 2 steps, 1 changed, 1 failed\n");
     expect(n, &out, "\ncleanup stdout: running-cleanup\n");
 }
 
@@ -405,7 +407,7 @@ fn error_recovery() {
 fn broadcast() {
     let n = "broadcast";
     let out = run(n);
-    expect(n, &out, "Plan: 1 tasks, 1 steps\n");
+    expect(n, &out, "Plan: 1 step in 1 level\n");
     expect(n, &out, "operation=node.hostname.get target=_all\n");
     expect(n, &out, &done("unchanged", "get-hostname"));
     for h in ["db-01", "web-01", "web-02"] {
@@ -432,7 +434,7 @@ fn task_func() {
             &done("changed", "summarize"),
         ],
     );
-    expect(n, &out, "Complete: 3 tasks, 1 changed, 2 unchanged in ");
+    expect(n, &out, "Complete: 3 steps, 1 changed, 2 unchanged in ");
     let inside = line_after(n, &out, "  Hostname: ");
     let after = line_after(n, &out, "Report hostname: ");
     assert!(!after.is_empty());
@@ -443,7 +445,7 @@ fn task_func() {
 fn dns_update() {
     let n = "dns-update";
     let out = run(n);
-    expect(n, &out, "Plan: 3 tasks, 3 steps\n");
+    expect(n, &out, "Plan: 3 steps in 3 levels\n");
     expect(n, &out, "operation=network.dns.get target=_any\n");
     expect(n, &out, &done("unchanged", "get-dns"));
     expect_succeeded(n, &out, "update-dns");
@@ -477,7 +479,7 @@ fn deployed_file_is_temporary(name: &str, out: &str) {
 fn file_deploy() {
     let n = "file-deploy";
     let out = run(n);
-    expect(n, &out, "Plan: 4 tasks, 4 steps\n");
+    expect(n, &out, "Plan: 4 steps in 4 levels\n");
     expect(n, &out, &done("changed", "upload-file"));
     expect(n, &out, &done("changed", "deploy-file"));
     expect(n, &out, &done("unchanged", "file-status"));
@@ -571,7 +573,7 @@ fn agent_facts() {
         is_load_triplet(line_after(n, &out, "    Load:         ")),
         "{out}"
     );
-    expect(n, &out, "Complete: 3 tasks, 3 unchanged in ");
+    expect(n, &out, "Complete: 3 steps, 3 unchanged in ");
 }
 
 #[test]
@@ -583,11 +585,11 @@ fn discover() {
         &out,
         &["Discovered 3 matching agents\n", "Execution Plan"],
     );
-    expect(n, &out, "Plan: 4 tasks, 2 steps\n");
+    expect(n, &out, "Plan: 4 steps in 2 levels\n");
     expect(
         n,
         &out,
-        "  Step 2 (parallel): get-hostname, get-hostname-2, get-hostname-3\n",
+        "  Level 2 (parallel): get-hostname, get-hostname-2, get-hostname-3\n",
     );
     for h in ["db-01", "web-01", "web-02"] {
         expect(
@@ -598,7 +600,7 @@ fn discover() {
         expect(n, &out, &format!("\n{}\n", host(h, "ok")));
         assert!(!line_after(n, &out, &format!("  {h} -> ")).is_empty());
     }
-    expect(n, &out, "Complete: 4 tasks, 4 unchanged in ");
+    expect(n, &out, "Complete: 4 steps, 4 unchanged in ");
 }
 
 #[test]
@@ -617,7 +619,7 @@ fn group_by_fact() {
     expect(
         n,
         &out,
-        "  Step 2 (parallel): shell-echo, shell-echo-2, shell-echo-3\n",
+        "  Level 2 (parallel): shell-echo, shell-echo-2, shell-echo-3\n",
     );
     for step in ["shell-echo", "shell-echo-2", "shell-echo-3"] {
         expect(n, &out, &done("changed", step));
@@ -629,7 +631,7 @@ fn group_by_fact() {
         &out,
         "\n  web-02: deploying release candidate to staging\n",
     );
-    expect(n, &out, "Complete: 4 tasks, 3 changed, 1 unchanged in ");
+    expect(n, &out, "Complete: 4 steps, 3 changed, 1 unchanged in ");
 }
 
 #[test]
@@ -641,14 +643,14 @@ fn when_fact() {
     if debian_like {
         expect(n, &out, &done("changed", "shell-apt-get"));
         reject(n, &out, "[skip]");
-        expect(n, &out, "Complete: 3 tasks, 1 changed, 2 unchanged in ");
+        expect(n, &out, "Complete: 3 steps, 1 changed, 2 unchanged in ");
     } else {
         expect(
             n,
             &out,
             &skipped("shell-apt-get", "when-fact: no matching agent"),
         );
-        expect(n, &out, "Complete: 3 tasks, 2 unchanged, 1 skipped in ");
+        expect(n, &out, "Complete: 3 steps, 2 unchanged, 1 skipped in ");
     }
 }
 
@@ -674,7 +676,7 @@ fn fact_predicates() {
     expect(
         n,
         &out,
-        "  Step 2 (parallel): get-load, get-load-2, get-load-3\n",
+        "  Level 2 (parallel): get-load, get-load-2, get-load-3\n",
     );
     for h in ["db-01", "web-01", "web-02"] {
         expect(n, &out, &format!("operation=node.load.get target={h}\n"));
@@ -697,7 +699,7 @@ fn label_filter() {
             "Execution Plan",
         ],
     );
-    expect(n, &out, "Plan: 2 tasks, 2 steps\n");
+    expect(n, &out, "Plan: 2 steps in 2 levels\n");
     expect(n, &out, "operation=node.hostname.get target=web-01\n");
     reject(n, &out, "target=web-02");
     reject(n, &out, "target=db-01");
@@ -716,7 +718,7 @@ fn condition_filter() {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no `Discovered <n> healthy agents` line:\n{out}"));
     assert!(found <= 3, "{out}");
-    expect(n, &out, &format!("Plan: {} tasks, ", found + 1));
+    expect(n, &out, &format!("Plan: {} steps in ", found + 1));
     assert_eq!(
         out.matches("operation=node.hostname.get target=").count(),
         found,
@@ -782,7 +784,7 @@ fn file_examples_rerun_against_one_controller() {
     let second = run_with(n, &env);
     expect(n, &second, &done("unchanged", "upload-file"));
     expect(n, &second, &done("unchanged", "deploy-file"));
-    expect(n, &second, "Complete: 4 tasks, 4 unchanged in ");
+    expect(n, &second, "Complete: 4 steps, 4 unchanged in ");
     expect(n, &second, &status);
 
     let n = "file-force-upload";
@@ -806,7 +808,7 @@ fn file_examples_rerun_against_one_controller() {
     expect(
         n,
         &unchanged,
-        "Complete: 4 tasks, 2 unchanged, 2 skipped in ",
+        "Complete: 4 steps, 2 unchanged, 2 skipped in ",
     );
     let sha = &sha256_hex(APP_CONFIG)[..12];
     expect(

@@ -535,34 +535,34 @@ async fn rendered_run_matches_the_snapshot() {
     let out = mask_durations(&String::from_utf8(buf.0.lock().unwrap().clone()).unwrap());
     let expected = "
 Execution Plan
-Plan: 4 tasks, 3 steps
-  Step 1 (sequential): health-check
-  Step 2 (sequential): get-hostname
-  Step 3 (parallel): fail-web, skipped
+Plan: 4 steps in 3 levels
+  Level 1 (sequential): health-check
+  Level 2 (sequential): get-hostname
+  Level 3 (parallel): fail-web, skipped
 
->>> Step 1 (sequential): health-check
-  [start]     health-check              (custom function)
+>>> Level 1 (sequential): health-check
+  [start]     health-check              GET /health
   [unchanged] health-check              changed=false  <d>
-<<< Step 1 done: 0/1 changed
+<<< Level 1 done: 0/1 changed
 
->>> Step 2 (sequential): get-hostname
+>>> Level 2 (sequential): get-hostname
   [start]     get-hostname              operation=node.hostname.get target=_all
   [unchanged] get-hostname              changed=false  <d>
              [db-01] ok
              [web-01] ok
              [web-02] ok
-<<< Step 2 done: 0/1 changed
+<<< Level 2 done: 0/1 changed
 
->>> Step 3 (parallel): fail-web, skipped
+>>> Level 3 (parallel): fail-web, skipped
   [start]     fail-web                  operation=command.shell.execute target=role:web
   [skip]      skipped                   reason=\"no dependencies changed\"
-  [failed]    fail-web                  changed=true  <d>
+  [failed]    fail-web                  <d>
               2 of 2 hosts failed: web-01: command exited with code 3; web-02: command exited with code 3
              [web-01] failed: command exited with code 3 changed
              [web-02] failed: command exited with code 3 changed
-<<< Step 3 done: 1/2 changed
+<<< Level 3 done: 0/2 changed
 
-Complete: 4 tasks, 2 unchanged, 1 skipped, 1 failed in <d>
+Complete: 4 steps, 2 unchanged, 1 skipped, 1 failed in <d>
 ";
     assert_eq!(out, expected, "\n--- got ---\n{out}");
     f.stack.shutdown().await;

@@ -466,8 +466,8 @@ async fn orchestrator_examples_run_unchanged_against_nats() {
         .join("examples");
     let deploy_dir = tempfile::tempdir().unwrap();
     for (name, expect) in [
-        ("basic", "Complete: 2 tasks, 2 unchanged"),
-        ("parallel", "Complete: 6 tasks, 6 unchanged"),
+        ("basic", "Complete: 2 steps, 2 unchanged"),
+        ("parallel", "Complete: 6 steps, 6 unchanged"),
         ("broadcast", "[web-02] ok"),
         ("error-recovery", "[failed]    deploy"),
         ("file-deploy", "status: in-sync"),

@@ -149,7 +149,8 @@ impl Scheduler {
                 self.stop = Some((spec.name.clone(), result.error.clone().unwrap_or_default()));
             }
         }
-        if result.changed {
+        // A failed step is counted as failed, not as a change.
+        if result.status == StepStatus::Changed {
             self.level_changed[l] += 1;
         }
         let result = self.results.insert(result);

@@ -177,7 +177,13 @@ impl Renderer {
         out.push('\n');
         self.paint(out, Style::Magenta, "Execution Plan");
         out.push('\n');
-        let header = format!("Plan: {steps} tasks, {} steps", levels.len());
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let header = format!(
+            "Plan: {} in {}",
+            plural(steps, "step", "steps"),
+            plural(levels.len(), "level", "levels")
+        );
         self.paint(out, Style::Magenta, &header);
         out.push('\n');
         for level in levels {
@@ -187,7 +193,7 @@ impl Renderer {
                 Style::MagentaFaint
             };
             let text = format!(
-                "Step {} ({}): {}",
+                "Level {} ({}): {}",
                 level.index + 1,
                 mode(level.parallel),
                 level.steps.join(", ")
@@ -205,7 +211,7 @@ impl Renderer {
             Style::DimBold
         };
         let text = format!(
-            ">>> Step {} ({}): {}",
+            ">>> Level {} ({}): {}",
             level + 1,
             mode(parallel),
             steps.join(", ")
@@ -224,7 +230,7 @@ impl Renderer {
         parallel: bool,
     ) {
         let style = if parallel { Style::Cyan } else { Style::Dim };
-        let text = format!("<<< Step {} done: {changed}/{total} changed", level + 1);
+        let text = format!("<<< Level {} done: {changed}/{total} changed", level + 1);
         self.paint(out, style, &text);
         out.push('\n');
     }
@@ -262,12 +268,16 @@ impl Renderer {
         let tag = format!("[{}]", f.status.as_str());
         self.step_prefix(out, tag_style, &tag, f.step);
         out.push(' ');
-        if f.changed {
-            self.paint(out, Style::GreenBold, "changed=true");
-        } else {
-            out.push_str("changed=false");
+        // A failed step's tag says it all: what it may have changed is in
+        // its hosts' lines and its result.
+        if f.status != StepStatus::Failed {
+            if f.changed {
+                self.paint(out, Style::GreenBold, "changed=true");
+            } else {
+                out.push_str("changed=false");
+            }
+            out.push_str("  ");
         }
-        out.push_str("  ");
         let duration = go_duration(Duration::from_millis(f.duration_ms));
         self.paint(out, Style::Dim, &duration);
         out.push('\n');
@@ -597,7 +607,7 @@ mod tests {
                 Some(json!({"hostname": "vm", "labels": {"env": "prod"}})),
             ),
             level_done(1, 0, 1),
-            complete("2 tasks, 2 unchanged", "507.812345ms"),
+            complete("2 steps, 2 unchanged", "507.812345ms"),
         ]
     }
 
@@ -605,22 +615,22 @@ mod tests {
     fn basic_example_transcript() {
         let want = "
 Execution Plan
-Plan: 2 tasks, 2 steps
-  Step 1 (sequential): health-check
-  Step 2 (sequential): get-hostname
+Plan: 2 steps in 2 levels
+  Level 1 (sequential): health-check
+  Level 2 (sequential): get-hostname
 
->>> Step 1 (sequential): health-check
+>>> Level 1 (sequential): health-check
   [start]     health-check              (custom function)
   [unchanged] health-check              changed=false  3ms
-<<< Step 1 done: 0/1 changed
+<<< Level 1 done: 0/1 changed
 
->>> Step 2 (sequential): get-hostname
+>>> Level 2 (sequential): get-hostname
   [start]     get-hostname              operation=node.hostname.get target=_any
   [unchanged] get-hostname              changed=false  504ms
              [vm] ok
-<<< Step 2 done: 0/1 changed
+<<< Level 2 done: 0/1 changed
 
-Complete: 2 tasks, 2 unchanged in 507.812345ms
+Complete: 2 steps, 2 unchanged in 507.812345ms
 ";
         assert_eq!(plain(&basic_events()), want);
     }
@@ -633,7 +643,7 @@ Complete: 2 tasks, 2 unchanged in 507.812345ms
              job_id: 6f1c2b8e-0000-4000-8000-000000000001
              hostname: vm
              labels: env=prod
-<<< Step 2 done: 0/1 changed
+<<< Level 2 done: 0/1 changed
 ";
         assert!(out.contains(want), "{out}");
     }
@@ -663,18 +673,18 @@ Complete: 2 tasks, 2 unchanged in 507.812345ms
         ];
         let want = "
 Execution Plan
-Plan: 3 tasks, 2 steps
-  Step 1 (sequential): health-check
-  Step 2 (parallel): get-disk, get-load
+Plan: 3 steps in 2 levels
+  Level 1 (sequential): health-check
+  Level 2 (parallel): get-disk, get-load
 
->>> Step 2 (parallel): get-disk, get-load
+>>> Level 2 (parallel): get-disk, get-load
   [start]     get-disk                  operation=node.disk.get target=_any
   [start]     get-load                  operation=node.load.get target=_any
   [unchanged] get-load                  changed=false  230ms
              [vm] ok
   [changed]   get-disk                  changed=true  1.036s
              [vm] ok changed
-<<< Step 2 done: 1/2 changed
+<<< Level 2 done: 1/2 changed
 ";
         assert_eq!(plain(&events), want);
     }
@@ -726,7 +736,7 @@ Plan: 3 tasks, 2 steps
             Some("job-1"),
             None,
         )];
-        let want = "  [failed]    get-hostname              changed=false  45ms
+        let want = "  [failed]    get-hostname              45ms
               1 of 6 hosts failed
              [web-01] ok
              [web-02] failed: timeout
@@ -747,7 +757,7 @@ Plan: 3 tasks, 2 steps
             None,
             None,
         )];
-        let want = "  [failed]    deploy                    changed=false  45ms
+        let want = "  [failed]    deploy                    45ms
               command exited with code 1
               second line
 ";
@@ -949,12 +959,12 @@ Plan: 3 tasks, 2 steps
 
     #[test]
     fn empty_plan() {
-        let events = [plan(0, &[]), complete("0 tasks", "1.2ms")];
+        let events = [plan(0, &[]), complete("0 steps", "1.2ms")];
         let want = "
 Execution Plan
-Plan: 0 tasks, 0 steps
+Plan: 0 steps in 0 levels
 
-Complete: 0 tasks in 1.2ms
+Complete: 0 steps in 1.2ms
 ";
         assert_eq!(plain(&events), want);
     }
@@ -1006,7 +1016,7 @@ Complete: 0 tasks in 1.2ms
         ]);
         let want =
             "  \x1b[33m[retry]\x1b[0m     get-load                  attempt=1 error=\"timeout\"
-  \x1b[1;31m[failed]\x1b[0m    get-load                  changed=false  \x1b[2m45ms\x1b[0m
+  \x1b[1;31m[failed]\x1b[0m    get-load                  \x1b[2m45ms\x1b[0m
               \x1b[1;31mcommand exited with code 1\x1b[0m
              \x1b[36m[web-02]\x1b[0m \x1b[1;31mfailed: timeout\x1b[0m
              \x1b[36m[web-03]\x1b[0m \x1b[33mskipped\x1b[0m
@@ -1023,20 +1033,20 @@ Complete: 0 tasks in 1.2ms
             level_done(0, 0, 1),
             level_start(1, &["a", "b"]),
             level_done(1, 2, 2),
-            complete("3 tasks, 2 changed, 1 unchanged", "1.5s"),
+            complete("3 steps, 2 changed, 1 unchanged", "1.5s"),
         ]);
         let want = "\n\x1b[1;35mExecution Plan\x1b[0m
-\x1b[1;35mPlan: 3 tasks, 2 steps\x1b[0m
-  \x1b[1;2;35mStep 1 (sequential): health-check\x1b[0m
-  \x1b[1;35mStep 2 (parallel): a, b\x1b[0m
+\x1b[1;35mPlan: 3 steps in 2 levels\x1b[0m
+  \x1b[1;2;35mLevel 1 (sequential): health-check\x1b[0m
+  \x1b[1;35mLevel 2 (parallel): a, b\x1b[0m
 
-\x1b[1;2m>>> Step 1 (sequential): health-check\x1b[0m
-\x1b[2m<<< Step 1 done: 0/1 changed\x1b[0m
+\x1b[1;2m>>> Level 1 (sequential): health-check\x1b[0m
+\x1b[2m<<< Level 1 done: 0/1 changed\x1b[0m
 
-\x1b[1;36m>>> Step 2 (parallel): a, b\x1b[0m
-\x1b[36m<<< Step 2 done: 2/2 changed\x1b[0m
+\x1b[1;36m>>> Level 2 (parallel): a, b\x1b[0m
+\x1b[36m<<< Level 2 done: 2/2 changed\x1b[0m
 
-\x1b[1mComplete: 3 tasks, 2 changed, 1 unchanged in 1.5s\x1b[0m
+\x1b[1mComplete: 3 steps, 2 changed, 1 unchanged in 1.5s\x1b[0m
 ";
         assert_eq!(out, want);
     }
