@@ -52,6 +52,7 @@ pub struct OrchestratorBuilder {
     render: bool,
     color: ColorChoice,
     json: Option<Box<dyn Write + Send>>,
+    render_to: Option<Box<dyn Write + Send>>,
     observers: Vec<Arc<dyn Observer>>,
     max_in_flight: usize,
     request_timeout: Option<Duration>,
@@ -79,6 +80,25 @@ impl OrchestratorBuilder {
     /// `NO_COLOR` and `CLICOLOR_FORCE`).
     pub fn color(mut self, choice: ColorChoice) -> Self {
         self.color = choice;
+        self
+    }
+
+    /// Draws the live run to `out` instead of stdout (a file, a buffer, a
+    /// log), with [`Self::verbose`] and [`Self::color`] as set here (no
+    /// colour unless [`ColorChoice::Always`]).
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let log = std::fs::File::create("run.log")?;
+    /// let o = osapi_orchestrator::Orchestrator::builder("http://127.0.0.1:8080", "<token>")
+    ///     .render_to(log)
+    ///     .verbose()
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn render_to(mut self, out: impl Write + Send + 'static) -> Self {
+        self.render_to = Some(Box::new(out));
+        self.render = true;
         self
     }
 
@@ -136,8 +156,11 @@ impl OrchestratorBuilder {
         let client = client.build()?;
         let mut observers = Vec::new();
         if self.render {
-            observers
-                .push(Arc::new(Renderer::stdout(self.color, self.verbose)) as Arc<dyn Observer>);
+            let renderer = match self.render_to {
+                Some(out) => Renderer::new(out, self.color, false, self.verbose),
+                None => Renderer::stdout(self.color, self.verbose),
+            };
+            observers.push(Arc::new(renderer) as Arc<dyn Observer>);
         }
         if let Some(out) = self.json {
             observers.push(Arc::new(JsonLines::new(out)) as Arc<dyn Observer>);
@@ -190,6 +213,7 @@ impl Orchestrator {
             render: true,
             color: ColorChoice::Auto,
             json: None,
+            render_to: None,
             observers: Vec::new(),
             max_in_flight: 64,
             request_timeout: None,

@@ -715,3 +715,22 @@ async fn a_guard_skip_never_cascades_whatever_its_reason_says() {
         "a skipped (not failed) dependency does not skip its dependents"
     );
 }
+
+#[tokio::test]
+async fn render_to_draws_the_run_into_a_writer_with_one_verbose_switch() {
+    let buf = SharedBuf::default();
+    let o = Orchestrator::builder("http://127.0.0.1:1", "unused")
+        .render_to(buf.clone())
+        .verbose()
+        .build()
+        .unwrap();
+    o.task_fn("count", |_, _| async {
+        Ok(TaskOutput::changed(serde_json::json!({"items": 3})))
+    });
+    o.run().await.unwrap();
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(out.contains("Plan: 1 step in 1 level"), "{out}");
+    assert!(out.contains("[changed]   count"), "{out}");
+    assert!(out.contains("items: 3"), "verbose shows the data: {out}");
+    assert!(!out.contains('\u{1b}'), "no colour in a writer: {out}");
+}
