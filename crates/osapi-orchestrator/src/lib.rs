@@ -64,7 +64,7 @@ pub use orchestrator::{DEFAULT_JOB_DEADLINE, Orchestrator, OrchestratorBuilder};
 pub use plan::TaskContext;
 pub use plan::{ErrorStrategy, HostTolerance};
 pub use report::{Report, RunError};
-pub use results::{HostResult, HostStatus, Results, StepResult, StepStatus};
+pub use results::{HostResult, HostStatus, Results, StepKey, StepResult, StepStatus};
 pub use retry::RetryPolicy;
 pub use step::{Step, StepRef, TaskOutput};
 pub use tokio_util::sync::CancellationToken;

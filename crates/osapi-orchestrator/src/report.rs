@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DecodeError, PlanError};
+use crate::results::StepKey;
 use crate::results::{HostResult, StepResult, StepStatus};
 use crate::step::Step;
 
@@ -73,14 +74,15 @@ impl Report {
         summary_line(self.steps.iter().map(|s| s.status))
     }
 
-    /// A step by name.
-    pub fn step(&self, name: &str) -> Option<&StepResult> {
+    /// A step by name or handle (`report.step("deploy")`, `report.step(&deploy)`).
+    pub fn step(&self, step: impl StepKey) -> Option<&StepResult> {
+        let name = step.step_name();
         self.steps.iter().find(|s| s.name == name)
     }
 
     /// A step by handle.
     pub fn get<T>(&self, step: &Step<T>) -> Option<&StepResult> {
-        self.step(&step.name())
+        self.step(step)
     }
 
     /// The typed result of a step.
@@ -88,14 +90,13 @@ impl Report {
     /// A step that ran on several hosts has no single result: use
     /// [`Report::host_results`] and [`HostResult::decode`].
     pub fn result<T: DeserializeOwned>(&self, step: &Step<T>) -> Result<T, DecodeError> {
-        self.decode(&step.name())
+        self.decode(step)
     }
 
-    /// Decodes a step's data by name (as upstream's `Decode`).
-    pub fn decode<T: DeserializeOwned>(&self, name: &str) -> Result<T, DecodeError> {
-        self.step(name)
-            .ok_or_else(|| DecodeError::NoStep(name.to_string()))?
-            .decode()
+    /// Decodes a step's data by name or handle (as upstream's `Decode`).
+    pub fn decode<T: DeserializeOwned>(&self, step: impl StepKey) -> Result<T, DecodeError> {
+        let name = step.step_name();
+        self.step(&name).ok_or(DecodeError::NoStep(name))?.decode()
     }
 
     /// Per-host outcomes of a step (empty for function steps).

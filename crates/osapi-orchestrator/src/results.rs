@@ -199,6 +199,39 @@ impl StepResult {
     }
 }
 
+/// What names a step in lookups: its name (`"deploy"`), or its handle
+/// (`&step`, a [`crate::StepRef`]). [`Results`] and [`crate::Report`]
+/// take either.
+///
+/// ```
+/// # fn demo(o: &osapi_orchestrator::Orchestrator, results: &osapi_orchestrator::Results) {
+/// let deploy = o.health_check().named("deploy");
+/// assert_eq!(results.status("deploy"), results.status(&deploy));
+/// # }
+/// ```
+pub trait StepKey {
+    /// The step's name.
+    fn step_name(&self) -> String;
+}
+
+impl StepKey for str {
+    fn step_name(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl StepKey for String {
+    fn step_name(&self) -> String {
+        self.clone()
+    }
+}
+
+impl<K: StepKey + ?Sized> StepKey for &K {
+    fn step_name(&self) -> String {
+        (**self).step_name()
+    }
+}
+
 /// Results of the steps finished so far. Cheap to clone; reads see steps as
 /// they finish. A step's own dependencies are always finished when it runs.
 #[derive(Clone, Default)]
@@ -221,36 +254,35 @@ impl Results {
         result
     }
 
-    /// A finished step's result.
-    pub fn get(&self, name: &str) -> Option<Arc<StepResult>> {
+    /// A finished step's result, by name or handle.
+    pub fn get(&self, step: impl StepKey) -> Option<Arc<StepResult>> {
         self.inner
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)
+            .get(&step.step_name())
             .cloned()
     }
 
     /// A step's status (`Unknown` when absent or not finished).
-    pub fn status(&self, name: &str) -> StepStatus {
-        self.get(name)
+    pub fn status(&self, step: impl StepKey) -> StepStatus {
+        self.get(step)
             .map(|r| r.status)
             .unwrap_or(StepStatus::Unknown)
     }
 
     /// Whether a step changed anything.
-    pub fn changed(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|r| r.changed)
+    pub fn changed(&self, step: impl StepKey) -> bool {
+        self.get(step).is_some_and(|r| r.changed)
     }
 
-    /// Decodes a step's data by name.
-    pub fn decode<T: DeserializeOwned>(&self, name: &str) -> Result<T, DecodeError> {
-        self.get(name)
-            .ok_or_else(|| DecodeError::NoStep(name.to_string()))?
-            .decode()
+    /// Decodes a step's data, by name or handle.
+    pub fn decode<T: DeserializeOwned>(&self, step: impl StepKey) -> Result<T, DecodeError> {
+        let name = step.step_name();
+        self.get(&name).ok_or(DecodeError::NoStep(name))?.decode()
     }
 
     /// Per-host outcomes of a step (empty when absent or not a job step).
-    pub fn host_results(&self, name: &str) -> Vec<HostResult> {
-        self.get(name).map(|r| r.hosts.clone()).unwrap_or_default()
+    pub fn host_results(&self, step: impl StepKey) -> Vec<HostResult> {
+        self.get(step).map(|r| r.hosts.clone()).unwrap_or_default()
     }
 }

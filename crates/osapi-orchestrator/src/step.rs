@@ -15,6 +15,7 @@ use crate::lock;
 use crate::plan::{Builtin, ErrorStrategy, HostTolerance, PlanInner, StepKind, StepSpec};
 use crate::predicate::Predicate;
 use crate::results::Results;
+use crate::results::StepKey;
 use crate::retry::RetryPolicy;
 use crate::types::AgentListResult;
 use crate::types::FileUploadResult;
@@ -276,6 +277,22 @@ impl Step<FileUploadResult> {
     }
 }
 
+impl<T> StepKey for Step<T> {
+    fn step_name(&self) -> String {
+        self.name()
+    }
+}
+
+impl StepKey for StepRef {
+    fn step_name(&self) -> String {
+        lock(&self.plan)
+            .steps
+            .get(self.index)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl<T> From<&Step<T>> for StepRef {
     fn from(s: &Step<T>) -> StepRef {
         s.untyped()
@@ -330,6 +347,6 @@ impl TaskOutput<()> {
 impl Results {
     /// The typed result of a step, through its handle.
     pub fn result<T: DeserializeOwned>(&self, step: &Step<T>) -> Result<T, DecodeError> {
-        self.decode(&step.name())
+        self.decode(step)
     }
 }

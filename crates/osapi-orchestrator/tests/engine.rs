@@ -734,3 +734,18 @@ async fn render_to_draws_the_run_into_a_writer_with_one_verbose_switch() {
     assert!(out.contains("items: 3"), "verbose shows the data: {out}");
     assert!(!out.contains('\u{1b}'), "no colour in a writer: {out}");
 }
+
+#[tokio::test]
+async fn steps_are_looked_up_by_name_or_handle_in_guards_and_reports() {
+    let o = orch();
+    let a = ok(&o, "a", true);
+    let handle = a.clone();
+    let b = ok(&o, "b", true)
+        .after(&a)
+        .when(move |r| r.changed(&handle) && r.status("a") == StepStatus::Changed);
+    let report = o.run().await.unwrap();
+    assert_eq!(report.step(&b).unwrap().status, StepStatus::Changed);
+    assert_eq!(report.step("b").unwrap().status, StepStatus::Changed);
+    let untyped: StepRef = (&a).into();
+    assert_eq!(report.step(&untyped).unwrap().name, "a");
+}

@@ -718,7 +718,9 @@ fn condition_filter() {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no `Discovered <n> healthy agents` line:\n{out}"));
     assert!(found <= 3, "{out}");
-    expect(n, &out, &format!("Plan: {} steps in ", found + 1));
+    let steps = found + 1;
+    let noun = if steps == 1 { "step" } else { "steps" };
+    expect(n, &out, &format!("Plan: {steps} {noun} in "));
     assert_eq!(
         out.matches("operation=node.hostname.get target=").count(),
         found,
