@@ -39,6 +39,10 @@ fn command_for(env: &str) -> String {
 async fn main() -> anyhow::Result<()> {
     let env = common::connect(common::Fleet::Three).await?;
     let o = env.orchestrator()?;
+    if !env.has_custom_fact(&o, "env").await? {
+        env.shutdown().await;
+        return Ok(());
+    }
 
     let groups = o.group_by_fact("env", &[]).await?;
     let health = o.health_check();

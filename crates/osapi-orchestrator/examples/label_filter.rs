@@ -24,6 +24,10 @@ use osapi_orchestrator::prelude::*;
 async fn main() -> anyhow::Result<()> {
     let env = common::connect(common::Fleet::Three).await?;
     let o = env.orchestrator()?;
+    if !env.has_custom_fact(&o, "env").await? {
+        env.shutdown().await;
+        return Ok(());
+    }
 
     let agents = o
         .discover(&[has_label("role", "web"), fact_equals("env", "prod")])

@@ -821,3 +821,31 @@ fn file_examples_rerun_against_one_controller() {
 
     runtime.block_on(stack.shutdown());
 }
+
+/// Examples that rely on custom facts say so against a controller whose
+/// agents report none, instead of printing an empty result.
+#[test]
+fn fact_examples_say_when_no_agent_has_the_fact() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let stack = runtime
+        .block_on(
+            Embedded::builder()
+                .agent(AgentConfig::named("plain-01"))
+                .start(),
+        )
+        .expect("embedded control plane");
+    let env = [("OSAPI_URL", stack.url()), ("OSAPI_TOKEN", stack.token())];
+    for n in ["group-by-fact", "label-filter"] {
+        let out = run_with(n, &env);
+        expect(
+            n,
+            &out,
+            &format!(
+                "No agent of {} reports the custom fact `env` (1 listed)",
+                stack.url()
+            ),
+        );
+        assert!(!out.contains("Execution Plan"), "{n}: {out}");
+    }
+    runtime.block_on(stack.shutdown());
+}

@@ -185,3 +185,25 @@ pub fn print_file_status(
     }
     Ok(())
 }
+
+impl Env {
+    /// Says so when no agent of the controller reports the custom fact
+    /// `key` (an example that relies on it would otherwise print an empty
+    /// result); true when some agent does.
+    pub async fn has_custom_fact(&self, o: &Orchestrator, key: &str) -> Result<bool> {
+        let agents = o.discover(&[]).await?;
+        let found = agents
+            .iter()
+            .any(|a| osapi_orchestrator::predicate::fact_text(a, key).is_some());
+        if !found {
+            println!(
+                "No agent of {} reports the custom fact `{key}` ({} listed): this \
+                 example needs agents started with `agent.facts: {{{key}: …}}` in their \
+                 osapi.yaml (the embedded fleet has them).",
+                self.url,
+                agents.len()
+            );
+        }
+        Ok(found)
+    }
+}
