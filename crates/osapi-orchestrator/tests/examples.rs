@@ -13,6 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+mod standin;
+
 use osapi_agent::AgentConfig;
 use osapi_orchestrator::Embedded;
 use sha2::{Digest, Sha256};
@@ -848,4 +850,39 @@ fn fact_examples_say_when_no_agent_has_the_fact() {
         assert!(!out.contains("Execution Plan"), "{n}: {out}");
     }
     runtime.block_on(stack.shutdown());
+}
+
+/// Every example, unchanged, against the stand-in for upstream's controller
+/// (`standin/`, written from upstream's specification): `_any` answered by
+/// every agent, a slow agent, no long-poll, Go-cased data, no custom facts.
+#[test]
+fn every_example_runs_against_an_upstream_controller() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let addr = runtime.block_on(standin::start(standin::three()));
+    let url = format!("http://{addr}");
+    let deploy_dir = tempfile::tempdir().expect("temp dir");
+    let dir = deploy_dir.path().to_str().expect("UTF-8 temp dir");
+    let env = [
+        ("OSAPI_URL", url.as_str()),
+        ("OSAPI_TOKEN", "upstream-token"),
+        ("OSAPI_DEPLOY_DIR", dir),
+    ];
+    let examples = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"))
+        .expect("examples dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".rs")?.replace('_', "-"))
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(examples.len(), 21, "{examples:?}");
+    for n in &examples {
+        let out = run_with(n, &env);
+        expect(n, &out, &format!("Using the controller at {url}\n"));
+        if ["group-by-fact", "label-filter"].contains(&n.as_str()) {
+            // Upstream's agents report no custom facts: the examples say so.
+            expect(n, &out, "reports the custom fact `env`");
+        } else {
+            expect(n, &out, "\nComplete: ");
+        }
+    }
 }
