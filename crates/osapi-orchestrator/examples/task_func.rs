@@ -1,5 +1,7 @@
-//! Custom steps: `task_fn` runs your own async code as a step of the plan,
-//! reading earlier results and returning typed data of its own.
+//! Custom steps: `task_fn_with` runs your own async code as a step of the plan,
+//! with data it owns (here the handle of an earlier step, so no clone is
+//! needed inside the closure), reading earlier results and returning typed
+//! data of its own.
 //!
 //! DAG: `health-check` → `get-hostname` → `summarize` (custom step: decodes
 //! `get-hostname`, prints `  Hostname: <h>` while it runs, and returns
@@ -33,16 +35,16 @@ async fn main() -> anyhow::Result<()> {
 
     let health = o.health_check();
     let hostname = o.node_hostname_get("_any").after(&health);
-    let hostname_step = hostname.name();
     let summarize = o
-        .task_fn("summarize", move |_ctx, results| {
-            let hostname_step = hostname_step.clone();
-            async move {
-                let h: HostnameResult = results.decode(&hostname_step)?;
+        .task_fn_with(
+            "summarize",
+            hostname.clone(),
+            |_ctx, results, hostname| async move {
+                let h: HostnameResult = results.result(&hostname)?;
                 println!("  Hostname: {}", h.hostname);
                 Ok(TaskOutput::changed(Summary { host: h.hostname }))
-            }
-        })
+            },
+        )
         .after(&hostname);
 
     let report = env.run(&o).await?;

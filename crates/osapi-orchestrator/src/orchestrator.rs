@@ -287,6 +287,31 @@ impl Orchestrator {
         Step::new(self.plan.clone(), index)
     }
 
+    /// [`Self::task_fn`] with data the step's code owns: `data` is handed
+    /// to every call (a clone per attempt), so the closure needs no clone
+    /// of its own to move captured values into its future.
+    ///
+    /// ```no_run
+    /// # fn demo(o: &osapi_orchestrator::Orchestrator) {
+    /// use osapi_orchestrator::TaskOutput;
+    /// let host = o.node_hostname_get("_any");
+    /// o.task_fn_with("summarize", host.clone(), |_ctx, results, host| async move {
+    ///     let h = results.result(&host)?;
+    ///     Ok(TaskOutput::changed(format!("ran on {}", h.hostname)))
+    /// })
+    /// .after(&host);
+    /// # }
+    /// ```
+    pub fn task_fn_with<D, T, F, Fut>(&self, name: &str, data: D, f: F) -> Step<T>
+    where
+        D: Clone + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: Fn(TaskContext, Results, D) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<TaskOutput<T>, TaskError>> + Send + 'static,
+    {
+        self.task_fn(name, move |ctx, results| f(ctx, results, data.clone()))
+    }
+
     /// The plan as text: levels, steps, dependencies, guards and policies.
     pub fn explain(&self) -> String {
         plan::explain(&lock(&self.plan).steps)

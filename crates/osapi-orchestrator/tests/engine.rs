@@ -749,3 +749,28 @@ async fn steps_are_looked_up_by_name_or_handle_in_guards_and_reports() {
     let untyped: StepRef = (&a).into();
     assert_eq!(report.step(&untyped).unwrap().name, "a");
 }
+
+#[tokio::test]
+async fn task_fn_with_hands_its_data_to_every_attempt() {
+    let o = orch();
+    let first = ok(&o, "first", true);
+    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = attempts.clone();
+    let second = o
+        .task_fn_with("second", first.clone(), move |ctx, results, first| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let data: Value = results.result(&first)?;
+                if ctx.attempt < 2 {
+                    return Err(TaskError("not yet".into()));
+                }
+                Ok(TaskOutput::unchanged(data))
+            }
+        })
+        .after(&first)
+        .retry(2);
+    let report = o.run().await.unwrap();
+    assert_eq!(report.result(&second).unwrap(), json!({"ok": true}));
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
