@@ -165,11 +165,37 @@ enum AuditCommand {
     },
 }
 
+/// How results are printed: JSON for scripts, a table for a person.
+#[derive(Clone, Copy)]
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// JSON with `--json` or when stdout is not a terminal; a table otherwise.
+    fn new(json: bool) -> Output {
+        use std::io::IsTerminal;
+        Output {
+            json: json || !std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn print<T: Serialize>(self, value: &T) -> Result<()> {
+        if self.json {
+            return print(value);
+        }
+        write_out(&crate::table::render(&serde_json::to_value(value)?))
+    }
+}
+
 fn print<T: Serialize>(value: &T) -> Result<()> {
+    write_out(&format!("{}\n", serde_json::to_string_pretty(value)?))
+}
+
+fn write_out(text: &str) -> Result<()> {
     use std::io::Write;
-    let text = serde_json::to_string_pretty(value)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
+    out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
 }
@@ -212,7 +238,8 @@ fn job_id(raw: &str) -> Result<Uuid> {
 }
 
 /// `osapi client …`: one request to a controller, its answer printed as JSON.
-pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
+pub async fn run(file: &OsapiFile, args: ClientArgs, json: bool) -> Result<()> {
+    let out = Output::new(json);
     let url = args
         .url
         .filter(|u| !u.is_empty())
@@ -227,30 +254,30 @@ pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
         )?;
     let client = Client::new(&url, &token)?;
     match args.command {
-        ClientCommand::Health { which: None } => print(&client.health().await?),
+        ClientCommand::Health { which: None } => out.print(&client.health().await?),
         ClientCommand::Health {
             which: Some(HealthCommand::Ready),
-        } => print(&client.ready().await?),
+        } => out.print(&client.ready().await?),
         ClientCommand::Health {
             which: Some(HealthCommand::Status),
-        } => print(&client.status().await?),
-        ClientCommand::Agent(AgentCommand::List) => print(&client.agents().await?),
+        } => out.print(&client.status().await?),
+        ClientCommand::Agent(AgentCommand::List) => out.print(&client.agents().await?),
         ClientCommand::Agent(AgentCommand::Get { hostname }) => {
-            print(&client.agent(&hostname).await?)
+            out.print(&client.agent(&hostname).await?)
         }
         ClientCommand::Agent(AgentCommand::Drain { hostname }) => {
-            print(&client.drain(&hostname).await?)
+            out.print(&client.drain(&hostname).await?)
         }
         ClientCommand::Agent(AgentCommand::Undrain { hostname }) => {
-            print(&client.undrain(&hostname).await?)
+            out.print(&client.undrain(&hostname).await?)
         }
         ClientCommand::Job(JobCommand::Create(spec)) => {
-            print(&client.create_job(&spec.request()?).await?)
+            out.print(&client.create_job(&spec.request()?).await?)
         }
         ClientCommand::Job(JobCommand::Run { spec, timeout }) => {
             let timeout: Duration = parse_duration(&timeout)?;
             let detail = client.run_job(&spec.request()?, timeout).await?;
-            print(&detail)?;
+            out.print(&detail)?;
             let id = detail.id.map(|i| i.to_string()).unwrap_or_default();
             if detail.status() != JobStatus::Completed {
                 bail!("job {id} failed: it ended {}", detail.status());
@@ -271,7 +298,7 @@ pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
                 Some(w) => client.job_wait(id, parse_duration(&w)?).await?,
                 None => client.job(id).await?,
             };
-            print(&detail)
+            out.print(&detail)
         }
         ClientCommand::Job(JobCommand::List {
             status,
@@ -281,16 +308,16 @@ pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
             let status = status
                 .map(|s| JobStatus::parse(&s).with_context(|| format!("unknown status {s:?}")))
                 .transpose()?;
-            print(&client.jobs(status, limit, offset).await?)
+            out.print(&client.jobs(status, limit, offset).await?)
         }
-        ClientCommand::Job(JobCommand::Status) => print(&client.job_stats().await?),
+        ClientCommand::Job(JobCommand::Status) => out.print(&client.job_stats().await?),
         ClientCommand::Job(JobCommand::Delete { id }) => {
             client.delete_job(job_id(&id)?).await?;
             println!("deleted {id}");
             Ok(())
         }
         ClientCommand::Job(JobCommand::Retry { id, target }) => {
-            print(&client.retry_job(job_id(&id)?, target.as_deref()).await?)
+            out.print(&client.retry_job(job_id(&id)?, target.as_deref()).await?)
         }
         ClientCommand::File(FileCommand::Upload {
             name,
@@ -301,15 +328,15 @@ pub async fn run(file: &OsapiFile, args: ClientArgs) -> Result<()> {
             let ct: ContentType = content_type.parse().map_err(anyhow::Error::msg)?;
             let data =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            print(&client.upload_file(&name, ct, data, force).await?)
+            out.print(&client.upload_file(&name, ct, data, force).await?)
         }
-        ClientCommand::File(FileCommand::List) => print(&client.files().await?),
-        ClientCommand::File(FileCommand::Get { name }) => print(&client.file(&name).await?),
+        ClientCommand::File(FileCommand::List) => out.print(&client.files().await?),
+        ClientCommand::File(FileCommand::Get { name }) => out.print(&client.file(&name).await?),
         ClientCommand::File(FileCommand::Delete { name }) => {
-            print(&client.delete_file(&name).await?)
+            out.print(&client.delete_file(&name).await?)
         }
         ClientCommand::Audit(AuditCommand::List { limit, offset }) => {
-            print(&client.audit(limit, offset).await?)
+            out.print(&client.audit(limit, offset).await?)
         }
     }
 }

@@ -8,7 +8,8 @@ pub mod config;
 pub mod key;
 pub mod serve;
 pub mod start;
-pub mod token;
+mod table;
+mod token;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,8 @@ pub struct Cli {
     /// Debug logging.
     #[arg(short, long, global = true)]
     debug: bool,
-    /// JSON logs on stderr.
+    /// JSON logs on stderr; for `osapi client`, JSON results too (the
+    /// default when stdout is not a terminal; a table otherwise).
     #[arg(short, long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -127,7 +129,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Start(args) => start::run(&file, cli.osapi_file.is_some(), args).await,
         Command::Token(cmd) => token::run(&file, cmd),
         Command::Key(cmd) => key::run(cmd),
-        Command::Client(args) => client::run(&file, args).await,
+        Command::Client(args) => client::run(&file, args, cli.json).await,
         Command::Api(serve::ApiCommand::Server(serve::ServerCommand::Start(args))) => {
             serve::api_server_start(&file, args).await
         }

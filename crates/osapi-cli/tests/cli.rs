@@ -314,6 +314,30 @@ fn start_then_run_a_job_with_the_client() {
         "{err}"
     );
 
+    // On a terminal (a pty from util-linux's `script`), results are a
+    // table; `--json` asks for JSON there too.
+    let on_tty = |json: bool| {
+        let cmd = format!(
+            "{BIN} client --url {url} --token {token} agent list{}",
+            if json { " --json" } else { "" }
+        );
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("util-linux `script` gives the command a terminal");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    let table = on_tty(false);
+    assert!(
+        table.contains("HOSTNAME") && table.contains("cli-agent"),
+        "{table}"
+    );
+    assert!(!table.contains('{'), "{table}");
+    let json = on_tty(true);
+    assert!(json.contains("\"hostname\": \"cli-agent\""), "{json}");
+
     // Logs to a file carry no colour codes.
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("agent started"), "{logs}");
