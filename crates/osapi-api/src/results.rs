@@ -434,6 +434,11 @@ mod tests {
         .unwrap();
         assert_eq!(mem.total, 16_777_216_000);
         assert_eq!(mem.cached, 4_194_304_000);
+        assert_eq!(
+            mem.used,
+            16_777_216_000 - 9_000_000_000,
+            "derived: upstream sends none"
+        );
         let dns: DnsConfigResult =
             serde_json::from_str(r#"{"DNSServers":null,"SearchDomains":["."],"changed":false}"#)
                 .unwrap();
@@ -453,6 +458,27 @@ mod tests {
         assert_eq!(status.uptime(), Duration::from_secs(273_600));
         assert_eq!(status.disks[0].name, "/");
         assert_eq!(status.os_info.unwrap().distribution, "ubuntu");
+        // Every key of upstream's other results (spec §7) lands in a field.
+        let up: UptimeResult =
+            serde_json::from_str(r#"{"uptime_seconds":273600,"uptime":"76h0m0s","changed":false}"#)
+                .unwrap();
+        assert_eq!(
+            (up.uptime_seconds, up.uptime.as_str()),
+            (273_600, "76h0m0s")
+        );
+        let dns: DnsUpdateResult = serde_json::from_str(
+            r#"{"success":true,"changed":true,"message":"DNS configuration updated successfully"}"#,
+        )
+        .unwrap();
+        assert!(dns.success && dns.changed && dns.message.starts_with("DNS"));
+        let cmd: CommandResult = serde_json::from_str(
+            r#"{"stdout":"a","stderr":"b","exit_code":3,"duration_ms":12,"changed":true}"#,
+        )
+        .unwrap();
+        assert_eq!((cmd.exit_code, cmd.duration_ms), (3, 12));
+        let d: FileDeployResult =
+            serde_json::from_str(r#"{"changed":true,"sha256":"ab","path":"/x"}"#).unwrap();
+        assert_eq!((d.sha256.as_str(), d.path.as_str()), ("ab", "/x"));
     }
 
     #[test]
