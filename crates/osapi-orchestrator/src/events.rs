@@ -115,6 +115,16 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
     },
+    /// A host of a running job step answered (before the step's
+    /// `StepFinished`, which lists every host again). Hosts are reported as
+    /// the step sees them: at least every second while its job runs, and
+    /// the rest (lost ones included) when it ends.
+    HostDone {
+        /// Step name.
+        step: String,
+        /// The host's outcome.
+        host: HostEvent,
+    },
     /// Every step of a level is done.
     LevelFinished {
         /// 0-based level index.

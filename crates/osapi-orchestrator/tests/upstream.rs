@@ -130,3 +130,52 @@ async fn go_cased_memory_derives_what_upstream_leaves_out() {
     assert_eq!(m.total, 8_000_000_000);
     assert_eq!(m.used, 2_000_000_000, "total − available");
 }
+
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `host_done` events report hosts as they answer: the fast hosts of a
+/// job are reported while a slow one still works, every host before the
+/// step's `step_finished`.
+#[tokio::test]
+async fn hosts_are_reported_as_they_answer() {
+    let addr = standin::start(vec![
+        agent("web-01", 0),
+        agent("web-02", 0),
+        agent("db-01", 1_500),
+    ])
+    .await;
+    let lines = Lines::default();
+    let o = Orchestrator::builder(&format!("http://{addr}"), "token")
+        .quiet()
+        .json_events(lines.clone())
+        .build()
+        .unwrap();
+    o.node_hostname_get("_all");
+    o.run().await.unwrap();
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let order: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e["event"].as_str() {
+            Some("host_done") => Some(e["host"]["hostname"].as_str().unwrap().to_string()),
+            Some("step_finished") => Some("finished".to_string()),
+            _ => None,
+        })
+        .collect();
+    // Reported at the end, hosts would come sorted (db-01 first).
+    assert_eq!(order, ["web-01", "web-02", "db-01", "finished"], "{text}");
+}

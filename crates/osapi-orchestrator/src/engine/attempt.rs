@@ -123,6 +123,7 @@ impl StepRun {
             match &spec.kind {
                 StepKind::Job { op, target, data } => {
                     let wait = job_wait(*op, data, spec.timeout, self.job_deadline);
+                    let progress = Progress::new(&self.emitter, &spec.name);
                     job(
                         &self.client,
                         *op,
@@ -131,6 +132,7 @@ impl StepRun {
                         (spec.timeout, wait),
                         spec.tolerance,
                         &self.cancel,
+                        &progress,
                     )
                     .await
                 }
@@ -268,6 +270,48 @@ async fn wait_for_answers(
     }
 }
 
+/// How often a running job step asks which hosts have answered (only
+/// when someone watches the events).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Reports each host of a job step once, as it answers.
+struct Progress<'a> {
+    emitter: &'a Emitter,
+    step: &'a str,
+    announced: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(emitter: &'a Emitter, step: &'a str) -> Self {
+        Progress {
+            emitter,
+            step,
+            announced: Default::default(),
+        }
+    }
+
+    fn watched(&self) -> bool {
+        self.emitter.enabled()
+    }
+
+    /// Emits `host_done` for the hosts not reported yet.
+    fn announce(&self, hosts: &[HostResult]) {
+        if !self.watched() {
+            return;
+        }
+        for h in hosts {
+            let new = crate::lock(&self.announced).insert(h.hostname.clone());
+            if new {
+                self.emitter.emit(Event::HostDone {
+                    step: self.step.to_string(),
+                    host: super::host_event(h, self.emitter.verbose),
+                });
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn job(
     client: &Client,
     op: Operation,
@@ -276,6 +320,7 @@ async fn job(
     (timeout, wait): (Option<Duration>, Duration),
     tolerance: HostTolerance,
     cancel: &CancellationToken,
+    progress: &Progress<'_>,
 ) -> Outcome {
     let mut req = CreateJobRequest::new(op.as_str(), data.clone(), target);
     if let Some(t) = timeout {
@@ -299,18 +344,29 @@ async fn job(
         (Some(t), true) => expected_hosts(client, t).await,
         _ => None,
     };
-    let detail = tokio::select! {
-        d = wait_for_answers(client, id, op, wait, computed.as_deref()) => d,
-        _ = cancel.cancelled() => {
-            // Cancelled here and now, so the hosts stop before the run ends.
-            in_flight.id = None;
-            let cancelled = tokio::time::timeout(CANCEL_WAIT, client.delete_job(id)).await;
-            let note = match cancelled {
-                Ok(Ok(())) => "the job was cancelled on the controller".to_string(),
-                Ok(Err(e)) => format!("cancelling the job failed: {e}"),
-                Err(_) => "cancelling the job timed out".to_string(),
-            };
-            return Outcome { job_id: Some(id), ..Outcome::fail(format!("cancelled while waiting for job {id}; {note}")) };
+    let waiting = wait_for_answers(client, id, op, wait, computed.as_deref());
+    tokio::pin!(waiting);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let detail = loop {
+        tokio::select! {
+            d = &mut waiting => break d,
+            _ = tick.tick(), if progress.watched() => {
+                if let Ok(d) = client.job(id).await {
+                    progress.announce(&host_results(&d, op, id));
+                }
+            }
+            _ = cancel.cancelled() => {
+                // Cancelled here and now, so the hosts stop before the run ends.
+                in_flight.id = None;
+                let cancelled = tokio::time::timeout(CANCEL_WAIT, client.delete_job(id)).await;
+                let note = match cancelled {
+                    Ok(Ok(())) => "the job was cancelled on the controller".to_string(),
+                    Ok(Err(e)) => format!("cancelling the job failed: {e}"),
+                    Err(_) => "cancelling the job timed out".to_string(),
+                };
+                return Outcome { job_id: Some(id), ..Outcome::fail(format!("cancelled while waiting for job {id}; {note}")) };
+            }
         }
     };
     in_flight.id = None;
@@ -344,6 +400,7 @@ async fn job(
         }
         hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     }
+    progress.announce(&hosts);
     let expected_total = computed
         .as_ref()
         .or(detail.expected_hosts.as_ref())

@@ -409,7 +409,7 @@ fn failed_result(name: String, level: usize, duration: Duration, error: String) 
     }
 }
 
-fn host_event(h: &HostResult, verbose: bool) -> HostEvent {
+pub(crate) fn host_event(h: &HostResult, verbose: bool) -> HostEvent {
     HostEvent {
         hostname: h.hostname.clone(),
         status: h.status,

@@ -118,6 +118,8 @@ impl Renderer {
                 ..
             } => self.step_retrying(&mut out, step, *attempt, error),
             Event::StepSkipped { step, reason, .. } => self.step_skipped(&mut out, step, reason),
+            // Host lines are drawn with their step's result.
+            Event::HostDone { .. } => {}
             Event::StepFinished {
                 step,
                 status,
