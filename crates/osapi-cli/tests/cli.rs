@@ -191,6 +191,11 @@ fn start_then_run_a_job_with_the_client() {
         }
     }
     let (url, token) = (url.expect("url printed"), token.expect("token printed"));
+    let client = |args: &[&str]| {
+        let mut full = vec!["client", "--url", url.as_str(), "--token", token.as_str()];
+        full.extend_from_slice(args);
+        osapi(&full)
+    };
     assert_eq!(
         url,
         format!("http://127.0.0.1:{port}"),
@@ -201,29 +206,13 @@ fn start_then_run_a_job_with_the_client() {
     assert!(ok, "{err}");
     assert!(out.contains("roles:       admin"));
 
-    let (ok, out, err) = osapi(&[
-        "client",
-        "--url",
-        &url,
-        "--token",
-        &token,
-        "job",
-        "run",
-        "--target",
-        "_any",
-        "node.hostname.get",
-    ]);
+    let (ok, out, err) = client(&["job", "run", "--target", "_any", "node.hostname.get"]);
     assert!(ok, "{err}");
     let host = nix_hostname();
     assert!(out.contains(&format!("\"hostname\": \"{host}\"")), "{out}");
     assert!(out.contains("\"status\": \"completed\""), "{out}");
 
-    let (ok, out, err) = osapi(&[
-        "client",
-        "--url",
-        &url,
-        "--token",
-        &token,
+    let (ok, out, err) = client(&[
         "job",
         "run",
         "--target",
@@ -234,48 +223,22 @@ fn start_then_run_a_job_with_the_client() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("10.9.9.9"), "{out}");
-    let (ok, out, _) = osapi(&["client", "--url", &url, "--token", &token, "agent", "list"]);
+    let (ok, out, _) = client(&["agent", "list"]);
     assert!(ok);
     assert!(out.contains("\"hostname\": \"cli-agent\""), "{out}");
     let upload = dir.path().join("f.txt");
     std::fs::write(&upload, "hello").unwrap();
-    let (ok, out, err) = osapi(&[
-        "client",
-        "--url",
-        &url,
-        "--token",
-        &token,
-        "file",
-        "upload",
-        "greeting",
-        upload.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = client(&["file", "upload", "greeting", upload.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(out.contains("\"changed\": true"), "{out}");
-    let (ok, out, _) = osapi(&["client", "--url", &url, "--token", &token, "file", "list"]);
+    let (ok, out, _) = client(&["file", "list"]);
     assert!(ok && out.contains("greeting"), "{out}");
-    let (ok, _, err) = osapi(&[
-        "client",
-        "--url",
-        &url,
-        "--token",
-        &token,
-        "job",
-        "run",
-        "--target",
-        "nobody",
-        "node.hostname.get",
-    ]);
+    let (ok, _, err) = client(&["job", "run", "--target", "nobody", "node.hostname.get"]);
     assert!(!ok);
     assert!(err.contains("not found"), "{err}");
 
     // A command that exits non-zero is a failed job to whoever ran it.
-    let (ok, out, err) = osapi(&[
-        "client",
-        "--url",
-        &url,
-        "--token",
-        &token,
+    let (ok, out, err) = client(&[
         "job",
         "run",
         "--target",

@@ -87,11 +87,7 @@ impl<T> Step<T> {
 
     /// The step's current name.
     pub fn name(&self) -> String {
-        lock(&self.plan)
-            .steps
-            .get(self.index)
-            .map(|s| s.name.clone())
-            .unwrap_or_default()
+        name_at(&self.plan, self.index)
     }
 
     /// An untyped handle.
@@ -285,12 +281,17 @@ impl<T> StepKey for Step<T> {
 
 impl StepKey for StepRef {
     fn step_name(&self) -> String {
-        lock(&self.plan)
-            .steps
-            .get(self.index)
-            .map(|s| s.name.clone())
-            .unwrap_or_default()
+        name_at(&self.plan, self.index)
     }
+}
+
+/// The current name of step `index` of `plan`.
+fn name_at(plan: &Mutex<PlanInner>, index: usize) -> String {
+    lock(plan)
+        .steps
+        .get(index)
+        .map(|s| s.name.clone())
+        .unwrap_or_default()
 }
 
 impl<T> From<&Step<T>> for StepRef {

@@ -4,6 +4,8 @@
 //! and DSL test lists.
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use osapi_orchestrator::events::{Event, JsonLines, Observer};
 use osapi_orchestrator::prelude::*;
 use osapi_orchestrator::{PlanError, StepRef};
 use serde_json::{Value, json};
+use support::SharedBuf;
 
 fn orch() -> Orchestrator {
     Orchestrator::builder("http://127.0.0.1:1", "unused")
@@ -613,7 +616,7 @@ async fn json_events_stream_every_event_as_a_line() {
     let a = ok(&o, "a", true);
     ok(&o, "b", false).after(&a).when(|_| false);
     o.run().await.unwrap();
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let text = buf.text();
     let events: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -646,19 +649,6 @@ async fn json_events_stream_every_event_as_a_line() {
     assert_eq!(events[6]["reason"], "when: guard returned false");
     assert_eq!(events[8]["summary"], "2 steps, 1 changed, 1 skipped");
     assert_eq!(events[8]["success"], true);
-}
-
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -728,7 +718,7 @@ async fn render_to_draws_the_run_into_a_writer_with_one_verbose_switch() {
         Ok(TaskOutput::changed(serde_json::json!({"items": 3})))
     });
     o.run().await.unwrap();
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     assert!(out.contains("Plan: 1 step in 1 level"), "{out}");
     assert!(out.contains("[changed]   count"), "{out}");
     assert!(out.contains("items: 3"), "verbose shows the data: {out}");

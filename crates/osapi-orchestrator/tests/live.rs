@@ -4,8 +4,9 @@
 //! each target kind, discovery, files, lost hosts, and a rendered run.
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use osapi_agent::AgentConfig;
@@ -13,6 +14,7 @@ use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
 use osapi_orchestrator::Embedded;
 use osapi_orchestrator::prelude::*;
 use osapi_orchestrator::render::{ColorChoice, Renderer};
+use support::SharedBuf;
 use tempfile::TempDir;
 
 struct Fleet {
@@ -476,19 +478,6 @@ async fn lost_hosts_are_reported_lost() {
     f.stack.shutdown().await;
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Replaces durations (`12ms`, `1.5s`, `3.04ms`, `950µs`) with `<d>`.
 fn mask_durations(text: &str) -> String {
     text.split('\n')
@@ -513,7 +502,7 @@ fn mask_durations(text: &str) -> String {
 #[tokio::test]
 async fn rendered_run_matches_the_snapshot() {
     let f = fleet().await;
-    let buf = Buf::default();
+    let buf = SharedBuf::default();
     let renderer = Arc::new(Renderer::new(
         Box::new(buf.clone()),
         ColorChoice::Never,
@@ -536,7 +525,7 @@ async fn rendered_run_matches_the_snapshot() {
         .after(&all)
         .only_if_changed();
     o.run().await.unwrap();
-    let out = mask_durations(&String::from_utf8(buf.0.lock().unwrap().clone()).unwrap());
+    let out = mask_durations(&buf.text());
     let expected = "
 Execution Plan
 Plan: 4 steps in 3 levels

@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 mod standin;
+mod support;
 
 use std::time::Duration;
 
 use osapi_orchestrator::prelude::*;
 use standin::agent;
+use support::SharedBuf;
 
 /// Starts the stand-in; an orchestrator for it.
 async fn upstream(agents: Vec<standin::Agent>, deadline: Duration) -> Orchestrator {
@@ -131,19 +133,6 @@ async fn go_cased_memory_derives_what_upstream_leaves_out() {
     assert_eq!(m.used, 2_000_000_000, "total − available");
 }
 
-#[derive(Clone, Default)]
-struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// `host_done` events report hosts as they answer: the fast hosts of a
 /// job are reported while a slow one still works, every host before the
 /// step's `step_finished`.
@@ -155,7 +144,7 @@ async fn hosts_are_reported_as_they_answer() {
         agent("db-01", 1_500),
     ])
     .await;
-    let lines = Lines::default();
+    let lines = SharedBuf::default();
     let o = Orchestrator::builder(&format!("http://{addr}"), "token")
         .quiet()
         .json_events(lines.clone())
@@ -163,7 +152,7 @@ async fn hosts_are_reported_as_they_answer() {
         .unwrap();
     o.node_hostname_get("_all");
     o.run().await.unwrap();
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     let events: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

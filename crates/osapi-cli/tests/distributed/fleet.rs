@@ -277,27 +277,28 @@ impl Nats {
 
 /// Polls `check` until it is true (events here are other processes' state,
 /// observable only by asking).
-pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut check: F)
+pub async fn wait_for<F, Fut>(limit: Duration, what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let end = Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_watching(limit, &mut [], what, check).await
 }
 
 /// [`wait_for`] while processes start: fails at once, with its log, when
 /// one of them exits instead (a startup error), and after 30 s otherwise.
-pub async fn wait_while_running<F, Fut>(
+pub async fn wait_while_running<F, Fut>(procs: &mut [(&mut Proc, PathBuf)], what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_watching(Duration::from_secs(30), procs, what, check).await
+}
+
+/// Polls `check` until it is true, failing after `limit`, or at once with
+/// its log when one of `procs` has exited.
+async fn wait_watching<F, Fut>(
+    limit: Duration,
     procs: &mut [(&mut Proc, PathBuf)],
     what: &str,
     mut check: F,
@@ -305,7 +306,6 @@ pub async fn wait_while_running<F, Fut>(
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let limit = Duration::from_secs(30);
     let end = Instant::now() + limit;
     loop {
         if check().await {

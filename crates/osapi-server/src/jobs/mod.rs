@@ -467,13 +467,3 @@ pub fn validate_operation(operation: &Value) -> ApiResult<String> {
     op.visit(Check(&data))?;
     Ok(op_type.to_string())
 }
-
-/// Command and timeout rules shared by `POST /job` and the node endpoints.
-pub fn validate_command(command: &str, timeout: Option<u64>) -> ApiResult<()> {
-    osapi_api::ops::validate_command(command, timeout).map_err(ApiError::bad_request)
-}
-
-/// Deploy rules shared by `POST /job` and the node endpoint.
-pub fn validate_deploy(object_name: &str, path: &str, mode: Option<&str>) -> ApiResult<()> {
-    osapi_api::ops::validate_deploy(object_name, path, mode).map_err(ApiError::bad_request)
-}
