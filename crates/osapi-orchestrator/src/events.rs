@@ -115,6 +115,18 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
     },
+    /// A job step's job was created on the controller (once per attempt).
+    JobCreated {
+        /// Step name.
+        step: String,
+        /// The job's id.
+        job_id: String,
+        /// How many hosts the job waits for, when known: the controller's
+        /// or the library's list for broadcasts, 1 for `_any` and a
+        /// hostname.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected_hosts: Option<usize>,
+    },
     /// A host of a running job step answered (before the step's
     /// `StepFinished`, which lists every host again). Hosts are reported as
     /// the step sees them: at least every second while its job runs, and

@@ -109,6 +109,9 @@ pub(crate) enum StepKind {
     Func(StepFn),
 }
 
+/// The `detail` of a custom step's `step_started` event.
+pub(crate) const CUSTOM_STEP_DETAIL: &str = "(custom function)";
+
 impl StepKind {
     /// The `[start]` detail.
     pub fn detail(&self) -> String {
@@ -121,7 +124,7 @@ impl StepKind {
                 Builtin::AgentList => "GET /agent".to_string(),
                 Builtin::AgentGet { hostname } => format!("GET /agent/{hostname}"),
             },
-            StepKind::Func(_) => "(custom function)".to_string(),
+            StepKind::Func(_) => CUSTOM_STEP_DETAIL.to_string(),
         }
     }
 

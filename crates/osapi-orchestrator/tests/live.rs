@@ -561,6 +561,81 @@ Complete: 4 steps, 2 unchanged, 1 skipped, 1 failed in <d>
     f.stack.shutdown().await;
 }
 
+/// On a terminal, a running step has a live line (elapsed time, hosts
+/// answered / expected) redrawn in place, and hosts' lines are printed as
+/// they answer; when the run ends, the screen holds only the lasting
+/// lines. One host of three answers at once, the others after 3 s.
+#[tokio::test]
+async fn terminal_shows_live_lines_and_hosts_as_they_answer() {
+    let f = fleet().await;
+    let buf = SharedBuf::default();
+    let renderer = Arc::new(Renderer::new(
+        Box::new(buf.clone()),
+        ColorChoice::Never,
+        true,
+        false,
+    ));
+    // The same run drawn for a pipe, which gets nothing extra.
+    let piped = SharedBuf::default();
+    let plain = Arc::new(Renderer::new(
+        Box::new(piped.clone()),
+        ColorChoice::Never,
+        false,
+        false,
+    ));
+    let o = Orchestrator::builder(f.stack.url(), f.stack.token())
+        .quiet()
+        .observer(renderer)
+        .observer(plain)
+        .build()
+        .unwrap();
+    // `mkdir` is atomic: the first host to run takes the lock and answers,
+    // the two others sleep.
+    let lock = f.path("first");
+    o.command_shell("_all", &format!("mkdir {lock} 2>/dev/null || sleep 3"))
+        .named("slow");
+    o.run().await.unwrap();
+    let raw = buf.text();
+
+    // While the step ran: a live line with 1 of 3 hosts answered.
+    assert!(
+        raw.contains("  [running]   slow                      0s  0/3 hosts"),
+        "{raw:?}"
+    );
+    assert!(raw.contains("1/3 hosts"), "{raw:?}");
+
+    // The screen at the end: host lines (with their step) before the
+    // step's result, the first to answer first; no live line left.
+    let mut screen = vt100::Parser::new(40, 120, 0);
+    screen.process(raw.replace('\n', "\r\n").as_bytes());
+    let shown = screen.screen().contents();
+    assert!(!shown.contains("[running]"), "{shown}");
+    let rows: Vec<&str> = shown.lines().map(str::trim_end).collect();
+    let at = |needle: &str| rows.iter().position(|r| r.contains(needle));
+    let start = at("[start]     slow").unwrap();
+    let result = at("[changed]   slow").unwrap_or_else(|| panic!("{shown}"));
+    let host_rows: Vec<&str> = rows[start + 1..result].to_vec();
+    assert_eq!(host_rows.len(), 3, "{shown}");
+    for row in &host_rows {
+        assert!(row.ends_with("ok changed  slow"), "{shown}");
+    }
+    // The hosts are not listed again under the result.
+    assert!(rows[result + 1].starts_with("<<< Level 1 done"), "{shown}");
+
+    let piped = mask_durations(&piped.text());
+    let want = "  [changed]   slow                      changed=true  <d>
+             [db-01] ok changed
+             [web-01] ok changed
+             [web-02] ok changed
+<<< Level 1 done: 1/1 changed
+";
+    assert!(piped.contains(want), "{piped}");
+    assert!(
+        !piped.contains("[running]") && !piped.contains('\u{1b}'),
+        "{piped}"
+    );
+}
+
 #[tokio::test]
 async fn a_cancelled_run_stops_the_work_on_the_hosts() {
     let f = fleet().await;

@@ -294,6 +294,17 @@ impl<'a> Progress<'a> {
         self.emitter.enabled()
     }
 
+    /// Emits `job_created` with the number of hosts the job waits for.
+    fn job_created(&self, id: Uuid, expected_hosts: Option<usize>) {
+        if self.watched() {
+            self.emitter.emit(Event::JobCreated {
+                step: self.step.to_string(),
+                job_id: id.to_string(),
+                expected_hosts,
+            });
+        }
+    }
+
     /// Emits `host_done` for the hosts not reported yet.
     fn announce(&self, hosts: &[HostResult]) {
         if !self.watched() {
@@ -344,6 +355,14 @@ async fn job(
         (Some(t), true) => expected_hosts(client, t).await,
         _ => None,
     };
+    let expected_count = if !created.expected_hosts.is_empty() {
+        Some(created.expected_hosts.len())
+    } else if let Some(hosts) = &computed {
+        Some(hosts.len())
+    } else {
+        parsed.as_ref().filter(|t| !t.is_broadcast()).map(|_| 1)
+    };
+    progress.job_created(id, expected_count);
     let waiting = wait_for_answers(client, id, op, wait, computed.as_deref());
     tokio::pin!(waiting);
     let mut tick =

@@ -9,20 +9,31 @@
 //! values are indented to the value's column, and every event's text is
 //! written whole (events are batched), so lines of parallel steps never
 //! interleave.
+//!
+//! On a terminal, each running step also has a live line below the output
+//! (elapsed time, hosts answered / expected, failures so far), and once a
+//! step has run for a second, each host's line is printed as the host
+//! answers (followed by its step's name) rather than with its step's
+//! result. Without a terminal the output
+//! is exactly upstream's, with nothing extra.
 
 mod format;
+mod live;
 mod output;
 mod style;
 
+use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use self::format::{data_entries, go_duration, go_quote, pad_right};
+use self::live::{Live, Width};
 use self::output::Output;
 use self::style::{Painter, Style, push_spaces};
 use crate::events::{Event, HostEvent, LevelSummary, Observer};
+use crate::plan::CUSTOM_STEP_DETAIL;
 use crate::results::{HostStatus, StepStatus};
 
 pub use self::style::{ColorChoice, color_enabled};
@@ -65,6 +76,11 @@ impl Renderer {
     /// `NO_COLOR` is unset or empty, or if `CLICOLOR_FORCE` is set and not
     /// `"0"` (the variables are read once, here); `Always`; `Never`.
     /// `verbose` adds `job_id:` and result data lines.
+    ///
+    /// When `is_tty` is true (and `TERM` is not `dumb`), running steps get
+    /// live lines redrawn in place, as wide as the terminal on stdout, and
+    /// host lines of steps running for more than a second are printed as
+    /// hosts answer.
     pub fn new(
         out: Box<dyn Write + Send>,
         color: ColorChoice,
@@ -79,7 +95,8 @@ impl Renderer {
             no_color.as_deref(),
             clicolor_force.as_deref(),
         );
-        Renderer::with_color(out, color, verbose)
+        let live = is_tty && env_var("TERM").as_deref() != Some("dumb");
+        Renderer::with_color(out, color, verbose, live.then_some(Width::Terminal))
     }
 
     /// Renders to stdout; `Auto` detects the terminal with
@@ -90,10 +107,17 @@ impl Renderer {
         Renderer::new(Box::new(stdout), color, is_tty, verbose)
     }
 
-    /// A renderer with the colour decision already made.
-    fn with_color(out: Box<dyn Write + Send>, color: bool, verbose: bool) -> Renderer {
+    /// A renderer with the colour decision already made, and live lines
+    /// of this width when given.
+    fn with_color(
+        out: Box<dyn Write + Send>,
+        color: bool,
+        verbose: bool,
+        live: Option<Width>,
+    ) -> Renderer {
+        let live = live.map(|width| Live::new(width, Painter::new(color)));
         Renderer {
-            out: Output::new(out),
+            out: Output::new(out, live),
             painter: Painter::new(color),
             color,
             verbose,
@@ -110,16 +134,35 @@ impl Renderer {
                 steps,
                 parallel,
             } => self.level_started(&mut out, *level, steps, *parallel),
-            Event::StepStarted { step, detail, .. } => self.step_started(&mut out, step, detail),
+            Event::StepStarted { step, detail, .. } => {
+                let custom = detail == CUSTOM_STEP_DETAIL;
+                self.out.live(|l| l.started(step, custom));
+                self.step_started(&mut out, step, detail);
+            }
             Event::StepRetrying {
                 step,
                 attempt,
                 error,
                 ..
             } => self.step_retrying(&mut out, step, *attempt, error),
-            Event::StepSkipped { step, reason, .. } => self.step_skipped(&mut out, step, reason),
-            // Host lines are drawn with their step's result.
-            Event::HostDone { .. } => {}
+            Event::StepSkipped { step, reason, .. } => {
+                self.out.live(|l| l.finished(step));
+                self.step_skipped(&mut out, step, reason);
+            }
+            Event::JobCreated {
+                step,
+                expected_hosts,
+                ..
+            } => self.out.live(|l| l.job_created(step, *expected_hosts)),
+            // Without live lines, host lines are drawn with their step's result.
+            Event::HostDone { step, host } => {
+                if self.out.live(|l| l.host_done(step, host, Instant::now())) {
+                    self.host_line(&mut out, host, Some(step));
+                    if let Some(data) = host.data.as_ref().filter(|_| self.verbose) {
+                        self.data_lines(&mut out, data, HOST_DATA_INDENT);
+                    }
+                }
+            }
             Event::StepFinished {
                 step,
                 status,
@@ -130,19 +173,23 @@ impl Renderer {
                 hosts,
                 data,
                 ..
-            } => self.step_finished(
-                &mut out,
-                &Finished {
-                    step,
-                    status: *status,
-                    changed: *changed,
-                    duration_ms: *duration_ms,
-                    job_id: job_id.as_deref(),
-                    error: error.as_deref(),
-                    hosts,
-                    data: data.as_ref(),
-                },
-            ),
+            } => {
+                let printed = self.out.live(|l| l.finished(step));
+                self.step_finished(
+                    &mut out,
+                    &Finished {
+                        step,
+                        status: *status,
+                        changed: *changed,
+                        duration_ms: *duration_ms,
+                        job_id: job_id.as_deref(),
+                        error: error.as_deref(),
+                        hosts,
+                        data: data.as_ref(),
+                        printed,
+                    },
+                );
+            }
             Event::LevelFinished {
                 level,
                 changed,
@@ -151,7 +198,10 @@ impl Renderer {
             } => self.level_finished(&mut out, *level, *changed, *total, *parallel),
             Event::PlanFinished {
                 summary, duration, ..
-            } => self.plan_finished(&mut out, summary, duration),
+            } => {
+                self.out.live(Live::clear);
+                self.plan_finished(&mut out, summary, duration);
+            }
         }
         out
     }
@@ -294,8 +344,8 @@ impl Renderer {
         // Per-host data goes under each host line unless the step carries
         // its own (single-host) data, which is printed once below.
         let host_data = self.verbose && (f.hosts.len() > 1 || f.data.is_none());
-        for host in f.hosts {
-            self.host_line(out, host);
+        for host in f.hosts.iter().filter(|h| !f.printed.contains(&h.hostname)) {
+            self.host_line(out, host, None);
             if host_data && let Some(data) = &host.data {
                 self.data_lines(out, data, HOST_DATA_INDENT);
             }
@@ -313,8 +363,9 @@ impl Renderer {
         }
     }
 
-    /// `<13 spaces>[<hostname>] <status>[ changed]`.
-    fn host_line(&self, out: &mut String, host: &HostEvent) {
+    /// `<13 spaces>[<hostname>] <status>[ changed]`, then `  <step>` when
+    /// the line is printed as the host answers.
+    fn host_line(&self, out: &mut String, host: &HostEvent, step: Option<&str>) {
         push_spaces(out, HOST_INDENT);
         let name = format!("[{}]", host.hostname);
         self.paint(out, Style::Cyan, &name);
@@ -338,6 +389,10 @@ impl Renderer {
         self.painter.paint_block(out, style, &text, status_col);
         if host.changed || host.status == HostStatus::Changed {
             self.paint(out, Style::GreenBold, " changed");
+        }
+        if let Some(step) = step {
+            out.push_str("  ");
+            self.paint(out, Style::Dim, step);
         }
         out.push('\n');
     }
@@ -392,6 +447,8 @@ struct Finished<'a> {
     error: Option<&'a str>,
     hosts: &'a [HostEvent],
     data: Option<&'a Value>,
+    /// Hosts whose lines were printed as they answered.
+    printed: HashSet<String>,
 }
 
 fn mode(parallel: bool) -> &'static str {
@@ -453,7 +510,7 @@ mod tests {
 
     fn render_all(events: &[Event], color: bool, verbose: bool) -> String {
         let buf = Buf::default();
-        let r = Renderer::with_color(Box::new(buf.clone()), color, verbose);
+        let r = Renderer::with_color(Box::new(buf.clone()), color, verbose, None);
         for e in events {
             r.on_event(e);
         }
@@ -1091,7 +1148,7 @@ Complete: 0 steps in 1.2ms
     #[test]
     fn lines_appear_without_a_flush_and_all_are_written_at_drop() {
         let buf = Buf::default();
-        let r = Renderer::with_color(Box::new(buf.clone()), false, false);
+        let r = Renderer::with_color(Box::new(buf.clone()), false, false, None);
         r.on_event(&skip("a", "b"));
         // The batching thread writes it within its window; no flush asked.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -1129,7 +1186,7 @@ Complete: 0 steps in 1.2ms
                 Err(std::io::Error::other("closed"))
             }
         }
-        let r = Renderer::with_color(Box::new(Broken), false, false);
+        let r = Renderer::with_color(Box::new(Broken), false, false, None);
         for e in basic_events() {
             r.on_event(&e);
         }
@@ -1143,6 +1200,7 @@ Complete: 0 steps in 1.2ms
             Box::new(std::io::sink()),
             false,
             false,
+            None,
         ));
     }
 
@@ -1182,7 +1240,12 @@ Complete: 0 steps in 1.2ms
         }
 
         let sink = Choppy::default();
-        let renderer = Arc::new(Renderer::with_color(Box::new(sink.clone()), false, false));
+        let renderer = Arc::new(Renderer::with_color(
+            Box::new(sink.clone()),
+            false,
+            false,
+            None,
+        ));
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let renderer = Arc::clone(&renderer);

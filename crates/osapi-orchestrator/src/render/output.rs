@@ -4,12 +4,17 @@
 //! so that what it prints comes after the lines drawn so far; at the end
 //! of a plan). A burst of events costs one write instead of one each,
 //! and a slow terminal does not hold up steps between those points.
+//!
+//! On a terminal, the live lines of running steps ([`Live`]) stay below
+//! the text: each write replaces them with the new text followed by the
+//! lines redrawn, and a tick keeps their elapsed times current.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::live::Live;
 use crate::lock;
 
 /// The longest a line waits for others to be written with it: well below
@@ -17,6 +22,8 @@ use crate::lock;
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// Collected text is written at once from this size on.
 const BATCH_BYTES: usize = 64 * 1024;
+/// How often live lines are brought up to date while steps run.
+const LIVE_TICK: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 struct Pending {
@@ -32,6 +39,8 @@ struct Shared {
     /// Signalled when text arrives in an empty buffer, and at close.
     arrived: Condvar,
     out: Mutex<Box<dyn Write + Send>>,
+    /// Live lines, on a terminal. Locked after `out`, never with `pending`.
+    live: Option<Mutex<Live>>,
 }
 
 impl Shared {
@@ -40,10 +49,26 @@ impl Shared {
     fn flush(&self) {
         let mut out = lock(&self.out);
         let text = std::mem::take(&mut lock(&self.pending).text);
-        if !text.is_empty() {
-            let _ = out.write_all(&text);
+        let framed = self
+            .live
+            .as_ref()
+            .map(|live| lock(live).frame(&text, Instant::now()));
+        match framed {
+            Some(None) => {}
+            Some(Some(frame)) => {
+                let _ = out.write_all(&frame);
+            }
+            None if !text.is_empty() => {
+                let _ = out.write_all(&text);
+            }
+            None => {}
         }
         let _ = out.flush();
+    }
+
+    /// True while live lines need redrawing as time passes.
+    fn ticking(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| lock(l).ticking())
     }
 }
 
@@ -56,11 +81,13 @@ pub(crate) struct Output {
 }
 
 impl Output {
-    pub(crate) fn new(out: Box<dyn Write + Send>) -> Output {
+    /// Writes to `out`, with `live` lines below the text when given.
+    pub(crate) fn new(out: Box<dyn Write + Send>, live: Option<Live>) -> Output {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             arrived: Condvar::new(),
             out: Mutex::new(out),
+            live: live.map(Mutex::new),
         });
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
@@ -91,6 +118,15 @@ impl Output {
     pub(crate) fn flush(&self) {
         self.shared.flush();
     }
+
+    /// Updates the live lines (drawn with the next write or tick); `f`
+    /// is not called without them.
+    pub(crate) fn live<R: Default>(&self, f: impl FnOnce(&mut Live) -> R) -> R {
+        match &self.shared.live {
+            Some(live) => f(&mut lock(live)),
+            None => R::default(),
+        }
+    }
 }
 
 impl Drop for Output {
@@ -100,6 +136,8 @@ impl Drop for Output {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // Live lines never outlive the renderer.
+        self.live(Live::clear);
         self.shared.flush();
     }
 }
@@ -107,21 +145,38 @@ impl Drop for Output {
 /// Ticks every [`BATCH_WINDOW`] while text keeps coming, writing what
 /// gathered; after a tick with nothing to write it parks until text
 /// arrives (so a busy renderer does not wake it for every event, and an
-/// idle one costs nothing).
+/// idle one costs nothing) — or, while live lines are shown, until the
+/// next [`LIVE_TICK`], to redraw them.
 fn batch_loop(shared: &Shared) {
     loop {
+        let ticking = shared.ticking();
         {
             let mut pending = lock(&shared.pending);
-            while pending.text.is_empty() && !pending.closed {
+            if pending.text.is_empty() && !pending.closed {
                 pending.parked = true;
-                pending = shared
-                    .arrived
-                    .wait(pending)
-                    .unwrap_or_else(|p| p.into_inner());
+                pending = if ticking {
+                    shared
+                        .arrived
+                        .wait_timeout(pending, LIVE_TICK)
+                        .map(|(p, _)| p)
+                        .unwrap_or_else(|p| p.into_inner().0)
+                } else {
+                    shared
+                        .arrived
+                        .wait(pending)
+                        .unwrap_or_else(|p| p.into_inner())
+                };
+                pending.parked = false;
             }
-            pending.parked = false;
             if pending.closed {
                 return;
+            }
+            if pending.text.is_empty() {
+                drop(pending);
+                if ticking {
+                    shared.flush();
+                }
+                continue;
             }
         }
         std::thread::sleep(BATCH_WINDOW);
