@@ -51,8 +51,13 @@ impl AuditEntry {
     /// Which log keeps the entry. Each log has its own retention, so a flood
     /// of reads or of refused requests can only push out older entries of
     /// its own kind, never the record of a change.
+    ///
+    /// Refused means answered 4xx (other than 499, a client that left while
+    /// its request ran) or 507 (store full): nothing was done, whatever
+    /// permission the token had.
     pub fn log(&self) -> AuditLog {
-        if matches!(self.response_code, 401 | 403) {
+        let refused = matches!(self.response_code, 400..=498 | 507);
+        if refused {
             AuditLog::Denied
         } else if matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             AuditLog::Reads
@@ -65,11 +70,13 @@ impl AuditEntry {
 /// The three audit logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditLog {
-    /// Allowed requests that may change something (`POST`, `PUT`, `DELETE` …).
+    /// Accepted requests that may change something (`POST`, `PUT`,
+    /// `DELETE` …).
     Changes,
-    /// Allowed reads (`GET`, `HEAD`).
+    /// Accepted reads (`GET`, `HEAD`).
     Reads,
-    /// Requests refused after the token was read (403; 401s are not audited).
+    /// Requests refused after the token was read: 403, every other 4xx
+    /// answer, and 507 (401s are not audited).
     Denied,
 }
 
@@ -86,6 +93,92 @@ impl AuditLog {
 /// Longest command or argument list an entry keeps, in bytes: longer ones
 /// keep their head and tail, with the full length and SHA-256.
 pub const AUDIT_TEXT_LIMIT: usize = 4096;
+
+/// Longest path, target, file path or other client-chosen text an entry
+/// keeps, in bytes (head and tail, as commands): what a client sends
+/// cannot make an entry large.
+pub const AUDIT_FIELD_LIMIT: usize = 1024;
+
+/// Roles an entry keeps (a token may list any number).
+const AUDIT_ROLES_LIMIT: usize = 32;
+
+impl AuditEntry {
+    /// The entry with every client-chosen text cut to
+    /// [`AUDIT_FIELD_LIMIT`] bytes and at most 32 roles, so that no entry
+    /// is larger than about 20 KiB whatever was sent.
+    ///
+    /// ```
+    /// # use osapi_api::audit::{AuditEntry, AUDIT_FIELD_LIMIT};
+    /// # let mut entry: AuditEntry = serde_json::from_value(serde_json::json!({
+    /// #   "id": "00000000-0000-0000-0000-000000000000", "timestamp": "2026-01-01T00:00:00Z",
+    /// #   "user": "u", "method": "GET", "path": "/", "source_ip": "127.0.0.1",
+    /// #   "response_code": 404, "duration_ms": 0})).unwrap();
+    /// entry.path = format!("/{}", "a".repeat(60_000));
+    /// let entry = entry.bounded();
+    /// assert!(entry.path.len() <= AUDIT_FIELD_LIMIT);
+    /// assert!(entry.approx_bytes() < 24 * 1024);
+    /// ```
+    pub fn bounded(mut self) -> AuditEntry {
+        let cut = |s: &mut String| {
+            if s.len() > AUDIT_FIELD_LIMIT {
+                *s = head_and_tail(s, AUDIT_FIELD_LIMIT);
+            }
+        };
+        let cut_opt = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                cut(s);
+            }
+        };
+        cut(&mut self.user);
+        cut(&mut self.method);
+        cut(&mut self.path);
+        cut(&mut self.source_ip);
+        cut_opt(&mut self.operation_id);
+        self.roles.truncate(AUDIT_ROLES_LIMIT);
+        for role in &mut self.roles {
+            if role.len() > 64 {
+                *role = head_and_tail(role, 64);
+            }
+        }
+        let a = &mut self.action;
+        for field in [
+            &mut a.operation,
+            &mut a.target,
+            &mut a.file,
+            &mut a.file_path,
+            &mut a.file_mode,
+            &mut a.file_owner,
+            &mut a.command_sha256,
+        ] {
+            cut_opt(field);
+        }
+        self
+    }
+
+    /// About how many bytes the entry holds (its texts plus a fixed
+    /// overhead), for logs bounded by bytes.
+    pub fn approx_bytes(&self) -> usize {
+        const OVERHEAD: usize = 256;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let a = &self.action;
+        OVERHEAD
+            + self.user.len()
+            + self.roles.iter().map(|r| r.len() + 24).sum::<usize>()
+            + self.method.len()
+            + self.path.len()
+            + opt(&self.operation_id)
+            + self.source_ip.len()
+            + opt(&a.operation)
+            + opt(&a.target)
+            + opt(&a.command)
+            + opt(&a.command_sha256)
+            + a.args.iter().flatten().map(|x| x.len() + 24).sum::<usize>()
+            + opt(&a.file)
+            + opt(&a.file_path)
+            + opt(&a.file_mode)
+            + opt(&a.file_owner)
+    }
+}
 
 /// What a request started or changed: the operation, its target, the job,
 /// and for commands what ran. Never a token or file content.
@@ -246,6 +339,59 @@ pub struct AuditEntryResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(method: &str, code: u16) -> AuditEntry {
+        AuditEntry {
+            id: uuid::Uuid::nil(),
+            timestamp: OffsetDateTime::UNIX_EPOCH,
+            user: "u".into(),
+            roles: vec![],
+            method: method.into(),
+            path: "/job".into(),
+            operation_id: None,
+            source_ip: "127.0.0.1".into(),
+            response_code: code,
+            duration_ms: 1,
+            action: AuditAction::default(),
+        }
+    }
+
+    #[test]
+    fn refused_requests_never_share_the_log_of_changes() {
+        for code in [400, 403, 404, 405, 409, 413, 415, 422, 429, 507] {
+            assert_eq!(entry("POST", code).log(), AuditLog::Denied, "{code}");
+            assert_eq!(entry("GET", code).log(), AuditLog::Denied, "{code}");
+        }
+        for code in [200, 201, 202, 204, 499, 500, 503] {
+            assert_eq!(entry("POST", code).log(), AuditLog::Changes, "{code}");
+            assert_eq!(entry("DELETE", code).log(), AuditLog::Changes, "{code}");
+            assert_eq!(entry("GET", code).log(), AuditLog::Reads, "{code}");
+        }
+    }
+
+    #[test]
+    fn bounded_entries_stay_small_whatever_was_sent() {
+        let huge = "x".repeat(1 << 20);
+        let mut e = entry("POST", 201);
+        e.user = huge.clone();
+        e.path = huge.clone();
+        e.roles = vec![huge.clone(); 1000];
+        e.action.target = Some(huge.clone());
+        e.action.file_path = Some(huge.clone());
+        e.action.file_owner = Some(huge.clone());
+        let mut big = AuditAction::default();
+        big.note_operation(
+            &serde_json::json!({"type": huge, "data": {"command": huge, "args": [huge, huge]}}),
+        );
+        e.action.command = big.command;
+        e.action.args = big.args;
+        e.action.operation = big.operation;
+        let e = e.bounded();
+        assert!(e.approx_bytes() < 24 * 1024, "{}", e.approx_bytes());
+        assert!(serde_json::to_string(&e).unwrap().len() < 24 * 1024);
+        assert_eq!(e.roles.len(), 32);
+        assert!(e.path.starts_with("xx") && e.path.contains('…'));
+    }
 
     #[test]
     fn long_commands_keep_their_tail_and_a_digest() {

@@ -684,8 +684,9 @@ impl OsapiFile {
     }
 
     /// Limits of the in-memory bus of `osapi start` without NATS:
-    /// `api.server.jobs.max_bytes`, and `nats.objects.max_bytes` (1 GiB
-    /// unless set) for uploaded files.
+    /// `api.server.jobs.max_bytes`, `nats.objects.max_bytes` (1 GiB
+    /// unless set) for uploaded files and `nats.audit.max_bytes` (50 MiB
+    /// unless set) for each audit log.
     pub fn memory_bus_config(&self) -> Result<MemoryBusConfig> {
         let d = MemoryBusConfig::default();
         Ok(MemoryBusConfig {
@@ -694,6 +695,10 @@ impl OsapiFile {
             max_object_bytes: match self.nats.objects.max_bytes.0 {
                 0 => d.max_object_bytes,
                 n => n,
+            },
+            max_audit_bytes: match self.nats.audit.max_bytes.0 {
+                0 => d.max_audit_bytes,
+                n => usize::try_from(n).context("nats.audit.max_bytes is too large")?,
             },
             ..d
         })
@@ -1076,6 +1081,7 @@ mod tests {
         let bus = cfg.memory_bus_config().unwrap();
         assert_eq!(bus.max_job_bytes, 64 << 20);
         assert_eq!(bus.max_object_bytes, 2 << 30);
+        assert_eq!(bus.max_audit_bytes, 10 << 20);
         let nats = cfg.nats_config(&cfg.api.server.nats, "api").unwrap();
         assert_eq!(nats.audit.max_bytes, 10 << 20);
 
@@ -1088,6 +1094,7 @@ mod tests {
         assert!(!server.allow_tokens_without_expiry);
         assert_eq!(d.memory_bus_config().unwrap().max_job_bytes, 256 << 20);
         assert_eq!(d.memory_bus_config().unwrap().max_object_bytes, 1 << 30);
+        assert_eq!(d.memory_bus_config().unwrap().max_audit_bytes, 50 << 20);
         let nats = d.nats_config(&d.api.server.nats, "api").unwrap();
         assert_eq!(nats.audit.max_bytes, 50 << 20);
 

@@ -34,9 +34,13 @@ pub struct MemoryBusConfig {
     /// Bytes of job records, events and responses kept (default 256 MiB):
     /// beyond, the oldest finished jobs are dropped; running jobs never are.
     pub max_job_bytes: usize,
-    /// Audit entries kept (default 10 000), and as many again of denied
-    /// requests (401/403), so that those never push allowed ones out.
+    /// Audit entries kept in each of the three logs (changes, reads,
+    /// refused requests; default 10 000), so that a flood of one kind never
+    /// pushes the others out.
     pub max_audit_entries: usize,
+    /// Bytes each audit log keeps (default 50 MiB, `nats.audit.max_bytes`):
+    /// beyond, its oldest entries go.
+    pub max_audit_bytes: usize,
     /// Bytes of uploaded files kept (default 1 GiB, `nats.objects.max_bytes`):
     /// an upload past it is refused and nothing stored is lost.
     pub max_object_bytes: u64,
@@ -50,6 +54,7 @@ impl Default for MemoryBusConfig {
             max_jobs: 10_000,
             max_job_bytes: 256 << 20,
             max_audit_entries: 10_000,
+            max_audit_bytes: 50 << 20,
             max_object_bytes: 1 << 30,
         }
     }
@@ -73,7 +78,10 @@ impl MemoryBus {
         let state = Arc::new(MemoryStateStore::new());
         let objects = Arc::new(MemoryObjectStore::new(config.max_object_bytes));
         let file_state = Arc::new(MemoryFileStateStore::new());
-        let audit = Arc::new(MemoryAuditStore::new(config.max_audit_entries));
+        let audit = Arc::new(MemoryAuditStore::new(
+            config.max_audit_entries,
+            config.max_audit_bytes,
+        ));
         let status = Arc::new(MemoryStatus {
             jobs: jobs.clone(),
             registry: registry.clone(),

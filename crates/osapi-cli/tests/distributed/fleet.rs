@@ -102,6 +102,8 @@ pub enum AgentCredentials {
 /// the server reloads) as tests add them.
 pub struct Nats {
     pub port: u16,
+    /// nats-server's monitoring port (`/varz`).
+    pub monitor_port: u16,
     pub pki: Pki,
     pub namespace: String,
     store: TempDir,
@@ -114,6 +116,7 @@ impl Nats {
         let store = tempfile::tempdir().unwrap();
         let mut n = Nats {
             port: free_port(),
+            monitor_port: free_port(),
             pki: Pki::create(store.path()),
             namespace: "test".into(),
             store,
@@ -172,6 +175,7 @@ impl Nats {
         let child = Command::new(nats_binary())
             .arg("-c")
             .arg(self.conf_path())
+            .args(["-m", &self.monitor_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -256,6 +260,14 @@ impl Nats {
             .add_root_certificates(self.pki.ca.clone())
             .add_client_certificate(self.pki.client_cert.clone(), self.pki.client_key.clone())
             .connection_timeout(Duration::from_secs(2))
+    }
+
+    /// Messages the server has received and sent so far (its `/varz`
+    /// `in_msgs` + `out_msgs`): what a request costs on the bus.
+    pub async fn messages(&self) -> u64 {
+        let url = format!("http://127.0.0.1:{}/varz", self.monitor_port);
+        let varz: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        varz["in_msgs"].as_u64().unwrap() + varz["out_msgs"].as_u64().unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -381,6 +393,8 @@ pub struct Cluster {
     pub ttl: Duration,
     /// More YAML lines under `nats:` (indented two spaces) for every process.
     pub nats_extra: String,
+    /// Lines added to controllers' `api.server` section (indented by 4).
+    pub server_extra: String,
     /// The controllers' job-signing key file, and its public key (agents trust it).
     pub job_key: (PathBuf, String),
     /// `nats.objects.max_bytes` of every process.
@@ -420,6 +434,7 @@ impl Cluster {
             agents: BTreeMap::new(),
             ttl,
             nats_extra: String::new(),
+            server_extra: String::new(),
             object_bytes: OBJECT_BYTES.into(),
         }
     }
@@ -442,7 +457,7 @@ impl Cluster {
   server:
     port: {api_port}
     bind: 127.0.0.1
-    nats:
+{server_extra}    nats:
       host: tls://127.0.0.1
       port: {nats}
       namespace: test
@@ -472,6 +487,7 @@ nats:
 {extra}",
             objects = self.object_bytes,
             extra = self.nats_extra,
+            server_extra = self.server_extra,
             controller_user = CONTROLLER_USER,
             controller_password_file = self.controller_password_file().display(),
             agent_auth = self.agent_auth(agent),
@@ -604,12 +620,18 @@ nats:
 
     /// A token of `roles` with explicit `permissions` (none: the roles').
     pub fn token_for(&self, subject: &str, roles: &str, permissions: &str) -> String {
-        let mut args = vec!["token", "generate", "-r", roles, "-u", subject];
+        let mut args = vec!["-r", roles, "-u", subject];
         if !permissions.is_empty() {
             args.extend(["-p", permissions]);
         }
+        self.token_with(&args)
+    }
+
+    /// A token from `osapi token generate <args>`.
+    pub fn token_with(&self, args: &[&str]) -> String {
         let out = Command::new(BIN)
-            .args(&args)
+            .args(["token", "generate"])
+            .args(args)
             .env("OSAPI_API_SERVER_SECURITY_SIGNING_KEY", KEY)
             .output()
             .unwrap();

@@ -2,11 +2,15 @@
 //! index of each controller learns jobs created through the other, lists and
 //! counts settle expired jobs, the read that settles a job returns the
 //! settled status, and denied requests cannot push allowed ones out of a
-//! byte-capped audit log.
+//! byte-capped audit log. Pages cost what they return, counted in
+//! nats-server's own messages; and the controller's checks (permissions,
+//! token expiry, upload limit, trusted proxies) hold on NATS as in memory.
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use osapi_api::job::{CreateJobRequest, JobStatus};
+use osapi_api::ops::ContentType;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -220,4 +224,152 @@ async fn deleted_and_expired_jobs_leave_every_controller() {
     )
     .await;
     assert!(a.job(kept).await.is_err());
+}
+
+/// Jobs stored for the cost test: a full scan would read each of them.
+const STORED_JOBS: usize = 1500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_cost_what_they_return_and_checks_hold() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.server_extra = "    max_upload_bytes: 1024\n".into();
+    c.add_controller().await;
+    c.add_agents(&[AgentSpec::new("parked"), AgentSpec::new("worker")])
+        .await;
+    let admin = c.client(0);
+    let url = c.url(0);
+    let http = reqwest::Client::new();
+
+    // Permissions: a `write` token cannot run a command through /job, and
+    // a token with only job:write cannot re-run an admin's shell job.
+    let shell = json!({"type": "command.shell.execute", "data": {"command": "true"}});
+    let writer = c.token_for("writer", "write", "");
+    let resp = http
+        .post(format!("{url}/job"))
+        .bearer_auth(&writer)
+        .json(&json!({"operation": shell, "target_hostname": "worker"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("Insufficient permissions. Required: [command:execute]"),
+        "{text}"
+    );
+    let ran = admin
+        .run_job(
+            &CreateJobRequest::new(
+                "command.shell.execute",
+                json!({"command": "true"}),
+                "worker",
+            ),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let job_writer = c.token_for("job-writer", "read", "job:write,job:read");
+    let resp = http
+        .post(format!("{url}/job/{}/retry", ran.id.unwrap()))
+        .bearer_auth(&job_writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Token expiry: refused from its `exp` second on.
+    let short = c.token_with(&["-r", "read", "-u", "short", "--ttl", "1s"]);
+    let status = |token: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.get(format!("{url}/agent"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(short.clone()).await, StatusCode::OK);
+    wait_for(Duration::from_secs(5), "the 1 s token to expire", || {
+        let short = short.clone();
+        let status = &status;
+        async move { status(short).await == StatusCode::UNAUTHORIZED }
+    })
+    .await;
+
+    // The upload limit is exact.
+    let too_big = admin
+        .upload_file("big", ContentType::Raw, vec![b'x'; 1025], false)
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.status(), Some(413), "{too_big}");
+    admin
+        .upload_file("fits", ContentType::Raw, vec![b'x'; 1024], false)
+        .await
+        .unwrap();
+
+    // A forwarded address from a peer that is not a trusted proxy is not believed.
+    let resp = http
+        .get(format!("{url}/agent"))
+        .bearer_auth(c.token())
+        .header("x-forwarded-for", "6.6.6.6")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let entries = admin.audit_export().await.unwrap().items;
+    let entry = entries
+        .iter()
+        .find(|e| e.path == "/agent" && e.user != "short")
+        .unwrap();
+    assert_eq!(entry.source_ip, "127.0.0.1");
+
+    // Pages cost what they return: with 1 500 jobs (and as many audit
+    // entries) stored, a page, the counts and an audit page each take a
+    // few dozen messages through nats-server; reading every job would
+    // take at least one each.
+    admin.drain("parked").await.unwrap();
+    let mut parked = CreateJobRequest::new("node.hostname.get", json!({}), "parked");
+    parked.timeout = Some("1h".into());
+    futures::stream::iter(0..STORED_JOBS)
+        .map(|_| {
+            let (admin, parked) = (admin.clone(), parked.clone());
+            async move { admin.create_job(&parked).await.unwrap() }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    wait_for(
+        Duration::from_secs(30),
+        "the index to list every job",
+        || {
+            let admin = admin.clone();
+            async move {
+                admin
+                    .jobs(None, 1, 0)
+                    .await
+                    .is_ok_and(|p| p.total_items > STORED_JOBS)
+            }
+        },
+    )
+    .await;
+    for (what, page) in [
+        ("GET /job?limit=1", 0),
+        ("GET /job/status", 1),
+        ("GET /audit?limit=5", 2),
+    ] {
+        let before = c.nats.messages().await;
+        match page {
+            0 => assert_eq!(admin.jobs(None, 1, 0).await.unwrap().items.len(), 1),
+            1 => assert!(admin.job_stats().await.unwrap().total_jobs > STORED_JOBS),
+            _ => assert_eq!(admin.audit(5, 0).await.unwrap().items.len(), 5),
+        }
+        let spent = c.nats.messages().await - before;
+        assert!(
+            spent < 100,
+            "{what} took {spent} messages through nats-server"
+        );
+    }
 }

@@ -165,19 +165,22 @@ impl PendingAudit {
     fn entry(&self, response_code: u16) -> Option<AuditEntry> {
         let note = self.slot.take();
         let p = note.principal?;
-        Some(AuditEntry {
-            id: Uuid::new_v4(),
-            timestamp: self.timestamp,
-            user: p.subject.clone(),
-            roles: p.roles.clone(),
-            method: self.method.clone(),
-            path: self.path.clone(),
-            operation_id: None,
-            source_ip: self.source_ip.clone(),
-            response_code,
-            duration_ms: self.started.elapsed().as_millis() as u64,
-            action: note.action,
-        })
+        Some(
+            AuditEntry {
+                id: Uuid::new_v4(),
+                timestamp: self.timestamp,
+                user: p.subject.clone(),
+                roles: p.roles.clone(),
+                method: self.method.clone(),
+                path: self.path.clone(),
+                operation_id: None,
+                source_ip: self.source_ip.clone(),
+                response_code,
+                duration_ms: self.started.elapsed().as_millis() as u64,
+                action: note.action,
+            }
+            .bounded(),
+        )
     }
 
     async fn finish(mut self, response_code: u16) {

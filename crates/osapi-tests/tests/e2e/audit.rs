@@ -170,3 +170,129 @@ async fn a_request_whose_client_left_is_still_audited() {
         Some(format!("sleep 1; touch {}", marker.display()).as_str())
     );
 }
+
+/// Requests refused for their content (400, 404 …) are kept apart from
+/// changes too: a token allowed to call a route cannot push an admin's
+/// change out of the log by sending it bad requests; and no client text
+/// makes an entry large.
+#[tokio::test]
+async fn refused_requests_and_huge_paths_cannot_flush_changes() {
+    let stack = common::builder()
+        .agent(|a| a, "agent-1")
+        .bus(|b| {
+            b.max_audit_entries = 50;
+            b.max_audit_bytes = 512 << 10;
+        })
+        .start()
+        .await;
+    let job = stack
+        .run_job("command.shell.execute", json!({"command": "true"}), "_any")
+        .await;
+    let reader = stack.emb.mint_token(&["read"], &[]).unwrap();
+    for _ in 0..100 {
+        let (status, _) = stack
+            .call(
+                Method::POST,
+                "/node/nobody/network/ping",
+                Some(&reader),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let job_writer = stack.emb.mint_token(&[], &["job:write"]).unwrap();
+    for _ in 0..100 {
+        let body =
+            json!({"operation": {"type": "no.such.op", "data": {}}, "target_hostname": "_any"});
+        let (status, _) = stack
+            .call(Method::POST, "/job", Some(&job_writer), Some(body))
+            .await;
+        assert!(status.is_client_error(), "{status}");
+    }
+    let nobody = stack.emb.mint_token(&[], &["health:read"]).unwrap();
+    let long_path = format!("/agent/{}", "a".repeat(60_000));
+    for _ in 0..100 {
+        let (status, _) = stack
+            .call(Method::DELETE, &long_path, Some(&nobody), None)
+            .await;
+        assert!(status.is_client_error(), "{status}");
+    }
+    let entries = stack.client.audit_export().await.unwrap().items;
+    let created = entries
+        .iter()
+        .find(|e| e.method == "POST" && e.path == "/job" && e.response_code == 201)
+        .expect("the admin's job is still in the log");
+    assert_eq!(created.action.job_id, job.id);
+    let longest = entries.iter().map(|e| e.path.len()).max().unwrap_or(0);
+    assert!(
+        longest <= osapi_api::audit::AUDIT_FIELD_LIMIT,
+        "a path of {longest} bytes was kept"
+    );
+    let refused = entries.iter().filter(|e| e.response_code >= 400).count();
+    assert!(refused <= 50, "{refused} refused entries kept");
+}
+
+/// Files and jobs changed through the API say what was done: the file's
+/// name (never its content), a deploy's path, mode and owner, the job a
+/// delete cancelled and the job a retry created.
+#[tokio::test]
+async fn file_and_job_changes_record_what() {
+    let stack = common::single().await;
+    let secret = "content-that-must-not-be-logged";
+    stack
+        .client
+        .upload_file(
+            "app.conf",
+            osapi_api::ops::ContentType::Raw,
+            secret.as_bytes().to_vec(),
+            false,
+        )
+        .await
+        .unwrap();
+    let target = stack.path("app.conf");
+    let deploy = stack
+        .run_job(
+            "file.deploy.execute",
+            json!({"object_name": "app.conf", "path": target, "mode": "0640", "content_type": "raw"}),
+            "agent-1",
+        )
+        .await;
+    let first = deploy.id.unwrap();
+    let retried = stack.client.retry_job(first, None).await.unwrap();
+    stack.client.delete_job(retried.job_id).await.unwrap();
+    stack.client.delete_file("app.conf").await.unwrap();
+
+    let entries = stack.client.audit_export().await.unwrap().items;
+    let find = |method: &str, path: &str| {
+        entries
+            .iter()
+            .find(|e| e.method == method && e.path == path)
+            .unwrap_or_else(|| panic!("no entry for {method} {path}: {entries:#?}"))
+    };
+    let upload = find("POST", "/file");
+    assert_eq!(upload.action.file.as_deref(), Some("app.conf"));
+    let created = entries
+        .iter()
+        .find(|e| e.path == "/job" && e.action.job_id == Some(first))
+        .expect("the deploy job's entry");
+    assert_eq!(
+        created.action.operation.as_deref(),
+        Some("file.deploy.execute")
+    );
+    assert_eq!(created.action.file.as_deref(), Some("app.conf"));
+    assert_eq!(
+        created.action.file_path.as_deref(),
+        Some(target.display().to_string().as_str())
+    );
+    assert_eq!(created.action.file_mode.as_deref(), Some("0640"));
+    assert_eq!(created.action.target.as_deref(), Some("agent-1"));
+    let retry = find("POST", &format!("/job/{first}/retry"));
+    assert_eq!(retry.action.retry_of, Some(first));
+    assert_eq!(retry.action.job_id, Some(retried.job_id));
+    let deleted = find("DELETE", &format!("/job/{}", retried.job_id));
+    assert_eq!(deleted.action.job_id, Some(retried.job_id));
+    let removed = find("DELETE", "/file/app.conf");
+    assert_eq!(removed.action.file.as_deref(), Some("app.conf"));
+    let raw = serde_json::to_string(&entries).unwrap();
+    assert!(!raw.contains(secret), "file content reached the log");
+}
