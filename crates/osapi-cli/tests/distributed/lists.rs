@@ -232,7 +232,7 @@ const STORED_JOBS: usize = 1500;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_cost_what_they_return_and_checks_hold() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
-    c.server_extra = "    max_upload_bytes: 1024\n".into();
+    c.server_extra = "    max_upload_bytes: 1024\n    header_read_timeout: 1s\n".into();
     c.add_controller().await;
     c.add_agents(&[AgentSpec::new("parked"), AgentSpec::new("worker")])
         .await;
@@ -325,6 +325,21 @@ async fn pages_cost_what_they_return_and_checks_hold() {
         .find(|e| e.path == "/agent" && e.user != "short")
         .unwrap();
     assert_eq!(entry.source_ip, "127.0.0.1");
+
+    // A client that never finishes its headers is cut off.
+    let mut slow = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncReadExt::read_to_end(&mut slow, &mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "a half-sent request stayed open past 3 s");
 
     // Pages cost what they return: with 1 500 jobs (and as many audit
     // entries) stored, a page, the counts and an audit page each take a

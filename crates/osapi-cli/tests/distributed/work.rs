@@ -76,6 +76,24 @@ async fn cancelled_and_orphaned_commands_are_killed() {
     let pid = pid_in(&pidfile).await;
     c.agents.get_mut("w1").unwrap().kill();
     assert!(alive(pid), "a kill -9 leaves the command running");
+    // Lists and counts settle the lost job themselves (nothing reads it).
+    wait_for(WAIT, "the job list to show the lost job failed", || {
+        let client = client.clone();
+        async move {
+            client
+                .jobs(Some(JobStatus::Failed), 10, 0)
+                .await
+                .is_ok_and(|p| p.items.iter().any(|d| d.id == Some(job.job_id)))
+        }
+    })
+    .await;
+    let stats = client.job_stats().await.unwrap();
+    assert_eq!(stats.status_counts["failed"], 2, "{stats:?}");
+    assert_eq!(
+        stats.status_counts.get("processing").copied().unwrap_or(0),
+        0,
+        "{stats:?}"
+    );
     let lost = client.wait_job(job.job_id, WAIT).await.unwrap();
     assert!(
         lost.error.as_deref().unwrap_or_default().contains("lost"),
