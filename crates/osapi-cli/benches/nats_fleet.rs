@@ -167,12 +167,14 @@ fn main() {
             )
         };
         let split_before = parts(&pids);
+        let messages_before = c.nats.messages().await;
         let t = Instant::now();
         for i in 1..=runs {
             let report = plan(i).run().await.expect("plan");
             assert_eq!(report.count(StepStatus::Failed), 0);
         }
         let wall = t.elapsed();
+        let messages = c.nats.messages().await - messages_before;
         let used = (cpu(&pids) - before) as f64 / ticks_per_second() as f64;
         let split_after = parts(&pids);
         let per = |a: u64, b: u64| (a - b) as f64 / ticks_per_second() as f64 * 1e3 / (runs * 150) as f64;
@@ -183,6 +185,10 @@ fn main() {
             per(split_after.2, split_before.2)
         );
         let host_steps = (runs * 3 * 50) as f64;
+        println!(
+            "NATS fleet: messages through nats-server per host-step: {:.1}",
+            messages as f64 / host_steps
+        );
         println!(
             "NATS fleet: 3-step plan on 50 agent processes: {:.1} ms a run, CPU {:.2} ms per host-step (target <= 1.5 ms)",
             wall.as_secs_f64() * 1e3 / runs as f64,

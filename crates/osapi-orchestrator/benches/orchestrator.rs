@@ -178,7 +178,7 @@ fn main() {
         // 7. The DAG of 4, drawn by the live renderer. Quiet and drawn runs
         // alternate, so that both see the same machine (this one drifts).
         let (mut quiet, mut drawn) = (Vec::new(), Vec::new());
-        for _ in 0..9 {
+        for _ in 0..21 {
             let o = offline().build().expect("orchestrator");
             dag(&o);
             quiet.push(time_run(&o).await);

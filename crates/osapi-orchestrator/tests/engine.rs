@@ -764,3 +764,78 @@ async fn task_fn_with_hands_its_data_to_every_attempt() {
     assert_eq!(report.result(&second).unwrap(), json!({"ok": true}));
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// Writes "event <kind> <step>" and "flush" into one log shared with the
+/// steps' bodies.
+struct FlushLog(Arc<Mutex<Vec<String>>>);
+
+impl Observer for FlushLog {
+    fn on_event(&self, e: &Event) {
+        let line = match e {
+            Event::StepStarted { step, .. } => format!("started {step}"),
+            Event::StepRetrying { step, .. } => format!("retrying {step}"),
+            _ => return,
+        };
+        self.0.lock().unwrap().push(line);
+    }
+    fn flush(&self) {
+        self.0.lock().unwrap().push("flush".into());
+    }
+}
+
+/// Observers write what they hold back before a custom step's code runs,
+/// on every attempt, so what the code prints comes after the lines drawn
+/// for it (many steps start together: one flush may serve them all).
+#[tokio::test]
+async fn observers_flush_before_custom_code_runs() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let o = Orchestrator::builder("http://127.0.0.1:1", "unused")
+        .quiet()
+        .observer(Arc::new(FlushLog(log.clone())))
+        .build()
+        .unwrap();
+    let root = o.task_fn("root", |_, _| async { Ok(TaskOutput::done_unchanged()) });
+    for i in 0..20 {
+        let log = log.clone();
+        let name = format!("s{i}");
+        o.task_fn(&name.clone(), move |ctx, _| {
+            let (log, name) = (log.clone(), name.clone());
+            async move {
+                log.lock()
+                    .unwrap()
+                    .push(format!("body {name} {}", ctx.attempt));
+                if name == "s7" && ctx.attempt == 1 {
+                    Err(TaskError::new("once more"))
+                } else {
+                    Ok(TaskOutput::done_unchanged())
+                }
+            }
+        })
+        .after(&root)
+        .retry(1);
+    }
+    o.run().await.unwrap();
+    let log = log.lock().unwrap().clone();
+    let mut bodies = 0;
+    for (at, line) in log.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("body ") else {
+            continue;
+        };
+        bodies += 1;
+        let (step, attempt) = rest.split_once(' ').unwrap();
+        let announced = if attempt == "1" {
+            format!("started {step}")
+        } else {
+            format!("retrying {step}")
+        };
+        let event = log[..at]
+            .iter()
+            .rposition(|l| *l == announced)
+            .unwrap_or_else(|| panic!("{line} before {announced}: {log:#?}"));
+        assert!(
+            log[event..at].iter().any(|l| l == "flush"),
+            "no flush between {announced} and {line}: {log:#?}"
+        );
+    }
+    assert_eq!(bodies, 21, "{log:#?}");
+}

@@ -144,8 +144,11 @@ impl StepRun {
                         attempt,
                         cancel: self.cancel.clone(),
                     };
-                    // What the step prints comes after the lines drawn so far.
-                    self.emitter.flush();
+                    // What the step prints comes after the lines drawn so
+                    // far (the engine flushes before a first attempt).
+                    if attempt > 1 {
+                        self.emitter.flush();
+                    }
                     match f(ctx, self.results.clone()).await {
                         Ok(out) => Outcome::done(out.changed, out.data),
                         Err(e) => Outcome::fail(e.0),

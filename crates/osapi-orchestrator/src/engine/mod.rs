@@ -253,6 +253,7 @@ pub(crate) async fn run(
     let mut inline: FuturesUnordered<BoxFuture<'static, (usize, StepResult)>> =
         FuturesUnordered::new();
     let mut running = 0usize;
+    let mut custom_work = Vec::new();
     loop {
         while running < config.max_in_flight && sched.stop.is_none() && !cancel.is_cancelled() {
             let Some(i) = sched.ready.pop_front() else {
@@ -297,7 +298,10 @@ pub(crate) async fn run(
                         });
                         (i, result)
                     };
-                    if custom {
+                    if custom && emitter.enabled() {
+                        // Started after this pass, with one flush for all.
+                        custom_work.push(work);
+                    } else if custom {
                         tasks.spawn(work);
                     } else {
                         inline.push(work.boxed());
@@ -317,6 +321,14 @@ pub(crate) async fn run(
                     emit_finished(&emitter, &result);
                     sched.finish(i, result);
                 }
+            }
+        }
+        if !custom_work.is_empty() {
+            // What custom steps print comes after the lines drawn so far:
+            // one flush for every step started in this pass.
+            emitter.flush();
+            for work in custom_work.drain(..) {
+                tasks.spawn(work);
             }
         }
         if running == 0 {
@@ -339,6 +351,17 @@ pub(crate) async fn run(
                 Some(Err(_)) | None => break,
             },
             _ = cancel.cancelled(), if !cancel.is_cancelled() => {}
+        }
+        // Custom steps that are done already are taken together, so that
+        // the steps they make ready start in one pass.
+        while let Some(joined) = tasks.try_join_next() {
+            let Ok((i, result)) = joined else {
+                // The runtime is shutting down.
+                break;
+            };
+            running -= 1;
+            emit_finished(&emitter, &result);
+            sched.finish(i, result);
         }
     }
 
