@@ -25,6 +25,26 @@ use std::time::{Duration, Instant};
 use fleet::{AgentCredentials, AgentSpec, Cluster};
 use osapi_orchestrator::prelude::*;
 
+/// Clock ticks of CPU a process has used in user space and in the kernel.
+fn user_and_system_ticks(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or_default();
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    (
+        fields.get(11).copied().unwrap_or(0),
+        fields.get(12).copied().unwrap_or(0),
+    )
+}
+
+/// Clock ticks of CPU of the agents in `pids` (all but the last two:
+/// the controller and nats-server).
+fn agents_cpu_of(pids: &[u32]) -> u64 {
+    pids[..pids.len() - 2].iter().map(|&p| cpu_ticks(p)).sum()
+}
+
 /// Clock ticks of CPU (user + system) a process has used.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -166,7 +186,23 @@ fn main() {
                 cpu(&pids[n - 1..]),
             )
         };
+        // What idle agents cost (heartbeats, facts, waiting pulls).
+        let idle_before = agents_cpu_of(&pids);
+        let idle = Duration::from_secs(3);
+        tokio::time::sleep(idle).await;
+        let idle_used = agents_cpu_of(&pids) - idle_before;
+        println!(
+            "NATS fleet: idle agents: {:.2} ms of CPU per agent per second",
+            idle_used as f64 * 1e3 / ticks_per_second() as f64 / (pids.len() - 2) as f64 / idle.as_secs_f64()
+        );
         let split_before = parts(&pids);
+        let agents_split = |pids: &[u32]| {
+            pids[..pids.len() - 2]
+                .iter()
+                .map(|&p| user_and_system_ticks(p))
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        };
+        let agents_split_before = agents_split(&pids);
         let messages_before = c.nats.messages().await;
         let t = Instant::now();
         for i in 1..=runs {
@@ -185,6 +221,12 @@ fn main() {
             per(split_after.2, split_before.2)
         );
         let host_steps = (runs * 3 * 50) as f64;
+        let agents_split_after = agents_split(&pids);
+        println!(
+            "NATS fleet: agents' CPU per host-step: user {:.2} ms, kernel {:.2} ms",
+            per(agents_split_after.0, agents_split_before.0),
+            per(agents_split_after.1, agents_split_before.1)
+        );
         println!(
             "NATS fleet: messages through nats-server per host-step: {:.1}",
             messages as f64 / host_steps
