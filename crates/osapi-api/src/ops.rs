@@ -116,13 +116,43 @@ impl Validate for PingParams {
 
 impl Validate for CommandExecParams {
     fn validate(&self) -> Result<(), String> {
-        validate_command(&self.command, self.timeout)
+        validate_command(&self.command, self.timeout)?;
+        self.conditions.validate()
     }
 }
 
 impl Validate for CommandShellParams {
     fn validate(&self) -> Result<(), String> {
-        validate_command(&self.command, self.timeout)
+        validate_command(&self.command, self.timeout)?;
+        self.conditions.validate()
+    }
+}
+
+/// ```
+/// use osapi_api::ops::{CommandShellParams, RunConditions, Validate};
+/// let mut p: CommandShellParams =
+///     serde_json::from_value(serde_json::json!({"command": "make", "creates": "/opt/app/bin"})).unwrap();
+/// assert_eq!(p.conditions.creates.as_deref(), Some("/opt/app/bin"));
+/// assert!(p.validate().is_ok());
+/// p.conditions.unless = Some(" ".into());
+/// assert_eq!(p.validate().unwrap_err(), "unless must not be empty");
+/// // Without conditions, the data is upstream's shape.
+/// let plain = CommandShellParams { command: "true".into(), ..Default::default() };
+/// assert_eq!(serde_json::to_value(&plain).unwrap(), serde_json::json!({"command": "true"}));
+/// ```
+impl Validate for RunConditions {
+    fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("creates", &self.creates),
+            ("removes", &self.removes),
+            ("unless", &self.unless),
+            ("only_if", &self.only_if),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(format!("{name} must not be empty"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -456,6 +486,34 @@ pub mod params {
         pub count: Option<u32>,
     }
 
+    /// Checks made on the host before a command runs, each optional (an
+    /// osapi agent's; upstream's ignores them). When one says the work is
+    /// already done, the command does not run: the host reports
+    /// `unchanged`, and the result's `skipped` says why.
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct RunConditions {
+        /// Skip when this path exists (a relative path is taken from `cwd`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub creates: Option<String>,
+        /// Skip when this path does not exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub removes: Option<String>,
+        /// Skip when this command line (`/bin/sh -c`, same `cwd` and
+        /// timeout) exits 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub unless: Option<String>,
+        /// Skip when this command line exits non-zero.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub only_if: Option<String>,
+    }
+
+    impl RunConditions {
+        /// True when no condition is set.
+        pub fn is_empty(&self) -> bool {
+            *self == RunConditions::default()
+        }
+    }
+
     /// `data` of `command.exec.execute`.
     #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
     pub struct CommandExecParams {
@@ -470,6 +528,9 @@ pub mod params {
         /// Seconds before the command is killed (default 30, at most 300 through the REST API).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub timeout: Option<u64>,
+        /// Checks that may skip the command (`creates`, `unless` …).
+        #[serde(flatten)]
+        pub conditions: RunConditions,
     }
 
     /// `data` of `command.shell.execute`.
@@ -483,6 +544,9 @@ pub mod params {
         /// Seconds before the command is killed (default 30).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub timeout: Option<u64>,
+        /// Checks that may skip the command (`creates`, `unless` …).
+        #[serde(flatten)]
+        pub conditions: RunConditions,
     }
 
     /// `data` of `file.deploy.execute`.

@@ -323,7 +323,8 @@ pub struct CommandResult {
     /// Wall-clock run time in milliseconds.
     #[serde(alias = "DurationMs", default)]
     pub duration_ms: u64,
-    /// Always true: a command may have changed anything.
+    /// True when the command ran (it may have changed anything); false
+    /// when a condition skipped it.
     #[serde(default)]
     pub changed: bool,
     /// Standard output went past the agent's capture limit (4 MiB by
@@ -333,6 +334,10 @@ pub struct CommandResult {
     /// The same for standard error.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stderr_truncated: bool,
+    /// Why the command did not run: one of its conditions (`creates`,
+    /// `removes`, `unless`, `only_if`) said its work is already done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Result of `file.deploy.execute`.

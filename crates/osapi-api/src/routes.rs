@@ -588,6 +588,7 @@ impl NodeRoute for op::CommandExec {
             command: req.command,
             args: req.args,
             cwd: req.cwd,
+            conditions: Default::default(),
         })
     }
     fn min_wait(params: &CommandExecParams) -> Duration {
@@ -610,6 +611,7 @@ impl NodeRoute for op::CommandShell {
             timeout: check_timeout(req.timeout)?,
             command: req.command,
             cwd: req.cwd,
+            conditions: Default::default(),
         })
     }
     fn min_wait(params: &CommandShellParams) -> Duration {

@@ -34,6 +34,10 @@ pub struct HostEvent {
     /// Error text, for failed and lost hosts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the host had nothing to do, when its result says (a command a
+    /// condition skipped: `creates: /x exists`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Result data (verbose runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use osapi_api::ops::{ContentType, Operation};
+use osapi_api::results::CommandResult;
 use osapi_api::target::Target;
 use osapi_client::Client;
 use serde_json::Value;
@@ -151,6 +152,24 @@ pub(crate) struct StepSpec {
     pub timeout: Option<Duration>,
     pub tolerance: HostTolerance,
     pub invalid: Option<String>,
+    /// Per-host rules of a command step.
+    pub command_rules: CommandRules,
+}
+
+/// Decides from a host's command result whether it changed or failed.
+pub(crate) type CommandRule = Arc<dyn Fn(&CommandResult) -> bool + Send + Sync>;
+
+/// `changed_when` / `failed_when` of a command step.
+#[derive(Clone, Default)]
+pub(crate) struct CommandRules {
+    pub changed_when: Option<CommandRule>,
+    pub failed_when: Option<CommandRule>,
+}
+
+impl CommandRules {
+    pub fn is_empty(&self) -> bool {
+        self.changed_when.is_none() && self.failed_when.is_none()
+    }
 }
 
 impl StepSpec {
@@ -167,6 +186,7 @@ impl StepSpec {
             timeout: None,
             tolerance: HostTolerance::None,
             invalid: None,
+            command_rules: CommandRules::default(),
         }
     }
 }
@@ -460,6 +480,19 @@ pub(crate) fn explain(steps: &[Arc<StepSpec>]) -> String {
                 HostTolerance::None => {}
                 HostTolerance::Count(n) => flags.push(format!("tolerate {n} failed hosts")),
                 HostTolerance::Percent(p) => flags.push(format!("tolerate {p}% failed hosts")),
+            }
+            if let StepKind::Job { data, .. } = &spec.kind {
+                for key in ["creates", "removes", "unless", "only_if"] {
+                    if let Some(v) = data.get(key).and_then(Value::as_str) {
+                        flags.push(format!("{key} {v:?}"));
+                    }
+                }
+            }
+            if spec.command_rules.changed_when.is_some() {
+                flags.push("changed-when".into());
+            }
+            if spec.command_rules.failed_when.is_some() {
+                flags.push("failed-when".into());
             }
             if !flags.is_empty() {
                 let _ = write!(out, " ({})", flags.join(", "));

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::DecodeError;
 use crate::guards::Guard;
@@ -18,7 +19,7 @@ use crate::results::Results;
 use crate::results::StepKey;
 use crate::retry::RetryPolicy;
 use crate::types::AgentListResult;
-use crate::types::FileUploadResult;
+use crate::types::{CommandResult, FileUploadResult};
 
 /// A step of the plan whose result decodes to `T`.
 ///
@@ -270,6 +271,75 @@ impl Step<FileUploadResult> {
                 *force = true;
             }
         })
+    }
+}
+
+impl Step<CommandResult> {
+    /// Sets a condition in the job's data (checked by the agent).
+    fn condition(self, key: &'static str, value: &str) -> Self {
+        let value = value.to_string();
+        self.edit(|s| {
+            if value.trim().is_empty() {
+                s.invalid = Some(format!("{key} must not be empty"));
+            }
+            if let StepKind::Job { data, .. } = &mut s.kind
+                && let Some(fields) = data.as_object_mut()
+            {
+                fields.insert(key.to_string(), Value::String(value));
+            }
+        })
+    }
+
+    /// Skips the command on each host where `path` exists (relative to the
+    /// command's working directory), reporting it unchanged with the
+    /// reason. `@fact.` references work, as in the command.
+    ///
+    /// ```no_run
+    /// # let o = osapi_orchestrator::Orchestrator::builder("http://c", "t").build().unwrap();
+    /// o.command_shell("_all", "tar xf /srv/app.tar -C /opt/app && touch /opt/app/.unpacked")
+    ///     .creates("/opt/app/.unpacked");
+    /// ```
+    pub fn creates(self, path: &str) -> Self {
+        self.condition("creates", path)
+    }
+
+    /// Skips the command on each host where `path` does not exist.
+    pub fn removes(self, path: &str) -> Self {
+        self.condition("removes", path)
+    }
+
+    /// Skips the command on each host where `command` (`/bin/sh -c`, same
+    /// working directory and timeout) exits 0.
+    pub fn unless(self, command: &str) -> Self {
+        self.condition("unless", command)
+    }
+
+    /// Skips the command on each host where `command` exits non-zero.
+    pub fn only_if(self, command: &str) -> Self {
+        self.condition("only_if", command)
+    }
+
+    /// Decides per host from its result whether the command changed
+    /// anything (by default a command that ran changed). A host skipped by
+    /// a condition stays unchanged; a panic fails that host.
+    ///
+    /// ```no_run
+    /// # let o = osapi_orchestrator::Orchestrator::builder("http://c", "t").build().unwrap();
+    /// // `apt-mark hold` prints "… was already set on hold." when nothing changed.
+    /// o.command_shell("_all", "apt-mark hold nginx")
+    ///     .changed_when(|r| !r.stdout.contains("already set"));
+    /// ```
+    pub fn changed_when(self, f: impl Fn(&CommandResult) -> bool + Send + Sync + 'static) -> Self {
+        let f: crate::plan::CommandRule = Arc::new(f);
+        self.edit(|s| s.command_rules.changed_when = Some(f))
+    }
+
+    /// Decides per host from its result whether the command failed,
+    /// instead of "exit code not 0" (e.g. `|r| r.exit_code > 1` for tools
+    /// that exit 1 to say "nothing to do"). A panic fails that host.
+    pub fn failed_when(self, f: impl Fn(&CommandResult) -> bool + Send + Sync + 'static) -> Self {
+        let f: crate::plan::CommandRule = Arc::new(f);
+        self.edit(|s| s.command_rules.failed_when = Some(f))
     }
 }
 

@@ -406,6 +406,49 @@ fn error_recovery() {
 }
 
 #[test]
+fn creates_unless() {
+    let n = "creates-unless";
+    let out = run(n);
+    expect(n, &out, "Plan: 4 steps in 4 levels\n");
+    for step in ["install", "upgrade"] {
+        expect(n, &out, &done("changed", step));
+    }
+    expect(n, &out, &done("unchanged", "check"));
+    // web-01's work was done: the commands did not run there.
+    expect(n, &out, &format!("{} (creates: ", host("web-01", "ok")));
+    expect(n, &out, "app-web-01/.installed exists)\n");
+    expect(
+        n,
+        &out,
+        &format!("{} (only_if: `test -f ", host("web-01", "ok")),
+    );
+    for h in ["db-01", "web-02"] {
+        expect(
+            n,
+            &out,
+            &format!("  install  {h:<7} Changed changed=true (ran)\n"),
+        );
+        expect(
+            n,
+            &out,
+            &format!("  check    {h:<7} Ok changed=false (ran)\n"),
+        );
+    }
+    expect(
+        n,
+        &out,
+        "  install  web-01  Ok changed=false (skipped: creates: ",
+    );
+    // Exit code 1 is neither a failure nor a change.
+    expect(
+        n,
+        &out,
+        "  check    web-01  Ok changed=false (ran, exit code 1)\n",
+    );
+    expect(n, &out, "Complete: 4 steps, 3 changed, 1 unchanged in ");
+}
+
+#[test]
 fn broadcast() {
     let n = "broadcast";
     let out = run(n);
@@ -874,7 +917,7 @@ fn every_example_runs_against_an_upstream_controller() {
             Some(name.strip_suffix(".rs")?.replace('_', "-"))
         })
         .collect::<Vec<_>>();
-    assert_eq!(examples.len(), 21, "{examples:?}");
+    assert_eq!(examples.len(), 22, "{examples:?}");
     for n in &examples {
         let out = run_with(n, &env);
         expect(n, &out, &format!("Using the controller at {url}\n"));

@@ -724,3 +724,108 @@ async fn in_process_plans_go_through_the_controllers_checks() {
     assert_eq!(err.status(), Some(401), "{err}");
     f.stack.shutdown().await;
 }
+
+/// Conditions are checked on each host: where the work is done the
+/// command does not run and the host is unchanged, with the reason; rules
+/// decide changed and failed from each host's result.
+#[tokio::test]
+async fn command_conditions_and_rules_per_host() {
+    let f = fleet().await;
+    let done = |host: &str| f.dir.path().join(format!("done-{host}"));
+    std::fs::write(done("web-01"), "").unwrap();
+    let buf = SharedBuf::default();
+    let events = SharedBuf::default();
+    let o = Orchestrator::builder(f.stack.url(), f.stack.token())
+        .quiet()
+        .render_to(buf.clone())
+        .json_events(events.clone())
+        .build()
+        .unwrap();
+    let marker = f.path("ran-@fact.hostname");
+    let created = o
+        .command_shell("_all", &format!("touch {marker}"))
+        .named("creates")
+        .creates(&f.path("done-@fact.hostname"));
+    let unless = o
+        .command_shell("_all", "true")
+        .named("unless")
+        .unless(&format!("test -f {}", f.path("done-@fact.hostname")))
+        .after(&created);
+    let only_if = o
+        .command_exec("_all", "true", &[])
+        .named("only-if")
+        .only_if(&format!("test -f {}", f.path("done-@fact.hostname")))
+        .after(&unless);
+    let quiet = o
+        .command_shell("_all", "echo nothing to do; exit 1")
+        .named("rules")
+        .changed_when(|r| !r.stdout.contains("nothing to do"))
+        .failed_when(|r| r.exit_code > 1)
+        .after(&only_if);
+    let strict = o
+        .command_shell("role:web", "echo warning: disk almost full")
+        .named("strict")
+        .failed_when(|r| r.stdout.contains("warning"))
+        .continue_on_error()
+        .after(&quiet);
+    let report = o.run().await.unwrap();
+
+    // creates: web-01's work was done; the others ran.
+    let hosts = report.host_results(&created);
+    let by = |hosts: &[HostResult], name: &str| {
+        hosts.iter().find(|h| h.hostname == name).cloned().unwrap()
+    };
+    let web01 = by(hosts, "web-01");
+    assert_eq!(web01.status, HostStatus::Ok, "{web01:?}");
+    assert!(!web01.changed);
+    let r: CommandResult = web01.decode().unwrap();
+    let why = format!("creates: {} exists", done("web-01").display());
+    assert_eq!(r.skipped.as_deref(), Some(why.as_str()));
+    assert!(!f.dir.path().join("ran-web-01").exists());
+    for other in ["web-02", "db-01"] {
+        assert_eq!(by(hosts, other).status, HostStatus::Changed);
+        assert!(f.dir.path().join(format!("ran-{other}")).exists());
+    }
+    assert_eq!(report.step(&created).unwrap().status, StepStatus::Changed);
+    // unless and only_if: opposite hosts.
+    let hosts = report.host_results(&unless);
+    assert_eq!(by(hosts, "web-01").status, HostStatus::Ok);
+    assert_eq!(by(hosts, "db-01").status, HostStatus::Changed);
+    let hosts = report.host_results(&only_if);
+    assert_eq!(by(hosts, "web-01").status, HostStatus::Changed);
+    assert_eq!(by(hosts, "db-01").status, HostStatus::Ok);
+    // Rules: exit 1 is not a failure here, and nothing changed.
+    let rules = report.step(&quiet).unwrap();
+    assert_eq!(rules.status, StepStatus::Unchanged, "{rules:?}");
+    for h in report.host_results(&quiet) {
+        assert_eq!(h.status, HostStatus::Ok, "{h:?}");
+        let r: CommandResult = h.decode().unwrap();
+        assert!(!r.changed && r.exit_code == 1);
+    }
+    assert_eq!(report.step(&strict).unwrap().status, StepStatus::Failed);
+    for h in report.host_results(&strict) {
+        assert_eq!(h.status, HostStatus::Failed);
+        assert_eq!(
+            h.error.as_deref(),
+            Some("failed_when matched (exit code 0)")
+        );
+    }
+
+    // The reason is drawn on the host's line and carried by the events.
+    let text = buf.text();
+    assert!(text.contains(&format!("[web-01] ok ({why})")), "{text}");
+    let events = events.text();
+    assert!(
+        events.contains(&format!(
+            "\"note\":{}",
+            serde_json::to_string(&why).unwrap()
+        )),
+        "{events}"
+    );
+    // explain() shows the conditions and rules.
+    let plan = o.explain();
+    assert!(
+        plan.contains("creates \"") && plan.contains("changed-when, failed-when"),
+        "{plan}"
+    );
+}

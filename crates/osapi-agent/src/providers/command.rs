@@ -7,6 +7,11 @@
 //! timeout kill the whole group. A non-zero exit code is a successful
 //! operation here; the caller decides what it means.
 //!
+//! Before either runs, its conditions are checked on the host (`creates`,
+//! `removes`: a path exists or not; `unless`, `only_if`: a command line's
+//! exit code); one that says the work is done skips the command, and the
+//! result is unchanged with `skipped` set.
+//!
 //! When the main process has exited but a background process it started
 //! still holds the output pipes, output is read for [`OUTPUT_GRACE`] more
 //! and then the result is returned; the background process is left alone.
@@ -21,7 +26,7 @@ use nix::sys::signal::{Signal, killpg};
 
 use crate::journal::Journal;
 use nix::unistd::Pid;
-use osapi_api::ops::{CommandExecParams, CommandShellParams};
+use osapi_api::ops::{CommandExecParams, CommandShellParams, RunConditions};
 use osapi_api::results::CommandResult;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
@@ -49,6 +54,18 @@ pub async fn exec(
     };
     if params.command.is_empty() {
         return Err(wrap("command is required".into()));
+    }
+    let checked = skip_reason(
+        &params.conditions,
+        params.cwd.as_deref(),
+        params.timeout,
+        config,
+        journal,
+    )
+    .await
+    .map_err(wrap)?;
+    if let Some(reason) = checked {
+        return Ok(skipped(reason));
     }
     let program: OsString = if params.command.contains('/') {
         OsString::from(&params.command)
@@ -88,6 +105,18 @@ pub async fn shell(
     if params.command.is_empty() {
         return Err(wrap("command is required".into()));
     }
+    let checked = skip_reason(
+        &params.conditions,
+        params.cwd.as_deref(),
+        params.timeout,
+        config,
+        journal,
+    )
+    .await
+    .map_err(wrap)?;
+    if let Some(reason) = checked {
+        return Ok(skipped(reason));
+    }
     let args = ["-c".to_string(), params.command.clone()];
     run(
         Invocation {
@@ -102,6 +131,78 @@ pub async fn shell(
     )
     .await
     .map_err(wrap)
+}
+
+/// The result of a command its conditions skipped.
+fn skipped(reason: String) -> CommandResult {
+    CommandResult {
+        changed: false,
+        skipped: Some(reason),
+        ..CommandResult::default()
+    }
+}
+
+/// Checks `conditions` in order (`creates`, `removes`, `unless`,
+/// `only_if`); the first that says the work is done gives the reason to
+/// skip. Relative paths and the condition commands use `cwd`.
+async fn skip_reason(
+    conditions: &RunConditions,
+    cwd: Option<&str>,
+    timeout: Option<u64>,
+    config: &ProviderConfig,
+    journal: Option<&Journal>,
+) -> Result<Option<String>, String> {
+    if conditions.is_empty() {
+        return Ok(None);
+    }
+    let cwd = cwd.filter(|c| !c.is_empty());
+    let path = |p: &str| match cwd {
+        Some(dir) => std::path::Path::new(dir).join(p),
+        None => std::path::PathBuf::from(p),
+    };
+    // The path is checked, not what it points to: a dangling symlink exists.
+    let exists = |p: &str| std::fs::symlink_metadata(path(p)).is_ok();
+    if let Some(p) = &conditions.creates
+        && exists(p)
+    {
+        return Ok(Some(format!("creates: {p} exists")));
+    }
+    if let Some(p) = &conditions.removes
+        && !exists(p)
+    {
+        return Ok(Some(format!("removes: {p} does not exist")));
+    }
+    let check = |command: &str| {
+        let args = ["-c".to_string(), command.to_string()];
+        async move {
+            run(
+                Invocation {
+                    program: OsString::from(SHELL),
+                    arg0: SHELL,
+                    args: &args,
+                    cwd,
+                    timeout,
+                },
+                config,
+                journal,
+            )
+            .await
+            .map(|r| r.exit_code)
+        }
+    };
+    if let Some(command) = &conditions.unless {
+        let code = check(command).await.map_err(|e| format!("unless: {e}"))?;
+        if code == 0 {
+            return Ok(Some(format!("unless: `{command}` exited 0")));
+        }
+    }
+    if let Some(command) = &conditions.only_if {
+        let code = check(command).await.map_err(|e| format!("only_if: {e}"))?;
+        if code != 0 {
+            return Ok(Some(format!("only_if: `{command}` exited {code}")));
+        }
+    }
+    Ok(None)
 }
 
 /// What to run.
@@ -213,6 +314,7 @@ async fn run(
         changed: true,
         stdout_truncated,
         stderr_truncated,
+        skipped: None,
     })
 }
 
@@ -320,16 +422,14 @@ mod tests {
         CommandExecParams {
             command: command.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
-            cwd: None,
-            timeout: None,
+            ..Default::default()
         }
     }
 
     fn shell_params(command: &str) -> CommandShellParams {
         CommandShellParams {
             command: command.into(),
-            cwd: None,
-            timeout: None,
+            ..Default::default()
         }
     }
 
@@ -342,6 +442,82 @@ mod tests {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
                 .unwrap_or(false),
         }
+    }
+
+    /// Runs `touch ran` in `dir` under `conditions`: whether it ran, and the
+    /// skip reason.
+    async fn run_under(dir: &std::path::Path, conditions: RunConditions) -> (bool, Option<String>) {
+        let marker = dir.join("ran");
+        let _ = std::fs::remove_file(&marker);
+        let params = CommandShellParams {
+            command: "touch ran".into(),
+            cwd: Some(dir.display().to_string()),
+            conditions,
+            ..Default::default()
+        };
+        let r = shell(&params, &ProviderConfig::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(r.changed, r.skipped.is_none(), "{r:?}");
+        (marker.exists(), r.skipped)
+    }
+
+    #[tokio::test]
+    async fn conditions_skip_commands_whose_work_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("present"), "").unwrap();
+        let c = |creates: Option<&str>,
+                 removes: Option<&str>,
+                 unless: Option<&str>,
+                 only_if: Option<&str>| RunConditions {
+            creates: creates.map(Into::into),
+            removes: removes.map(Into::into),
+            unless: unless.map(Into::into),
+            only_if: only_if.map(Into::into),
+        };
+        // Relative paths are taken from cwd.
+        let (ran, why) = run_under(dir.path(), c(Some("present"), None, None, None)).await;
+        assert!(!ran);
+        assert_eq!(why.as_deref(), Some("creates: present exists"));
+        let (ran, why) = run_under(dir.path(), c(Some("absent"), None, None, None)).await;
+        assert!(ran && why.is_none());
+        let (ran, why) = run_under(dir.path(), c(None, Some("absent"), None, None)).await;
+        assert!(!ran);
+        assert_eq!(why.as_deref(), Some("removes: absent does not exist"));
+        let (ran, _) = run_under(dir.path(), c(None, Some("present"), None, None)).await;
+        assert!(ran);
+        // The condition commands run in cwd too.
+        let (ran, why) = run_under(dir.path(), c(None, None, Some("test -f present"), None)).await;
+        assert!(!ran);
+        assert_eq!(why.as_deref(), Some("unless: `test -f present` exited 0"));
+        let (ran, _) = run_under(dir.path(), c(None, None, Some("test -f absent"), None)).await;
+        assert!(ran);
+        let (ran, why) = run_under(dir.path(), c(None, None, None, Some("exit 4"))).await;
+        assert!(!ran);
+        assert_eq!(why.as_deref(), Some("only_if: `exit 4` exited 4"));
+        let (ran, _) = run_under(dir.path(), c(None, None, None, Some("true"))).await;
+        assert!(ran);
+        // Every condition must allow the command.
+        let (ran, why) = run_under(
+            dir.path(),
+            c(
+                Some("absent"),
+                Some("present"),
+                Some("false"),
+                Some("false"),
+            ),
+        )
+        .await;
+        assert!(!ran);
+        assert!(why.unwrap().starts_with("only_if"));
+        // exec checks them too.
+        let mut params = exec_params("touch", &["ran"]);
+        params.cwd = Some(dir.path().display().to_string());
+        params.conditions.creates = Some(dir.path().join("present").display().to_string());
+        let r = exec(&params, &ProviderConfig::default(), None)
+            .await
+            .unwrap();
+        assert!(r.skipped.is_some() && !dir.path().join("ran").exists());
     }
 
     #[tokio::test]

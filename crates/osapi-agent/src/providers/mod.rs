@@ -284,11 +284,11 @@ impl Provider for op::CommandExec {
         params: CommandExecParams,
         ctx: &ProviderContext,
     ) -> Result<(CommandResult, bool), ProviderError> {
-        // A command that ran changed the host (upstream's default).
-        Ok((
-            command::exec(&params, &ctx.config, Some(&ctx.journal)).await?,
-            true,
-        ))
+        // A command that ran changed the host (upstream's default); one
+        // its conditions skipped did not.
+        let result = command::exec(&params, &ctx.config, Some(&ctx.journal)).await?;
+        let changed = result.changed;
+        Ok((result, changed))
     }
 }
 
@@ -298,10 +298,9 @@ impl Provider for op::CommandShell {
         params: CommandShellParams,
         ctx: &ProviderContext,
     ) -> Result<(CommandResult, bool), ProviderError> {
-        Ok((
-            command::shell(&params, &ctx.config, Some(&ctx.journal)).await?,
-            true,
-        ))
+        let result = command::shell(&params, &ctx.config, Some(&ctx.journal)).await?;
+        let changed = result.changed;
+        Ok((result, changed))
     }
 }
 

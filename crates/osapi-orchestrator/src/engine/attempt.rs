@@ -17,9 +17,9 @@ use uuid::Uuid;
 use super::Emitter;
 use crate::events::Event;
 use crate::plan::TaskContext;
-use crate::plan::{Builtin, HostTolerance, StepKind, StepSpec};
+use crate::plan::{Builtin, CommandRule, CommandRules, HostTolerance, StepKind, StepSpec};
 use crate::results::{HostResult, HostStatus, Results, StepResult, StepStatus};
-use crate::types::{FileChangedResult, FileUploadResult};
+use crate::types::{CommandResult, FileChangedResult, FileUploadResult};
 
 /// What a command may take beyond its own timeout before the library stops
 /// waiting for it.
@@ -131,6 +131,7 @@ impl StepRun {
                         data,
                         (spec.timeout, wait),
                         spec.tolerance,
+                        &spec.command_rules,
                         &self.cancel,
                         &progress,
                     )
@@ -333,6 +334,7 @@ async fn job(
     data: &Value,
     (timeout, wait): (Option<Duration>, Duration),
     tolerance: HostTolerance,
+    rules: &CommandRules,
     cancel: &CancellationToken,
     progress: &Progress<'_>,
 ) -> Outcome {
@@ -403,6 +405,11 @@ async fn job(
     };
     let broadcast = parsed.as_ref().is_some_and(Target::is_broadcast);
     let mut hosts = host_results(&detail, op, id);
+    if !rules.is_empty() {
+        for h in &mut hosts {
+            apply_rules(h, rules);
+        }
+    }
     // Expected hosts that never answered are lost.
     if let Some(expected) = &computed {
         for h in expected {
@@ -578,6 +585,63 @@ pub(crate) fn host_results(detail: &JobDetail, op: Operation, id: Uuid) -> Vec<H
     };
     hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     hosts
+}
+
+/// A command step's `changed_when` / `failed_when`, applied to one host
+/// that answered with a result (hosts without one, lost ones, and those a
+/// condition skipped stay as they are). The result's `changed` follows.
+fn apply_rules(h: &mut HostResult, rules: &CommandRules) {
+    if h.status == HostStatus::Lost || h.data.is_null() {
+        return;
+    }
+    let Ok(result) = serde_json::from_value::<CommandResult>(h.data.clone()) else {
+        return;
+    };
+    if result.skipped.is_some() {
+        return;
+    }
+    let decide = |rule: &CommandRule, what: &str| {
+        crate::panics::catch(|| rule(&result)).map_err(|panic| format!("{what} panicked: {panic}"))
+    };
+    let mut error = None;
+    if let Some(rule) = &rules.changed_when {
+        match decide(rule, "changed_when") {
+            Ok(changed) => h.changed = changed,
+            Err(e) => error = Some(e),
+        }
+    }
+    let failed = match (&rules.failed_when, error.is_some()) {
+        (_, true) => true,
+        (Some(rule), false) => match decide(rule, "failed_when") {
+            Ok(true) => {
+                error = Some(format!(
+                    "failed_when matched (exit code {})",
+                    result.exit_code
+                ));
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                error = Some(e);
+                true
+            }
+        },
+        (None, false) => {
+            error = h.error.take();
+            h.status == HostStatus::Failed
+        }
+    };
+    h.status = if failed {
+        HostStatus::Failed
+    } else if h.changed {
+        HostStatus::Changed
+    } else {
+        HostStatus::Ok
+    };
+    h.error = if failed { error } else { None };
+    if let Some(fields) = h.data.as_object_mut() {
+        fields.insert("changed".into(), Value::Bool(h.changed));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

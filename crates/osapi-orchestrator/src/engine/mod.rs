@@ -438,6 +438,11 @@ pub(crate) fn host_event(h: &HostResult, verbose: bool) -> HostEvent {
         status: h.status,
         changed: h.changed,
         error: h.error.clone(),
+        note: h
+            .data
+            .get("skipped")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         data: (verbose && !h.data.is_null()).then(|| h.data.clone()),
     }
 }

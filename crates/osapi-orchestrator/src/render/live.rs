@@ -228,6 +228,7 @@ mod tests {
             status,
             changed: false,
             error: None,
+            note: None,
             data: None,
         }
     }

@@ -387,6 +387,10 @@ impl Renderer {
             None => label.to_string(),
         };
         self.painter.paint_block(out, style, &text, status_col);
+        if let Some(note) = host.note.as_deref().filter(|n| !n.is_empty()) {
+            out.push(' ');
+            self.paint(out, Style::Dim, &format!("({note})"));
+        }
         if host.changed || host.status == HostStatus::Changed {
             self.paint(out, Style::GreenBold, " changed");
         }
@@ -595,6 +599,7 @@ mod tests {
             status,
             changed: status == HostStatus::Changed,
             error: error.map(str::to_string),
+            note: None,
             data: None,
         }
     }
