@@ -472,6 +472,11 @@ async fn orchestrator_examples_run_unchanged_against_nats() {
         ("error-recovery", "[failed]    deploy"),
         ("file-deploy", "status: in-sync"),
         ("label-filter", "Found 1 prod web agents"),
+        // Conditions checked by agent processes: web-01's work was done.
+        (
+            "creates-unless",
+            "  install  web-01  Ok changed=false (skipped: creates: ",
+        ),
     ] {
         let bin = examples.join(name);
         assert!(
