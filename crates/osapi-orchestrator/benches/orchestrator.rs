@@ -10,7 +10,9 @@
 //! 5. declaring 10 000 auto-named steps (target ≤ 20 ms);
 //! 6. a 1 000-step dependent chain, declared and run (target ≤ 250 ms);
 //! 7. the DAG of 4 with the live renderer drawing every step (to a
-//!    line-buffered `/dev/null`, as stdout is): at most 20 % slower.
+//!    line-buffered `/dev/null`, as stdout is): at most 20 % slower;
+//! 8. a file deploy to 200 agents rolling in batches of 10 % against the
+//!    same deploy at once: at most 1.5× the time.
 //!
 //! Run: `cargo bench -p osapi-orchestrator --bench orchestrator`. Each
 //! scenario runs several times; medians are printed.
@@ -116,6 +118,37 @@ fn main() {
         }
         println!("3-step plan (whoami, when-guarded true, deploy) on 50 agents: median {} (target <= 600 ms)", ms(median(samples)));
         fifty.shutdown().await;
+
+        // 8. A deploy to 200 agents, at once and rolling in batches of 10 %
+        // (interleaved runs).
+        let many = stack(200, &dir).await;
+        let client = osapi_client::Client::new(many.url(), many.token()).expect("client");
+        client
+            .upload_file("motd", ContentType::Raw, &b"hello from the benchmark\n"[..], true)
+            .await
+            .expect("upload");
+        let (mut plain, mut rolling) = (Vec::new(), Vec::new());
+        for i in 0..5 {
+            for batched in [false, true] {
+                let o = orch(&many);
+                let path = format!("{}/motd-{i}-{batched}-@fact.hostname", dir.path().display());
+                let step = o.file_deploy("_all", FileDeployOpts::new("motd", path));
+                if batched {
+                    step.rolling(Rollout::batches(["10%"]));
+                    rolling.push(time_run(&o).await);
+                } else {
+                    plain.push(time_run(&o).await);
+                }
+            }
+        }
+        let (plain, rolling) = (median(plain), median(rolling));
+        println!(
+            "deploy to 200 agents rolling in batches of 10 %: median {} vs {} at once ({:.2}x; target <= 1.5x)",
+            ms(rolling),
+            ms(plain),
+            rolling.as_secs_f64() / plain.as_secs_f64()
+        );
+        many.shutdown().await;
 
         // 4. 10 000 custom steps in a random DAG (each depends on up to 3 earlier steps).
         let dag = |o: &Orchestrator| {

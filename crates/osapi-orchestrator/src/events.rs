@@ -131,6 +131,37 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         expected_hosts: Option<usize>,
     },
+    /// A batch of a rolling step started: one job per host.
+    BatchStarted {
+        /// Step name.
+        step: String,
+        /// 1-based batch number.
+        batch: usize,
+        /// Batches planned.
+        batches: usize,
+        /// The batch's hosts.
+        hosts: Vec<String>,
+        /// Hosts of the whole rollout.
+        total_hosts: usize,
+    },
+    /// A batch of a rolling step ended.
+    BatchFinished {
+        /// Step name.
+        step: String,
+        /// 1-based batch number.
+        batch: usize,
+        /// Batches planned.
+        batches: usize,
+        /// Hosts of this batch that failed.
+        failed: usize,
+        /// The gate's verdict after this batch: `passed`, or why it failed
+        /// (absent without a gate, or when the rollout already stopped).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gate: Option<String>,
+        /// Why the rollout stops here (absent when it goes on or is done).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stopped: Option<String>,
+    },
     /// A host of a running job step answered (before the step's
     /// `StepFinished`, which lists every host again). Hosts are reported as
     /// the step sees them: at least every second while its job runs, and

@@ -56,6 +56,7 @@ pub mod render;
 pub mod report;
 pub mod results;
 mod retry;
+pub mod rollout;
 mod step;
 pub mod types;
 
@@ -91,6 +92,7 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Everything a plan usually needs.
 pub mod prelude {
     pub use crate::predicate::*;
+    pub use crate::rollout::Rollout;
     pub use crate::types::*;
     pub use crate::{
         CancellationToken, ClientError, DecodeError, ErrorStrategy, HostResult, HostStatus,

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{PlanError, TaskError};
 use crate::guards::{Guard, StepNames};
-use crate::results::Results;
+use crate::results::{HostResult, Results};
 use crate::retry::RetryPolicy;
+use crate::rollout::Rollout;
 
 /// What happens after a step's last failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -154,6 +155,52 @@ pub(crate) struct StepSpec {
     pub invalid: Option<String>,
     /// Per-host rules of a command step.
     pub command_rules: CommandRules,
+    /// Batches, failure budget, pause and gate of a rolling step.
+    pub rollout: Option<RolloutSpec>,
+    /// Set on a step given to another's `gate(&step)`: it runs as that
+    /// step's gate, not on its own.
+    pub gate_of: Option<usize>,
+}
+
+/// Hosts that may fail across a rollout before it stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FailBudget {
+    Count(usize),
+    Percent(f64),
+}
+
+impl FailBudget {
+    /// True when `failed` of `total` hosts is within the budget.
+    pub fn allows(self, failed: usize, total: usize) -> bool {
+        match self {
+            FailBudget::Count(n) => failed <= n,
+            FailBudget::Percent(p) => total == 0 || (failed as f64) * 100.0 / (total as f64) <= p,
+        }
+    }
+}
+
+/// A closure checking a batch's hosts: `Err` stops the rollout with its reason.
+pub(crate) type GateCheck = Arc<dyn Fn(&[HostResult]) -> Result<(), String> + Send + Sync>;
+
+/// A health check run after each batch of a rollout.
+#[derive(Clone)]
+pub(crate) enum Gate {
+    /// Another step of the plan, run after each batch; a failure stops.
+    Step(usize),
+    /// A check of the batch's hosts.
+    With(GateCheck),
+}
+
+/// How a rolling step goes through its hosts.
+#[derive(Clone, Default)]
+pub(crate) struct RolloutSpec {
+    /// `None`: every host in one batch (with `max_parallel`).
+    pub batches: Option<Rollout>,
+    pub max_parallel: Option<usize>,
+    /// `None`: no failure is allowed (the step's host tolerance applies).
+    pub max_failed: Option<FailBudget>,
+    pub pause: Duration,
+    pub gate: Option<Gate>,
 }
 
 /// Decides from a host's command result whether it changed or failed.
@@ -187,6 +234,8 @@ impl StepSpec {
             tolerance: HostTolerance::None,
             invalid: None,
             command_rules: CommandRules::default(),
+            rollout: None,
+            gate_of: None,
         }
     }
 }
@@ -298,7 +347,8 @@ pub(crate) fn validate(steps: &[Arc<StepSpec>]) -> Result<(), PlanError> {
             };
             // Controllers take `role:` or `:web` for a hostname (as upstream
             // does) and refuse it at run time: no host is named that.
-            match Target::parse(target).map_err(|e| invalid(e.to_string()))? {
+            let parsed = Target::parse(target).map_err(|e| invalid(e.to_string()))?;
+            match &parsed {
                 Target::Host(h) if h.contains(':') => {
                     return Err(invalid(format!(
                         "target {h:?} is neither a hostname nor a label selector: write \
@@ -307,6 +357,16 @@ pub(crate) fn validate(steps: &[Arc<StepSpec>]) -> Result<(), PlanError> {
                 }
                 _ => {}
             }
+            if s.rollout.is_some() && !parsed.is_broadcast() {
+                return Err(invalid(format!(
+                    "a rolling step needs hosts to go through: target _all or a label, not {target:?}"
+                )));
+            }
+        } else if s.rollout.is_some() {
+            return Err(PlanError::InvalidStep {
+                step: s.name.clone(),
+                message: "only operations on hosts can roll out in batches".into(),
+            });
         }
     }
     find_cycle(steps)
@@ -488,6 +548,12 @@ pub(crate) fn explain(steps: &[Arc<StepSpec>]) -> String {
                     }
                 }
             }
+            if let Some(r) = &spec.rollout {
+                flags.extend(describe_rollout(r, steps));
+            }
+            if let Some(of) = spec.gate_of {
+                flags.push(format!("gate of {}", steps.step_name(of)));
+            }
             if spec.command_rules.changed_when.is_some() {
                 flags.push("changed-when".into());
             }
@@ -501,6 +567,31 @@ pub(crate) fn explain(steps: &[Arc<StepSpec>]) -> String {
         }
     }
     out
+}
+
+/// The `explain()` flags of a rollout.
+fn describe_rollout(r: &RolloutSpec, steps: &[Arc<StepSpec>]) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(b) = &r.batches {
+        flags.push(format!("rolling {b}"));
+    }
+    if let Some(n) = r.max_parallel {
+        flags.push(format!("max {n} hosts at once"));
+    }
+    match r.max_failed {
+        Some(FailBudget::Count(n)) => flags.push(format!("max {n} failed hosts")),
+        Some(FailBudget::Percent(p)) => flags.push(format!("max {p}% failed hosts")),
+        None => {}
+    }
+    if !r.pause.is_zero() {
+        flags.push(format!("pause {}", osapi_api::format::go_duration(r.pause)));
+    }
+    match &r.gate {
+        Some(Gate::Step(g)) => flags.push(format!("gate {}", steps.step_name(*g))),
+        Some(Gate::With(_)) => flags.push("gate fn".into()),
+        None => {}
+    }
+    flags
 }
 
 impl StepNames for [Arc<StepSpec>] {

@@ -13,11 +13,15 @@ use serde_json::Value;
 use crate::error::DecodeError;
 use crate::guards::Guard;
 use crate::lock;
-use crate::plan::{Builtin, ErrorStrategy, HostTolerance, PlanInner, StepKind, StepSpec};
+use crate::plan::{
+    Builtin, ErrorStrategy, FailBudget, Gate, HostTolerance, PlanInner, RolloutSpec, StepKind,
+    StepSpec,
+};
 use crate::predicate::Predicate;
-use crate::results::Results;
 use crate::results::StepKey;
+use crate::results::{HostResult, Results};
 use crate::retry::RetryPolicy;
+use crate::rollout::Rollout;
 use crate::types::AgentListResult;
 use crate::types::{CommandResult, FileUploadResult};
 
@@ -260,6 +264,97 @@ impl<T> Step<T> {
             }
             s.tolerance = HostTolerance::Percent(percent);
         })
+    }
+}
+
+/// Rolling changes (see [`crate::rollout`]): for job steps on `_all` or a
+/// label; each host gets a job of its own, batch after batch.
+impl<T> Step<T> {
+    fn edit_rollout(self, f: impl FnOnce(&mut RolloutSpec)) -> Self {
+        self.edit(|s| f(s.rollout.get_or_insert_with(RolloutSpec::default)))
+    }
+
+    /// Runs the step on its hosts in batches (`Rollout::batches(["1",
+    /// "25%", "100%"])`), each batch after the previous one ended. Without
+    /// [`Step::max_failed_hosts`] or [`Step::max_fail_percent`], a failed
+    /// host stops the rollout after its batch; hosts never reached are
+    /// reported `skipped` with the reason.
+    pub fn rolling(self, rollout: Rollout) -> Self {
+        let problem = rollout.problem();
+        self.edit(|s| {
+            if let Some(p) = problem {
+                s.invalid = Some(p);
+            }
+            s.rollout.get_or_insert_with(RolloutSpec::default).batches = Some(rollout);
+        })
+    }
+
+    /// At most `n` hosts run at once (in each batch, when rolling).
+    pub fn max_parallel_hosts(self, n: usize) -> Self {
+        self.edit(|s| {
+            if n == 0 {
+                s.invalid = Some("max_parallel_hosts must be at least 1".into());
+            }
+            s.rollout
+                .get_or_insert_with(RolloutSpec::default)
+                .max_parallel = Some(n.max(1));
+        })
+    }
+
+    /// The rollout goes on while at most `n` hosts failed in all; the step
+    /// succeeds if it reached every host within that budget.
+    pub fn max_failed_hosts(self, n: usize) -> Self {
+        self.edit_rollout(|r| r.max_failed = Some(FailBudget::Count(n)))
+    }
+
+    /// The rollout goes on while at most `percent` % of the step's hosts
+    /// failed.
+    pub fn max_fail_percent(self, percent: f64) -> Self {
+        self.edit(|s| {
+            if !(0.0..=100.0).contains(&percent) {
+                s.invalid = Some(format!(
+                    "max_fail_percent {percent} must be between 0 and 100"
+                ));
+            }
+            s.rollout
+                .get_or_insert_with(RolloutSpec::default)
+                .max_failed = Some(FailBudget::Percent(percent));
+        })
+    }
+
+    /// Waits `pause` between batches.
+    pub fn pause_between(self, pause: Duration) -> Self {
+        self.edit_rollout(|r| r.pause = pause)
+    }
+
+    /// Runs `gate` after each batch: when it fails, the rollout stops. The
+    /// gate step runs only as this step's gate, not on its own: the report
+    /// shows it skipped ("runs as the gate of …"), and each check's
+    /// verdict is in the batch events (`[gate]` lines).
+    pub fn gate<U>(self, gate: &Step<U>) -> Self {
+        if Arc::ptr_eq(&self.plan, &gate.plan) {
+            let me = self.index;
+            let gate_index = gate.index;
+            {
+                let mut plan = lock(&self.plan);
+                if let Some(spec) = plan.steps.get_mut(gate_index) {
+                    Arc::make_mut(spec).gate_of = Some(me);
+                }
+            }
+            self.edit_rollout(|r| r.gate = Some(Gate::Step(gate_index)))
+        } else {
+            self.edit(|s| s.foreign_dep = true)
+        }
+    }
+
+    /// Checks each batch's hosts when it ends: `Err(reason)` stops the
+    /// rollout before the next batch.
+    pub fn gate_with(
+        self,
+        check: impl Fn(&[HostResult]) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        let check = Arc::new(check);
+        self.edit_rollout(|r| r.gate = Some(Gate::With(check)))
     }
 }
 

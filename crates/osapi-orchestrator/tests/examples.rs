@@ -406,6 +406,41 @@ fn error_recovery() {
 }
 
 #[test]
+fn rolling_update() {
+    let n = "rolling-update";
+    let out = run(n);
+    expect(
+        n,
+        &out,
+        "  [skip]      canary-file               reason=\"runs as the gate of deploy-file\"\n",
+    );
+    expect(
+        n,
+        &out,
+        "  [batch]     deploy-file               1/2 db-01\n",
+    );
+    expect(
+        n,
+        &out,
+        "  [batch]     deploy-file               2/2 web-01, web-02\n",
+    );
+    expect(n, &out, "  [gate]      deploy-file               passed\n");
+    let stop = "rollout stopped after batch 1 of 2: gate failed: canary-health: command exited with code 1";
+    expect(
+        n,
+        &out,
+        &format!("  [stop]      deploy-file               {stop}\n"),
+    );
+    for h in ["db-01", "web-01", "web-02"] {
+        expect(n, &out, &format!("  run 1 {h:<7} Changed: changed=true\n"));
+    }
+    expect(n, &out, "  run 2 db-01   Changed: changed=true\n");
+    for h in ["web-01", "web-02"] {
+        expect(n, &out, &format!("  run 2 {h:<7} Skipped: {stop}\n"));
+    }
+}
+
+#[test]
 fn creates_unless() {
     let n = "creates-unless";
     let out = run(n);
@@ -917,7 +952,7 @@ fn every_example_runs_against_an_upstream_controller() {
             Some(name.strip_suffix(".rs")?.replace('_', "-"))
         })
         .collect::<Vec<_>>();
-    assert_eq!(examples.len(), 22, "{examples:?}");
+    assert_eq!(examples.len(), 23, "{examples:?}");
     for n in &examples {
         let out = run_with(n, &env);
         expect(n, &out, &format!("Using the controller at {url}\n"));

@@ -829,3 +829,194 @@ async fn command_conditions_and_rules_per_host() {
         "{plan}"
     );
 }
+
+/// The hosts a rolling step's batches took, from its events.
+fn batches_of(events: &str, step: &str) -> Vec<Vec<String>> {
+    events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "batch_started" && e["step"] == step)
+        .map(|e| serde_json::from_value(e["hosts"].clone()).unwrap())
+        .collect()
+}
+
+/// Rolling steps: batches by count and percentage (the last size
+/// repeats), the failure budget, gates (a closure, or a step that runs
+/// only as the gate), hosts never reached reported skipped with the
+/// reason, and at most N hosts at once.
+#[tokio::test]
+async fn rolling_steps_go_batch_by_batch_and_stop_when_told() {
+    let f = fleet().await;
+    let events = SharedBuf::default();
+    let drawn = SharedBuf::default();
+    let o = Orchestrator::builder(f.stack.url(), f.stack.token())
+        .quiet()
+        .render_to(drawn.clone())
+        .json_events(events.clone())
+        .build()
+        .unwrap();
+    let log = f.path("ran.log");
+    let append = |tag: &str| format!("echo {tag}-@fact.hostname >> {log}");
+    // Canary, then the rest; the other steps follow it, in parallel.
+    let canary = o
+        .command_shell("_all", &append("canary"))
+        .named("canary")
+        .rolling(Rollout::batches(["1", "100%"]));
+    // A gate that rejects the first batch: the rest is never reached.
+    let gated = o
+        .command_shell("_all", &append("gated"))
+        .named("gated")
+        .rolling(Rollout::batches([1]))
+        .gate_with(|batch| Err(format!("{} looks bad", batch[0].hostname)))
+        .continue_on_error()
+        .after(&canary);
+    // web-01 fails: without a budget the rollout stops after its batch;
+    // with one failure allowed it goes on.
+    let fail_web01 = "test @fact.hostname != web-01";
+    let strict = o
+        .command_shell("_all", fail_web01)
+        .named("strict")
+        .rolling(Rollout::batches(["34%"]))
+        .continue_on_error()
+        .after(&canary);
+    let lenient = o
+        .command_shell("_all", fail_web01)
+        .named("lenient")
+        .rolling(Rollout::batches(["1"]))
+        .max_failed_hosts(1)
+        .after(&canary);
+    // A step as the gate: it runs after each batch, not on its own.
+    let health = o.command_shell("_all", "true").named("health");
+    let checked = o
+        .command_shell("role:web", &append("checked"))
+        .named("checked")
+        .rolling(Rollout::batches(["50%"]))
+        .gate(&health)
+        .after(&canary);
+    // One host at a time: starts and ends never interleave.
+    let serial_log = f.path("serial.log");
+    let serial = o
+        .command_shell(
+            "_all",
+            &format!("echo start >> {serial_log}; sleep 0.2; echo end >> {serial_log}"),
+        )
+        .named("serial")
+        .max_parallel_hosts(1)
+        .after(&canary);
+    let plan = o.explain();
+    let report = o.run().await.unwrap();
+    let events = events.text();
+
+    assert_eq!(
+        batches_of(&events, "canary"),
+        vec![vec!["db-01"], vec!["web-01", "web-02"]]
+    );
+    assert_eq!(report.step(&canary).unwrap().status, StepStatus::Changed);
+
+    let gated_result = report.step(&gated).unwrap();
+    assert_eq!(gated_result.status, StepStatus::Failed);
+    let reason = "rollout stopped after batch 1 of 3: gate failed: db-01 looks bad";
+    assert_eq!(gated_result.error.as_deref(), Some(reason));
+    for h in report.host_results(&gated) {
+        if h.hostname == "db-01" {
+            assert_eq!(h.status, HostStatus::Changed);
+        } else {
+            assert_eq!(h.status, HostStatus::Skipped, "{h:?}");
+            assert_eq!(h.error.as_deref(), Some(reason));
+        }
+    }
+    let ran = std::fs::read_to_string(f.dir.path().join("ran.log")).unwrap();
+    assert!(
+        ran.contains("gated-db-01") && !ran.contains("gated-web"),
+        "{ran}"
+    );
+
+    // 34 % of 3 hosts: batches of 2 and 1; web-01 is in the first.
+    assert_eq!(batches_of(&events, "strict"), vec![vec!["db-01", "web-01"]]);
+    let strict_result = report.step(&strict).unwrap();
+    assert_eq!(
+        strict_result.error.as_deref(),
+        Some("rollout stopped after batch 1 of 2: 1 of 3 hosts failed")
+    );
+    let lenient_result = report.step(&lenient).unwrap();
+    assert_ne!(
+        lenient_result.status,
+        StepStatus::Failed,
+        "{lenient_result:?}"
+    );
+    assert_eq!(batches_of(&events, "lenient").len(), 3);
+    assert_eq!(
+        report
+            .host_results(&lenient)
+            .iter()
+            .filter(|h| h.failed())
+            .count(),
+        1
+    );
+
+    let health_result = report.step(&health).unwrap();
+    assert_eq!(health_result.status, StepStatus::Skipped);
+    assert_eq!(
+        health_result.skip_reason.as_deref(),
+        Some("runs as the gate of checked")
+    );
+    assert_eq!(report.step(&checked).unwrap().status, StepStatus::Changed);
+    let gates = events
+        .lines()
+        .filter(|l| l.contains("\"batch_finished\"") && l.contains("\"step\":\"checked\""))
+        .filter(|l| l.contains("\"gate\":\"passed\""))
+        .count();
+    assert_eq!(gates, 2, "{events}");
+
+    assert_eq!(report.step(&serial).unwrap().status, StepStatus::Changed);
+    let order = std::fs::read_to_string(&serial_log).unwrap();
+    assert_eq!(order, "start\nend\n".repeat(3), "hosts ran at once");
+
+    // explain(), the renderer.
+    assert!(
+        plan.contains("gated [job command.shell.execute -> _all]"),
+        "{plan}"
+    );
+    assert!(plan.contains("rolling 1, 100%"), "{plan}");
+    assert!(
+        plan.contains("max 1 failed hosts") && plan.contains("gate health"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("gate of checked") && plan.contains("max 1 hosts at once"),
+        "{plan}"
+    );
+    let text = drawn.text();
+    assert!(
+        text.contains("  [batch]     canary                    1/2 db-01\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  [stop]      gated                     {reason}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  [gate]      checked                   passed\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rolling_needs_hosts_to_go_through() {
+    let o = Orchestrator::builder("http://127.0.0.1:1", "t")
+        .build()
+        .unwrap();
+    o.command_shell("web-01", "true")
+        .rolling(Rollout::batches(["1"]));
+    let err = o.levels().unwrap_err().to_string();
+    assert!(err.contains("target _all or a label"), "{err}");
+    let o = Orchestrator::builder("http://127.0.0.1:1", "t")
+        .build()
+        .unwrap();
+    o.command_shell("_all", "true")
+        .rolling(Rollout::batches(["0"]));
+    let err = o.levels().unwrap_err().to_string();
+    assert!(err.contains("batch sizes"), "{err}");
+}

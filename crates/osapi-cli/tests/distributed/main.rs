@@ -472,6 +472,11 @@ async fn orchestrator_examples_run_unchanged_against_nats() {
         ("error-recovery", "[failed]    deploy"),
         ("file-deploy", "status: in-sync"),
         ("label-filter", "Found 1 prod web agents"),
+        // Batches of agent processes, stopped by a failing gate.
+        (
+            "rolling-update",
+            "  run 2 web-01  Skipped: rollout stopped after batch 1 of 2: gate failed",
+        ),
         // Conditions checked by agent processes: web-01's work was done.
         (
             "creates-unless",

@@ -29,17 +29,17 @@ const COMMAND_GRACE: Duration = Duration::from_secs(30);
 const MISSING_HOSTS_POLL: Duration = Duration::from_millis(250);
 
 /// What one attempt produced. Failed attempts keep their data and hosts.
-struct Outcome {
-    ok: bool,
-    error: Option<String>,
-    changed: bool,
-    data: Value,
-    hosts: Vec<HostResult>,
-    job_id: Option<Uuid>,
+pub(super) struct Outcome {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub changed: bool,
+    pub data: Value,
+    pub hosts: Vec<HostResult>,
+    pub job_id: Option<Uuid>,
 }
 
 impl Outcome {
-    fn fail(error: impl Into<String>) -> Self {
+    pub(super) fn fail(error: impl Into<String>) -> Self {
         Outcome {
             ok: false,
             error: Some(error.into()),
@@ -71,6 +71,8 @@ pub(crate) struct StepRun {
     pub level: usize,
     /// How long a job step without a timeout waits ([`crate::OrchestratorBuilder::job_deadline`]).
     pub job_deadline: Duration,
+    /// The plan's steps (a rolling step runs its gate step).
+    pub steps: std::sync::Arc<[std::sync::Arc<StepSpec>]>,
 }
 
 impl StepRun {
@@ -118,9 +120,13 @@ impl StepRun {
         }
     }
 
-    async fn attempt(&self, spec: &StepSpec, attempt: u32) -> Outcome {
+    pub(super) async fn attempt(&self, spec: &StepSpec, attempt: u32) -> Outcome {
         let work = async {
             match &spec.kind {
+                StepKind::Job { op, target, data } if spec.rollout.is_some() => {
+                    let wait = job_wait(*op, data, spec.timeout, self.job_deadline);
+                    super::rollout::run(self, spec, (*op, target, data), wait).await
+                }
                 StepKind::Job { op, target, data } => {
                     let wait = job_wait(*op, data, spec.timeout, self.job_deadline);
                     let progress = Progress::new(&self.emitter, &spec.name);
@@ -208,7 +214,7 @@ impl Drop for InFlight {
 
 /// How long to wait for a job: its step timeout and 5 s, else the run's
 /// job deadline; a command at least its own timeout and a grace period.
-fn job_wait(
+pub(super) fn job_wait(
     op: Operation,
     data: &Value,
     timeout: Option<Duration>,
@@ -231,7 +237,7 @@ fn job_wait(
 /// (upstream's does not): every agent it lists for `_all`, those with the
 /// label for a label target, leaving out drained ones. `None` for other
 /// targets or when the list cannot be read.
-async fn expected_hosts(client: &Client, target: &Target) -> Option<Vec<String>> {
+pub(super) async fn expected_hosts(client: &Client, target: &Target) -> Option<Vec<String>> {
     if !target.is_broadcast() {
         return None;
     }
@@ -279,18 +285,30 @@ async fn wait_for_answers(
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Reports each host of a job step once, as it answers.
-struct Progress<'a> {
+pub(super) struct Progress<'a> {
     emitter: &'a Emitter,
     step: &'a str,
     announced: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// One of many jobs of a rolling step: its hosts count towards the
+    /// step's, so no `job_created` (which starts a new count).
+    part: bool,
 }
 
 impl<'a> Progress<'a> {
-    fn new(emitter: &'a Emitter, step: &'a str) -> Self {
+    pub(super) fn new(emitter: &'a Emitter, step: &'a str) -> Self {
         Progress {
             emitter,
             step,
             announced: Default::default(),
+            part: false,
+        }
+    }
+
+    /// Progress of one job among a rolling step's.
+    pub(super) fn part(emitter: &'a Emitter, step: &'a str) -> Self {
+        Progress {
+            part: true,
+            ..Progress::new(emitter, step)
         }
     }
 
@@ -300,7 +318,7 @@ impl<'a> Progress<'a> {
 
     /// Emits `job_created` with the number of hosts the job waits for.
     fn job_created(&self, id: Uuid, expected_hosts: Option<usize>) {
-        if self.watched() {
+        if self.watched() && !self.part {
             self.emitter.emit(Event::JobCreated {
                 step: self.step.to_string(),
                 job_id: id.to_string(),
@@ -327,7 +345,7 @@ impl<'a> Progress<'a> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn job(
+pub(super) async fn job(
     client: &Client,
     op: Operation,
     target: &str,

@@ -12,6 +12,7 @@
 //! reported skipped); `Continue` lets everything independent run.
 
 mod attempt;
+mod rollout;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -113,6 +114,9 @@ impl Scheduler {
 
     fn decide(&self, i: usize) -> Verdict {
         let spec = &self.steps[i];
+        if let Some(of) = spec.gate_of {
+            return Verdict::Skip(format!("runs as the gate of {}", self.steps[of].name));
+        }
         if spec.guards.is_empty()
             && let Some(&d) = spec.deps.iter().find(|&&d| self.failure_chain[d])
         {
@@ -278,6 +282,7 @@ pub(crate) async fn run(
                         cancel: cancel.clone(),
                         level: lvl,
                         job_deadline: config.job_deadline,
+                        steps: steps.clone(),
                     };
                     // Job and built-in steps wait on the controller: they
                     // are polled here, without a task hop of their own per

@@ -108,6 +108,13 @@ impl Live {
         }
     }
 
+    /// A rolling step's hosts: counted across its batches.
+    pub(crate) fn expect_hosts(&mut self, step: &str, total: usize) {
+        if let Some(r) = self.find(step) {
+            r.expected = Some(total);
+        }
+    }
+
     /// A host answered; true when its line is to be printed now (the
     /// first time it is reported, once the step has run for
     /// [`HOST_LINES_AFTER`]).

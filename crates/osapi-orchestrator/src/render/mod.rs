@@ -149,6 +149,22 @@ impl Renderer {
                 self.out.live(|l| l.finished(step));
                 self.step_skipped(&mut out, step, reason);
             }
+            Event::BatchStarted {
+                step,
+                batch,
+                batches,
+                hosts,
+                total_hosts,
+            } => {
+                self.out.live(|l| l.expect_hosts(step, *total_hosts));
+                self.batch_started(&mut out, step, (*batch, *batches), hosts);
+            }
+            Event::BatchFinished {
+                step,
+                gate,
+                stopped,
+                ..
+            } => self.batch_finished(&mut out, step, gate.as_deref(), stopped.as_deref()),
             Event::JobCreated {
                 step,
                 expected_hosts,
@@ -292,6 +308,52 @@ impl Renderer {
         out.push(' ');
         self.paint(out, Style::Dim, detail);
         out.push('\n');
+    }
+
+    /// `[batch]  <step>  2/5 web-03, web-04` (at most five names shown).
+    fn batch_started(
+        &self,
+        out: &mut String,
+        step: &str,
+        (batch, batches): (usize, usize),
+        hosts: &[String],
+    ) {
+        self.step_prefix(out, Style::Cyan, "[batch]", step);
+        let mut names = hosts.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        if hosts.len() > 5 {
+            names.push_str(&format!(" (+{} more)", hosts.len() - 5));
+        }
+        out.push_str(&format!(" {batch}/{batches} {names}"));
+        out.push('\n');
+    }
+
+    /// `[gate]  <step>  passed` / `failed: …`, and `[stop]  <step>  why`
+    /// when the rollout stops.
+    fn batch_finished(
+        &self,
+        out: &mut String,
+        step: &str,
+        gate: Option<&str>,
+        stopped: Option<&str>,
+    ) {
+        if let Some(verdict) = gate {
+            let passed = verdict == "passed";
+            let style = if passed { Style::Green } else { Style::Red };
+            self.step_prefix(out, style, "[gate]", step);
+            out.push(' ');
+            if passed {
+                out.push_str("passed");
+            } else {
+                out.push_str(&format!("failed: {verdict}"));
+            }
+            out.push('\n');
+        }
+        if let Some(why) = stopped {
+            self.step_prefix(out, Style::Red, "[stop]", step);
+            out.push(' ');
+            out.push_str(why);
+            out.push('\n');
+        }
     }
 
     fn step_retrying(&self, out: &mut String, step: &str, attempt: u32, error: &str) {
