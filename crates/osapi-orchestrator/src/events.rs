@@ -118,6 +118,9 @@ pub enum Event {
         /// Result data (verbose runs only; single-host and function steps).
         #[serde(skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
+        /// Taken from the run journal (a resumed run), not run again.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        from_journal: bool,
     },
     /// A job step's job was created on the controller (once per attempt).
     JobCreated {

@@ -47,6 +47,7 @@ mod engine;
 pub mod error;
 pub mod events;
 mod guards;
+pub mod journal;
 mod ops;
 mod orchestrator;
 mod panics;

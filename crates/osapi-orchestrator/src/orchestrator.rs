@@ -42,6 +42,8 @@ pub struct Orchestrator {
     pub(crate) client: Client,
     pub(crate) plan: Arc<Mutex<PlanInner>>,
     config: RunConfig,
+    /// Where runs append their journal.
+    journal: Option<std::path::PathBuf>,
 }
 
 /// Options of an [`Orchestrator`].
@@ -58,12 +60,22 @@ pub struct OrchestratorBuilder {
     request_timeout: Option<Duration>,
     job_deadline: Duration,
     local: Option<Arc<dyn LocalTransport>>,
+    journal: Option<std::path::PathBuf>,
 }
 
 /// How long a job step without a timeout waits by default.
 pub const DEFAULT_JOB_DEADLINE: Duration = Duration::from_secs(300);
 
 impl OrchestratorBuilder {
+    /// Appends each finished step's result to the journal at `path` (JSON
+    /// lines, see [`crate::journal`]) while the plan runs; a crash or
+    /// Ctrl-C leaves what was done readable, and
+    /// [`Orchestrator::resume_from`] picks up from it.
+    pub fn journal(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
     /// Print stdout, stderr and result data of each step.
     pub fn verbose(mut self) -> Self {
         self.verbose = true;
@@ -174,7 +186,10 @@ impl OrchestratorBuilder {
                 max_in_flight: self.max_in_flight,
                 verbose: self.verbose,
                 job_deadline: self.job_deadline,
+                journal: None,
+                resume: None,
             },
+            journal: self.journal,
         })
     }
 }
@@ -218,6 +233,7 @@ impl Orchestrator {
             max_in_flight: 64,
             request_timeout: None,
             job_deadline: DEFAULT_JOB_DEADLINE,
+            journal: None,
             local: None,
         }
     }
@@ -336,8 +352,48 @@ impl Orchestrator {
 
     /// Runs the plan until done or until `cancel` is cancelled.
     pub async fn run_with(&self, cancel: CancellationToken) -> Result<Report, RunError> {
+        self.run_from(None, cancel).await
+    }
+
+    /// Runs the plan again after a run that stopped (a failure, Ctrl-C, a
+    /// crash), from the journal at `path` (written with
+    /// [`OrchestratorBuilder::journal`]): a step whose last entry there
+    /// succeeded, with the same fingerprint (the same operation, target and
+    /// parameters), is not run again; its recorded result counts as if it
+    /// had just run (for guards, custom steps and the report, where it is
+    /// marked `from_journal`). Failed, cancelled and never-started steps
+    /// run. Custom steps are matched by name only.
+    ///
+    /// ```no_run
+    /// # async fn demo(o: osapi_orchestrator::Orchestrator) -> Result<(), osapi_orchestrator::RunError> {
+    /// let report = o.resume_from("deploy.journal").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume_from(&self, path: impl AsRef<std::path::Path>) -> Result<Report, RunError> {
+        let entries = crate::journal::read(path.as_ref()).map_err(|error| RunError::Journal {
+            error,
+            report: Box::default(),
+        })?;
+        self.run_from(Some(Arc::new(entries)), CancellationToken::new())
+            .await
+    }
+
+    async fn run_from(
+        &self,
+        resume: Option<Arc<std::collections::HashMap<String, crate::journal::Entry>>>,
+        cancel: CancellationToken,
+    ) -> Result<Report, RunError> {
         let steps: Arc<[Arc<StepSpec>]> = lock(&self.plan).steps.clone().into();
-        engine::run(self.client.clone(), steps, self.config.clone(), cancel).await
+        let mut config = self.config.clone();
+        if let Some(path) = &self.journal {
+            let writer = crate::journal::Writer::open(path).map_err(|error| RunError::Journal {
+                error,
+                report: Box::default(),
+            })?;
+            config.journal = Some(Arc::new(writer));
+        }
+        config.resume = resume;
+        engine::run(self.client.clone(), steps, config, cancel).await
     }
 
     /// Agents matching every predicate (all agents without predicates), by hostname.

@@ -160,6 +160,8 @@ pub(crate) struct StepSpec {
     /// Set on a step given to another's `gate(&step)`: it runs as that
     /// step's gate, not on its own.
     pub gate_of: Option<usize>,
+    /// On a resumed run, only the hosts that did not succeed run again.
+    pub resume_hosts: bool,
 }
 
 /// Hosts that may fail across a rollout before it stops.
@@ -236,6 +238,7 @@ impl StepSpec {
             command_rules: CommandRules::default(),
             rollout: None,
             gate_of: None,
+            resume_hosts: false,
         }
     }
 }
@@ -553,6 +556,9 @@ pub(crate) fn explain(steps: &[Arc<StepSpec>]) -> String {
             }
             if let Some(of) = spec.gate_of {
                 flags.push(format!("gate of {}", steps.step_name(of)));
+            }
+            if spec.resume_hosts {
+                flags.push("resume-hosts".into());
             }
             if spec.command_rules.changed_when.is_some() {
                 flags.push("changed-when".into());

@@ -69,9 +69,15 @@ pub fn summary_line(statuses: impl IntoIterator<Item = StepStatus>) -> String {
 }
 
 impl Report {
-    /// `N steps, a changed, b unchanged, c skipped, d failed` (zero counts left out).
+    /// `N steps, a changed, b unchanged, c skipped, d failed` (zero counts
+    /// left out), then `, e from the journal` for a resumed run.
     pub fn summary(&self) -> String {
-        summary_line(self.steps.iter().map(|s| s.status))
+        let mut line = summary_line(self.steps.iter().map(|s| s.status));
+        let resumed = self.steps.iter().filter(|s| s.from_journal).count();
+        if resumed > 0 {
+            line.push_str(&format!(", {resumed} from the journal"));
+        }
+        line
     }
 
     /// A step by name or handle (`report.step("deploy")`, `report.step(&deploy)`).
@@ -156,6 +162,14 @@ pub enum RunError {
         /// What ran before the cancellation.
         report: Box<Report>,
     },
+    /// The run journal could not be opened or read; nothing ran.
+    #[error("{error}")]
+    Journal {
+        /// Which file, and what went wrong.
+        error: crate::journal::JournalError,
+        /// Empty.
+        report: Box<Report>,
+    },
 }
 
 impl RunError {
@@ -164,6 +178,7 @@ impl RunError {
         match self {
             RunError::Plan { report, .. }
             | RunError::StepFailed { report, .. }
+            | RunError::Journal { report, .. }
             | RunError::Cancelled { report } => report,
         }
     }
@@ -173,6 +188,7 @@ impl RunError {
         match self {
             RunError::Plan { report, .. }
             | RunError::StepFailed { report, .. }
+            | RunError::Journal { report, .. }
             | RunError::Cancelled { report } => *report,
         }
     }

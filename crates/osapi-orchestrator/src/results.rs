@@ -159,6 +159,10 @@ pub struct StepResult {
     pub attempts: u32,
     /// 0-based level.
     pub level: usize,
+    /// Taken from the run journal by [`crate::Orchestrator::resume_from`]
+    /// instead of run again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_journal: bool,
 }
 
 mod duration_ms {

@@ -289,6 +289,14 @@ impl<T> Step<T> {
         })
     }
 
+    /// On [`crate::Orchestrator::resume_from`], runs this broadcast step
+    /// again only on the hosts that did not succeed in the journal (failed,
+    /// lost or never reached; one job each), keeping the others' recorded
+    /// results: Ansible's retry files, per step.
+    pub fn resume_hosts(self) -> Self {
+        self.edit(|s| s.resume_hosts = true)
+    }
+
     /// At most `n` hosts run at once (in each batch, when rolling).
     pub fn max_parallel_hosts(self, n: usize) -> Self {
         self.edit(|s| {

@@ -839,3 +839,160 @@ async fn observers_flush_before_custom_code_runs() {
     }
     assert_eq!(bodies, 21, "{log:#?}");
 }
+
+/// A plan of three custom steps a → b → c, counting the runs of each;
+/// `c` fails when `c_fails`, and sleeps `c_sleeps` first.
+fn journaled_plan(
+    journal: &std::path::Path,
+    runs: &Arc<[AtomicU32; 3]>,
+    c_fails: bool,
+    c_sleeps: Duration,
+) -> Orchestrator {
+    let o = Orchestrator::builder("http://127.0.0.1:1", "unused")
+        .quiet()
+        .journal(journal)
+        .build()
+        .unwrap();
+    let counted = |i: usize| {
+        let runs = runs.clone();
+        move || {
+            runs[i].fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let (ra, rb, rc) = (counted(0), counted(1), counted(2));
+    let a = o.task_fn("a", move |_, _| {
+        ra();
+        async { Ok(TaskOutput::changed(json!({"version": 2}))) }
+    });
+    let b = o
+        .task_fn("b", move |_, results| {
+            rb();
+            // Reads a's result: from the journal on a resumed run.
+            let version = results
+                .decode::<Value>("a")
+                .ok()
+                .map(|v| v["version"].clone());
+            async move { Ok(TaskOutput::unchanged(json!({"saw": version}))) }
+        })
+        .after(&a);
+    o.task_fn("c", move |_, _| {
+        rc();
+        async move {
+            tokio::time::sleep(c_sleeps).await;
+            if c_fails {
+                Err::<TaskOutput<()>, _>(TaskError::new("disk full"))
+            } else {
+                Ok(TaskOutput::done_changed())
+            }
+        }
+    })
+    .after(&b);
+    o
+}
+
+/// Every finished step is a journal line; a resumed run takes the steps
+/// that succeeded from it (they do not run again; later steps read their
+/// results) and runs the rest.
+#[tokio::test]
+async fn journal_then_resume_runs_only_what_did_not_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("run.journal");
+    let runs: Arc<[AtomicU32; 3]> = Arc::new(Default::default());
+    let first = journaled_plan(&journal, &runs, true, Duration::ZERO);
+    let failed = first.run().await.unwrap_err();
+    assert_eq!(
+        failed.report().summary(),
+        "3 steps, 1 changed, 1 unchanged, 1 failed"
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(lines[2]["status"], "failed");
+    assert_eq!(lines[2]["error"], "disk full");
+    assert_eq!(lines[0]["data"], json!({"version": 2}));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["fingerprint"].as_str().unwrap().len() == 32)
+    );
+
+    let resumed = journaled_plan(&journal, &runs, false, Duration::ZERO);
+    let report = resumed.resume_from(&journal).await.unwrap();
+    // a and b ran once (in the first run), c twice.
+    let counts: Vec<u32> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [1, 1, 2]);
+    assert!(report.step("a").unwrap().from_journal);
+    assert_eq!(report.step("a").unwrap().status, StepStatus::Changed);
+    assert_eq!(report.step("b").unwrap().data, json!({"saw": 2}));
+    assert!(!report.step("c").unwrap().from_journal);
+    assert_eq!(
+        report.summary(),
+        "3 steps, 2 changed, 1 unchanged, 2 from the journal"
+    );
+    // The journal now ends with c's success: a third run takes everything.
+    let third = journaled_plan(&journal, &runs, false, Duration::ZERO);
+    let report = third.resume_from(&journal).await.unwrap();
+    assert!(report.steps.iter().all(|s| s.from_journal));
+    assert_eq!(runs[2].load(Ordering::SeqCst), 2);
+    // A missing journal is an error before anything runs.
+    let err = third
+        .resume_from(dir.path().join("nope"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(err.report().steps.is_empty());
+}
+
+/// Set in the child process of `resume_after_a_killed_run`: the journal to
+/// write before being killed.
+const CHILD_JOURNAL: &str = "OSAPI_TEST_CHILD_JOURNAL";
+
+/// A run killed with SIGKILL (while `c` runs) leaves a journal that a new
+/// process resumes from: `a` and `b` are not run again.
+#[tokio::test]
+async fn resume_after_a_killed_run() {
+    let runs: Arc<[AtomicU32; 3]> = Arc::new(Default::default());
+    if let Ok(path) = std::env::var(CHILD_JOURNAL) {
+        // The child: runs until killed (c sleeps far longer than the test).
+        let o = journaled_plan(
+            std::path::Path::new(&path),
+            &runs,
+            false,
+            Duration::from_secs(600),
+        );
+        let _ = o.run().await;
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("run.journal");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "resume_after_a_killed_run", "--nocapture"])
+        .env(CHILD_JOURNAL, &journal)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a's and b's lines (c's cannot come: it sleeps).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(Instant::now() < deadline, "the child wrote no journal");
+        assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let o = journaled_plan(&journal, &runs, false, Duration::ZERO);
+    let report = o.resume_from(&journal).await.unwrap();
+    let counts: Vec<u32> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [0, 0, 1], "only c runs in this process");
+    assert_eq!(report.step("b").unwrap().data, json!({"saw": 2}));
+    assert_eq!(
+        report.summary(),
+        "3 steps, 2 changed, 1 unchanged, 2 from the journal"
+    );
+}

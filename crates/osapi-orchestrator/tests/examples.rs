@@ -406,6 +406,40 @@ fn error_recovery() {
 }
 
 #[test]
+fn resume() {
+    let n = "resume";
+    let out = run(n);
+    expect(
+        n,
+        &out,
+        "run 1 failed: step \"install\" failed: 1 of 3 hosts failed: web-02: command exited with code 1\n",
+    );
+    expect(
+        n,
+        &out,
+        "  [journal]   prepare                   changed=true  from the journal\n",
+    );
+    expect(
+        n,
+        &out,
+        "  [batch]     install                   1/1 web-02\n",
+    );
+    expect(
+        n,
+        &out,
+        "Complete: 2 steps, 2 changed, 1 from the journal in ",
+    );
+    for h in ["db-01", "web-01"] {
+        expect(
+            n,
+            &out,
+            &format!("  install on {h:<7} Changed in run 1 (kept from the journal)\n"),
+        );
+    }
+    expect(n, &out, "  install on web-02  Changed in run 2\n");
+}
+
+#[test]
 fn rolling_update() {
     let n = "rolling-update";
     let out = run(n);
@@ -952,7 +986,7 @@ fn every_example_runs_against_an_upstream_controller() {
             Some(name.strip_suffix(".rs")?.replace('_', "-"))
         })
         .collect::<Vec<_>>();
-    assert_eq!(examples.len(), 23, "{examples:?}");
+    assert_eq!(examples.len(), 24, "{examples:?}");
     for n in &examples {
         let out = run_with(n, &env);
         expect(n, &out, &format!("Using the controller at {url}\n"));

@@ -551,8 +551,8 @@ Plan: 4 steps in 3 levels
   [skip]      skipped                   reason=\"no dependencies changed\"
   [failed]    fail-web                  <d>
               2 of 2 hosts failed: web-01: command exited with code 3; web-02: command exited with code 3
-             [web-01] failed: command exited with code 3 changed
-             [web-02] failed: command exited with code 3 changed
+             [web-01] failed: command exited with code 3
+             [web-02] failed: command exited with code 3
 <<< Level 3 done: 0/2 changed
 
 Complete: 4 steps, 2 unchanged, 1 skipped, 1 failed in <d>

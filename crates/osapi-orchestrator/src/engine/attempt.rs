@@ -73,6 +73,9 @@ pub(crate) struct StepRun {
     pub job_deadline: Duration,
     /// The plan's steps (a rolling step runs its gate step).
     pub steps: std::sync::Arc<[std::sync::Arc<StepSpec>]>,
+    /// On a resumed run of a `resume_hosts` step: the hosts to run again,
+    /// and the journal's results of the others.
+    pub resume: Option<(Vec<String>, Vec<HostResult>)>,
 }
 
 impl StepRun {
@@ -100,6 +103,13 @@ impl StepRun {
                 }
             }
         };
+        let mut outcome = outcome;
+        if let Some((_, kept)) = &self.resume {
+            // The hosts that succeeded before keep their recorded results.
+            outcome.changed |= kept.iter().any(|h| h.changed);
+            outcome.hosts.extend(kept.iter().cloned());
+            outcome.hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+        }
         let status = match (outcome.ok, outcome.changed) {
             (false, _) => StepStatus::Failed,
             (true, true) => StepStatus::Changed,
@@ -117,13 +127,16 @@ impl StepRun {
             duration: began.elapsed(),
             attempts: attempt,
             level: self.level,
+            from_journal: false,
         }
     }
 
     pub(super) async fn attempt(&self, spec: &StepSpec, attempt: u32) -> Outcome {
         let work = async {
             match &spec.kind {
-                StepKind::Job { op, target, data } if spec.rollout.is_some() => {
+                StepKind::Job { op, target, data }
+                    if spec.rollout.is_some() || self.resume.is_some() =>
+                {
                     let wait = job_wait(*op, data, spec.timeout, self.job_deadline);
                     super::rollout::run(self, spec, (*op, target, data), wait).await
                 }

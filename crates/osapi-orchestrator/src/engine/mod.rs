@@ -14,7 +14,7 @@
 mod attempt;
 mod rollout;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use crate::panics::CatchPanic;
 use crate::plan::{self, ErrorStrategy, StepSpec};
 use crate::report::Report;
 use crate::report::RunError;
-use crate::results::{HostResult, Results, StepResult, StepStatus};
+use crate::results::{HostResult, HostStatus, Results, StepResult, StepStatus};
 
 /// Settings of a run.
 #[derive(Clone)]
@@ -42,6 +42,10 @@ pub(crate) struct RunConfig {
     pub verbose: bool,
     /// How long a job step without a timeout waits for its hosts.
     pub job_deadline: Duration,
+    /// Where finished steps are recorded.
+    pub journal: Option<Arc<crate::journal::Writer>>,
+    /// The journal of an earlier run, by step name.
+    pub resume: Option<Arc<HashMap<String, crate::journal::Entry>>>,
 }
 
 /// Sends events to every observer; an observer that panics is ignored.
@@ -196,6 +200,7 @@ impl Scheduler {
             duration: Duration::ZERO,
             attempts: 0,
             level: self.level[i],
+            from_journal: false,
         };
         self.finish(i, result);
     }
@@ -264,6 +269,15 @@ pub(crate) async fn run(
                 break;
             };
             match sched.decide(i) {
+                Verdict::Run if let Some(entry) = from_journal(&config, &steps[i]) => {
+                    sched.touch_level(i);
+                    let result = StepResult {
+                        level: sched.level[i],
+                        from_journal: true,
+                        ..entry.result.clone()
+                    };
+                    complete(&mut sched, &emitter, config.journal.as_deref(), i, result);
+                }
                 Verdict::Run => {
                     sched.touch_level(i);
                     let spec = steps[i].clone();
@@ -283,6 +297,7 @@ pub(crate) async fn run(
                         level: lvl,
                         job_deadline: config.job_deadline,
                         steps: steps.clone(),
+                        resume: hosts_to_resume(&config, &spec),
                     };
                     // Job and built-in steps wait on the controller: they
                     // are polled here, without a task hop of their own per
@@ -323,8 +338,7 @@ pub(crate) async fn run(
                         Duration::ZERO,
                         message,
                     );
-                    emit_finished(&emitter, &result);
-                    sched.finish(i, result);
+                    complete(&mut sched, &emitter, config.journal.as_deref(), i, result);
                 }
             }
         }
@@ -342,14 +356,12 @@ pub(crate) async fn run(
         tokio::select! {
             Some((i, result)) = inline.next(), if !inline.is_empty() => {
                 running -= 1;
-                emit_finished(&emitter, &result);
-                sched.finish(i, result);
+                complete(&mut sched, &emitter, config.journal.as_deref(), i, result);
             }
             joined = tasks.join_next(), if !tasks.is_empty() => match joined {
                 Some(Ok((i, result))) => {
                     running -= 1;
-                    emit_finished(&emitter, &result);
-                    sched.finish(i, result);
+                    complete(&mut sched, &emitter, config.journal.as_deref(), i, result);
                 }
                 // Panics are caught inside the task; a join error means the
                 // runtime is shutting down.
@@ -365,8 +377,7 @@ pub(crate) async fn run(
                 break;
             };
             running -= 1;
-            emit_finished(&emitter, &result);
-            sched.finish(i, result);
+            complete(&mut sched, &emitter, config.journal.as_deref(), i, result);
         }
     }
 
@@ -434,6 +445,7 @@ fn failed_result(name: String, level: usize, duration: Duration, error: String) 
         duration,
         attempts: 1,
         level,
+        from_journal: false,
     }
 }
 
@@ -450,6 +462,58 @@ pub(crate) fn host_event(h: &HostResult, verbose: bool) -> HostEvent {
             .map(str::to_string),
         data: (verbose && !h.data.is_null()).then(|| h.data.clone()),
     }
+}
+
+/// The journal entry a resumed run takes instead of running the step: the
+/// step's last one, when it succeeded and the step still does the same.
+fn from_journal<'a>(config: &'a RunConfig, spec: &StepSpec) -> Option<&'a crate::journal::Entry> {
+    config
+        .resume
+        .as_ref()?
+        .get(&spec.name)
+        .filter(|e| e.succeeded() && e.fingerprint == crate::journal::fingerprint(spec))
+}
+
+/// For a `resume_hosts` step whose journal entry (same fingerprint) did
+/// not succeed on every host: the hosts to run again and the results of
+/// those that succeeded.
+fn hosts_to_resume(config: &RunConfig, spec: &StepSpec) -> Option<(Vec<String>, Vec<HostResult>)> {
+    if !spec.resume_hosts {
+        return None;
+    }
+    let entry = config
+        .resume
+        .as_ref()?
+        .get(&spec.name)
+        .filter(|e| e.fingerprint == crate::journal::fingerprint(spec))?;
+    let (kept, again): (Vec<&HostResult>, Vec<&HostResult>) = entry
+        .result
+        .hosts
+        .iter()
+        .partition(|h| matches!(h.status, HostStatus::Ok | HostStatus::Changed));
+    if kept.is_empty() || again.is_empty() {
+        // Nothing to keep (run it all again) or nothing left to run.
+        return None;
+    }
+    Some((
+        again.iter().map(|h| h.hostname.clone()).collect(),
+        kept.into_iter().cloned().collect(),
+    ))
+}
+
+/// A step is done: its event, its journal line, and its dependents.
+fn complete(
+    sched: &mut Scheduler,
+    emitter: &Emitter,
+    journal: Option<&crate::journal::Writer>,
+    i: usize,
+    result: StepResult,
+) {
+    emit_finished(emitter, &result);
+    if let Some(journal) = journal {
+        journal.record(&sched.steps[i], &result);
+    }
+    sched.finish(i, result);
 }
 
 fn emit_finished(emitter: &Emitter, r: &StepResult) {
@@ -473,5 +537,6 @@ fn emit_finished(emitter: &Emitter, r: &StepResult) {
             .map(|h| host_event(h, verbose && r.hosts.len() > 1))
             .collect(),
         data: (verbose && !r.data.is_null()).then(|| r.data.clone()),
+        from_journal: r.from_journal,
     });
 }

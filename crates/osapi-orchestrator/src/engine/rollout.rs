@@ -1,5 +1,6 @@
 //! Running a rolling step: its hosts (the agents its target matches, by
-//! hostname) go in batches; each host of a batch gets a job of its own
+//! hostname; on a resumed run of a `resume_hosts` step, those that did not
+//! succeed before) go in batches; each host of a batch gets a job of its own
 //! (at most `max_parallel_hosts` at once), and after each batch the
 //! failure budget and the gate decide whether the next one starts. Hosts
 //! never reached are reported `skipped` with the reason.
@@ -27,18 +28,18 @@ pub(super) async fn run(
     (op, target, data): (Operation, &str, &Value),
     wait: Duration,
 ) -> Outcome {
-    let Some(rollout) = &spec.rollout else {
-        return Outcome::fail("internal: a rolling step without a rollout");
-    };
-    let hosts = match Target::parse(target) {
-        Ok(t) => match expected_hosts(&ctx.client, &t).await {
+    let at_once = RolloutSpec::default();
+    let rollout = spec.rollout.as_ref().unwrap_or(&at_once);
+    let hosts = match (&ctx.resume, Target::parse(target)) {
+        (Some((again, _)), _) => again.clone(),
+        (None, Ok(t)) => match expected_hosts(&ctx.client, &t).await {
             Some(mut hosts) => {
                 hosts.sort();
                 hosts
             }
             None => return Outcome::fail(format!("cannot list the agents of {target}")),
         },
-        Err(e) => return Outcome::fail(e.to_string()),
+        (None, Err(e)) => return Outcome::fail(e.to_string()),
     };
     if hosts.is_empty() {
         return Outcome::fail(format!("no agent matches {target}"));

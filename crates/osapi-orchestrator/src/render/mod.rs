@@ -188,6 +188,7 @@ impl Renderer {
                 error,
                 hosts,
                 data,
+                from_journal,
                 ..
             } => {
                 let printed = self.out.live(|l| l.finished(step));
@@ -203,6 +204,7 @@ impl Renderer {
                         hosts,
                         data: data.as_ref(),
                         printed,
+                        from_journal: *from_journal,
                     },
                 );
             }
@@ -379,7 +381,11 @@ impl Renderer {
         } else {
             Style::Green
         };
-        let tag = format!("[{}]", f.status.as_str());
+        let (tag_style, tag) = if f.from_journal {
+            (Style::Cyan, "[journal]".to_string())
+        } else {
+            (tag_style, format!("[{}]", f.status.as_str()))
+        };
         self.step_prefix(out, tag_style, &tag, f.step);
         out.push(' ');
         // A failed step's tag says it all: what it may have changed is in
@@ -392,8 +398,12 @@ impl Renderer {
             }
             out.push_str("  ");
         }
-        let duration = go_duration(Duration::from_millis(f.duration_ms));
-        self.paint(out, Style::Dim, &duration);
+        if f.from_journal {
+            self.paint(out, Style::Dim, "from the journal");
+        } else {
+            let duration = go_duration(Duration::from_millis(f.duration_ms));
+            self.paint(out, Style::Dim, &duration);
+        }
         out.push('\n');
 
         if let Some(error) = f.error.filter(|e| !e.is_empty()) {
@@ -453,7 +463,10 @@ impl Renderer {
             out.push(' ');
             self.paint(out, Style::Dim, &format!("({note})"));
         }
-        if host.changed || host.status == HostStatus::Changed {
+        // As for steps, a failure's line says it failed, not what it may
+        // have changed (that is in its result).
+        let failed = matches!(host.status, HostStatus::Failed | HostStatus::Lost);
+        if !failed && (host.changed || host.status == HostStatus::Changed) {
             self.paint(out, Style::GreenBold, " changed");
         }
         if let Some(step) = step {
@@ -515,6 +528,8 @@ struct Finished<'a> {
     data: Option<&'a Value>,
     /// Hosts whose lines were printed as they answered.
     printed: HashSet<String>,
+    /// Taken from the run journal.
+    from_journal: bool,
 }
 
 fn mode(parallel: bool) -> &'static str {
@@ -652,6 +667,7 @@ mod tests {
             error: None,
             hosts: Vec::new(),
             data: None,
+            from_journal: false,
         }
     }
 
