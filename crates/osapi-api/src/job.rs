@@ -21,7 +21,14 @@ use crate::serde_util::null_as_default;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateJobRequest {
-    /// `{"type": "<operation>", "data": {…}}`.
+    /// `{"type": "<operation>", "data": {…}}`. Operations that change
+    /// hosts take `"dry_run": true` in `data` (check mode: the agent
+    /// predicts instead of acting; `file.deploy.execute` returns a
+    /// unified `diff`, `network.dns.update` compares, commands do not run
+    /// and report `skipped: "check mode"`); `file.deploy.execute` also
+    /// takes `"diff": true` to return the diff of a real change; commands
+    /// take `creates`, `removes`, `unless` and `only_if` (checked on the
+    /// host first). Extensions of ours: upstream's agents ignore them.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub operation: Value,
     /// `_any`, `_all`, a hostname or `key:value`.

@@ -474,6 +474,10 @@ pub mod params {
         /// New search domains; `None` keeps the current ones.
         #[serde(default)]
         pub search_domains: Option<Vec<String>>,
+        /// Check mode: compare, change nothing; `changed` is the
+        /// prediction.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub dry_run: bool,
     }
 
     /// `data` of `network.ping.do`.
@@ -531,6 +535,9 @@ pub mod params {
         /// Checks that may skip the command (`creates`, `unless` …).
         #[serde(flatten)]
         pub conditions: RunConditions,
+        /// Check mode: the command does not run (`skipped`: `check mode`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub dry_run: bool,
     }
 
     /// `data` of `command.shell.execute`.
@@ -547,6 +554,9 @@ pub mod params {
         /// Checks that may skip the command (`creates`, `unless` …).
         #[serde(flatten)]
         pub conditions: RunConditions,
+        /// Check mode: the command does not run (`skipped`: `check mode`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub dry_run: bool,
     }
 
     /// `data` of `file.deploy.execute`.
@@ -575,6 +585,14 @@ pub mod params {
             deserialize_with = "null_as_default"
         )]
         pub vars: BTreeMap<String, Value>,
+        /// Check mode: render and compare with the file on the host, write
+        /// nothing; `changed` is the prediction and `diff` what would change.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub dry_run: bool,
+        /// Return a unified diff of the content that changed (`diff` in the
+        /// result, at most 64 KiB).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub diff: bool,
     }
 
     /// `data` of `node.packages.get`.

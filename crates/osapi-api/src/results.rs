@@ -273,6 +273,9 @@ pub struct DnsUpdateResult {
     /// What happened.
     #[serde(alias = "Message", default)]
     pub message: String,
+    /// Check mode: nothing was changed; `changed` says whether it would be.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Result of `network.ping.do`.
@@ -352,6 +355,13 @@ pub struct FileDeployResult {
     /// Destination path.
     #[serde(default)]
     pub path: String,
+    /// Unified diff of the content, old to new, when asked for (`diff`) or
+    /// in check mode (at most 64 KiB; binary content is named, not shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Check mode: nothing was written; `changed` says whether it would be.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Sync state of a deployed file.

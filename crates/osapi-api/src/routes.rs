@@ -532,6 +532,7 @@ impl NodeRoute for op::NetworkDnsUpdate {
             interface: req.interface_name,
             servers: req.servers,
             search_domains: req.search_domains,
+            dry_run: false,
         })
     }
     fn respond(job_id: Uuid, answers: &[HostAnswer]) -> Result<Self::Response, String> {
@@ -589,6 +590,7 @@ impl NodeRoute for op::CommandExec {
             args: req.args,
             cwd: req.cwd,
             conditions: Default::default(),
+            dry_run: false,
         })
     }
     fn min_wait(params: &CommandExecParams) -> Duration {
@@ -612,6 +614,7 @@ impl NodeRoute for op::CommandShell {
             command: req.command,
             cwd: req.cwd,
             conditions: Default::default(),
+            dry_run: false,
         })
     }
     fn min_wait(params: &CommandShellParams) -> Duration {
@@ -654,6 +657,8 @@ impl NodeRoute for op::FileDeploy {
             owner: req.owner,
             group: req.group,
             vars: req.vars.unwrap_or_default(),
+            dry_run: false,
+            diff: false,
         })
     }
     fn respond(job_id: Uuid, answers: &[HostAnswer]) -> Result<Self::Response, String> {

@@ -53,6 +53,9 @@ pub enum Event {
         steps: usize,
         /// Levels, for display.
         levels: Vec<LevelSummary>,
+        /// Check mode: nothing changes, `changed` is a prediction.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        check: bool,
     },
     /// The first step of a level started or was skipped.
     LevelStarted {

@@ -43,6 +43,7 @@
 
 #![warn(missing_docs)]
 
+mod check;
 mod engine;
 pub mod error;
 pub mod events;

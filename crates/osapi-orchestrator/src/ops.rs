@@ -160,6 +160,7 @@ impl Orchestrator {
             interface: interface.to_string(),
             servers: list(servers),
             search_domains: list(search_domains),
+            dry_run: false,
         };
         let invalid = (servers.is_empty() && search_domains.is_empty())
             .then(|| "network_dns_update needs servers or search domains".to_string());

@@ -188,6 +188,7 @@ impl OrchestratorBuilder {
                 job_deadline: self.job_deadline,
                 journal: None,
                 resume: None,
+                check: false,
             },
             journal: self.journal,
         })
@@ -376,6 +377,40 @@ impl Orchestrator {
         })?;
         self.run_from(Some(Arc::new(entries)), CancellationToken::new())
             .await
+    }
+
+    /// Runs the plan in check mode: nothing changes on the hosts or in the
+    /// controller's store, and the report says what would. File deploys
+    /// compare with each host's file (templates rendered with its facts)
+    /// and return a unified diff (`FileDeployResult::diff`, shown in
+    /// verbose output); DNS updates compare; commands and custom steps are
+    /// skipped (`check mode`) unless marked `.safe_in_check()`; reads run.
+    /// Guards see the predicted `changed`, so `only_if_changed` chains
+    /// preview as they would run. Nothing is journaled.
+    ///
+    /// ```no_run
+    /// # async fn demo(o: osapi_orchestrator::Orchestrator) -> Result<(), osapi_orchestrator::RunError> {
+    /// let preview = o.check().await?;
+    /// println!("{}", preview.summary());
+    /// # Ok(()) }
+    /// ```
+    pub async fn check(&self) -> Result<Report, RunError> {
+        let steps = lock(&self.plan).steps.clone();
+        let plan = crate::check::prepare(&steps);
+        let mut config = self.config.clone();
+        config.check = true;
+        let result = engine::run(
+            self.client.clone(),
+            plan.steps,
+            config,
+            CancellationToken::new(),
+        )
+        .await;
+        for copy in plan.copies {
+            // Gone already when no upload ran (a plan error, a stop).
+            let _ = self.client.delete_file(&copy).await;
+        }
+        result
     }
 
     async fn run_from(

@@ -162,6 +162,10 @@ pub(crate) struct StepSpec {
     pub gate_of: Option<usize>,
     /// On a resumed run, only the hosts that did not succeed run again.
     pub resume_hosts: bool,
+    /// Runs in check mode too (a command or custom step that changes nothing).
+    pub safe_in_check: bool,
+    /// Skipped with this reason whatever its guards say (check mode).
+    pub forced_skip: Option<String>,
 }
 
 /// Hosts that may fail across a rollout before it stops.
@@ -239,6 +243,8 @@ impl StepSpec {
             rollout: None,
             gate_of: None,
             resume_hosts: false,
+            safe_in_check: false,
+            forced_skip: None,
         }
     }
 }
@@ -559,6 +565,14 @@ pub(crate) fn explain(steps: &[Arc<StepSpec>]) -> String {
             }
             if spec.resume_hosts {
                 flags.push("resume-hosts".into());
+            }
+            if spec.safe_in_check {
+                flags.push("safe-in-check".into());
+            }
+            if let StepKind::Job { data, .. } = &spec.kind
+                && data.get("diff").and_then(Value::as_bool) == Some(true)
+            {
+                flags.push("diff".into());
             }
             if spec.command_rules.changed_when.is_some() {
                 flags.push("changed-when".into());

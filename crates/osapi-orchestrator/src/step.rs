@@ -23,7 +23,7 @@ use crate::results::{HostResult, Results};
 use crate::retry::RetryPolicy;
 use crate::rollout::Rollout;
 use crate::types::AgentListResult;
-use crate::types::{CommandResult, FileUploadResult};
+use crate::types::{CommandResult, FileDeployResult, FileUploadResult};
 
 /// A step of the plan whose result decodes to `T`.
 ///
@@ -297,6 +297,13 @@ impl<T> Step<T> {
         self.edit(|s| s.resume_hosts = true)
     }
 
+    /// Runs this command or custom step in check mode too
+    /// ([`crate::Orchestrator::check`]): it changes nothing (a `cat`, a
+    /// query), so running it makes the preview more complete.
+    pub fn safe_in_check(self) -> Self {
+        self.edit(|s| s.safe_in_check = true)
+    }
+
     /// At most `n` hosts run at once (in each batch, when rolling).
     pub fn max_parallel_hosts(self, n: usize) -> Self {
         self.edit(|s| {
@@ -363,6 +370,20 @@ impl<T> Step<T> {
     ) -> Self {
         let check = Arc::new(check);
         self.edit_rollout(|r| r.gate = Some(Gate::With(check)))
+    }
+}
+
+impl Step<FileDeployResult> {
+    /// Returns a unified diff of the content that changed on each host
+    /// (`FileDeployResult::diff`, at most 64 KiB), shown in verbose output.
+    pub fn diff(self) -> Self {
+        self.edit(|s| {
+            if let StepKind::Job { data, .. } = &mut s.kind
+                && let Some(fields) = data.as_object_mut()
+            {
+                fields.insert("diff".into(), Value::Bool(true));
+            }
+        })
     }
 }
 

@@ -115,6 +115,7 @@ impl FileDeployOpts {
             owner: self.owner.clone(),
             group: self.group.clone(),
             vars: self.vars.clone(),
+            ..Default::default()
         }
     }
 }

@@ -406,6 +406,35 @@ fn error_recovery() {
 }
 
 #[test]
+fn check_mode() {
+    let n = "check-mode";
+    let out = run(n);
+    expect(
+        n,
+        &out,
+        "Check mode: nothing is changed; \"changed\" says what would change\n",
+    );
+    expect(n, &out, &format!("{} would change\n", host("web-01", "ok")));
+    expect(
+        n,
+        &out,
+        "  [skip]      restart                   reason=\"check mode\"\n",
+    );
+    for h in ["db-01", "web-01", "web-02"] {
+        expect(n, &out, &format!("  {h} would change: true\n"));
+        expect(
+            n,
+            &out,
+            &format!("  {h} DNS: DNS configuration would be updated (check mode)\n"),
+        );
+        expect(n, &out, "    +++ b");
+        expect(n, &out, &format!("app-{h}.conf\n"));
+    }
+    expect(n, &out, "    -workers: 4\n    +workers: 8\n");
+    expect(n, &out, "  restart: Skipped (check mode)\n");
+}
+
+#[test]
 fn resume() {
     let n = "resume";
     let out = run(n);
@@ -986,7 +1015,7 @@ fn every_example_runs_against_an_upstream_controller() {
             Some(name.strip_suffix(".rs")?.replace('_', "-"))
         })
         .collect::<Vec<_>>();
-    assert_eq!(examples.len(), 24, "{examples:?}");
+    assert_eq!(examples.len(), 25, "{examples:?}");
     for n in &examples {
         let out = run_with(n, &env);
         expect(n, &out, &format!("Using the controller at {url}\n"));

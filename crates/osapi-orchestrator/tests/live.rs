@@ -1020,3 +1020,119 @@ fn rolling_needs_hosts_to_go_through() {
     let err = o.levels().unwrap_err().to_string();
     assert!(err.contains("batch sizes"), "{err}");
 }
+
+/// The deploy plan of the check-mode test: upload `content`, deploy it to
+/// every host, then read the file's status only if the deploy changed.
+fn deploy_plan(
+    o: &Orchestrator,
+    content: &'static str,
+    path: &str,
+) -> (Step<FileDeployResult>, Step<FileStatusResult>) {
+    let upload = o
+        .file_upload("check.conf", ContentType::Raw, content)
+        .force();
+    let deploy = o
+        .file_deploy("_all", FileDeployOpts::new("check.conf", path))
+        .after(&upload);
+    let status = o
+        .file_status_get("_all", path)
+        .after(&deploy)
+        .only_if_changed();
+    (deploy, status)
+}
+
+/// Check mode changes nothing and says what would change: deploys with a
+/// diff per host, DNS updates compared, commands skipped unless safe,
+/// reads run, guards see the predictions; the controller's objects stay.
+#[tokio::test]
+async fn check_mode_predicts_and_changes_nothing() {
+    let f = fleet().await;
+    let path = f.path("check-@fact.hostname.conf");
+    let real = f.orch();
+    deploy_plan(&real, "version: 1\n", &path);
+    real.run().await.unwrap();
+
+    let drawn = SharedBuf::default();
+    let o = Orchestrator::builder(f.stack.url(), f.stack.token())
+        .quiet()
+        .render_to(drawn.clone())
+        .build()
+        .unwrap();
+    let (deploy, status) = deploy_plan(&o, "version: 2\n", &path);
+    let dns = o.network_dns_update("_all", "eth0", &["192.0.2.1"], &[]);
+    let marker = f.path("touched");
+    let unsafe_cmd = o
+        .command_shell("_all", &format!("touch {marker}"))
+        .named("touch");
+    let safe_cmd = o.command_exec("_all", "echo", &["hello"]).safe_in_check();
+    let custom = o.task_fn("custom", |_, _| async { Ok(TaskOutput::done_changed()) });
+    let report = o.check().await.unwrap();
+
+    for h in report.host_results(&deploy) {
+        assert_eq!(h.status, HostStatus::Changed, "{h:?}");
+        let r: FileDeployResult = h.decode().unwrap();
+        assert!(r.dry_run && r.changed);
+        let diff = r.diff.unwrap();
+        assert!(diff.contains("-version: 1\n+version: 2\n"), "{diff}");
+    }
+    // The read ran (the deploy's predicted change let it) and still finds
+    // version 1 in place.
+    assert_eq!(report.step(&status).unwrap().status, StepStatus::Unchanged);
+    for h in report.host_results(&status) {
+        let r: FileStatusResult = h.decode().unwrap();
+        assert_eq!(r.status, FileSyncStatus::InSync, "{h:?}");
+    }
+    for h in report.host_results(&dns) {
+        let r: DnsUpdateResult = h.decode().unwrap();
+        assert!(r.dry_run && r.changed, "{r:?}");
+    }
+    for name in ["web-01", "web-02", "db-01"] {
+        let resolv =
+            std::fs::read_to_string(f.dir.path().join(format!("resolv-{name}.conf"))).unwrap();
+        assert!(!resolv.contains("192.0.2.1"), "{resolv}");
+    }
+    for skipped in [
+        report.step(&unsafe_cmd).unwrap(),
+        report.step(&custom).unwrap(),
+    ] {
+        assert_eq!(skipped.status, StepStatus::Skipped);
+        assert_eq!(skipped.skip_reason.as_deref(), Some("check mode"));
+    }
+    assert!(!f.dir.path().join("touched").exists());
+    assert_eq!(report.step(&safe_cmd).unwrap().status, StepStatus::Changed);
+    // The store still holds version 1, and no check copy is left.
+    let client = osapi_client::Client::new(f.stack.url(), f.stack.token()).unwrap();
+    let info = client.file("check.conf").await.unwrap();
+    assert_eq!(info.size, "version: 1\n".len() as u64);
+    let names: Vec<String> = client
+        .files()
+        .await
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".check-")), "{names:?}");
+
+    let text = drawn.text();
+    assert!(text.contains("Check mode: nothing is changed"), "{text}");
+    assert!(text.contains("[web-01] ok would change"), "{text}");
+    assert!(text.contains("reason=\"check mode\""), "{text}");
+    assert!(o.explain().contains("safe-in-check"));
+
+    // A real deploy with .diff() says what it changed.
+    let real = f.orch();
+    let upload = real
+        .file_upload("check.conf", ContentType::Raw, "version: 3\n")
+        .force();
+    let changed = real
+        .file_deploy("_all", FileDeployOpts::new("check.conf", &path))
+        .diff()
+        .after(&upload);
+    let report = real.run().await.unwrap();
+    for h in report.host_results(&changed) {
+        let r: FileDeployResult = h.decode().unwrap();
+        assert!(!r.dry_run);
+        assert!(r.diff.unwrap().contains("-version: 1\n+version: 3\n"));
+    }
+}

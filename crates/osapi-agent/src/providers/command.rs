@@ -55,6 +55,9 @@ pub async fn exec(
     if params.command.is_empty() {
         return Err(wrap("command is required".into()));
     }
+    if params.dry_run {
+        return Ok(skipped("check mode".into()));
+    }
     let checked = skip_reason(
         &params.conditions,
         params.cwd.as_deref(),
@@ -104,6 +107,9 @@ pub async fn shell(
         |e: String| ProviderError(format!("command shell failed: shell execution failed: {e}"));
     if params.command.is_empty() {
         return Err(wrap("command is required".into()));
+    }
+    if params.dry_run {
+        return Ok(skipped("check mode".into()));
     }
     let checked = skip_reason(
         &params.conditions,
@@ -518,6 +524,27 @@ mod tests {
             .await
             .unwrap();
         assert!(r.skipped.is_some() && !dir.path().join("ran").exists());
+    }
+
+    #[tokio::test]
+    async fn check_mode_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = shell_params("touch ran");
+        params.cwd = Some(dir.path().display().to_string());
+        params.dry_run = true;
+        let r = shell(&params, &ProviderConfig::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(r.skipped.as_deref(), Some("check mode"));
+        assert!(!r.changed && !dir.path().join("ran").exists());
+        let mut exec_p = exec_params("touch", &["ran"]);
+        exec_p.cwd = params.cwd.clone();
+        exec_p.dry_run = true;
+        let r = exec(&exec_p, &ProviderConfig::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(r.skipped.as_deref(), Some("check mode"));
+        assert!(!dir.path().join("ran").exists());
     }
 
     #[tokio::test]

@@ -125,43 +125,50 @@ pub async fn update(
             let current = parse_resolvectl_status(&status);
             let new_servers = servers.unwrap_or_else(|| current.servers.clone());
             let new_domains = domains.unwrap_or_else(|| current.domains.clone());
-            let mut changed = false;
-            if new_servers != current.servers {
-                let mut args = vec!["dns".to_string(), params.interface.clone()];
-                args.extend(new_servers.iter().cloned());
-                run_resolvectl(&bin, &args, &params.interface)
-                    .await
-                    .map_err(wrap)?;
-                changed = true;
-            }
-            if new_domains != current.domains {
-                let mut args = vec!["domain".to_string(), params.interface.clone()];
-                if new_domains.is_empty() {
-                    args.push(String::new());
+            if params.dry_run {
+                new_servers != current.servers || new_domains != current.domains
+            } else {
+                let mut changed = false;
+                if new_servers != current.servers {
+                    let mut args = vec!["dns".to_string(), params.interface.clone()];
+                    args.extend(new_servers.iter().cloned());
+                    run_resolvectl(&bin, &args, &params.interface)
+                        .await
+                        .map_err(wrap)?;
+                    changed = true;
                 }
-                args.extend(new_domains.iter().cloned());
-                run_resolvectl(&bin, &args, &params.interface)
-                    .await
-                    .map_err(wrap)?;
-                changed = true;
+                if new_domains != current.domains {
+                    let mut args = vec!["domain".to_string(), params.interface.clone()];
+                    if new_domains.is_empty() {
+                        args.push(String::new());
+                    }
+                    args.extend(new_domains.iter().cloned());
+                    run_resolvectl(&bin, &args, &params.interface)
+                        .await
+                        .map_err(wrap)?;
+                    changed = true;
+                }
+                changed
             }
-            changed
         }
         Backend::File => {
             let path = config.resolv_conf.clone();
-            super::blocking(move || update_file(&path, servers, domains))
+            let dry_run = params.dry_run;
+            super::blocking(move || update_file(&path, servers, domains, dry_run))
                 .await?
                 .map_err(wrap)?
         }
     };
+    let message = match (changed, params.dry_run) {
+        (true, false) => "DNS configuration updated successfully",
+        (true, true) => "DNS configuration would be updated (check mode)",
+        (false, _) => "DNS configuration already up to date",
+    };
     Ok(DnsUpdateResult {
         success: true,
         changed,
-        message: if changed {
-            "DNS configuration updated successfully".into()
-        } else {
-            "DNS configuration already up to date".into()
-        },
+        message: message.into(),
+        dry_run: params.dry_run,
     })
 }
 
@@ -349,10 +356,13 @@ fn read_file_settings(
 }
 
 /// Rewrites the resolver file if the settings differ; returns whether it did.
+/// Rewrites the resolver file when the settings differ (only compares
+/// when `dry_run`); true when they differ.
 fn update_file(
     path: &Path,
     servers: Option<Vec<String>>,
     domains: Option<Vec<String>>,
+    dry_run: bool,
 ) -> Result<bool, String> {
     let target =
         std::fs::canonicalize(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -367,6 +377,9 @@ fn update_file(
     };
     if new == current {
         return Ok(false);
+    }
+    if dry_run {
+        return Ok(true);
     }
     let rendered = render_resolv_conf(&text, &new);
     super::file::write_atomically(
@@ -446,7 +459,27 @@ options timeout:2
             interface: "eth0".into(),
             servers: servers.map(|s| s.iter().map(|x| x.to_string()).collect()),
             search_domains: domains.map(|s| s.iter().map(|x| x.to_string()).collect()),
+            dry_run: false,
         }
+    }
+
+    #[tokio::test]
+    async fn check_mode_compares_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        std::fs::write(&path, ORIGINAL).unwrap();
+        let config = config_for(&path);
+        let mut params = update_params(Some(&["192.0.2.53"]), None);
+        params.dry_run = true;
+        let r = update(&params, &config).await.unwrap();
+        assert!(r.success && r.changed && r.dry_run, "{r:?}");
+        assert_eq!(r.message, "DNS configuration would be updated (check mode)");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), ORIGINAL);
+        // The servers already there: nothing would change.
+        let mut same = update_params(Some(&["10.0.0.2", "10.0.0.3"]), None);
+        same.dry_run = true;
+        let r = update(&same, &config).await.unwrap();
+        assert!(!r.changed && r.dry_run);
     }
 
     #[test]

@@ -102,6 +102,28 @@ pub async fn deploy(
     let sha256 = hex::encode(Sha256::digest(&content));
 
     let path = on_host(ctx, &params.path);
+    if params.dry_run {
+        let shown = params.path.clone();
+        let predicted = super::blocking(move || predict(&path, &content, mode, uid, gid, &shown))
+            .await?
+            .map_err(wrap)?;
+        return Ok(FileDeployResult {
+            changed: predicted.changed,
+            sha256,
+            path: params.path.clone(),
+            diff: predicted.diff,
+            dry_run: true,
+        });
+    }
+    // What was there, for the diff (a missing or unreadable file: empty).
+    let before = if params.diff {
+        Some((
+            tokio::fs::read(&path).await.unwrap_or_default(),
+            content.clone(),
+        ))
+    } else {
+        None
+    };
     if ctx.config.file_root.is_some()
         && let Some(dir) = path.parent()
     {
@@ -133,11 +155,108 @@ pub async fn deploy(
             ))
         })?;
 
+    let diff = match before {
+        Some((old, new)) if applied.changed && old != new => {
+            Some(unified_diff(&old, &new, &params.path))
+        }
+        _ => None,
+    };
     Ok(FileDeployResult {
         changed: applied.changed,
         sha256,
         path: params.path.clone(),
+        diff,
+        dry_run: false,
     })
+}
+
+/// Longest diff a result carries.
+const DIFF_LIMIT: usize = 64 * 1024;
+
+/// A unified diff of `old` to `new` (`--- a<path>` / `+++ b<path>`), cut
+/// at [`DIFF_LIMIT`]; binary content is named, not shown.
+pub fn unified_diff(old: &[u8], new: &[u8], path: &str) -> String {
+    let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
+        return format!("Binary files a{path} and b{path} differ\n");
+    };
+    let mut text = similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a{path}"), &format!("b{path}"))
+        .to_string();
+    if text.len() > DIFF_LIMIT {
+        let mut cut = DIFF_LIMIT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("\n… (diff cut at 64 KiB)\n");
+    }
+    text
+}
+
+/// What a deploy would do, without doing it.
+struct Prediction {
+    changed: bool,
+    diff: Option<String>,
+}
+
+/// Check mode: the same checks as [`apply`] (a parent directory that must
+/// exist, no directory in the way), then whether the content or metadata
+/// would change, with the content's diff.
+fn predict(
+    path: &Path,
+    content: &[u8],
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    shown: &str,
+) -> Result<Prediction, String> {
+    check_parent(path)?;
+    let Some(meta) = existing_file(path)? else {
+        return Ok(Prediction {
+            changed: true,
+            diff: Some(unified_diff(b"", content, shown)),
+        });
+    };
+    let old = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let content_differs = old != content;
+    let meta_differs = mode.is_some_and(|m| m != meta.mode() & 0o7777)
+        || uid.is_some_and(|u| u != meta.uid())
+        || gid.is_some_and(|g| g != meta.gid());
+    Ok(Prediction {
+        changed: content_differs || meta_differs,
+        diff: content_differs.then(|| unified_diff(&old, content, shown)),
+    })
+}
+
+/// The parent directory of `path` must exist (it is not created).
+fn check_parent(path: &Path) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => return Err(format!("path {:?} has no parent directory", path.display())),
+    };
+    match fs::metadata(parent) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{} is not a directory", parent.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
+            "parent directory {} does not exist (it is not created automatically)",
+            parent.display()
+        )),
+        Err(e) => Err(format!("cannot access {}: {e}", parent.display())),
+    }
+}
+
+/// The entry at `path` when it is a regular file (a symbolic link or
+/// anything else is replaced by a deploy); a directory is an error.
+fn existing_file(path: &Path) -> Result<Option<fs::Metadata>, String> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(format!("{} is a directory", path.display())),
+        Ok(m) if m.is_file() => Ok(Some(m)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot access {}: {e}", path.display())),
+    }
 }
 
 /// Where a checked host path (absolute, no `..`) is on this machine: under
@@ -245,35 +364,8 @@ fn apply(
     gid: Option<u32>,
     journal: Option<&Journal>,
 ) -> Result<Applied, String> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => return Err(format!("path {:?} has no parent directory", path.display())),
-    };
-    match fs::metadata(parent) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(format!("{} is not a directory", parent.display()));
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!(
-                "parent directory {} does not exist (it is not created automatically)",
-                parent.display()
-            ));
-        }
-        Err(e) => return Err(format!("cannot access {}: {e}", parent.display())),
-    }
-
-    // The existing entry, if it is a regular file (a symbolic link or
-    // anything else is replaced).
-    let existing = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(format!("{} is a directory", path.display()));
-        }
-        Ok(m) if m.is_file() => Some(m),
-        Ok(_) => None,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot access {}: {e}", path.display())),
-    };
+    check_parent(path)?;
+    let existing = existing_file(path)?;
 
     let want_mode = mode
         .or_else(|| existing.as_ref().map(|m| m.mode() & 0o7777))
@@ -497,6 +589,78 @@ mod tests {
             path: path.display().to_string(),
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn check_mode_predicts_with_a_diff_and_writes_nothing() {
+        let f = fixture();
+        f.objects
+            .put("app", "raw", Bytes::from_static(b"port 80\nhost a\n"))
+            .await
+            .unwrap();
+        let path = f.dir.path().join("app.conf");
+        let mut p = params("app", &path);
+        p.dry_run = true;
+        // Missing: would be created, the diff shows every line added.
+        let r = deploy(&p, &f.ctx).await.unwrap();
+        assert!(r.changed && r.dry_run);
+        let diff = r.diff.unwrap();
+        assert!(diff.contains("+port 80\n+host a\n"), "{diff}");
+        assert!(!path.exists(), "check mode wrote the file");
+        // Different content: a unified diff, old to new.
+        fs::write(&path, "port 81\nhost a\n").unwrap();
+        let r = deploy(&p, &f.ctx).await.unwrap();
+        let diff = r.diff.unwrap();
+        let shown = path.display().to_string();
+        assert!(
+            diff.starts_with(&format!("--- a{shown}\n+++ b{shown}\n")),
+            "{diff}"
+        );
+        assert!(diff.contains("-port 81\n+port 80\n host a\n"), "{diff}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "port 81\nhost a\n");
+        // Same content, another mode: would change, no content diff.
+        fs::write(&path, "port 80\nhost a\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        p.mode = Some("0644".into());
+        let r = deploy(&p, &f.ctx).await.unwrap();
+        assert!(r.changed && r.diff.is_none());
+        assert_eq!(mode_of(&path), 0o600);
+        p.mode = None;
+        let r = deploy(&p, &f.ctx).await.unwrap();
+        assert!(!r.changed);
+        // The same errors as a real deploy.
+        let mut missing = params("app", &f.dir.path().join("no/dir/app.conf"));
+        missing.dry_run = true;
+        assert!(deploy(&missing, &f.ctx).await.is_err());
+        // Nothing was recorded as deployed.
+        assert_eq!(status_of(&f, &path).await.status, FileSyncStatus::Missing);
+    }
+
+    #[tokio::test]
+    async fn a_real_deploy_returns_the_diff_when_asked() {
+        let f = fixture();
+        f.objects
+            .put("app", "raw", Bytes::from_static(b"v2\n"))
+            .await
+            .unwrap();
+        let path = f.dir.path().join("app.conf");
+        fs::write(&path, "v1\n").unwrap();
+        let mut p = params("app", &path);
+        p.diff = true;
+        let r = deploy(&p, &f.ctx).await.unwrap();
+        assert!(r.changed && !r.dry_run);
+        assert!(r.diff.unwrap().contains("-v1\n+v2\n"));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "v2\n");
+        // Nothing changed: no diff.
+        assert!(deploy(&p, &f.ctx).await.unwrap().diff.is_none());
+        // Binary content is named, and long diffs are cut.
+        assert_eq!(
+            unified_diff(&[0xff, 0], b"x", "/f"),
+            "Binary files a/f and b/f differ\n"
+        );
+        let big: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let cut = unified_diff(b"", big.as_bytes(), "/f");
+        assert!(cut.len() < 70 * 1024 && cut.ends_with("(diff cut at 64 KiB)\n"));
     }
 
     fn mode_of(path: &Path) -> u32 {

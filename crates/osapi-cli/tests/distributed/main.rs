@@ -477,6 +477,8 @@ async fn orchestrator_examples_run_unchanged_against_nats() {
             "rolling-update",
             "  run 2 web-01  Skipped: rollout stopped after batch 1 of 2: gate failed",
         ),
+        // Check mode on agent processes: predictions with diffs.
+        ("check-mode", "    +workers: 8\n"),
         // A run resumed from its journal: only web-02 runs again.
         ("resume", "  install on web-02  Changed in run 2"),
         // Conditions checked by agent processes: web-01's work was done.

@@ -46,6 +46,8 @@ pub(crate) struct RunConfig {
     pub journal: Option<Arc<crate::journal::Writer>>,
     /// The journal of an earlier run, by step name.
     pub resume: Option<Arc<HashMap<String, crate::journal::Entry>>>,
+    /// Check mode: the steps were prepared by [`crate::check::prepare`].
+    pub check: bool,
 }
 
 /// Sends events to every observer; an observer that panics is ignored.
@@ -118,6 +120,9 @@ impl Scheduler {
 
     fn decide(&self, i: usize) -> Verdict {
         let spec = &self.steps[i];
+        if let Some(reason) = &spec.forced_skip {
+            return Verdict::Skip(reason.clone());
+        }
         if let Some(of) = spec.gate_of {
             return Verdict::Skip(format!("runs as the gate of {}", self.steps[of].name));
         }
@@ -238,6 +243,7 @@ pub(crate) async fn run(
                     parallel: g.len() > 1,
                 })
                 .collect(),
+            check: config.check,
         });
     }
     let deps = plan::DependencyQueue::new(&steps);

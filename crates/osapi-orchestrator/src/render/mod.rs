@@ -60,6 +60,8 @@ pub struct Renderer {
     painter: Painter,
     color: bool,
     verbose: bool,
+    /// The run is in check mode (host lines say "would change").
+    check: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -121,6 +123,7 @@ impl Renderer {
             painter: Painter::new(color),
             color,
             verbose,
+            check: Default::default(),
         }
     }
 
@@ -128,7 +131,23 @@ impl Renderer {
     fn render(&self, event: &Event) -> String {
         let mut out = String::new();
         match event {
-            Event::PlanStarted { steps, levels } => self.plan_started(&mut out, *steps, levels),
+            Event::PlanStarted {
+                steps,
+                levels,
+                check,
+            } => {
+                self.check
+                    .store(*check, std::sync::atomic::Ordering::Relaxed);
+                self.plan_started(&mut out, *steps, levels);
+                if *check {
+                    self.paint(
+                        &mut out,
+                        Style::Yellow,
+                        "Check mode: nothing is changed; \"changed\" says what would change",
+                    );
+                    out.push('\n');
+                }
+            }
             Event::LevelStarted {
                 level,
                 steps,
@@ -467,7 +486,12 @@ impl Renderer {
         // have changed (that is in its result).
         let failed = matches!(host.status, HostStatus::Failed | HostStatus::Lost);
         if !failed && (host.changed || host.status == HostStatus::Changed) {
-            self.paint(out, Style::GreenBold, " changed");
+            let word = if self.check.load(std::sync::atomic::Ordering::Relaxed) {
+                " would change"
+            } else {
+                " changed"
+            };
+            self.paint(out, Style::GreenBold, word);
         }
         if let Some(step) = step {
             out.push_str("  ");
@@ -627,6 +651,7 @@ mod tests {
                     parallel: l.len() > 1,
                 })
                 .collect(),
+            check: false,
         }
     }
 
