@@ -861,7 +861,8 @@ async fn rolling_steps_go_batch_by_batch_and_stop_when_told() {
     let canary = o
         .command_shell("_all", &append("canary"))
         .named("canary")
-        .rolling(Rollout::batches(["1", "100%"]));
+        .rolling(Rollout::batches(["1", "100%"]))
+        .pause_between(Duration::from_millis(300));
     // A gate that rejects the first batch: the rest is never reached.
     let gated = o
         .command_shell("_all", &append("gated"))
@@ -912,6 +913,8 @@ async fn rolling_steps_go_batch_by_batch_and_stop_when_told() {
         vec![vec!["db-01"], vec!["web-01", "web-02"]]
     );
     assert_eq!(report.step(&canary).unwrap().status, StepStatus::Changed);
+    // The pause between its two batches.
+    assert!(report.step(&canary).unwrap().duration >= Duration::from_millis(300));
 
     let gated_result = report.step(&gated).unwrap();
     assert_eq!(gated_result.status, StepStatus::Failed);
@@ -977,7 +980,7 @@ async fn rolling_steps_go_batch_by_batch_and_stop_when_told() {
         plan.contains("gated [job command.shell.execute -> _all]"),
         "{plan}"
     );
-    assert!(plan.contains("rolling 1, 100%"), "{plan}");
+    assert!(plan.contains("rolling 1, 100%, pause 300ms"), "{plan}");
     assert!(
         plan.contains("max 1 failed hosts") && plan.contains("gate health"),
         "{plan}"
