@@ -174,7 +174,7 @@ pub async fn deploy(
 const DIFF_LIMIT: usize = 64 * 1024;
 
 /// A unified diff of `old` to `new` (`--- a<path>` / `+++ b<path>`), cut
-/// at [`DIFF_LIMIT`]; binary content is named, not shown.
+/// at 64 KiB; binary content is named, not shown.
 pub fn unified_diff(old: &[u8], new: &[u8], path: &str) -> String {
     let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
         return format!("Binary files a{path} and b{path} differ\n");
