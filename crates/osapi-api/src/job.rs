@@ -31,7 +31,8 @@ pub struct CreateJobRequest {
     /// host first). Extensions of ours: upstream's agents ignore them.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub operation: Value,
-    /// `_any`, `_all`, a hostname or `key:value`.
+    /// `_any`, `_all`, a hostname, `key:value`, or hostnames separated by
+    /// commas (ours).
     pub target_hostname: String,
     /// Optional deadline for the whole job as a duration (`"90s"`, `"5m"`);
     /// an extension of ours, ignored by upstream servers.

@@ -119,10 +119,10 @@ impl Guard {
                     return Verdict::Skip("when-fact: no agents returned".into());
                 }
                 let target = own_target.and_then(|t| Target::parse(t).ok());
-                let considered = |a: &AgentInfo| match &target {
-                    None | Some(Target::Any) | Some(Target::All) => true,
-                    Some(Target::Host(h)) => a.hostname == *h,
-                    Some(t @ Target::Label { .. }) => t.matches_labels(&a.labels),
+                let considered = |a: &AgentInfo| {
+                    target
+                        .as_ref()
+                        .is_none_or(|t| t.selects(&a.hostname, &a.labels))
                 };
                 let result = panics::catch(|| {
                     agents

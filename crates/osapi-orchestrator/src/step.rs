@@ -268,7 +268,8 @@ impl<T> Step<T> {
 }
 
 /// Rolling changes (see [`crate::rollout`]): for job steps on `_all` or a
-/// label; each host gets a job of its own, batch after batch.
+/// label; each batch is one job for exactly its hosts, after the previous
+/// one.
 impl<T> Step<T> {
     fn edit_rollout(self, f: impl FnOnce(&mut RolloutSpec)) -> Self {
         self.edit(|s| f(s.rollout.get_or_insert_with(RolloutSpec::default)))

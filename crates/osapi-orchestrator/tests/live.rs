@@ -913,6 +913,24 @@ async fn rolling_steps_go_batch_by_batch_and_stop_when_told() {
         vec![vec!["db-01"], vec!["web-01", "web-02"]]
     );
     assert_eq!(report.step(&canary).unwrap().status, StepStatus::Changed);
+    // A batch is one job for exactly its hosts.
+    let canary_hosts = report.host_results(&canary);
+    let job_of = |name: &str| {
+        canary_hosts
+            .iter()
+            .find(|h| h.hostname == name)
+            .unwrap()
+            .job_id
+    };
+    assert_eq!(job_of("web-01"), job_of("web-02"));
+    assert_ne!(job_of("web-01"), job_of("db-01"));
+    let client = osapi_client::Client::new(f.stack.url(), f.stack.token()).unwrap();
+    let second = client.job(job_of("web-01").unwrap()).await.unwrap();
+    assert_eq!(
+        second.target.as_deref(),
+        Some("web-01,web-02"),
+        "{second:?}"
+    );
     // The pause between its two batches.
     assert!(report.step(&canary).unwrap().duration >= Duration::from_millis(300));
 

@@ -201,6 +201,26 @@ fn resolve_in(fleet: &Fleet, target: &Target) -> Result<Vec<String>, ApiError> {
                 list_or_none(fleet.agents.iter().map(AgentView::hostname))
             ))),
         },
+        // Every listed agent, as for a single hostname (drained ones too).
+        Target::Hosts(hosts) => {
+            let missing: Vec<&str> = hosts
+                .iter()
+                .filter(|h| fleet.get(h).is_none())
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "target agents {} not found (registered: {})",
+                    missing.join(", "),
+                    list_or_none(fleet.agents.iter().map(AgentView::hostname))
+                )));
+            }
+            Ok(hosts
+                .iter()
+                .filter_map(|h| fleet.get(h))
+                .map(|a| a.hostname().to_string())
+                .collect())
+        }
         Target::Label { .. } => {
             let matching: Vec<&AgentView> = fleet
                 .agents

@@ -259,7 +259,7 @@ pub(super) async fn expected_hosts(client: &Client, target: &Target) -> Option<V
         list.agents
             .into_iter()
             .filter(|a| !matches!(a.state, Some(AgentState::Draining | AgentState::Cordoned)))
-            .filter(|a| *target == Target::All || target.matches_labels(&a.labels))
+            .filter(|a| target.selects(&a.hostname, &a.labels))
             .map(|a| a.hostname)
             .collect(),
     )

@@ -1,13 +1,13 @@
 //! Running a rolling step: its hosts (the agents its target matches, by
 //! hostname; on a resumed run of a `resume_hosts` step, those that did not
-//! succeed before) go in batches; each host of a batch gets a job of its own
-//! (at most `max_parallel_hosts` at once), and after each batch the
-//! failure budget and the gate decide whether the next one starts. Hosts
-//! never reached are reported `skipped` with the reason.
+//! succeed before) go in batches; a batch is one job targeted at exactly
+//! its hosts (`web-01,web-02`), and after each batch the failure budget and
+//! the gate decide whether the next one starts. Hosts never reached are
+//! reported `skipped` with the reason.
 //!
-//! One job per host rather than one per batch: a controller's targets are
-//! one host, every host or a label, never a list of hosts, and per-host
-//! jobs work the same against upstream's controller.
+//! Each host gets a job of its own instead when `max_parallel_hosts` limits
+//! how many run at once, and for the rest of the run once the controller
+//! refused a host list (upstream's takes only one host, `_all` or a label).
 
 use std::time::Duration;
 
@@ -57,6 +57,7 @@ pub(super) async fn run(
     });
     let watched = ctx.emitter.enabled();
 
+    let lists_refused = std::sync::atomic::AtomicBool::new(false);
     let mut done: Vec<HostResult> = Vec::with_capacity(total);
     let mut next = 0;
     let mut stopped: Option<String> = None;
@@ -72,7 +73,7 @@ pub(super) async fn run(
                 total_hosts: total,
             });
         }
-        let results = run_batch(ctx, spec, rollout, (op, data), batch, wait).await;
+        let results = run_batch(ctx, spec, rollout, (op, data), batch, wait, &lists_refused).await;
         let failed_here = results.iter().filter(|h| h.failed()).count();
         done.extend(results);
         let failed = done.iter().filter(|h| h.failed()).count();
@@ -159,8 +160,34 @@ pub(super) async fn run(
     }
 }
 
-/// One job per host of the batch, at most `max_parallel` at once; the
-/// batch's hosts' results, in hostname order.
+/// The hosts in `batch` from `outcome`; a host it does not name failed
+/// with the outcome's error.
+fn batch_hosts(outcome: Outcome, batch: &[String]) -> Vec<HostResult> {
+    let mut results: Vec<HostResult> = batch
+        .iter()
+        .map(
+            |host| match outcome.hosts.iter().find(|h| &h.hostname == host) {
+                Some(h) => h.clone(),
+                // The job failed before the host answered (not created,
+                // cancelled, the wait ended).
+                None => HostResult {
+                    hostname: host.clone(),
+                    status: HostStatus::Failed,
+                    changed: false,
+                    error: outcome.error.clone().or_else(|| Some("no answer".into())),
+                    data: Value::Null,
+                    job_id: outcome.job_id,
+                },
+            },
+        )
+        .collect();
+    results.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    results
+}
+
+/// Runs a batch: one job for all its hosts, or (with `max_parallel`, or
+/// once the controller refused a host list) one job per host, at most
+/// `max_parallel` at once. The batch's hosts' results, in hostname order.
 async fn run_batch(
     ctx: &StepRun,
     spec: &StepSpec,
@@ -168,7 +195,31 @@ async fn run_batch(
     (op, data): (Operation, &Value),
     batch: &[String],
     wait: Duration,
+    lists_refused: &std::sync::atomic::AtomicBool,
 ) -> Vec<HostResult> {
+    use std::sync::atomic::Ordering;
+    let one_job = rollout.max_parallel.is_none() && !lists_refused.load(Ordering::Relaxed);
+    if one_job {
+        let progress = Progress::part(&ctx.emitter, &spec.name);
+        let outcome = job(
+            &ctx.client,
+            op,
+            &batch.join(","),
+            data,
+            (spec.timeout, wait),
+            HostTolerance::None,
+            &spec.command_rules,
+            &ctx.cancel,
+            &progress,
+        )
+        .await;
+        if outcome.job_id.is_some() || batch.len() == 1 {
+            return batch_hosts(outcome, batch);
+        }
+        // Not created: a controller that takes no host list. One job per
+        // host from here on.
+        lists_refused.store(true, Ordering::Relaxed);
+    }
     let limit = rollout.max_parallel.unwrap_or(batch.len()).max(1);
     let mut results: Vec<HostResult> = futures::stream::iter(batch.iter().cloned())
         .map(|host: String| async move {
@@ -185,23 +236,14 @@ async fn run_batch(
                 &progress,
             )
             .await;
-            match outcome.hosts.into_iter().find(|h| h.hostname == host) {
-                Some(h) => h,
-                // The job failed before the host answered (not created,
-                // cancelled, the wait ended).
-                None => HostResult {
-                    hostname: host,
-                    status: HostStatus::Failed,
-                    changed: false,
-                    error: outcome.error.or_else(|| Some("no answer".into())),
-                    data: Value::Null,
-                    job_id: outcome.job_id,
-                },
-            }
+            batch_hosts(outcome, std::slice::from_ref(&host))
         })
         .buffer_unordered(limit)
-        .collect()
-        .await;
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     results.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     results
 }

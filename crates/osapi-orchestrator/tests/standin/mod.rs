@@ -299,7 +299,35 @@ impl Upstream {
     }
 }
 
+/// Upstream's `valid_target` (spec §5.4): `_any`, `_all`, a label some
+/// agent has (by value or dotted prefix), or exactly a registered hostname.
+fn valid_target(agents: &[Agent], target: &str) -> bool {
+    match target {
+        "_any" | "_all" => true,
+        t => match t
+            .split_once(':')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        {
+            Some((k, v)) => agents.iter().any(|a| {
+                a.labels
+                    .get(k)
+                    .is_some_and(|x| x == v || x.starts_with(&format!("{v}.")))
+            }),
+            None => agents.iter().any(|a| a.hostname == t),
+        },
+    }
+}
+
 async fn create(State(s): State<Upstream>, Json(req): Json<Value>) -> Response {
+    let target = req["target_hostname"].as_str().unwrap_or_default();
+    if !valid_target(&s.agents, target) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Key: '' Error:Field validation for '' failed on the 'valid_target' tag: target agent {target:?} not found"
+            ),
+        );
+    }
     let id = Uuid::new_v4();
     let job = Job {
         created: Instant::now(),

@@ -1,5 +1,6 @@
 //! Three agents with labels: `_all`, `key:value` with dotted prefixes, a
-//! hostname, and `_any` (each job runs on exactly one agent).
+//! hostname, a list of hostnames, and `_any` (each job runs on exactly one
+//! agent).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -62,6 +63,43 @@ async fn targets_reach_the_right_agents() {
         d.agent_states.unwrap().keys().collect::<Vec<_>>(),
         ["web-02"]
     );
+}
+
+/// A list of hostnames reaches exactly those agents, with one job; a name
+/// no agent has is refused, naming it.
+#[tokio::test]
+async fn host_lists_reach_exactly_their_agents() {
+    let stack = common::fleet().await;
+    let d = stack
+        .run_job("node.hostname.get", json!({}), "web-02,db-01")
+        .await;
+    assert_eq!(d.status(), JobStatus::Completed);
+    assert_eq!(hosts(&d), ["db-01", "web-02"]);
+    let mut expected = d.expected_hosts.clone().unwrap();
+    expected.sort();
+    assert_eq!(expected, ["db-01", "web-02"]);
+    let (status, body) = stack
+        .admin(
+            reqwest::Method::POST,
+            "/job",
+            Some(json!({"operation": {"type": "node.hostname.get", "data": {}}, "target_hostname": "web-01,nope"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+    assert!(
+        body.to_string().contains("target agents nope not found"),
+        "{body}"
+    );
+    for bad in ["web-01,,db-01", "web-01,_all", "web-01,role:web"] {
+        let (status, _) = stack
+            .admin(
+                reqwest::Method::POST,
+                "/job",
+                Some(json!({"operation": {"type": "node.hostname.get", "data": {}}, "target_hostname": bad})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{bad}");
+    }
 }
 
 #[tokio::test]
