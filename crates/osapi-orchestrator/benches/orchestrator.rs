@@ -73,6 +73,26 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").expect("resolv.conf");
 
+        // `OSAPI_BENCH_ONLY=chain`: only the 1 000-step chain, 20 times
+        // (for profiling).
+        if std::env::var("OSAPI_BENCH_ONLY").as_deref() == Ok("chain") {
+            let one = stack(1, &dir).await;
+            let mut samples = Vec::new();
+            for _ in 0..20 {
+                let t = Instant::now();
+                let o = orch(&one);
+                let mut prev = o.node_hostname_get("_any");
+                for _ in 1..1_000 {
+                    prev = o.node_hostname_get("_any").after(&prev);
+                }
+                time_run(&o).await;
+                samples.push(t.elapsed());
+            }
+            println!("1 000-step dependent chain, declared and run: median {}", ms(median(samples)));
+            one.shutdown().await;
+            return;
+        }
+
         // 1. 100-step chain.
         let one = stack(1, &dir).await;
         let mut samples = Vec::new();
