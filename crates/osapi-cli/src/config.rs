@@ -312,6 +312,16 @@ pub struct ServerSecurity {
     pub job_signing_key_file: String,
     /// Roles defined or redefined here.
     pub roles: BTreeMap<String, RoleSection>,
+    /// `api.server.security.cors`.
+    pub cors: CorsSection,
+}
+
+/// `api.server.security.cors`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CorsSection {
+    /// Origins browsers may call the API from; empty: any (as upstream).
+    pub allow_origins: Vec<String>,
 }
 
 /// `api.server.security.roles.<name>`
@@ -524,6 +534,7 @@ impl OsapiFile {
                 .map(|p| parse_proxy(p))
                 .collect::<Result<_>>()?,
             job_signer: self.job_signer()?,
+            cors_allow_origins: s.security.cors.allow_origins.clone(),
             limits: ConnectionLimits {
                 header_read_timeout: duration(
                     "api.server.header_read_timeout",
@@ -1065,7 +1076,7 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         write!(
             f,
-            "api:\n  server:\n    header_read_timeout: 5s\n    idle_timeout: 2m\n    max_connections: 100\n    trusted_proxies: [10.0.0.0/8, 192.168.1.1]\n    jobs: {{max_bytes: 64MiB}}\n    security: {{signing_key: k, allow_tokens_without_expiry: true}}\nnats:\n  audit: {{max_bytes: 10MiB}}\n  objects: {{max_bytes: 2147483648}}\n"
+            "api:\n  server:\n    header_read_timeout: 5s\n    idle_timeout: 2m\n    max_connections: 100\n    trusted_proxies: [10.0.0.0/8, 192.168.1.1]\n    jobs: {{max_bytes: 64MiB}}\n    security: {{signing_key: k, allow_tokens_without_expiry: true, cors: {{allow_origins: [http://localhost:3001]}}}}\nnats:\n  audit: {{max_bytes: 10MiB}}\n  objects: {{max_bytes: 2147483648}}\n"
         )
         .unwrap();
         let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
@@ -1074,6 +1085,7 @@ mod tests {
         assert_eq!(server.limits.idle_timeout, Duration::from_secs(120));
         assert_eq!(server.limits.max_connections, Some(100));
         assert!(server.allow_tokens_without_expiry);
+        assert_eq!(server.cors_allow_origins, ["http://localhost:3001"]);
         assert_eq!(server.trusted_proxies.len(), 2);
         assert!(
             server.trusted_proxies[1].contains(&"192.168.1.1".parse::<std::net::IpAddr>().unwrap())

@@ -39,6 +39,10 @@ pub struct ServerConfig {
     /// Signs every job created (`api.server.security.job_signing_key_file`);
     /// agents that trust its public key run only jobs it signed.
     pub job_signer: Option<Arc<JobSigner>>,
+    /// Origins a browser may call the API from
+    /// (`api.server.security.cors.allow_origins`, `scheme://host[:port]`);
+    /// empty or `*`: any origin, as upstream.
+    pub cors_allow_origins: Vec<String>,
 }
 
 /// How long a connection may stay silent, and how many may be open.
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             limits: ConnectionLimits::default(),
             job_signer: None,
+            cors_allow_origins: Vec::new(),
         }
     }
 }
@@ -117,6 +122,22 @@ impl ServerConfig {
         if self.limits.max_connections == Some(0) {
             return Err("api.server.max_connections must be greater than zero".into());
         }
+        for origin in &self.cors_allow_origins {
+            if origin != "*" && cors_origin(origin).is_none() {
+                return Err(format!(
+                    "api.server.security.cors.allow_origins: {origin:?} is not an origin (scheme://host[:port], or *)"
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// `origin` as a header value when it is `scheme://host[:port]` (no path).
+pub(crate) fn cors_origin(origin: &str) -> Option<axum::http::HeaderValue> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']');
+    let ok = matches!(scheme, "http" | "https") && !rest.is_empty() && rest.chars().all(plain);
+    ok.then(|| axum::http::HeaderValue::from_str(origin).ok())
+        .flatten()
 }

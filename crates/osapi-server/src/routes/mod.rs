@@ -24,9 +24,35 @@ use crate::auth::AuditSlot;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Browsers' cross-origin access (`api.server.security.cors.allow_origins`):
+/// outermost, so a preflight is answered before authentication, and every
+/// answer (401s included) carries the headers a browser needs.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.is_empty() || origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // Checked by `ServerConfig::validate` at start.
+        AllowOrigin::list(origins.iter().filter_map(|o| crate::config::cors_origin(o)))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
 /// Builds the full router for `state`.
 pub fn router(state: AppState) -> Router {
     let upload_limit = state.config.max_upload_bytes;
+    let cors = cors(&state.config.cors_allow_origins);
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
@@ -59,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
+        .layer(cors)
         .with_state(state)
 }
 

@@ -11,6 +11,7 @@ mod auth_matrix;
 mod bad_input;
 mod cancel;
 mod connections;
+mod cors;
 mod drain;
 mod endpoints;
 mod files;
