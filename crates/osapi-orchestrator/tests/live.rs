@@ -478,6 +478,17 @@ async fn lost_hosts_are_reported_lost() {
     f.stack.shutdown().await;
 }
 
+/// A plain (no colour, not verbose) renderer writing to `buf`, drawing
+/// as for a terminal when `tty`.
+fn drawn_to(buf: &SharedBuf, tty: bool) -> Arc<Renderer> {
+    Arc::new(Renderer::new(
+        Box::new(buf.clone()),
+        ColorChoice::Never,
+        tty,
+        false,
+    ))
+}
+
 /// Replaces durations (`12ms`, `1.5s`, `3.04ms`, `950µs`) with `<d>`.
 fn mask_durations(text: &str) -> String {
     text.split('\n')
@@ -503,12 +514,7 @@ fn mask_durations(text: &str) -> String {
 async fn rendered_run_matches_the_snapshot() {
     let f = fleet().await;
     let buf = SharedBuf::default();
-    let renderer = Arc::new(Renderer::new(
-        Box::new(buf.clone()),
-        ColorChoice::Never,
-        false,
-        false,
-    ));
+    let renderer = drawn_to(&buf, false);
     let o = Orchestrator::builder(f.stack.url(), f.stack.token())
         .quiet()
         .observer(renderer)
@@ -569,20 +575,10 @@ Complete: 4 steps, 2 unchanged, 1 skipped, 1 failed in <d>
 async fn terminal_shows_live_lines_and_hosts_as_they_answer() {
     let f = fleet().await;
     let buf = SharedBuf::default();
-    let renderer = Arc::new(Renderer::new(
-        Box::new(buf.clone()),
-        ColorChoice::Never,
-        true,
-        false,
-    ));
+    let renderer = drawn_to(&buf, true);
     // The same run drawn for a pipe, which gets nothing extra.
     let piped = SharedBuf::default();
-    let plain = Arc::new(Renderer::new(
-        Box::new(piped.clone()),
-        ColorChoice::Never,
-        false,
-        false,
-    ));
+    let plain = drawn_to(&piped, false);
     let o = Orchestrator::builder(f.stack.url(), f.stack.token())
         .quiet()
         .observer(renderer)

@@ -55,19 +55,11 @@ pub async fn exec(
     if params.command.is_empty() {
         return Err(wrap("command is required".into()));
     }
-    if params.dry_run {
-        return Ok(skipped("check mode".into()));
-    }
-    let checked = skip_reason(
-        &params.conditions,
-        params.cwd.as_deref(),
-        params.timeout,
-        config,
-        journal,
-    )
-    .await
-    .map_err(wrap)?;
-    if let Some(reason) = checked {
+    let place = (params.cwd.as_deref(), params.timeout);
+    if let Some(reason) = skip_reason(&params.conditions, params.dry_run, place, config, journal)
+        .await
+        .map_err(wrap)?
+    {
         return Ok(skipped(reason));
     }
     let program: OsString = if params.command.contains('/') {
@@ -108,19 +100,11 @@ pub async fn shell(
     if params.command.is_empty() {
         return Err(wrap("command is required".into()));
     }
-    if params.dry_run {
-        return Ok(skipped("check mode".into()));
-    }
-    let checked = skip_reason(
-        &params.conditions,
-        params.cwd.as_deref(),
-        params.timeout,
-        config,
-        journal,
-    )
-    .await
-    .map_err(wrap)?;
-    if let Some(reason) = checked {
+    let place = (params.cwd.as_deref(), params.timeout);
+    if let Some(reason) = skip_reason(&params.conditions, params.dry_run, place, config, journal)
+        .await
+        .map_err(wrap)?
+    {
         return Ok(skipped(reason));
     }
     let args = ["-c".to_string(), params.command.clone()];
@@ -148,16 +132,20 @@ fn skipped(reason: String) -> CommandResult {
     }
 }
 
-/// Checks `conditions` in order (`creates`, `removes`, `unless`,
-/// `only_if`); the first that says the work is done gives the reason to
-/// skip. Relative paths and the condition commands use `cwd`.
+/// Why the command is not to run: check mode (`dry_run`), or the first of
+/// `conditions` (`creates`, `removes`, `unless`, `only_if`, in that order)
+/// that says the work is done. Relative paths and the condition commands
+/// use the command's `cwd` and timeout.
 async fn skip_reason(
     conditions: &RunConditions,
-    cwd: Option<&str>,
-    timeout: Option<u64>,
+    dry_run: bool,
+    (cwd, timeout): (Option<&str>, Option<u64>),
     config: &ProviderConfig,
     journal: Option<&Journal>,
 ) -> Result<Option<String>, String> {
+    if dry_run {
+        return Ok(Some("check mode".into()));
+    }
     if conditions.is_empty() {
         return Ok(None);
     }

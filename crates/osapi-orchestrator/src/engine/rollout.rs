@@ -198,13 +198,13 @@ async fn run_batch(
     lists_refused: &std::sync::atomic::AtomicBool,
 ) -> Vec<HostResult> {
     use std::sync::atomic::Ordering;
-    let one_job = rollout.max_parallel.is_none() && !lists_refused.load(Ordering::Relaxed);
-    if one_job {
+    // One job for `target`, its hosts counted as the step's.
+    let run = |target: String| async move {
         let progress = Progress::part(&ctx.emitter, &spec.name);
-        let outcome = job(
+        job(
             &ctx.client,
             op,
-            &batch.join(","),
+            &target,
             data,
             (spec.timeout, wait),
             HostTolerance::None,
@@ -212,7 +212,11 @@ async fn run_batch(
             &ctx.cancel,
             &progress,
         )
-        .await;
+        .await
+    };
+    let one_job = rollout.max_parallel.is_none() && !lists_refused.load(Ordering::Relaxed);
+    if one_job {
+        let outcome = run(batch.join(",")).await;
         if outcome.job_id.is_some() || batch.len() == 1 {
             return batch_hosts(outcome, batch);
         }
@@ -223,19 +227,7 @@ async fn run_batch(
     let limit = rollout.max_parallel.unwrap_or(batch.len()).max(1);
     let mut results: Vec<HostResult> = futures::stream::iter(batch.iter().cloned())
         .map(|host: String| async move {
-            let progress = Progress::part(&ctx.emitter, &spec.name);
-            let outcome = job(
-                &ctx.client,
-                op,
-                &host,
-                data,
-                (spec.timeout, wait),
-                HostTolerance::None,
-                &spec.command_rules,
-                &ctx.cancel,
-                &progress,
-            )
-            .await;
+            let outcome = run(host.clone()).await;
             batch_hosts(outcome, std::slice::from_ref(&host))
         })
         .buffer_unordered(limit)
