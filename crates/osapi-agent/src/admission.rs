@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::config::{AgentError, AgentSecurity};
+use crate::metrics::Refusal;
 
 /// Name of the file of job ids taken, in the state directory.
 const SEEN_FILE: &str = "jobs-taken";
@@ -68,17 +69,18 @@ impl Admission {
 
     /// `Ok` when `record` may run; otherwise why not (`rejected: …`). A job
     /// admitted is recorded as taken before it runs.
-    pub(crate) fn admit(&self, record: &JobRecord) -> Result<(), String> {
+    pub(crate) fn admit(&self, record: &JobRecord) -> Result<(), (Refusal, String)> {
         if !self.verifier.is_empty() {
             self.verifier
                 .verify(record)
-                .map_err(|e| format!("rejected: {e}"))?;
+                .map_err(|e| (Refusal::from(&e), format!("rejected: {e}")))?;
         }
         let mut seen = crate::runtime::lock(&self.seen);
         if seen.ids.contains_key(&record.id) {
-            return Err(
+            return Err((
+                Refusal::Replay,
                 "rejected: this agent already took this job (a replayed message)".to_string(),
-            );
+            ));
         }
         seen.insert(record.id, record.deadline);
         Ok(())
@@ -182,11 +184,12 @@ mod tests {
             let a = Admission::new(&security, Some(dir.path())).unwrap();
             assert_eq!(a.admit(&live), Ok(()));
             assert_eq!(a.admit(&expired), Ok(()));
-            assert!(a.admit(&live).unwrap_err().contains("replayed"));
+            assert_eq!(a.admit(&live).unwrap_err().0, Refusal::Replay);
+            assert!(a.admit(&live).unwrap_err().1.contains("replayed"));
         }
         let again = Admission::new(&security, Some(dir.path())).unwrap();
         assert!(
-            again.admit(&live).unwrap_err().contains("replayed"),
+            again.admit(&live).unwrap_err().1.contains("replayed"),
             "remembered after a restart"
         );
         let text = std::fs::read_to_string(dir.path().join(SEEN_FILE)).unwrap();
@@ -208,6 +211,7 @@ mod tests {
         assert!(
             a.admit(&unsigned)
                 .unwrap_err()
+                .1
                 .starts_with("rejected: the job is not signed")
         );
         let mut signed = record(60);
@@ -217,6 +221,8 @@ mod tests {
         signer.sign(&mut forged);
         forged.operation =
             serde_json::json!({"type": "command.shell.execute", "data": {"command": "id"}});
-        assert!(a.admit(&forged).unwrap_err().contains("does not match"));
+        let (why, message) = a.admit(&forged).unwrap_err();
+        assert_eq!(why, Refusal::BadSignature);
+        assert!(message.contains("does not match"));
     }
 }

@@ -34,6 +34,9 @@ pub struct AgentConfig {
     /// Where the agent keeps what must survive a restart (job ids it ran,
     /// process groups it started); `None` keeps them in memory only.
     pub state_dir: Option<PathBuf>,
+    /// How long a stopping agent lets running jobs finish before it stops
+    /// them and reports them failed (default 10 s).
+    pub shutdown_grace: Duration,
 }
 
 /// Which jobs an agent runs.
@@ -58,6 +61,7 @@ impl Default for AgentConfig {
             max_jobs: 32,
             conditions: ConditionThresholds::default(),
             providers: ProviderConfig::default(),
+            shutdown_grace: Duration::from_secs(10),
             security: AgentSecurity::default(),
             state_dir: None,
         }
@@ -117,18 +121,7 @@ impl AgentConfig {
                 )));
             }
         }
-        for (k, v) in &self.labels {
-            let seg_ok = |s: &str| {
-                !s.is_empty()
-                    && s.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            };
-            if !seg_ok(k) || !v.split('.').all(seg_ok) {
-                return Err(AgentError::Config(format!(
-                    "label {k}={v} is invalid: the key and each dot-separated part of the value must match [A-Za-z0-9_-]+"
-                )));
-            }
-        }
+        check_labels(&self.labels)?;
         if self.heartbeat_interval.is_zero() {
             return Err(AgentError::Config(
                 "heartbeat interval must be greater than zero".into(),
@@ -168,6 +161,24 @@ pub enum AgentError {
     /// The OS hostname could not be read and none was configured.
     #[error("cannot determine the hostname (set agent.hostname): {0}")]
     Hostname(String),
+}
+
+/// Checks that every label key, and each dot-separated part of every value,
+/// matches `[A-Za-z0-9_-]+`.
+pub(crate) fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), AgentError> {
+    let seg_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    for (k, v) in labels {
+        if !seg_ok(k) || !v.split('.').all(seg_ok) {
+            return Err(AgentError::Config(format!(
+                "label {k}={v} is invalid: the key and each dot-separated part of the value must match [A-Za-z0-9_-]+"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,14 +9,30 @@ use osapi_bus::{Delivery, Route};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::factref;
+use crate::metrics;
 use crate::providers;
 use crate::runtime::Shared;
 
-/// Runs a delivered job and records the outcome. Never panics on bad job data:
-/// every problem becomes a failed response.
+/// Runs a delivered job and records the outcome, in a span that puts the
+/// job's id, operation, target and host on every log line about it. Never
+/// panics on bad job data: every problem becomes a failed response.
 pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %delivery.job_id,
+        host = %shared.hostname,
+        operation = tracing::field::Empty,
+        target = tracing::field::Empty,
+    );
+    run_in(shared, delivery, &span)
+        .instrument(span.clone())
+        .await;
+}
+
+async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     let id = delivery.job_id;
     let stored = match delivery.record.clone() {
         Some(r) => Ok(Some(r)),
@@ -33,6 +49,10 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             return;
         }
     };
+    span.record("operation", record.op_type.as_str());
+    span.record("target", record.target.as_str());
+    let op = record.op_type.parse::<Operation>().ok();
+    let label = metrics::operation_label(op);
     let any = matches!(delivery.route, Route::Any);
     let began = Instant::now();
     let slot = if any {
@@ -41,8 +61,9 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
         shared.hostname.as_str()
     };
     // Nothing in the record is acted on before it is admitted.
-    if let Err(reason) = shared.admission.admit(&record) {
+    if let Err((why, reason)) = shared.admission.admit(&record) {
         tracing::warn!(job = %id, %reason, "refusing a job");
+        shared.metrics.job_refused(label, why);
         let event = JobEvent::now(id, EventKind::Failed, &shared.hostname)
             .with_instance(shared.instance_id)
             .with_error(reason.clone());
@@ -80,7 +101,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     // single write (taken, started, ended); a longer one announces itself
     // after `ANNOUNCE_AFTER`.
     let mut leading = vec![ack, started];
-    let op = record.op_type.parse::<Operation>().ok();
+    let mut cancelled_here = false;
     let outcome = if OffsetDateTime::now_utc() >= record.deadline {
         leading.truncate(1);
         Err("job deadline passed before the agent could start it".to_string())
@@ -95,6 +116,7 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             match shared.bus.jobs.slot_settled(id, slot).await {
                 Ok(true) => {
                     tracing::info!(job = %id, "job already settled for this host; skipping");
+                    shared.metrics.job_done(label, "skipped", 0.0);
                     return;
                 }
                 Ok(false) => {}
@@ -121,19 +143,41 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             }
             std::future::pending::<()>().await
         };
+        let running = shared.metrics.job_running();
         let outcome = tokio::select! {
             out = execute(shared, &record, op) => out,
             // Dropping the operation kills a command's process group.
-            () = stopped(shared, id, slot, &cancelled) => Err("job cancelled".to_string()),
-            () = announce => Err("job cancelled".to_string()),
+            () = stopped(shared, id, slot, &cancelled) => {
+                cancelled_here = true;
+                if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    Err("the agent stopped before the job finished (shutdown grace period over)".to_string())
+                } else {
+                    Err("job cancelled".to_string())
+                }
+            }
+            () = announce => {
+                cancelled_here = true;
+                Err("job cancelled".to_string())
+            }
         };
+        drop(running);
         shared.untrack(id);
         if announced.load(std::sync::atomic::Ordering::Relaxed) {
             leading.clear();
         }
         outcome
     };
-    let duration_ms = began.elapsed().as_millis() as u64;
+    let elapsed = began.elapsed();
+    let duration_ms = elapsed.as_millis() as u64;
+    let result = match &outcome {
+        Ok(_) => "completed",
+        Err(_) if cancelled_here => "cancelled",
+        Err(_) => "failed",
+    };
+    shared
+        .metrics
+        .job_done(label, result, elapsed.as_secs_f64());
+    tracing::debug!(job_id = %id, outcome = result, duration_ms, "job finished");
 
     let (response, event) = match outcome {
         Ok(out) => (

@@ -26,6 +26,7 @@ pub use osapi_api::factref;
 pub mod facts;
 mod job;
 pub mod journal;
+pub mod metrics;
 pub mod providers;
 mod runtime;
 /// File templates: Go's `text/template` (the `osapi-gotemplate` crate).

@@ -18,11 +18,12 @@ use uuid::Uuid;
 use crate::admission::Admission;
 use crate::config::{AgentConfig, AgentError};
 use crate::journal::{Journal, Recovered};
+use crate::metrics::AgentMetrics;
 use crate::providers::{ProviderConfig, ProviderContext, node};
 use crate::{conditions, facts};
 
-/// How long a graceful shutdown waits for in-flight jobs.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long jobs stopped at the end of the grace period get to report it.
+const HAND_BACK: Duration = Duration::from_secs(2);
 
 /// An agent, configured and not yet started.
 pub struct Agent {
@@ -96,10 +97,15 @@ impl Agent {
                 AgentState::Ready
             }),
             in_flight: AtomicU32::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             idle: Notify::new(),
             drained: watch::channel(drained_now).0,
             providers: Arc::new(config.providers.clone()),
-            labels: Arc::new(config.labels.clone()),
+            described: RwLock::new(Described {
+                labels: Arc::new(config.labels.clone()),
+                facts: config.facts.clone(),
+            }),
+            metrics: Arc::new(AgentMetrics::new()),
             config,
             bus,
         });
@@ -165,23 +171,74 @@ impl AgentHandle {
         self.shared.instance_id
     }
 
+    /// The agent's metrics, to serve to Prometheus.
+    pub fn metrics(&self) -> Arc<AgentMetrics> {
+        self.shared.metrics.clone()
+    }
+
     /// Jobs running right now.
     pub fn jobs_in_flight(&self) -> u32 {
         self.shared.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Stops taking jobs, lets running ones finish (up to 10 s), and deregisters.
+    /// Takes new labels and custom facts (a configuration reload): facts
+    /// are collected and published and the agent re-registers at once, so
+    /// the next job targeted by label sees them. Running jobs go on.
+    /// Invalid labels are refused and nothing changes.
+    pub async fn reload(
+        &self,
+        labels: std::collections::BTreeMap<String, String>,
+        facts: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), AgentError> {
+        crate::config::check_labels(&labels)?;
+        *self
+            .shared
+            .described
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Described {
+            labels: Arc::new(labels),
+            facts,
+        };
+        self.shared.refresh_facts().await?;
+        self.shared.heartbeat().await?;
+        tracing::info!(hostname = %self.shared.hostname, "labels and facts reloaded");
+        Ok(())
+    }
+
+    /// Stops taking jobs and lets running ones finish for up to
+    /// `shutdown_grace` (10 s).
+    /// Jobs still running then are stopped (a command's process group is
+    /// killed) and reported failed with "the agent stopped before the job
+    /// finished", so their callers know at once; then the agent
+    /// deregisters.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        for handle in &mut self.consume {
-            if tokio::time::timeout_at(deadline, &mut *handle)
-                .await
-                .is_err()
-            {
-                tracing::warn!(hostname = %self.shared.hostname, "jobs still running after the grace period; abandoning them");
-                handle.abort();
+        let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_grace;
+        let mut waiting = Box::pin(join_loops(&mut self.consume));
+        if tokio::time::timeout_at(deadline, &mut waiting)
+            .await
+            .is_err()
+        {
+            let stopped: Vec<CancellationToken> = {
+                self.shared.stopping.store(true, Ordering::SeqCst);
+                lock(&self.shared.running).values().cloned().collect()
+            };
+            tracing::warn!(
+                hostname = %self.shared.hostname,
+                jobs = stopped.len(),
+                "jobs still running after the grace period; stopping them"
+            );
+            for token in stopped {
+                token.cancel();
             }
+            if tokio::time::timeout(HAND_BACK, &mut waiting).await.is_err() {
+                drop(waiting);
+                for handle in &self.consume {
+                    handle.abort();
+                }
+            }
+        } else {
+            drop(waiting);
         }
         self.tasks.shutdown().await;
         if let Err(e) = self.shared.bus.registry.remove(&self.shared.hostname).await {
@@ -200,6 +257,13 @@ impl AgentHandle {
     }
 }
 
+/// Waits for every consume loop (each ends once its running jobs have).
+async fn join_loops(handles: &mut [tokio::task::JoinHandle<()>]) {
+    for handle in handles.iter_mut() {
+        let _ = handle.await;
+    }
+}
+
 /// State shared by the agent's tasks.
 pub(crate) struct Shared {
     pub(crate) admission: Admission,
@@ -214,10 +278,14 @@ pub(crate) struct Shared {
     conditions: Mutex<Vec<NodeCondition>>,
     state: Mutex<AgentState>,
     in_flight: AtomicU32,
+    /// Set when a shutdown stops the jobs still running.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
     idle: Notify,
     drained: watch::Sender<bool>,
     providers: Arc<ProviderConfig>,
-    labels: Arc<std::collections::BTreeMap<String, String>>,
+    /// Labels and custom facts: what a reload may change.
+    described: RwLock<Described>,
+    pub(crate) metrics: Arc<AgentMetrics>,
     config: AgentConfig,
     pub(crate) bus: Bus,
 }
@@ -226,7 +294,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How the agent describes itself, beyond what it reads off the host.
+#[derive(Clone)]
+struct Described {
+    labels: Arc<std::collections::BTreeMap<String, String>>,
+    facts: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 impl Shared {
+    fn described(&self) -> Described {
+        self.described
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub(crate) fn facts(&self) -> Option<Arc<Facts>> {
         self.facts.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -234,7 +316,7 @@ impl Shared {
     pub(crate) fn provider_context(&self) -> ProviderContext {
         ProviderContext {
             hostname: self.hostname.clone(),
-            labels: self.labels.clone(),
+            labels: self.described().labels,
             facts: self.facts(),
             objects: self.bus.objects.clone(),
             file_state: self.bus.file_state.clone(),
@@ -244,12 +326,16 @@ impl Shared {
     }
 
     async fn refresh_facts(&self) -> Result<(), BusError> {
-        let custom = self.config.facts.clone();
+        let custom = self.described().facts;
         let collected = tokio::task::spawn_blocking(move || facts::collect(&custom))
             .await
             .unwrap_or_default();
         *self.facts.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(collected.clone()));
-        self.bus.facts.put(&self.hostname, collected).await
+        let published = self.bus.facts.put(&self.hostname, collected).await;
+        if published.is_err() {
+            self.metrics.fact_error();
+        }
+        published
     }
 
     async fn heartbeat(&self) -> Result<(), BusError> {
@@ -275,7 +361,7 @@ impl Shared {
         let registration = AgentRegistration {
             hostname: self.hostname.clone(),
             instance_id: self.instance_id,
-            labels: self.config.labels.clone(),
+            labels: (*self.described().labels).clone(),
             registered_at: now,
             started_at: self.started_at,
             os_info: sample.os_info,
@@ -287,7 +373,9 @@ impl Shared {
             jobs_in_flight: self.in_flight.load(Ordering::SeqCst),
             agent_version: osapi_api::VERSION.to_string(),
         };
-        self.bus.registry.put(registration).await
+        let accepted = self.bus.registry.put(registration).await;
+        self.metrics.heartbeat(accepted.is_ok());
+        accepted
     }
 
     /// Re-registers right away so the controller sees a state change without

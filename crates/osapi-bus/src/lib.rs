@@ -39,6 +39,20 @@ mod traits;
 pub use error::{BusError, BusResult};
 pub use traits::*;
 
+static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Errors the backend returned in this process so far (NATS calls that
+/// failed), for the controller's and agents' metrics.
+pub fn error_count() -> u64 {
+    ERRORS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts one backend error.
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
+pub(crate) fn count_error() {
+    ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Locks a mutex, recovering the data if a panicking thread poisoned it
 /// (every critical section in this crate leaves the data consistent).
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

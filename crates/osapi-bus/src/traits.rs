@@ -377,4 +377,9 @@ pub trait BusStatus: Send + Sync {
     async fn check(&self) -> Vec<ComponentCheck>;
     /// Statistics.
     async fn stats(&self) -> BusStats;
+    /// Times the connection to the backend was re-established (0 for a
+    /// backend without a connection).
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }

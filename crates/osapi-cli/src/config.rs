@@ -34,6 +34,102 @@ pub struct OsapiFile {
     pub agent: AgentSection,
     /// `nats.*`: streams and buckets.
     pub nats: NatsSection,
+    /// `telemetry.*`: metrics and traces.
+    pub telemetry: TelemetrySection,
+}
+
+/// `telemetry.*` (upstream's keys).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySection {
+    /// `telemetry.metrics.*`
+    pub metrics: MetricsSection,
+    /// `telemetry.tracing.*`
+    pub tracing: TracingSection,
+}
+
+/// `telemetry.metrics.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSection {
+    /// Path of the controller's Prometheus endpoint (default `/metrics`;
+    /// empty: not served).
+    pub path: String,
+    /// A scrape needs a token with `health:read` (ours; default false, as
+    /// upstream serves it to anyone).
+    pub auth: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            path: "/metrics".into(),
+            auth: false,
+        }
+    }
+}
+
+/// `telemetry.tracing.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TracingSection {
+    /// Spans are exported at all.
+    pub enabled: bool,
+    /// `""` or `none`: spans go nowhere (logs still carry their fields);
+    /// `stdout`: one JSON line per finished span on standard output;
+    /// `otlp`: to `otlp_endpoint` (a build with the `otel` cargo feature).
+    pub exporter: String,
+    /// OTLP collector (gRPC), e.g. `http://localhost:4317`.
+    pub otlp_endpoint: String,
+}
+
+impl Default for TracingSection {
+    fn default() -> Self {
+        TracingSection {
+            enabled: true,
+            exporter: String::new(),
+            otlp_endpoint: String::new(),
+        }
+    }
+}
+
+/// Where finished spans go (`telemetry.tracing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpanExport {
+    /// Nowhere.
+    None,
+    /// JSON lines on standard output.
+    Stdout,
+    /// An OTLP collector.
+    Otlp {
+        /// Its address.
+        endpoint: String,
+    },
+}
+
+impl TracingSection {
+    /// What the section asks for; an exporter this build cannot honour is an
+    /// error naming the key.
+    pub fn export(&self) -> Result<SpanExport> {
+        if !self.enabled {
+            return Ok(SpanExport::None);
+        }
+        match self.exporter.as_str() {
+            "" | "none" => Ok(SpanExport::None),
+            "stdout" => Ok(SpanExport::Stdout),
+            "otlp" => {
+                if self.otlp_endpoint.is_empty() {
+                    bail!("telemetry.tracing.otlp_endpoint is required with exporter: otlp");
+                }
+                Ok(SpanExport::Otlp {
+                    endpoint: self.otlp_endpoint.clone(),
+                })
+            }
+            other => {
+                bail!("telemetry.tracing.exporter must be none, stdout or otlp, got {other:?}")
+            }
+        }
+    }
 }
 
 /// How a process reaches NATS (`api.server.nats`, `agent.nats`).
@@ -254,6 +350,8 @@ pub struct ServerSection {
     pub idle_timeout: String,
     /// Connections served at once (0: 80 % of the open-file limit).
     pub max_connections: usize,
+    /// How long a stopping controller lets requests finish (ours).
+    pub shutdown_grace: String,
     /// Proxies (IPs or CIDRs) whose forwarded-for headers the audit log believes.
     pub trusted_proxies: Vec<String>,
     /// Job retention of the in-memory store (`osapi start` without NATS).
@@ -292,6 +390,7 @@ impl Default for ServerSection {
             header_read_timeout: go_duration(d.limits.header_read_timeout),
             idle_timeout: go_duration(d.limits.idle_timeout),
             max_connections: 0,
+            shutdown_grace: go_duration(d.limits.shutdown_grace),
             trusted_proxies: Vec::new(),
             jobs: JobsSection::default(),
             nats: NatsConnection::default(),
@@ -363,6 +462,19 @@ pub struct AgentSection {
     /// `/var/lib/osapi` as root, else `$XDG_STATE_HOME/osapi` or
     /// `~/.local/state/osapi`).
     pub state_dir: String,
+    /// `agent.metrics.*` (ours).
+    pub metrics: AgentMetricsSection,
+    /// How long a stopping agent lets running jobs finish (ours).
+    pub shutdown_grace: String,
+}
+
+/// `agent.metrics.*`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentMetricsSection {
+    /// Address (`127.0.0.1:9102`) where the agent serves Prometheus metrics
+    /// on `/metrics`; empty (the default): not served.
+    pub listen: String,
 }
 
 /// `agent.security.*`
@@ -408,6 +520,8 @@ impl Default for AgentSection {
             consumer: ConsumerSection::default(),
             security: AgentSecuritySection::default(),
             state_dir: String::new(),
+            metrics: AgentMetricsSection::default(),
+            shutdown_grace: go_duration(AgentConfig::default().shutdown_grace),
         }
     }
 }
@@ -542,7 +656,10 @@ impl OsapiFile {
                 )?,
                 idle_timeout: duration("api.server.idle_timeout", &s.idle_timeout)?,
                 max_connections: (s.max_connections > 0).then_some(s.max_connections),
+                shutdown_grace: duration("api.server.shutdown_grace", &s.shutdown_grace)?,
             },
+            metrics_path: self.telemetry.metrics.path.clone(),
+            metrics_auth: self.telemetry.metrics.auth,
             ..Default::default()
         };
         if !s.bind.is_empty() {
@@ -578,6 +695,7 @@ impl OsapiFile {
             heartbeat_interval: self.heartbeat_interval()?,
             facts_interval,
             max_jobs: a.max_jobs,
+            shutdown_grace: duration("agent.shutdown_grace", &a.shutdown_grace)?,
             conditions: ConditionThresholds {
                 memory_pressure_percent: a.conditions.memory_pressure_threshold,
                 high_load_multiplier: a.conditions.high_load_multiplier,
@@ -1069,6 +1187,79 @@ mod tests {
         let err = format!("{:#}", cfg.agent_config().unwrap_err());
         assert!(err.contains("agent.heartbeat_interval"), "{err}");
         assert!(OsapiFile::load(Some(Path::new("/nonexistent/osapi.yaml")), &env(&[])).is_err());
+    }
+
+    #[test]
+    fn telemetry_keys() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            f,
+            "api:\n  server:\n    shutdown_grace: 2s\n    security: {{signing_key: k}}\ntelemetry:\n  metrics: {{path: /prom, auth: true}}\n  tracing: {{enabled: true, exporter: stdout}}\nagent:\n  metrics: {{listen: 127.0.0.1:9102}}\n"
+        )
+        .unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        let server = cfg.server_config(None).unwrap();
+        assert_eq!(server.metrics_path, "/prom");
+        assert!(server.metrics_auth);
+        assert_eq!(server.limits.shutdown_grace, Duration::from_secs(2));
+        assert_eq!(cfg.telemetry.tracing.export().unwrap(), SpanExport::Stdout);
+        assert_eq!(cfg.agent.metrics.listen, "127.0.0.1:9102");
+
+        // Defaults: /metrics without a token, 5 s, no span export.
+        let d = OsapiFile::load(None, &env(&[])).unwrap();
+        let server = d.server_config(None).unwrap();
+        assert_eq!(server.metrics_path, "/metrics");
+        assert!(!server.metrics_auth);
+        assert_eq!(server.limits.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(d.telemetry.tracing.export().unwrap(), SpanExport::None);
+        assert!(d.agent.metrics.listen.is_empty());
+
+        // Upstream's exporters; anything else says what is allowed.
+        let export = |pairs: &[(&str, &str)]| {
+            OsapiFile::load(None, &env(pairs))
+                .unwrap()
+                .telemetry
+                .tracing
+                .export()
+        };
+        assert_eq!(
+            export(&[
+                ("OSAPI_TELEMETRY_TRACING_EXPORTER", "otlp"),
+                ("OSAPI_TELEMETRY_TRACING_OTLP_ENDPOINT", "http://c:4318")
+            ])
+            .unwrap(),
+            SpanExport::Otlp {
+                endpoint: "http://c:4318".into()
+            }
+        );
+        assert_eq!(
+            export(&[
+                ("OSAPI_TELEMETRY_TRACING_EXPORTER", "stdout"),
+                ("OSAPI_TELEMETRY_TRACING_ENABLED", "false")
+            ])
+            .unwrap(),
+            SpanExport::None
+        );
+        let err = export(&[("OSAPI_TELEMETRY_TRACING_EXPORTER", "jaeger")]).unwrap_err();
+        assert!(err.to_string().contains("none, stdout or otlp"), "{err}");
+        let err = export(&[("OSAPI_TELEMETRY_TRACING_EXPORTER", "otlp")]).unwrap_err();
+        assert!(err.to_string().contains("otlp_endpoint"), "{err}");
+        // A metrics path that would hide an API route is refused at start.
+        for bad in ["/job", "metrics", "/api/metrics", "/"] {
+            let mut server = d.server_config(None).unwrap();
+            server.signing_key = "k".into();
+            server.metrics_path = bad.into();
+            let err = server.validate().unwrap_err();
+            assert!(err.contains("telemetry.metrics.path"), "{bad}: {err}");
+        }
+        let err = format!(
+            "{:#}",
+            OsapiFile::load(None, &env(&[("OSAPI_API_SERVER_SHUTDOWN_GRACE", "soon")]))
+                .unwrap()
+                .server_config(None)
+                .unwrap_err()
+        );
+        assert!(err.contains("api.server.shutdown_grace"), "{err}");
     }
 
     #[test]

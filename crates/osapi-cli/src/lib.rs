@@ -3,9 +3,12 @@
 //! `osapi-agent` is the agent alone, a smaller process for every host of a
 //! fleet (it runs the same code as `osapi agent start`).
 
+mod agent_metrics;
 pub mod client;
 pub mod config;
 pub mod key;
+pub mod logging;
+mod otel;
 pub mod serve;
 pub mod start;
 mod table;
@@ -18,7 +21,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::config::OsapiFile;
+use crate::config::{OsapiFile, SpanExport};
+use crate::logging::{LogFormat, LogSettings};
 
 /// OSAPI control plane and client.
 #[derive(Parser)]
@@ -34,6 +38,15 @@ pub struct Cli {
     /// default when stdout is not a terminal; a table otherwise).
     #[arg(short, long, global = true)]
     json: bool,
+    /// Log lines: human or json.
+    #[arg(
+        long,
+        global = true,
+        env = "OSAPI_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,27 +70,6 @@ pub enum Command {
     /// An agent on NATS (distributed mode).
     #[command(subcommand)]
     Agent(serve::AgentCommand),
-}
-
-/// Logs on stderr: `info` (or `debug`), overridden by `OSAPI_LOG`; JSON lines
-/// with `json`.
-pub fn init_logging(debug: bool, json: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OSAPI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colour only for a terminal, and never with NO_COLOR set.
-    use std::io::IsTerminal;
-    let colour = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 /// Runs a command line of `osapi`; the agent on a single-threaded runtime
@@ -124,7 +116,25 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> Result<()> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let file = OsapiFile::load(cli.osapi_file.as_deref(), &env)?;
-    init_logging(cli.debug || file.debug, cli.json);
+    // Spans are exported by the processes that serve; a client's standard
+    // output is its answer.
+    let serves = matches!(
+        cli.command,
+        Command::Start(_) | Command::Api(_) | Command::Agent(_)
+    );
+    let _exporting = logging::init(&LogSettings {
+        debug: cli.debug || file.debug,
+        format: if cli.json {
+            LogFormat::Json
+        } else {
+            cli.log_format
+        },
+        spans: if serves {
+            file.telemetry.tracing.export()?
+        } else {
+            SpanExport::None
+        },
+    })?;
     match cli.command {
         Command::Start(args) => start::run(&file, cli.osapi_file.is_some(), args).await,
         Command::Token(cmd) => token::run(&file, cmd),
@@ -133,14 +143,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Api(serve::ApiCommand::Server(serve::ServerCommand::Start(args))) => {
             serve::api_server_start(&file, args).await
         }
-        Command::Agent(serve::AgentCommand::Start) => serve::agent_start(&file).await,
+        Command::Agent(serve::AgentCommand::Start) => {
+            serve::agent_start(&file, cli.osapi_file.as_deref()).await
+        }
     }
 }
 
 /// Runs the agent alone, as `osapi-agent` does: loads the configuration
 /// file, starts logging, and runs until SIGINT/SIGTERM on a single-threaded
 /// runtime.
-pub fn agent_main(osapi_file: Option<&Path>, debug: bool, json: bool) -> ExitCode {
+pub fn agent_main(osapi_file: Option<&Path>, debug: bool, format: LogFormat) -> ExitCode {
     let outcome = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,8 +161,12 @@ pub fn agent_main(osapi_file: Option<&Path>, debug: bool, json: bool) -> ExitCod
             rt.block_on(async {
                 let env: BTreeMap<String, String> = std::env::vars().collect();
                 let file = OsapiFile::load(osapi_file, &env)?;
-                init_logging(debug || file.debug, json);
-                serve::agent_start(&file).await
+                let _exporting = logging::init(&LogSettings {
+                    debug: debug || file.debug,
+                    format,
+                    spans: file.telemetry.tracing.export()?,
+                })?;
+                serve::agent_start(&file, osapi_file).await
             })
         });
     report(outcome)

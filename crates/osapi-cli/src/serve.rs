@@ -1,6 +1,7 @@
 //! Distributed mode: `osapi api server start` (a stateless controller on
 //! NATS) and `osapi agent start` (one agent process per host on NATS).
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -8,6 +9,7 @@ use clap::{Args, Subcommand};
 use osapi_agent::Agent;
 use osapi_bus::nats::NatsBus;
 use osapi_server::Controller;
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{NatsConnection, OsapiFile};
 
@@ -152,21 +154,80 @@ pub(crate) fn check_unsigned(file: &OsapiFile, config: &osapi_agent::AgentConfig
 }
 
 /// `osapi agent start` (and `osapi-agent`): an agent on NATS until SIGTERM
-/// or Ctrl-C, when it deregisters.
-pub async fn agent_start(file: &OsapiFile) -> Result<()> {
+/// or Ctrl-C, when it stops taking jobs, lets running ones finish and
+/// deregisters. SIGHUP reads `osapi_file` again and applies its labels and
+/// custom facts without stopping anything.
+pub async fn agent_start(file: &OsapiFile, osapi_file: Option<&Path>) -> Result<()> {
     let mut config = file.agent_config()?;
     check_unsigned(file, &config)?;
     if config.state_dir.is_none() {
         config.state_dir = Some(file.state_dir()?);
     }
+    let metrics = agent_metrics_listener(file).await?;
     let hostname = config.resolved_hostname()?;
     let (bus, url) = connect_agent_nats(file, &hostname).await?;
     let agent = Agent::new(config, bus)?;
     let name = agent.hostname().to_string();
     let handle = agent.start().await?;
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = metrics {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "agent metrics on /metrics");
+        tokio::spawn(crate::agent_metrics::serve(
+            listener,
+            handle.metrics(),
+            async move {
+                let _ = metrics_stopped.await;
+            },
+        ));
+    }
     println!("OSAPI agent {name} running (NATS at {url})");
-    shutdown_signal().await;
+    let mut hangups = signal(SignalKind::hangup())?;
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hangups.recv() => reload(&handle, osapi_file).await,
+        }
+    }
     println!("Stopping agent {name}…");
+    let _ = stop_metrics.send(());
     handle.shutdown().await;
     Ok(())
+}
+
+/// The socket of `agent.metrics.listen`, bound before the agent starts so a
+/// wrong address stops it at once.
+async fn agent_metrics_listener(file: &OsapiFile) -> Result<Option<tokio::net::TcpListener>> {
+    let listen = file.agent.metrics.listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = listen.parse().with_context(|| {
+        format!("agent.metrics.listen {listen:?} is not an address such as 127.0.0.1:9102")
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("agent.metrics.listen: cannot listen on {addr}"))?;
+    Ok(Some(listener))
+}
+
+/// SIGHUP: the file read again; its labels and custom facts applied. A
+/// file that does not load is reported and changes nothing.
+async fn reload(handle: &osapi_agent::AgentHandle, osapi_file: Option<&Path>) {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let loaded = OsapiFile::load(osapi_file, &env).and_then(|f| f.agent_config());
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "SIGHUP: configuration not reloaded"
+            );
+            return;
+        }
+    };
+    if let Err(e) = handle.reload(config.labels, config.facts).await {
+        tracing::error!(error = %e, "SIGHUP: configuration not reloaded");
+    }
 }

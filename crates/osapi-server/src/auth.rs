@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use osapi_api::audit::AuditAction;
@@ -16,6 +17,7 @@ use osapi_api::auth::{BUILTIN_ROLES, Claims, CustomRoles, Permission, effective_
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
+use crate::metrics::AuthFailure;
 use crate::state::AppState;
 
 /// Who made a request, once the token checked out.
@@ -104,7 +106,13 @@ impl Authenticator {
         let token = header
             .and_then(|h| h.strip_prefix("Bearer "))
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("Bearer token required"))?;
+            .ok_or_else(|| {
+                ApiError::refused(
+                    StatusCode::UNAUTHORIZED,
+                    AuthFailure::MissingToken,
+                    "Bearer token required",
+                )
+            })?;
         {
             let cache = crate::lock(&self.cache);
             if let Some(v) = cache.get(token)
@@ -151,7 +159,11 @@ impl Authenticator {
             .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
         match claims.exp {
             Some(exp) if exp <= now => {
-                return Err(ApiError::unauthorized("Invalid token: ExpiredSignature"));
+                return Err(ApiError::refused(
+                    StatusCode::UNAUTHORIZED,
+                    AuthFailure::ExpiredToken,
+                    "Invalid token: ExpiredSignature",
+                ));
             }
             None if !self.allow_without_expiry => {
                 return Err(ApiError::unauthorized(

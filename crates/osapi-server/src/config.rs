@@ -43,6 +43,12 @@ pub struct ServerConfig {
     /// (`api.server.security.cors.allow_origins`, `scheme://host[:port]`);
     /// empty or `*`: any origin, as upstream.
     pub cors_allow_origins: Vec<String>,
+    /// Where Prometheus scrapes the controller's metrics
+    /// (`telemetry.metrics.path`, default `/metrics`; empty: not served).
+    pub metrics_path: String,
+    /// Whether a scrape needs a token with `health:read`
+    /// (`telemetry.metrics.auth`, default false, as upstream).
+    pub metrics_auth: bool,
 }
 
 /// How long a connection may stay silent, and how many may be open.
@@ -59,6 +65,10 @@ pub struct ConnectionLimits {
     /// Connections open at once; beyond, new ones wait in the kernel's
     /// accept queue. `None`: 80 % of the process's file-descriptor limit.
     pub max_connections: Option<usize>,
+    /// How long a stopping controller lets requests finish before it
+    /// closes their connections (default 5 s); long-polls are answered at
+    /// once (`api.server.shutdown_grace`).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -67,6 +77,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: None,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -88,6 +99,8 @@ impl Default for ServerConfig {
             limits: ConnectionLimits::default(),
             job_signer: None,
             cors_allow_origins: Vec::new(),
+            metrics_path: "/metrics".into(),
+            metrics_auth: false,
         }
     }
 }
@@ -121,6 +134,28 @@ impl ServerConfig {
         }
         if self.limits.max_connections == Some(0) {
             return Err("api.server.max_connections must be greater than zero".into());
+        }
+        if !self.metrics_path.is_empty() {
+            let path = self.metrics_path.strip_prefix('/').unwrap_or("");
+            let reserved = [
+                "health",
+                "agent",
+                "job",
+                "file",
+                "audit",
+                "node",
+                "api",
+                "openapi.json",
+            ];
+            if path.is_empty()
+                || path.contains(['{', '}', '*', '?', '#'])
+                || reserved.contains(&path.split('/').next().unwrap_or_default())
+            {
+                return Err(format!(
+                    "telemetry.metrics.path: {:?} must be a path of its own such as /metrics (not under an API route)",
+                    self.metrics_path
+                ));
+            }
         }
         for origin in &self.cors_allow_origins {
             if origin != "*" && cors_origin(origin).is_none() {

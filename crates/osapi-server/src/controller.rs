@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::config::ServerConfig;
 use crate::directory::AgentDirectory;
 use crate::jobs::{JobIndex, JobService, Waiters};
+use crate::metrics::ControllerMetrics;
 use crate::routes;
 use crate::state::{AppState, Shared};
 
@@ -42,9 +43,10 @@ impl Controller {
         let auth = Authenticator::new(&config.signing_key, config.roles.clone())
             .map_err(ServerError::Config)?
             .allow_tokens_without_expiry(config.allow_tokens_without_expiry);
+        let metrics = Arc::new(ControllerMetrics::new());
         let directory = Arc::new(AgentDirectory::new(bus.clone(), config.directory_cache));
-        let waiters = Waiters::start(&bus, directory.clone());
-        let index = JobIndex::start(&bus);
+        let waiters = Waiters::start(&bus, directory.clone(), metrics.clone());
+        let index = JobIndex::start(&bus, metrics.clone());
         let jobs = JobService::new(
             bus.clone(),
             directory.clone(),
@@ -61,6 +63,7 @@ impl Controller {
                 directory,
                 jobs,
                 started: Instant::now(),
+                metrics,
             }),
         })
     }
@@ -79,13 +82,22 @@ impl Controller {
     }
 
     /// Serves on `listener` with the configured connection limits until
-    /// `shutdown` resolves, then lets open requests finish (up to 10 s).
+    /// `shutdown` resolves. Then it takes no new connections, answers
+    /// long-polls at once with the job as it stands (a synchronous node
+    /// request with 503 naming its job), and lets other requests finish for
+    /// up to `api.server.shutdown_grace` (5 s) before closing what is left.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        crate::listener::serve(listener, self.router(), self.state.config.limits, shutdown).await?;
+        let state = self.state.clone();
+        let stopping = async move {
+            shutdown.await;
+            tracing::info!("controller stopping: answering long-polls, finishing requests");
+            state.jobs.stop();
+        };
+        crate::listener::serve(listener, self.router(), self.state.config.limits, stopping).await?;
         Ok(())
     }
 }

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use osapi_api::error::ErrorResponse;
 use osapi_bus::BusError;
 
+use crate::metrics::AuthFailure;
+
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -12,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Message for the `error` field.
     pub message: String,
+    /// Why authentication or authorisation refused the request (401, 403).
+    pub auth_failure: Option<AuthFailure>,
 }
 
 impl ApiError {
@@ -20,19 +24,27 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            auth_failure: None,
         }
     }
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
-    /// 401.
+    /// 401: a token that does not verify.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, message)
+        Self::refused(StatusCode::UNAUTHORIZED, AuthFailure::InvalidToken, message)
+    }
+    /// 401 or 403 for `why`.
+    pub fn refused(status: StatusCode, why: AuthFailure, message: impl Into<String>) -> Self {
+        ApiError {
+            auth_failure: Some(why),
+            ..Self::new(status, message)
+        }
     }
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, message)
+        Self::refused(StatusCode::FORBIDDEN, AuthFailure::Forbidden, message)
     }
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -69,7 +81,13 @@ impl From<BusError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(ErrorResponse::new(self.message))).into_response()
+        let mut response =
+            (self.status, axum::Json(ErrorResponse::new(self.message))).into_response();
+        if let Some(why) = self.auth_failure {
+            // Read by the metrics layer.
+            response.extensions_mut().insert(why);
+        }
+        response
     }
 }
 

@@ -15,6 +15,7 @@ mod error;
 pub mod extract;
 pub mod jobs;
 pub mod listener;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;

@@ -42,9 +42,6 @@ use tower::Service;
 
 use crate::config::ConnectionLimits;
 
-/// Longest a stopping server waits for open requests to finish.
-const DRAIN: Duration = Duration::from_secs(10);
-
 /// The open-file limit of this process (the soft limit), if known.
 pub fn open_file_limit() -> Option<u64> {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
@@ -266,7 +263,7 @@ impl Drop for InFlight {
 }
 
 /// Serves `app` on `listener` with `limits` until `shutdown` resolves, then
-/// lets open requests finish (up to 10 s).
+/// lets open requests finish (up to `limits.shutdown_grace`).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -323,7 +320,7 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     // Every connection task holds a slot: all slots back means all done.
-    let _ = tokio::time::timeout(DRAIN, slots.acquire_many(cap as u32)).await;
+    let _ = tokio::time::timeout(limits.shutdown_grace, slots.acquire_many(cap as u32)).await;
     Ok(())
 }
 

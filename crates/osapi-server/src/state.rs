@@ -10,6 +10,7 @@ use crate::auth::Authenticator;
 use crate::config::ServerConfig;
 use crate::directory::AgentDirectory;
 use crate::jobs::JobService;
+use crate::metrics::ControllerMetrics;
 
 /// Handler state: one pointer, cheap to clone per request.
 #[derive(Clone)]
@@ -43,4 +44,6 @@ pub struct Shared {
     pub jobs: JobService,
     /// When the controller started.
     pub started: Instant,
+    /// Prometheus metrics.
+    pub metrics: Arc<ControllerMetrics>,
 }

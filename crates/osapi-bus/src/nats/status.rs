@@ -31,6 +31,16 @@ impl BusStatus for NatsStatus {
         self.conn.config.url.clone()
     }
 
+    fn reconnects(&self) -> u64 {
+        let connects = self
+            .conn
+            .client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
+        connects.saturating_sub(1)
+    }
+
     fn server_version(&self) -> String {
         self.conn.client.server_info().version
     }

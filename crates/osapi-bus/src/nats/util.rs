@@ -11,6 +11,7 @@ use crate::{BusError, BusResult};
 
 /// Maps a client error to a bus error.
 pub(crate) fn backend(what: &str, e: impl std::fmt::Display) -> BusError {
+    crate::count_error();
     let text = e.to_string();
     if text.contains("timed out") || text.contains("not connected") || text.contains("disconnected")
     {

@@ -17,12 +17,20 @@ struct Args {
     /// Debug logging.
     #[arg(short, long)]
     debug: bool,
-    /// JSON logs on stderr.
+    /// JSON logs on stderr (as `--log-format json`).
     #[arg(short, long)]
     json: bool,
+    /// Log lines: human or json.
+    #[arg(long, env = "OSAPI_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: osapi_cli::logging::LogFormat,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    osapi_cli::agent_main(args.osapi_file.as_deref(), args.debug, args.json)
+    let format = if args.json {
+        osapi_cli::logging::LogFormat::Json
+    } else {
+        args.log_format
+    };
+    osapi_cli::agent_main(args.osapi_file.as_deref(), args.debug, format)
 }

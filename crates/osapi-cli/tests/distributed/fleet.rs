@@ -349,6 +349,8 @@ pub struct AgentSpec {
     pub default_heartbeat: bool,
     /// Authenticate with an nkey instead of a password.
     pub nkey: Option<AgentCredentials>,
+    /// More YAML lines under `agent:` (indented two spaces).
+    pub extra: String,
 }
 
 impl AgentSpec {
@@ -399,6 +401,11 @@ pub struct Cluster {
     pub job_key: (PathBuf, String),
     /// `nats.objects.max_bytes` of every process.
     pub object_bytes: String,
+    /// More top-level YAML of every process (e.g. `telemetry:`).
+    pub file_extra: String,
+    /// Environment of every process started from now on (after
+    /// `OSAPI_LOG=warn`, so it may override it).
+    pub env: Vec<(String, String)>,
 }
 
 fn yaml_map(m: &BTreeMap<String, String>) -> String {
@@ -436,16 +443,25 @@ impl Cluster {
             nats_extra: String::new(),
             server_extra: String::new(),
             object_bytes: OBJECT_BYTES.into(),
+            file_extra: String::new(),
+            env: Vec::new(),
         }
     }
 
-    fn config(&self, name: &str, api_port: u16, agent: Option<&AgentSpec>) -> PathBuf {
+    /// Writes the configuration file of process `name` (an agent when
+    /// `agent` is given) and returns its path.
+    pub fn config(&self, name: &str, api_port: u16, agent: Option<&AgentSpec>) -> PathBuf {
         let resolv = self.dir.path().join(format!("resolv-{name}.conf"));
         std::fs::write(&resolv, "nameserver 10.0.0.53\n").unwrap();
         let heartbeat = Duration::from_millis((self.ttl.as_millis() / 4).max(50) as u64);
-        let (hostname, labels, facts) = match agent {
-            Some(a) => (a.name.clone(), yaml_map(&a.labels), yaml_map(&a.facts)),
-            None => (name.to_string(), "{}".into(), "{}".into()),
+        let (hostname, labels, facts, agent_extra) = match agent {
+            Some(a) => (
+                a.name.clone(),
+                yaml_map(&a.labels),
+                yaml_map(&a.facts),
+                a.extra.clone(),
+            ),
+            None => (name.to_string(), "{}".into(), "{}".into(), String::new()),
         };
         let heartbeat = if agent.is_some_and(|a| a.default_heartbeat) {
             String::new()
@@ -481,10 +497,11 @@ agent:
     tls: {{ca_file: {ca}, cert_file: {cert}, key_file: {key}}}
   dns: {{resolv_conf: {resolv}, resolvectl: never}}
   consumer: {{ack_wait: 5s}}
-nats:
+{agent_extra}nats:
   registry: {{ttl: {ttl}ms}}
   objects: {{max_bytes: {objects}}}
-{extra}",
+{extra}{file_extra}",
+            file_extra = self.file_extra,
             objects = self.object_bytes,
             extra = self.nats_extra,
             server_extra = self.server_extra,
@@ -512,12 +529,14 @@ nats:
 
     fn spawn_bin(&self, bin: &str, name: &str, config: &Path, args: &[&str]) -> Proc {
         let log = std::fs::File::create(self.log_path(name)).unwrap();
+        let out = std::fs::File::create(self.dir.path().join(format!("{name}.out"))).unwrap();
         let child = Command::new(bin)
             .arg("-f")
             .arg(config)
             .args(args)
             .env("OSAPI_LOG", "warn")
-            .stdout(Stdio::null())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(out)
             .stderr(log)
             .spawn()
             .expect("osapi starts");
@@ -527,6 +546,16 @@ nats:
     /// The log of a process, for assertion messages.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    /// What a process printed on its standard output.
+    pub fn out(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.out"))).unwrap_or_default()
+    }
+
+    /// The name of controller `i` (for [`Cluster::log`]).
+    pub fn controller_name(&self, i: usize) -> String {
+        format!("controller-{}", self.controllers[i].0)
     }
 
     fn log_path(&self, name: &str) -> PathBuf {

@@ -4,6 +4,7 @@
 
 mod fleet;
 mod lists;
+mod operate;
 mod pki;
 mod security;
 mod signing;

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::view::{self, ANY_HOST, Pending};
 use crate::directory::Fleet;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::ControllerMetrics;
 
 /// Changes handled in one batch (each job read once per batch).
 const BATCH: usize = 1024;
@@ -66,7 +67,9 @@ impl Index {
         decrement(&mut self.by_op, &old.op);
     }
 
-    fn upsert(&mut self, snapshot: &JobSnapshot) {
+    /// Records what `snapshot` says; returns the job's status unless the
+    /// snapshot was older than what is held.
+    fn upsert(&mut self, snapshot: &JobSnapshot) -> Option<JobStatus> {
         let record = &snapshot.record;
         let id = record.id;
         let progress = snapshot.events.len() + snapshot.responses.len();
@@ -75,7 +78,7 @@ impl Index {
             .get(&id)
             .is_some_and(|held| held.progress > progress)
         {
-            return;
+            return None;
         }
         let status = view::status(snapshot);
         let pending = if status.is_terminal() {
@@ -120,6 +123,7 @@ impl Index {
         } else {
             self.open.insert(id);
         }
+        Some(status)
     }
 }
 
@@ -147,19 +151,26 @@ pub struct Counts {
 pub struct JobIndex {
     inner: Mutex<Index>,
     loaded: watch::Sender<bool>,
+    metrics: Arc<ControllerMetrics>,
 }
 
 impl JobIndex {
     /// Loads the index from `bus` in the background and keeps it current;
     /// requests wait for the first load.
-    pub fn start(bus: &Bus) -> Arc<JobIndex> {
+    pub fn start(bus: &Bus, metrics: Arc<ControllerMetrics>) -> Arc<JobIndex> {
         let index = Arc::new(JobIndex {
             inner: Mutex::new(Index::default()),
             loaded: watch::channel(false).0,
+            metrics,
         });
         let feed = bus.jobs.subscribe();
         tokio::spawn(follow(bus.clone(), Arc::downgrade(&index), feed));
         index
+    }
+
+    /// The metrics the index reports to.
+    pub fn metrics(&self) -> Arc<ControllerMetrics> {
+        self.metrics.clone()
     }
 
     /// Waits until the first load is done.
@@ -176,12 +187,17 @@ impl JobIndex {
 
     /// Records what a snapshot says about its job.
     pub fn upsert(&self, snapshot: &JobSnapshot) {
-        crate::lock(&self.inner).upsert(snapshot);
+        let status = crate::lock(&self.inner).upsert(snapshot);
+        if let Some(status) = status {
+            self.metrics
+                .job_progress(snapshot.record.id, status, !snapshot.responses.is_empty());
+        }
     }
 
     /// Forgets a job.
     pub fn remove(&self, id: Uuid) {
         crate::lock(&self.inner).remove(id);
+        self.metrics.job_forgotten(id);
     }
 
     /// Forgets jobs created before `oldest` (the bus let them expire without
@@ -195,13 +211,17 @@ impl JobIndex {
             .collect();
         for id in expired {
             index.remove(id);
+            self.metrics.job_forgotten(id);
         }
     }
 
     fn replace(&self, snapshots: &[JobSnapshot]) {
         let mut index = Index::default();
         for s in snapshots {
-            index.upsert(s);
+            if let Some(status) = index.upsert(s) {
+                self.metrics
+                    .job_progress(s.record.id, status, !s.responses.is_empty());
+            }
         }
         *crate::lock(&self.inner) = index;
         self.loaded.send_replace(true);

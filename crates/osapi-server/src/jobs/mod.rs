@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::directory::AgentDirectory;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::ControllerMetrics;
 pub use index::{Counts, JobIndex};
 pub use waiters::Waiters;
 
@@ -41,6 +42,9 @@ pub struct JobService {
     waiters: Arc<Waiters>,
     index: Arc<JobIndex>,
     default_timeout: Duration,
+    metrics: Arc<ControllerMetrics>,
+    /// Set when the controller stops: long-polls answer at once.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A job just created.
@@ -65,9 +69,11 @@ impl JobService {
             bus,
             signer,
             directory,
+            metrics: index.metrics(),
             waiters,
             index,
             default_timeout,
+            stopping: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -107,6 +113,13 @@ impl JobService {
         }
         let record = Arc::new(record);
         let revision = self.bus.jobs.create(record.clone()).await?;
+        self.metrics.job_created(
+            record.id,
+            &record.op_type,
+            crate::metrics::target_kind(&parsed_target),
+        );
+        tracing::Span::current().record("job_id", tracing::field::display(record.id));
+        tracing::debug!(job_id = %record.id, operation = %record.op_type, target = %record.target, hosts = record.expected_hosts.len(), "job created");
         // Listed at once, before the change feed brings it.
         self.index.upsert(&JobSnapshot {
             record: record.clone(),
@@ -215,8 +228,10 @@ impl JobService {
                 };
                 if let Some(error) = verdict {
                     let slot = slot_of(&snapshot.record, &p.hostname).to_string();
+                    tracing::warn!(job_id = %id, host = %p.hostname, %error, "host lost");
                     let event = JobEvent::now(id, EventKind::Lost, p.hostname).with_error(error);
                     self.bus.jobs.append(id, &slot, vec![event], None).await?;
+                    self.metrics.host_lost();
                     wrote = true;
                 }
             }
@@ -268,10 +283,23 @@ impl JobService {
         Ok(view::build(&snapshot, true))
     }
 
-    /// Waits until the job is terminal or `wait` has passed, then returns it.
+    /// Answers every long-poll at once, and every later one without
+    /// waiting: the controller is stopping.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether [`JobService::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Waits until the job is terminal or `wait` has passed (or the
+    /// controller stops), then returns it.
     pub async fn wait(&self, id: Uuid, wait: Duration) -> ApiResult<JobDetail> {
         let end = tokio::time::Instant::now() + wait;
         let mut waiter = self.waiters.watch(id);
+        let mut stopping = self.stopping.subscribe();
         loop {
             waiter.job.borrow_and_update();
             waiter.all.borrow_and_update();
@@ -281,7 +309,7 @@ impl JobService {
                 return Ok(detail);
             }
             let now = tokio::time::Instant::now();
-            if now >= end {
+            if now >= end || *stopping.borrow_and_update() {
                 return Ok(detail);
             }
             let to_deadline: Duration = (snapshot.record.deadline - OffsetDateTime::now_utc())
@@ -291,6 +319,7 @@ impl JobService {
             tokio::select! {
                 r = waiter.job.changed() => if r.is_err() { return Ok(detail) },
                 r = waiter.all.changed() => if r.is_err() { return Ok(detail) },
+                _ = stopping.changed() => return Ok(detail),
                 _ = tokio::time::sleep_until(wake_at) => {}
             }
         }

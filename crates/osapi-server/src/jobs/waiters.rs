@@ -12,11 +12,13 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::directory::AgentDirectory;
+use crate::metrics::{ControllerMetrics, WaitingGuard};
 
 /// Registry of waiting requests.
 pub struct Waiters {
     jobs: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
     everyone: watch::Sender<u64>,
+    metrics: Arc<ControllerMetrics>,
 }
 
 /// A request's subscription; unregisters on drop.
@@ -27,6 +29,7 @@ pub struct Waiter {
     pub job: watch::Receiver<u64>,
     /// Bumped when every waiter should look again.
     pub all: watch::Receiver<u64>,
+    _counted: WaitingGuard,
 }
 
 impl Drop for Waiter {
@@ -44,10 +47,15 @@ impl Drop for Waiter {
 
 impl Waiters {
     /// Starts the feed tasks for `bus` and returns the hub.
-    pub fn start(bus: &Bus, directory: Arc<AgentDirectory>) -> Arc<Waiters> {
+    pub fn start(
+        bus: &Bus,
+        directory: Arc<AgentDirectory>,
+        metrics: Arc<ControllerMetrics>,
+    ) -> Arc<Waiters> {
         let hub = Arc::new(Waiters {
             jobs: Mutex::new(HashMap::new()),
             everyone: watch::channel(0).0,
+            metrics: metrics.clone(),
         });
         let mut job_changes = bus.jobs.subscribe();
         let weak = Arc::downgrade(&hub);
@@ -71,8 +79,13 @@ impl Waiters {
             loop {
                 let closed = tokio::select! {
                     r = registry_changes.recv() => {
-                        if let Ok(RegistryEvent::Left { hostname }) = &r {
-                            tracing::debug!(%hostname, "agent left");
+                        match &r {
+                            Ok(RegistryEvent::Left { hostname }) => {
+                                tracing::debug!(%hostname, "agent left");
+                                metrics.agent_left(hostname);
+                            }
+                            Ok(RegistryEvent::Joined { hostname, .. }) => metrics.agent_joined(hostname),
+                            _ => {}
                         }
                         matches!(r, Err(RecvError::Closed))
                     }
@@ -100,6 +113,7 @@ impl Waiters {
             id,
             job,
             all: self.everyone.subscribe(),
+            _counted: self.metrics.waiting(),
         }
     }
 

@@ -31,7 +31,7 @@ pub async fn health() -> Json<HealthResponse> {
         (status = 200, description = "Ready", body = ReadyResponse),
         (status = 503, description = "Not ready", body = ReadyResponse)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let failures: Vec<String> = state
+    let mut failures: Vec<String> = state
         .bus
         .status
         .check()
@@ -39,6 +39,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         .into_iter()
         .filter_map(|c| c.result.err())
         .collect();
+    if state.jobs.is_stopping() {
+        // A load balancer stops sending work here.
+        failures.push("the controller is shutting down".into());
+    }
     if failures.is_empty() {
         Json(ReadyResponse {
             status: "ready".into(),

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod file;
 pub mod health;
 pub mod job;
+pub mod metrics;
 pub mod node;
 
 use std::net::{IpAddr, SocketAddr};
@@ -79,12 +80,17 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/{id}", get(audit::get))
         .route("/openapi.json", get(crate::openapi::serve))
         .merge(node::router());
-    Router::new()
-        .merge(api.clone())
-        .nest("/api", api)
-        .fallback(not_found)
+    let mut root = Router::new().merge(api.clone()).nest("/api", api);
+    if !state.config.metrics_path.is_empty() {
+        root = root.route(&state.config.metrics_path, get(metrics::serve));
+    }
+    root.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
         .layer(cors)
         .with_state(state)
 }
@@ -108,7 +114,10 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
-fn unaudited(path: &str) -> bool {
+fn unaudited(path: &str, metrics_path: &str) -> bool {
+    if path == metrics_path {
+        return true;
+    }
     let path = path.strip_prefix("/api").unwrap_or(path);
     path.starts_with("/health") || path == "/openapi.json"
 }
@@ -242,7 +251,7 @@ async fn write_audit(state: &AppState, entry: AuditEntry) {
 /// with what it started or changed; a request whose client left before the
 /// answer is recorded too (status 499).
 async fn audit_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if unaudited(req.uri().path()) {
+    if unaudited(req.uri().path(), &state.config.metrics_path) {
         return next.run(req).await;
     }
     let slot = AuditSlot::default();

@@ -136,6 +136,14 @@ async fn run(
     } else {
         Vec::new()
     };
+    if answers.is_empty() && !terminal && state.jobs.is_stopping() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the controller is shutting down; job {id} goes on: read it with GET /job/{id}"
+            ),
+        ));
+    }
     if answers.is_empty() && !terminal {
         return Err(ApiError::internal(format!(
             "timeout waiting for job response: no agent answered within {} (job {id})",

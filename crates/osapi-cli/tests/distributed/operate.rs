@@ -1,0 +1,468 @@
+//! Operating a fleet: Prometheus metrics of controllers and agents, JSON
+//! logs that name the job on every process, spans on standard output,
+//! SIGHUP reloading an agent's labels while it works, and processes that
+//! stop gracefully on SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use osapi_api::job::JobStatus;
+use serde_json::json;
+
+use crate::fleet::{AgentSpec, Cluster, free_port, wait_for};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The value of the sample `name` (with its labels, as printed) in a
+/// Prometheus text page; 0 when absent.
+fn sample(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_of_controller_and_agent_move_with_the_work() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.add_controller().await;
+    let agent_port = free_port();
+    let mut spec = AgentSpec::new("m1");
+    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n");
+    c.add_agents(std::slice::from_ref(&spec)).await;
+    let metrics = format!("{}/metrics", c.url(0));
+    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
+
+    // No token needed (as upstream); the fleet is visible.
+    let (status, before) = scrape(&metrics, None).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        sample(&before, "osapi_agents{state=\"ready\"}"),
+        1.0,
+        "{before}"
+    );
+    let (_, agent_before) = scrape(&agent_metrics, None).await;
+
+    // One command job, one refused token, one missing token.
+    let client = c.client(0);
+    let job = client
+        .submit("command.exec.execute", json!({"command": "true"}), "m1")
+        .await
+        .unwrap();
+    let done = client.wait_job(job.job_id, WAIT).await.unwrap();
+    assert_eq!(done.status(), JobStatus::Completed);
+    let jobs = format!("{}/job", c.url(0));
+    assert_eq!(scrape(&jobs, Some("not-a-token")).await.0, 401);
+    assert_eq!(scrape(&jobs, None).await.0, 401);
+
+    let created =
+        "osapi_jobs_created_total{operation=\"command.exec.execute\",target_kind=\"host\"}";
+    let finished = "osapi_jobs_finished_total{operation=\"command.exec.execute\",target_kind=\"host\",status=\"completed\"}";
+    // The job's end reaches the index through the change feed.
+    wait_for(WAIT, "the finished job in the controller's metrics", || {
+        let metrics = metrics.clone();
+        async move { sample(&scrape(&metrics, None).await.1, finished) >= 1.0 }
+    })
+    .await;
+    let page = scrape(&metrics, None).await.1;
+    assert_eq!(
+        sample(&page, created) - sample(&before, created),
+        1.0,
+        "{page}"
+    );
+    assert!(
+        sample(
+            &page,
+            "osapi_job_first_answer_seconds_count{operation=\"command.exec.execute\"}"
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &page,
+            "osapi_job_duration_seconds_count{operation=\"command.exec.execute\"}"
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(&page, "osapi_auth_failures_total{reason=\"invalid_token\"}"),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "osapi_auth_failures_total{reason=\"missing_token\"}"),
+        1.0,
+        "{page}"
+    );
+    assert!(
+        sample(
+            &page,
+            "osapi_http_requests_total{method=\"POST\",route=\"/job\",status=\"201\"}"
+        ) >= 1.0,
+        "requests are counted by route template: {page}"
+    );
+    assert!(
+        !page.contains(&job.job_id.to_string()),
+        "no label holds a job id (unbounded): {page}"
+    );
+    assert!(page.contains("# TYPE osapi_http_request_duration_seconds histogram"));
+
+    let (_, agent_page) = scrape(&agent_metrics, None).await;
+    let ran = "osapi_agent_jobs_total{operation=\"command.exec.execute\",outcome=\"completed\"}";
+    assert_eq!(
+        sample(&agent_page, ran) - sample(&agent_before, ran),
+        1.0,
+        "{agent_page}"
+    );
+    assert_eq!(sample(&agent_page, "osapi_agent_jobs_running"), 0.0);
+    let age = sample(&agent_page, "osapi_agent_heartbeat_age_seconds");
+    assert!(
+        (0.0..10.0).contains(&age),
+        "heartbeat age {age}: {agent_page}"
+    );
+    // Anything but /metrics is not served there.
+    assert_eq!(
+        scrape(&format!("http://127.0.0.1:{agent_port}/"), None)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_token_and_a_bad_listen_address_stops_the_agent() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.file_extra = "telemetry:\n  metrics: {path: /prometheus, auth: true}\n".into();
+    c.add_controller().await;
+    let metrics = format!("{}/prometheus", c.url(0));
+    assert_eq!(scrape(&metrics, None).await.0, 401);
+    let reader = c.token_for("reader", "read", "");
+    let (status, page) = scrape(&metrics, Some(&reader)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("osapi_build_info"));
+    let no_health = c.token_for("jobs", "read", "job:read");
+    assert_eq!(scrape(&metrics, Some(&no_health)).await.0, 403);
+    // The default path is not served when another is configured.
+    assert_eq!(scrape(&format!("{}/metrics", c.url(0)), None).await.0, 404);
+
+    // An agent whose metrics address cannot be used does not start.
+    let mut spec = AgentSpec::new("m2");
+    spec.extra = "  metrics: {listen: not-an-address}\n".into();
+    let config = c.config("m2", 0, Some(&spec));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_osapi-agent"))
+        .arg("-f")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agent.metrics.listen"), "{err}");
+}
+
+/// Every line of `log` that mentions `needle`, parsed; panics on a line
+/// that is not JSON.
+fn json_lines_with(log: &str, needle: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+        })
+        .filter(|v| v.to_string().contains(needle))
+        .collect()
+}
+
+/// The span lines of a process's standard output (it also prints a line
+/// saying it started).
+fn spans(out: &str) -> String {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_spans_name_the_job_on_every_process() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.env = vec![
+        ("OSAPI_LOG_FORMAT".into(), "json".into()),
+        (
+            "OSAPI_LOG".into(),
+            "warn,osapi_server=debug,osapi_agent=debug".into(),
+        ),
+    ];
+    c.file_extra = "telemetry:\n  tracing: {exporter: stdout}\n".into();
+    c.add_controller().await;
+    c.add_agents(&[AgentSpec::new("j1")]).await;
+    let client = c.client(0);
+    let job = client
+        .submit("command.exec.execute", json!({"command": "true"}), "j1")
+        .await
+        .unwrap();
+    client.wait_job(job.job_id, WAIT).await.unwrap();
+    let id = job.job_id.to_string();
+
+    // Logs: JSON lines; the job's id is on the controller's and the agent's.
+    let controller = json_lines_with(&c.log(&c.controller_name(0)), &id);
+    assert!(
+        controller
+            .iter()
+            .any(|l| l["fields"]["message"] == "job created"),
+        "{controller:?}"
+    );
+    let mut agent = Vec::new();
+    wait_for(WAIT, "the agent's log line of the job", || {
+        agent = json_lines_with(&c.log("j1"), &id);
+        let found = agent
+            .iter()
+            .any(|l| l["fields"]["message"] == "job finished");
+        async move { found }
+    })
+    .await;
+    let finished = agent
+        .iter()
+        .find(|l| l["fields"]["message"] == "job finished")
+        .unwrap();
+    assert_eq!(finished["span"]["job_id"], id.as_str(), "{finished}");
+    assert_eq!(finished["span"]["operation"], "command.exec.execute");
+    assert_eq!(finished["span"]["host"], "j1");
+
+    // Spans on standard output: the agent's job span and the controller's
+    // request span that created the job.
+    let mut span = None;
+    wait_for(WAIT, "the agent's job span on stdout", || {
+        span = json_lines_with(&spans(&c.out("j1")), &id)
+            .into_iter()
+            .find(|l| l["span"]["name"] == "job");
+        let found = span.is_some();
+        async move { found }
+    })
+    .await;
+    let span = span.unwrap();
+    assert_eq!(span["fields"]["message"], "close", "{span}");
+    assert_eq!(span["span"]["target"], "j1");
+    let requests = json_lines_with(&spans(&c.out(&c.controller_name(0))), &id);
+    assert!(
+        requests
+            .iter()
+            .any(|l| l["span"]["name"] == "request" && l["span"]["route"] == "/job"),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_labels_and_facts_while_a_job_runs() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.add_controller().await;
+    let spec = AgentSpec::new("h1").label("role", "web").fact("rack", "r1");
+    c.add_agents(std::slice::from_ref(&spec)).await;
+    let client = c.client(0);
+    let running = client
+        .submit(
+            "command.exec.execute",
+            json!({"command": "sleep", "args": ["3"]}),
+            "h1",
+        )
+        .await
+        .unwrap();
+
+    // A bad file: reported, nothing changes.
+    let config = c.dir.path().join("h1.yaml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, good.replace("role: \"web\"", "role: \"no good\"")).unwrap();
+    let pid = nix::unistd::Pid::from_raw(c.agents["h1"].child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    wait_for(WAIT, "the refused reload in the agent's log", || {
+        let logged = c.log("h1").contains("not reloaded");
+        async move { logged }
+    })
+    .await;
+    let agent = client.agent("h1").await.unwrap();
+    assert_eq!(agent.labels.get("role").map(String::as_str), Some("web"));
+
+    // A good one: labels and facts change while the job runs on.
+    let changed = spec.clone().label("role", "db").fact("rack", "r2");
+    c.config("h1", 0, Some(&changed));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    wait_for(WAIT, "the new label in the agent list", || {
+        let client = client.clone();
+        async move {
+            client.agent("h1").await.is_ok_and(|a| {
+                a.labels.get("role").map(String::as_str) == Some("db")
+                    && a.facts.get("rack") == Some(&json!("r2"))
+            })
+        }
+    })
+    .await;
+    let done = client.wait_job(running.job_id, WAIT).await.unwrap();
+    assert_eq!(done.status(), JobStatus::Completed, "{done:?}");
+    // Jobs by the new label reach it.
+    let by_label = client
+        .submit("node.hostname.get", json!({}), "role:db")
+        .await
+        .unwrap();
+    let d = client.wait_job(by_label.job_id, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
+    assert!(
+        c.agents
+            .get_mut("h1")
+            .unwrap()
+            .child
+            .try_wait()
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.add_controller().await;
+    let agent_port = free_port();
+    let mut spec = AgentSpec::new("g1");
+    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n  shutdown_grace: 3s\n");
+    c.add_agents(&[spec]).await;
+    let client = c.client(0);
+    let long = client
+        .submit(
+            "command.exec.execute",
+            json!({"command": "sleep", "args": ["30"]}),
+            "g1",
+        )
+        .await
+        .unwrap();
+    let url = c.url(0);
+    let token = c.token();
+    let poll = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .get(format!("{url}/job/{}?wait=60s", long.job_id))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap())
+    });
+    let node_url = format!("{}/node/g1/command/exec", c.url(0));
+    let token = c.token();
+    let sync = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .post(node_url)
+            .bearer_auth(token)
+            .json(&json!({"command": "sleep", "args": ["30"]}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    });
+    // Both requests are waiting.
+    wait_for(WAIT, "two long-polls on the controller", || {
+        let url = format!("{}/metrics", c.url(0));
+        async move { sample(&scrape(&url, None).await.1, "osapi_long_poll_waiters") >= 2.0 }
+    })
+    .await;
+
+    let (_, controller) = &mut c.controllers[0];
+    let pid = nix::unistd::Pid::from_raw(controller.child.id() as i32);
+    let asked = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let (status, job) = poll.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        ["submitted", "processing"].contains(&job["status"].as_str().unwrap_or_default()),
+        "the job as it stands: {job}"
+    );
+    let (status, body) = sync.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("shutting down") && body.contains("GET /job/"),
+        "{body}"
+    );
+    let sync_job: uuid::Uuid = body
+        .split("job ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no job id in {body}"));
+    let exit = tokio::task::spawn_blocking(move || {
+        let (_, mut controller) = c.controllers.remove(0);
+        let status = controller.child.wait().unwrap();
+        (status, c)
+    })
+    .await
+    .unwrap();
+    let (status, mut c) = exit;
+    assert!(status.success(), "controller exit {status}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
+
+    // An agent stopped while jobs run lets them finish within its grace
+    // period (3 s here), and stops and reports the others.
+    c.add_controller().await;
+    let client = c.client(0);
+    // The jobs of the requests answered early go on; not waited for here.
+    for id in [long.job_id, sync_job] {
+        client.delete_job(id).await.unwrap();
+    }
+    let short = client
+        .submit(
+            "command.exec.execute",
+            json!({"command": "sleep", "args": ["1"]}),
+            "g1",
+        )
+        .await
+        .unwrap();
+    let pidfile = c.dir.path().join("stopped.pid");
+    let stopped = client
+        .submit(
+            "command.shell.execute",
+            json!({"command": format!("echo $$ > {}; exec sleep 60", pidfile.display())}),
+            "g1",
+        )
+        .await
+        .unwrap();
+    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
+    wait_for(WAIT, "both jobs to start on the agent", || {
+        let url = agent_metrics.clone();
+        async move { sample(&scrape(&url, None).await.1, "osapi_agent_jobs_running") >= 2.0 }
+    })
+    .await;
+    let asked = Instant::now();
+    c.agents.get_mut("g1").unwrap().terminate();
+    let took = asked.elapsed();
+    assert!(
+        (Duration::from_secs(3)..Duration::from_secs(8)).contains(&took),
+        "the agent waited its grace period, then stopped: {took:?}"
+    );
+    let d = client.wait_job(short.job_id, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
+    let d = client.wait_job(stopped.job_id, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
+    assert!(
+        d.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the agent stopped before the job finished"),
+        "{d:?}"
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(),
+        "the stopped command's process is gone"
+    );
+}
