@@ -34,6 +34,12 @@ pub struct AgentConfig {
     /// Where the agent keeps what must survive a restart (job ids it ran,
     /// process groups it started); `None` keeps them in memory only.
     pub state_dir: Option<PathBuf>,
+    /// The version the agent reports in its registration and in the
+    /// `started` event of every job (default [`osapi_api::VERSION`]; the
+    /// `osapi-agent` binary adds its git commit as semver build metadata,
+    /// `0.1.0+8d085288c507`). Controllers flag agents older than their
+    /// `api.server.min_agent_version` with a `VersionSkew` condition.
+    pub version: String,
 }
 
 /// Which jobs an agent runs.
@@ -60,6 +66,7 @@ impl Default for AgentConfig {
             providers: ProviderConfig::default(),
             security: AgentSecurity::default(),
             state_dir: None,
+            version: osapi_api::VERSION.to_string(),
         }
     }
 }

@@ -218,7 +218,7 @@ pub(crate) struct Shared {
     drained: watch::Sender<bool>,
     providers: Arc<ProviderConfig>,
     labels: Arc<std::collections::BTreeMap<String, String>>,
-    config: AgentConfig,
+    pub(crate) config: AgentConfig,
     pub(crate) bus: Bus,
 }
 
@@ -285,7 +285,7 @@ impl Shared {
             conditions,
             state: *lock(&self.state),
             jobs_in_flight: self.in_flight.load(Ordering::SeqCst),
-            agent_version: osapi_api::VERSION.to_string(),
+            agent_version: self.config.version.clone(),
         };
         self.bus.registry.put(registration).await
     }

@@ -609,6 +609,7 @@ impl OsapiFile {
             // Explicit only: `osapi agent start` fills in the default (an
             // embedded agent on the in-memory bus needs none).
             state_dir: (!a.state_dir.is_empty()).then(|| PathBuf::from(&a.state_dir)),
+            version: osapi_api::VERSION.to_string(),
         };
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(config)

@@ -42,7 +42,11 @@ impl Controller {
         let auth = Authenticator::new(&config.signing_key, config.roles.clone())
             .map_err(ServerError::Config)?
             .allow_tokens_without_expiry(config.allow_tokens_without_expiry);
-        let directory = Arc::new(AgentDirectory::new(bus.clone(), config.directory_cache));
+        let directory = Arc::new(AgentDirectory::new(
+            bus.clone(),
+            config.directory_cache,
+            config.min_agent_version.clone(),
+        ));
         let waiters = Waiters::start(&bus, directory.clone());
         let index = JobIndex::start(&bus);
         let jobs = JobService::new(
