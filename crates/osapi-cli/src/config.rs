@@ -535,6 +535,7 @@ impl OsapiFile {
                 .collect::<Result<_>>()?,
             job_signer: self.job_signer()?,
             cors_allow_origins: s.security.cors.allow_origins.clone(),
+            version: crate::version::wire(),
             limits: ConnectionLimits {
                 header_read_timeout: duration(
                     "api.server.header_read_timeout",
@@ -609,7 +610,7 @@ impl OsapiFile {
             // Explicit only: `osapi agent start` fills in the default (an
             // embedded agent on the in-memory bus needs none).
             state_dir: (!a.state_dir.is_empty()).then(|| PathBuf::from(&a.state_dir)),
-            version: osapi_api::VERSION.to_string(),
+            version: crate::version::wire(),
         };
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(config)
