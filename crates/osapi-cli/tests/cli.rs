@@ -142,6 +142,23 @@ fn config_errors_are_clear() {
     let (ok, _, err) = osapi(&["client", "health"]);
     assert!(!ok);
     assert!(err.contains("no controller URL"), "{err}");
+    // A minimum agent version that is not a version stops a controller at
+    // start, naming the key (before it looks for NATS).
+    let bad = config(
+        "api:\n  server:\n    min_agent_version: latest\n    nats: {host: 127.0.0.1, port: 1}\n    security: {signing_key: k}\n",
+    );
+    for cmd in [&["api", "server", "start"][..], &["start"]] {
+        let mut args = vec!["-f", bad.path().to_str().unwrap()];
+        args.extend_from_slice(cmd);
+        let (ok, _, err) = osapi(&args);
+        assert!(!ok, "{cmd:?}");
+        assert!(
+            err.contains(
+                "error: api.server.min_agent_version: \"latest\" is not a semantic version"
+            ),
+            "{cmd:?}: {err}"
+        );
+    }
 }
 
 /// The commit the binaries must report: `OSAPI_GIT_COMMIT` when the build
