@@ -37,6 +37,12 @@ pub struct AgentConfig {
     /// How long a stopping agent lets running jobs finish before it stops
     /// them and reports them failed (default 10 s).
     pub shutdown_grace: Duration,
+    /// The version the agent reports in its registration and in the
+    /// `started` event of every job (default [`osapi_api::VERSION`]; the
+    /// `osapi-agent` binary adds its git commit as semver build metadata,
+    /// `0.1.0+8d085288c507`). Controllers flag agents older than their
+    /// `api.server.min_agent_version` with a `VersionSkew` condition.
+    pub version: String,
 }
 
 /// Which jobs an agent runs.
@@ -64,6 +70,7 @@ impl Default for AgentConfig {
             shutdown_grace: Duration::from_secs(10),
             security: AgentSecurity::default(),
             state_dir: None,
+            version: osapi_api::VERSION.to_string(),
         }
     }
 }

@@ -96,7 +96,7 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
 
     let started = JobEvent::now(id, EventKind::Started, &shared.hostname)
         .with_instance(shared.instance_id)
-        .with_data(json!({"agent_version": osapi_api::VERSION, "pid": std::process::id()}));
+        .with_data(json!({"agent_version": shared.config.version, "pid": std::process::id()}));
     // Events not yet written: a job that ends quickly is recorded with a
     // single write (taken, started, ended); a longer one announces itself
     // after `ANNOUNCE_AFTER`.

@@ -73,7 +73,7 @@ struct ReasonLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
-    version: &'static str,
+    version: String,
 }
 
 /// The label of an operation: its wire name, or `unknown` (a name the
@@ -95,15 +95,10 @@ pub struct AgentMetrics {
     last_heartbeat: Mutex<Option<Instant>>,
 }
 
-impl Default for AgentMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl AgentMetrics {
-    /// Registers every metric under the `osapi_agent_` prefix.
-    pub fn new() -> Self {
+    /// Registers every metric under the `osapi_agent_` prefix; `version` is
+    /// the agent's (`build_info`).
+    pub fn new(version: &str) -> Self {
         let mut registry = Registry::with_prefix("osapi_agent");
         let jobs = Family::<JobLabels, Counter>::default();
         registry.register(
@@ -147,7 +142,7 @@ impl AgentMetrics {
         let build = Family::<VersionLabels, Gauge>::default();
         build
             .get_or_create(&VersionLabels {
-                version: osapi_api::VERSION,
+                version: version.to_string(),
             })
             .set(1);
         registry.register("build_info", "The agent's version", build);
@@ -236,7 +231,7 @@ mod tests {
 
     #[test]
     fn counts_jobs_refusals_and_heartbeats() {
-        let m = AgentMetrics::new();
+        let m = AgentMetrics::new("0.1.0+test");
         {
             let _running = m.job_running();
             assert!(m.render().contains("osapi_agent_jobs_running 1"));

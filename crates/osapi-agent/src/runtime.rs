@@ -105,7 +105,7 @@ impl Agent {
                 labels: Arc::new(config.labels.clone()),
                 facts: config.facts.clone(),
             }),
-            metrics: Arc::new(AgentMetrics::new()),
+            metrics: Arc::new(AgentMetrics::new(&config.version)),
             config,
             bus,
         });
@@ -286,7 +286,7 @@ pub(crate) struct Shared {
     /// Labels and custom facts: what a reload may change.
     described: RwLock<Described>,
     pub(crate) metrics: Arc<AgentMetrics>,
-    config: AgentConfig,
+    pub(crate) config: AgentConfig,
     pub(crate) bus: Bus,
 }
 
@@ -371,7 +371,7 @@ impl Shared {
             conditions,
             state: *lock(&self.state),
             jobs_in_flight: self.in_flight.load(Ordering::SeqCst),
-            agent_version: osapi_api::VERSION.to_string(),
+            agent_version: self.config.version.clone(),
         };
         let accepted = self.bus.registry.put(registration).await;
         self.metrics.heartbeat(accepted.is_ok());

@@ -75,13 +75,18 @@ pub mod condition {
     pub const HIGH_LOAD: &str = "HighLoad";
     /// A filesystem above the threshold.
     pub const DISK_PRESSURE: &str = "DiskPressure";
+    /// The agent is older than the controller's minimum
+    /// (`api.server.min_agent_version`), or reports no version. Set by the
+    /// controller, not the agent, and listed only while it holds.
+    pub const VERSION_SKEW: &str = "VersionSkew";
 }
 
 /// A health condition of an agent's host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeCondition {
-    /// `MemoryPressure`, `HighLoad` or `DiskPressure`.
+    /// `MemoryPressure`, `HighLoad`, `DiskPressure` (from the agent) or
+    /// `VersionSkew` (from the controller).
     #[serde(rename = "type")]
     pub condition_type: String,
     /// True when the condition holds.
@@ -260,6 +265,11 @@ pub struct AgentInfo {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<OffsetDateTime>,
+    /// Software version of the agent, as semver with the git commit as
+    /// build metadata when known (`0.1.0+8d085288c507`); absent when the
+    /// agent reports none (upstream's agents, older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
     /// Distribution and version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_info: Option<OsInfoResponse>,

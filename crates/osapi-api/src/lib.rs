@@ -38,5 +38,8 @@ pub mod serde_util;
 pub mod signing;
 pub mod target;
 
-/// Version of this control plane, reported by health endpoints and agents.
+/// Version of these crates (semver, no commit): what a controller and an
+/// agent report unless told otherwise. The `osapi` and `osapi-agent`
+/// binaries report it with their git commit as build metadata
+/// (`osapi_cli::version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

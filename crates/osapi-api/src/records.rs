@@ -351,3 +351,28 @@ pub struct ObjectInfo {
 
 /// Default job deadline when neither the request nor the operation says otherwise.
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
+    use super::*;
+
+    #[test]
+    fn registration_without_a_version_still_parses() {
+        // As written by upstream's agents and by ours before they reported
+        // their version: no `agent_version`.
+        let old = serde_json::json!({
+            "hostname": "web-01",
+            "instance_id": "6f1c1c86-4a4b-4d0f-9d1e-0c9e2b7f4a11",
+            "registered_at": "2026-03-06T10:00:10Z",
+            "started_at": "2026-03-06T09:00:00Z",
+        });
+        let reg: AgentRegistration = serde_json::from_value(old).unwrap();
+        assert_eq!(reg.hostname, "web-01");
+        assert_eq!(reg.agent_version, "");
+        let mut new = serde_json::to_value(&reg).unwrap();
+        new["agent_version"] = "0.1.0+8d085288c507".into();
+        let reg: AgentRegistration = serde_json::from_value(new).unwrap();
+        assert_eq!(reg.agent_version, "0.1.0+8d085288c507");
+    }
+}

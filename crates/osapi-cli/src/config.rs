@@ -358,6 +358,26 @@ pub struct ServerSection {
     pub jobs: JobsSection,
     /// NATS connection of the controller.
     pub nats: NatsConnection,
+    /// Agents older than this semantic version, or reporting none, are
+    /// listed with a `VersionSkew` condition (ours). Default: this
+    /// controller's `major.minor.0`; empty turns the check off.
+    #[serde(deserialize_with = "version_text")]
+    pub min_agent_version: String,
+}
+
+/// A version setting: a string, or nothing (null reads as empty). A bare
+/// number is refused rather than guessed at: YAML reads `1.10` as 1.1.
+fn version_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a version in quotes, such as \"0.1.0\", got {}",
+            yaml_serde::to_string(&other)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        ))),
+    }
 }
 
 /// `api.server.jobs.*`
@@ -394,6 +414,10 @@ impl Default for ServerSection {
             trusted_proxies: Vec::new(),
             jobs: JobsSection::default(),
             nats: NatsConnection::default(),
+            min_agent_version: d
+                .min_agent_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -649,6 +673,14 @@ impl OsapiFile {
                 .collect::<Result<_>>()?,
             job_signer: self.job_signer()?,
             cors_allow_origins: s.security.cors.allow_origins.clone(),
+            version: crate::version::wire(),
+            min_agent_version: match s.min_agent_version.trim() {
+                "" => None,
+                text => Some(
+                    osapi_server::version::parse_version(text)
+                        .context("api.server.min_agent_version")?,
+                ),
+            },
             limits: ConnectionLimits {
                 header_read_timeout: duration(
                     "api.server.header_read_timeout",
@@ -727,6 +759,7 @@ impl OsapiFile {
             // Explicit only: `osapi agent start` fills in the default (an
             // embedded agent on the in-memory bus needs none).
             state_dir: (!a.state_dir.is_empty()).then(|| PathBuf::from(&a.state_dir)),
+            version: crate::version::wire(),
         };
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(config)
@@ -1329,5 +1362,92 @@ mod tests {
                 .unwrap_err()
         );
         assert!(err.contains("api.server.idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn min_agent_version_key() {
+        let load = |yaml: &str| {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            write!(f, "{yaml}").unwrap();
+            OsapiFile::load(Some(f.path()), &env(&[]))
+        };
+        let min = |cfg: &OsapiFile| {
+            cfg.server_config(None)
+                .unwrap()
+                .min_agent_version
+                .map(|v| v.to_string())
+        };
+        // Default: the controller's own major.minor.0.
+        let own = osapi_server::version::parse_version(crate::version::VERSION).unwrap();
+        let d = OsapiFile::load(None, &env(&[])).unwrap();
+        assert_eq!(min(&d), Some(format!("{}.{}.0", own.major, own.minor)));
+        // The controller reports its version with the commit.
+        assert_eq!(
+            d.server_config(None).unwrap().version,
+            crate::version::wire()
+        );
+        assert_eq!(d.agent_config().unwrap().version, crate::version::wire());
+
+        let set = load("api:\n  server:\n    min_agent_version: 0.3.1-rc.1\n").unwrap();
+        assert_eq!(min(&set).as_deref(), Some("0.3.1-rc.1"));
+        let short = load("api:\n  server:\n    min_agent_version: \"0.2\"\n").unwrap();
+        assert_eq!(min(&short).as_deref(), Some("0.2.0"));
+        for off in ["\"\"", "", "null"] {
+            let cfg = load(&format!("api:\n  server:\n    min_agent_version: {off}\n")).unwrap();
+            assert_eq!(min(&cfg), None, "{off:?} turns the check off");
+        }
+        let env_set = OsapiFile::load(
+            None,
+            &env(&[("OSAPI_API_SERVER_MIN_AGENT_VERSION", "1.4.0")]),
+        )
+        .unwrap();
+        assert_eq!(min(&env_set).as_deref(), Some("1.4.0"));
+        let env_off =
+            OsapiFile::load(None, &env(&[("OSAPI_API_SERVER_MIN_AGENT_VERSION", "")])).unwrap();
+        assert_eq!(min(&env_off), None);
+
+        // A version that is not one stops the controller, naming the key.
+        let bad = load("api:\n  server:\n    min_agent_version: v0.1\n").unwrap();
+        let err = format!("{:#}", bad.server_config(None).unwrap_err());
+        assert!(
+            err.starts_with("api.server.min_agent_version: \"v0.1\" is not a semantic version"),
+            "{err}"
+        );
+        // A bare number is refused rather than misread (1.10 is 1.1 to YAML).
+        let err = format!(
+            "{:#}",
+            load("api:\n  server:\n    min_agent_version: 1.10\n").unwrap_err()
+        );
+        assert!(
+            err.contains("api.server.min_agent_version: expected a version in quotes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_sample_file_loads_with_its_commented_keys_too() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/osapi.yaml");
+        let cfg = OsapiFile::load(Some(&sample), &env(&[])).unwrap();
+        cfg.agent_config().unwrap();
+        let own = osapi_server::version::parse_version(crate::version::VERSION).unwrap();
+        assert_eq!(
+            cfg.server_config(None).unwrap().min_agent_version,
+            Some(osapi_server::version::default_min_agent_version(&own))
+        );
+        // Uncommented, the example minimum is read as written.
+        let text = std::fs::read_to_string(&sample).unwrap();
+        let uncommented = text.replace("    # min_agent_version:", "    min_agent_version:");
+        assert_ne!(uncommented, text);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "{uncommented}").unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        assert_eq!(
+            cfg.server_config(None)
+                .unwrap()
+                .min_agent_version
+                .map(|v| v.to_string())
+                .as_deref(),
+            Some("0.1.0")
+        );
     }
 }

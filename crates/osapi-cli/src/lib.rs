@@ -13,6 +13,7 @@ pub mod serve;
 pub mod start;
 mod table;
 mod token;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use crate::logging::{LogFormat, LogSettings};
 
 /// OSAPI control plane and client.
 #[derive(Parser)]
-#[command(name = "osapi", version, about)]
+#[command(name = "osapi", version = version::LONG, about)]
 pub struct Cli {
     /// Configuration file (upstream's osapi.yaml layout).
     #[arg(short = 'f', long = "osapi-file", global = true)]
@@ -70,6 +71,9 @@ pub enum Command {
     /// An agent on NATS (distributed mode).
     #[command(subcommand)]
     Agent(serve::AgentCommand),
+    /// Print the version and the git commit of this build (`--json`: as
+    /// JSON).
+    Version,
 }
 
 /// Runs a command line of `osapi`; the agent on a single-threaded runtime
@@ -77,6 +81,11 @@ pub enum Command {
 /// pool would cost memory and wake-ups for nothing), everything else on a
 /// multi-threaded one.
 pub fn main_with(cli: Cli) -> ExitCode {
+    // Needs no configuration (a broken file must not hide the version) and
+    // no runtime.
+    if let Command::Version = cli.command {
+        return report(print_version(cli.json));
+    }
     let runtime = match cli.command {
         Command::Agent(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -146,7 +155,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Agent(serve::AgentCommand::Start) => {
             serve::agent_start(&file, cli.osapi_file.as_deref()).await
         }
+        Command::Version => print_version(cli.json),
     }
+}
+
+/// `osapi version`: `osapi 0.1.0 (commit 8d085288c507)`, or with `json`
+/// `{"version":"0.1.0","commit":"8d085288c507"}`.
+fn print_version(json: bool) -> Result<()> {
+    use std::io::Write;
+    let line = if json {
+        serde_json::to_string(&version::info())?
+    } else {
+        format!("osapi {}", version::LONG)
+    };
+    writeln!(std::io::stdout(), "{line}")?;
+    Ok(())
 }
 
 /// Runs the agent alone, as `osapi-agent` does: loads the configuration

@@ -142,6 +142,79 @@ fn config_errors_are_clear() {
     let (ok, _, err) = osapi(&["client", "health"]);
     assert!(!ok);
     assert!(err.contains("no controller URL"), "{err}");
+    // A minimum agent version that is not a version stops a controller at
+    // start, naming the key (before it looks for NATS).
+    let bad = config(
+        "api:\n  server:\n    min_agent_version: latest\n    nats: {host: 127.0.0.1, port: 1}\n    security: {signing_key: k}\n",
+    );
+    for cmd in [&["api", "server", "start"][..], &["start"]] {
+        let mut args = vec!["-f", bad.path().to_str().unwrap()];
+        args.extend_from_slice(cmd);
+        let (ok, _, err) = osapi(&args);
+        assert!(!ok, "{cmd:?}");
+        assert!(
+            err.contains(
+                "error: api.server.min_agent_version: \"latest\" is not a semantic version"
+            ),
+            "{cmd:?}: {err}"
+        );
+    }
+}
+
+/// The commit the binaries must report: `OSAPI_GIT_COMMIT` when the build
+/// had it, else git's answer for this checkout, else `unknown`.
+fn expected_commit() -> String {
+    if let Ok(c) = std::env::var("OSAPI_GIT_COMMIT")
+        && !c.trim().is_empty()
+    {
+        return c.trim().to_string();
+    }
+    Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[test]
+fn version_prints_the_version_and_the_commit() {
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = expected_commit();
+    let line = format!("osapi {version} (commit {commit})");
+    // Needs no configuration: a missing file does not hide the version.
+    for args in [
+        &["version"][..],
+        &["--version"],
+        &["-f", "/nonexistent/osapi.yaml", "version"],
+    ] {
+        let (ok, out, err) = osapi(args);
+        assert!(ok, "{args:?}: {err}");
+        assert_eq!(out.trim_end(), line, "{args:?}");
+    }
+    let (ok, out, err) = osapi(&["version", "--json"]);
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"version": version, "commit": commit})
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_osapi-agent"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        format!("osapi-agent {version} (commit {commit})")
+    );
+    // In this repository's checkout the commit is known.
+    if std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.git")).exists() {
+        assert_eq!(commit.len(), 12, "{commit}");
+        assert!(commit.chars().all(|c| c.is_ascii_hexdigit()), "{commit}");
+    }
 }
 
 struct Running(Child);
@@ -226,6 +299,19 @@ fn start_then_run_a_job_with_the_client() {
     let (ok, out, _) = client(&["agent", "list"]);
     assert!(ok);
     assert!(out.contains("\"hostname\": \"cli-agent\""), "{out}");
+    // Controller and agent report this build's version and commit, and an
+    // agent of the controller's own version has no version skew.
+    let wire = match expected_commit().as_str() {
+        "unknown" => env!("CARGO_PKG_VERSION").to_string(),
+        commit => format!("{}+{commit}", env!("CARGO_PKG_VERSION")),
+    };
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["agents"][0]["agent_version"], wire.as_str(), "{out}");
+    assert!(!out.contains("VersionSkew"), "{out}");
+    let (ok, out, err) = client(&["health", "status"]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["version"], wire.as_str(), "{out}");
     let upload = dir.path().join("f.txt");
     std::fs::write(&upload, "hello").unwrap();
     let (ok, out, err) = client(&["file", "upload", "greeting", upload.to_str().unwrap()]);

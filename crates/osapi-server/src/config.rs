@@ -49,6 +49,16 @@ pub struct ServerConfig {
     /// Whether a scrape needs a token with `health:read`
     /// (`telemetry.metrics.auth`, default false, as upstream).
     pub metrics_auth: bool,
+    /// The version `GET /health/status` reports (default: this crate's,
+    /// [`osapi_api::VERSION`]; the `osapi` binary adds its git commit as
+    /// semver build metadata, `0.1.0+8d085288c507`).
+    pub version: String,
+    /// Agents older than this, or reporting no version, are listed with a
+    /// `VersionSkew` condition (`api.server.min_agent_version`). Default:
+    /// the controller's own `major.minor.0`
+    /// ([`default_min_agent_version`](crate::version::default_min_agent_version));
+    /// `None` turns the check off.
+    pub min_agent_version: Option<semver::Version>,
 }
 
 /// How long a connection may stay silent, and how many may be open.
@@ -101,6 +111,10 @@ impl Default for ServerConfig {
             cors_allow_origins: Vec::new(),
             metrics_path: "/metrics".into(),
             metrics_auth: false,
+            version: osapi_api::VERSION.to_string(),
+            min_agent_version: crate::version::parse_version(osapi_api::VERSION)
+                .ok()
+                .map(|v| crate::version::default_min_agent_version(&v)),
         }
     }
 }

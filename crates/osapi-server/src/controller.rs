@@ -43,8 +43,12 @@ impl Controller {
         let auth = Authenticator::new(&config.signing_key, config.roles.clone())
             .map_err(ServerError::Config)?
             .allow_tokens_without_expiry(config.allow_tokens_without_expiry);
-        let metrics = Arc::new(ControllerMetrics::new());
-        let directory = Arc::new(AgentDirectory::new(bus.clone(), config.directory_cache));
+        let metrics = Arc::new(ControllerMetrics::new(&config.version));
+        let directory = Arc::new(AgentDirectory::new(
+            bus.clone(),
+            config.directory_cache,
+            config.min_agent_version.clone(),
+        ));
         let waiters = Waiters::start(&bus, directory.clone(), metrics.clone());
         let index = JobIndex::start(&bus, metrics.clone());
         let jobs = JobService::new(

@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use osapi_api::agent::{AgentInfo, AgentState, AgentStatus};
+use osapi_api::agent::{AgentInfo, AgentState, AgentStatus, NodeCondition, condition};
 use osapi_api::format::human_uptime;
 use osapi_api::records::{AgentRegistration, Facts};
 use osapi_api::target::{Target, sanitize_key};
 use osapi_bus::{Bus, BusResult};
 
 use crate::error::ApiError;
+use crate::version::version_skew;
 
 /// One live agent as the controller sees it.
 #[derive(Debug, Clone)]
@@ -23,6 +24,10 @@ pub struct AgentView {
     pub facts: Option<Facts>,
     /// Drain flag set.
     pub drained: bool,
+    /// Why its version falls short of the controller's minimum
+    /// (`api.server.min_agent_version`), if it does: listed as a
+    /// `VersionSkew` condition. Scheduling ignores it.
+    pub version_skew: Option<String>,
 }
 
 impl AgentView {
@@ -71,9 +76,27 @@ impl AgentView {
             routes: facts.routes,
             facts: facts.facts,
             state: Some(self.state()),
-            conditions: reg.conditions.clone(),
+            agent_version: non_empty(reg.agent_version.clone()),
+            conditions: self.conditions(),
             timeline: Vec::new(),
         }
+    }
+}
+
+impl AgentView {
+    /// The agent's conditions, then `VersionSkew` when it holds (since the
+    /// agent started: its version cannot change without a restart).
+    fn conditions(&self) -> Vec<NodeCondition> {
+        let mut conditions = self.registration.conditions.clone();
+        if let Some(reason) = &self.version_skew {
+            conditions.push(NodeCondition {
+                condition_type: condition::VERSION_SKEW.to_string(),
+                status: true,
+                reason: Some(reason.clone()),
+                last_transition_time: self.registration.started_at,
+            });
+        }
+        conditions
     }
 }
 
@@ -95,15 +118,18 @@ impl Fleet {
 pub struct AgentDirectory {
     bus: Bus,
     max_age: Duration,
+    min_agent_version: Option<semver::Version>,
     cache: Mutex<Option<(Instant, Arc<Fleet>)>>,
 }
 
 impl AgentDirectory {
-    /// A directory over `bus`, caching for `max_age`.
-    pub fn new(bus: Bus, max_age: Duration) -> Self {
+    /// A directory over `bus`, caching for `max_age`; agents older than
+    /// `min_agent_version` (when set) carry a version skew.
+    pub fn new(bus: Bus, max_age: Duration, min_agent_version: Option<semver::Version>) -> Self {
         AgentDirectory {
             bus,
             max_age,
+            min_agent_version,
             cache: Mutex::new(None),
         }
     }
@@ -131,7 +157,12 @@ impl AgentDirectory {
             self.bus.facts.list(),
             self.bus.state.drained()
         )?;
-        let fleet = Arc::new(merge(registrations, facts, &drained));
+        let fleet = Arc::new(merge(
+            registrations,
+            facts,
+            &drained,
+            self.min_agent_version.as_ref(),
+        ));
         *crate::lock(&self.cache) = Some((started, fleet.clone()));
         Ok(fleet)
     }
@@ -152,6 +183,7 @@ fn merge(
     registrations: Vec<AgentRegistration>,
     facts: Vec<(String, Facts)>,
     drained: &BTreeSet<String>,
+    min_agent_version: Option<&semver::Version>,
 ) -> Fleet {
     let mut facts: BTreeMap<String, Facts> = facts
         .into_iter()
@@ -164,6 +196,8 @@ fn merge(
             AgentView {
                 facts: facts.remove(&key),
                 drained: drained.contains(&key),
+                version_skew: min_agent_version
+                    .and_then(|min| version_skew(&registration.agent_version, min)),
                 registration,
             }
         })
@@ -248,5 +282,98 @@ fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
         "none".to_string()
     } else {
         names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
+    use super::*;
+    use time::macros::datetime;
+
+    fn registration(hostname: &str, version: &str) -> AgentRegistration {
+        AgentRegistration {
+            hostname: hostname.into(),
+            instance_id: uuid::Uuid::new_v4(),
+            labels: BTreeMap::new(),
+            registered_at: datetime!(2026-03-06 10:00:10 UTC),
+            started_at: datetime!(2026-03-06 09:00:00 UTC),
+            os_info: None,
+            uptime_seconds: 0,
+            load: None,
+            memory: None,
+            conditions: Vec::new(),
+            state: AgentState::Ready,
+            jobs_in_flight: 0,
+            agent_version: version.into(),
+        }
+    }
+
+    fn fleet(min: Option<&str>) -> Fleet {
+        let min = min.map(|m| semver::Version::parse(m).unwrap());
+        merge(
+            vec![
+                registration("old", "0.0.9+8d085288c507"),
+                registration("current", "0.1.0+8d085288c507"),
+                registration("silent", ""),
+            ],
+            Vec::new(),
+            &BTreeSet::new(),
+            min.as_ref(),
+        )
+    }
+
+    fn skew(fleet: &Fleet, host: &str) -> Option<NodeCondition> {
+        let info = fleet.get(host).unwrap().to_info();
+        let mut skews = info
+            .conditions
+            .into_iter()
+            .filter(|c| c.condition_type == condition::VERSION_SKEW);
+        let first = skews.next();
+        assert!(skews.next().is_none(), "one VersionSkew at most");
+        first
+    }
+
+    #[test]
+    fn agents_below_the_minimum_are_listed_with_version_skew() {
+        let fleet = fleet(Some("0.1.0"));
+        let old = skew(&fleet, "old").unwrap();
+        assert!(old.status);
+        assert_eq!(
+            old.reason.as_deref(),
+            Some("agent 0.0.9+8d085288c507 is older than the controller's minimum 0.1.0")
+        );
+        assert_eq!(old.last_transition_time, datetime!(2026-03-06 09:00:00 UTC));
+        let silent = skew(&fleet, "silent").unwrap();
+        assert_eq!(
+            silent.reason.as_deref(),
+            Some("agent reports no version; the controller's minimum is 0.1.0")
+        );
+        assert_eq!(skew(&fleet, "current"), None);
+        // The version itself is shown, absent when the agent reports none.
+        let info = fleet.get("old").unwrap().to_info();
+        assert_eq!(info.agent_version.as_deref(), Some("0.0.9+8d085288c507"));
+        assert_eq!(fleet.get("silent").unwrap().to_info().agent_version, None);
+    }
+
+    #[test]
+    fn skewed_agents_still_get_jobs() {
+        let fleet = fleet(Some("0.1.0"));
+        assert!(fleet.agents.iter().all(AgentView::eligible));
+        let mut all = resolve_in(&fleet, &Target::All).unwrap();
+        all.sort();
+        assert_eq!(all, ["current", "old", "silent"]);
+        assert_eq!(
+            resolve_in(&fleet, &Target::Host("old".into())).unwrap(),
+            ["old"]
+        );
+    }
+
+    #[test]
+    fn no_minimum_no_skew() {
+        let fleet = fleet(None);
+        for host in ["old", "current", "silent"] {
+            assert_eq!(skew(&fleet, host), None, "{host}");
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod version;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it
 /// (every critical section in this crate leaves the data consistent).
@@ -29,3 +30,5 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub use config::{ConnectionLimits, ServerConfig};
 pub use controller::{Controller, ServerError};
 pub use error::{ApiError, ApiResult};
+/// The semver crate, whose `Version` [`ServerConfig::min_agent_version`] holds.
+pub use semver;

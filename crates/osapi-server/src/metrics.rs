@@ -106,7 +106,7 @@ struct StateLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
-    version: &'static str,
+    version: String,
 }
 
 /// A job this controller created, followed until it ends.
@@ -152,15 +152,10 @@ pub struct ControllerMetrics {
     seen_reconnects: AtomicU64,
 }
 
-impl Default for ControllerMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl ControllerMetrics {
-    /// Registers every metric under the `osapi_` prefix.
-    pub fn new() -> Self {
+    /// Registers every metric under the `osapi_` prefix; `version` is the
+    /// controller's (`build_info`).
+    pub fn new(version: &str) -> Self {
         let mut registry = Registry::with_prefix("osapi");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -240,7 +235,7 @@ impl ControllerMetrics {
         let build = Family::<VersionLabels, Gauge>::default();
         build
             .get_or_create(&VersionLabels {
-                version: osapi_api::VERSION,
+                version: version.to_string(),
             })
             .set(1);
         registry.register("build_info", "The controller's version", build);
@@ -452,7 +447,7 @@ mod tests {
 
     #[test]
     fn a_followed_job_is_measured_once_from_submission_to_end() {
-        let m = ControllerMetrics::new();
+        let m = ControllerMetrics::new("0.1.0+test");
         let id = Uuid::new_v4();
         m.job_created(id, "node.hostname.get", "all");
         m.job_progress(id, JobStatus::Processing, true);
@@ -480,7 +475,7 @@ mod tests {
 
     #[test]
     fn scrape_time_values_are_brought_up_to_date() {
-        let m = ControllerMetrics::new();
+        let m = ControllerMetrics::new("0.1.0+test");
         let guard = m.waiting();
         for host in ["a", "b", "c", "d"] {
             m.agent_left(host);

@@ -9,7 +9,7 @@ use clap::Parser;
 
 /// An OSAPI agent on NATS (the `agent` section of the configuration file).
 #[derive(Parser)]
-#[command(name = "osapi-agent", version, about)]
+#[command(name = "osapi-agent", version = osapi_cli::version::LONG, about)]
 struct Args {
     /// Configuration file (upstream's osapi.yaml layout).
     #[arg(short = 'f', long = "osapi-file")]

@@ -167,7 +167,9 @@ async fn lists_counts_and_audit_across_controllers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_and_expired_jobs_leave_every_controller() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
-    c.nats_extra = "  kv: {ttl: 4s}\n  progress: {ttl: 4s}\n".into();
+    // Long enough that the kept job outlives the deletion checks on a
+    // loaded machine, short enough to watch it expire.
+    c.nats_extra = "  kv: {ttl: 8s}\n  progress: {ttl: 8s}\n".into();
     c.add_controller().await;
     c.add_controller().await;
     c.add_agents(&[AgentSpec::new("w1")]).await;

@@ -539,6 +539,21 @@ async fn heartbeat_follows_a_short_registry_ttl() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The controller and the `osapi-agent` process report the version and
+    // commit `osapi version` prints, as semver (`0.1.0+8d085288c507`), and
+    // an agent of the controller's own version has no version skew.
+    let wire = wire_version();
+    assert_eq!(client.status().await.unwrap().version, wire);
+    let steady = client.agent("steady").await.unwrap();
+    assert_eq!(steady.agent_version.as_deref(), Some(wire.as_str()));
+    assert!(
+        !steady
+            .conditions
+            .iter()
+            .any(|c| c.condition_type == osapi_api::agent::condition::VERSION_SKEW),
+        "{:?}",
+        steady.conditions
+    );
     let d = client
         .run_job(
             &osapi_api::job::CreateJobRequest::new("node.hostname.get", json!({}), "role:web"),
@@ -547,4 +562,23 @@ async fn heartbeat_follows_a_short_registry_ttl() {
         .await
         .unwrap();
     assert_eq!(d.status(), JobStatus::Completed);
+}
+
+/// `version+commit` (or `version` when the commit is unknown), from what
+/// `osapi version --json` prints.
+fn wire_version() -> String {
+    let out = Command::new(fleet::BIN)
+        .args(["version", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (version, commit) = (
+        v["version"].as_str().unwrap(),
+        v["commit"].as_str().unwrap(),
+    );
+    match commit {
+        "unknown" => version.to_string(),
+        commit => format!("{version}+{commit}"),
+    }
 }

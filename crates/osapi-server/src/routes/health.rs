@@ -133,7 +133,7 @@ pub async fn status(
     let body = StatusResponse {
         status: if degraded { "degraded" } else { "ok" }.into(),
         components,
-        version: osapi_api::VERSION.to_string(),
+        version: state.config.version.clone(),
         uptime: go_duration(Duration::from_secs(state.started.elapsed().as_secs())),
         nats: Some(NatsInfo {
             url: state.bus.status.url(),

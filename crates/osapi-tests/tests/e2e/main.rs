@@ -24,3 +24,4 @@ mod providers;
 mod signing;
 mod tokens;
 mod typed;
+mod version;
