@@ -227,7 +227,10 @@ async fn reload(handle: &osapi_agent::AgentHandle, osapi_file: Option<&Path>) {
             return;
         }
     };
-    if let Err(e) = handle.reload(config.labels, config.facts).await {
-        tracing::error!(error = %e, "SIGHUP: configuration not reloaded");
+    match handle.reload(config.labels, config.facts).await {
+        Ok(()) => tracing::info!(
+            "SIGHUP: labels and custom facts applied; other settings take effect at the next start"
+        ),
+        Err(e) => tracing::error!(error = %e, "SIGHUP: configuration not reloaded"),
     }
 }

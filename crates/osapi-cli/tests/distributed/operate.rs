@@ -63,6 +63,16 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
     let jobs = format!("{}/job", c.url(0));
     assert_eq!(scrape(&jobs, Some("not-a-token")).await.0, 401);
     assert_eq!(scrape(&jobs, None).await.0, 401);
+    // Made-up methods do not each become a series.
+    for i in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        let resp = reqwest::Client::new()
+            .request(method, &jobs)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405);
+    }
 
     let created =
         "osapi_jobs_created_total{operation=\"command.exec.execute\",target_kind=\"host\"}";
@@ -107,6 +117,14 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
             "osapi_http_requests_total{method=\"POST\",route=\"/job\",status=\"201\"}"
         ) >= 1.0,
         "requests are counted by route template: {page}"
+    );
+    assert!(!page.contains("BREW"), "{page}");
+    assert!(
+        sample(
+            &page,
+            "osapi_http_requests_total{method=\"other\",route=\"/job\",status=\"405\"}"
+        ) >= 3.0,
+        "{page}"
     );
     assert!(
         !page.contains(&job.job_id.to_string()),

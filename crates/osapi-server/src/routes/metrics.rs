@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use osapi_api::agent::AgentState;
@@ -43,19 +43,34 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> ApiResult<Res
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], text).into_response())
 }
 
+/// The `method` label: a standard method, or `other` (a client may send
+/// any token as a method, and each would be a new series).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 /// Runs each request in a `request` span (method, route template, and the
 /// id of a job it creates), counts it by method, route and status, times
 /// it, and counts authentication failures by reason.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
     let span = tracing::info_span!(
         "request",
-        method = %method,
+        method,
         route = route.as_deref().unwrap_or("unmatched"),
         job_id = tracing::field::Empty,
         status = tracing::field::Empty,
@@ -66,10 +81,23 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         state.metrics.auth_failure(*why);
     }
     state.metrics.request(
-        method.as_str(),
+        method,
         route.as_deref().unwrap_or("unmatched"),
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_standard_methods_become_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"X-RANDOM-1234").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+    }
 }
