@@ -171,6 +171,9 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     let duration_ms = elapsed.as_millis() as u64;
     let result = match &outcome {
         Ok(_) => "completed",
+        Err(_) if cancelled_here && shared.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+            "stopped"
+        }
         Err(_) if cancelled_here => "cancelled",
         Err(_) => "failed",
     };

@@ -103,7 +103,7 @@ impl AgentMetrics {
         let jobs = Family::<JobLabels, Counter>::default();
         registry.register(
             "jobs",
-            "Jobs this agent ran, by operation and outcome (completed, failed, cancelled, refused)",
+            "Jobs this agent ran, by operation and outcome (completed, failed, cancelled, stopped, skipped, refused)",
             jobs.clone(),
         );
         let job_seconds: Family<OperationLabels, Histogram, fn() -> Histogram> =

@@ -120,6 +120,9 @@ impl Agent {
         let any = shared.bus.queue.consumer(&hostname, QueueKind::Any).await?;
 
         let cancel = CancellationToken::new();
+        // Taking jobs stops first on shutdown; heartbeats, cancellations and
+        // the drain flag go on until the running jobs are done.
+        let taking = cancel.child_token();
         let mut tasks = JoinSet::new();
         tasks.spawn(heartbeat_loop(shared.clone(), cancel.clone()));
         tasks.spawn(facts_loop(shared.clone(), cancel.clone()));
@@ -132,20 +135,21 @@ impl Agent {
                 own,
                 QueueKind::Host,
                 permits.clone(),
-                cancel.clone(),
+                taking.clone(),
             )),
             tokio::spawn(consume_loop(
                 shared.clone(),
                 any,
                 QueueKind::Any,
                 permits,
-                cancel.clone(),
+                taking.clone(),
             )),
         ];
         tracing::info!(hostname = %hostname, instance = %shared.instance_id, "agent started");
         Ok(AgentHandle {
             shared,
             cancel,
+            taking,
             tasks,
             consume,
         })
@@ -156,6 +160,8 @@ impl Agent {
 pub struct AgentHandle {
     shared: Arc<Shared>,
     cancel: CancellationToken,
+    /// Stops the consume loops only (a child of `cancel`).
+    taking: CancellationToken,
     tasks: JoinSet<()>,
     consume: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -184,7 +190,9 @@ impl AgentHandle {
     /// Takes new labels and custom facts (a configuration reload): facts
     /// are collected and published and the agent re-registers at once, so
     /// the next job targeted by label sees them. Running jobs go on.
-    /// Invalid labels are refused and nothing changes.
+    /// Invalid labels are refused and nothing changes; once taken, a
+    /// publish that fails is logged and left to the next heartbeat and
+    /// facts update.
     pub async fn reload(
         &self,
         labels: std::collections::BTreeMap<String, String>,
@@ -199,9 +207,12 @@ impl AgentHandle {
             labels: Arc::new(labels),
             facts,
         };
-        self.shared.refresh_facts().await?;
-        self.shared.heartbeat().await?;
-        tracing::info!(hostname = %self.shared.hostname, "labels and facts reloaded");
+        if let Err(e) = self.shared.refresh_facts().await {
+            tracing::warn!(error = %e, "reloaded facts not published yet; the next update retries");
+        }
+        if let Err(e) = self.shared.heartbeat().await {
+            tracing::warn!(error = %e, "reloaded labels not published yet; the next heartbeat retries");
+        }
         Ok(())
     }
 
@@ -212,7 +223,9 @@ impl AgentHandle {
     /// finished", so their callers know at once; then the agent
     /// deregisters.
     pub async fn shutdown(mut self) {
-        self.cancel.cancel();
+        // Stop taking jobs; keep heartbeating (the registration must not
+        // expire while jobs finish) and listening for cancellations.
+        self.taking.cancel();
         let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_grace;
         let mut waiting = Box::pin(join_loops(&mut self.consume));
         if tokio::time::timeout_at(deadline, &mut waiting)
@@ -220,8 +233,9 @@ impl AgentHandle {
             .is_err()
         {
             let stopped: Vec<CancellationToken> = {
+                let running = lock(&self.shared.running);
                 self.shared.stopping.store(true, Ordering::SeqCst);
-                lock(&self.shared.running).values().cloned().collect()
+                running.values().cloned().collect()
             };
             tracing::warn!(
                 hostname = %self.shared.hostname,
@@ -240,6 +254,7 @@ impl AgentHandle {
         } else {
             drop(waiting);
         }
+        self.cancel.cancel();
         self.tasks.shutdown().await;
         if let Err(e) = self.shared.bus.registry.remove(&self.shared.hostname).await {
             tracing::warn!(error = %e, "failed to deregister");
@@ -431,7 +446,14 @@ impl Shared {
     /// when the job is.
     pub(crate) fn track(&self, id: Uuid) -> CancellationToken {
         let token = CancellationToken::new();
-        lock(&self.running).insert(id, token.clone());
+        // Under the lock `shutdown` takes to set `stopping`: a job that
+        // gets this far after the grace period ended is stopped at once
+        // (and reported), not left to be aborted silently.
+        let mut running = lock(&self.running);
+        if self.stopping.load(Ordering::SeqCst) {
+            token.cancel();
+        }
+        running.insert(id, token.clone());
         token
     }
 

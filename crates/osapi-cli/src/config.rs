@@ -79,7 +79,7 @@ pub struct TracingSection {
     /// `stdout`: one JSON line per finished span on standard output;
     /// `otlp`: to `otlp_endpoint` (a build with the `otel` cargo feature).
     pub exporter: String,
-    /// OTLP collector (gRPC), e.g. `http://localhost:4317`.
+    /// OTLP collector (OTLP/HTTP), e.g. `http://localhost:4318`.
     pub otlp_endpoint: String,
 }
 
@@ -1278,7 +1278,7 @@ mod tests {
         let err = export(&[("OSAPI_TELEMETRY_TRACING_EXPORTER", "otlp")]).unwrap_err();
         assert!(err.to_string().contains("otlp_endpoint"), "{err}");
         // A metrics path that would hide an API route is refused at start.
-        for bad in ["/job", "metrics", "/api/metrics", "/"] {
+        for bad in ["/job", "metrics", "/api/metrics", "/", "/m/:x", "/m/*x"] {
             let mut server = d.server_config(None).unwrap();
             server.signing_key = "k".into();
             server.metrics_path = bad.into();

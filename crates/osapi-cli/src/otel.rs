@@ -17,8 +17,9 @@ pub struct Exporting {
 impl Drop for Exporting {
     fn drop(&mut self) {
         #[cfg(feature = "otel")]
+        // Bounded: an unreachable collector must not hold up a stop.
         if let Some(provider) = self.provider.take()
-            && let Err(e) = provider.shutdown()
+            && let Err(e) = provider.shutdown_with_timeout(std::time::Duration::from_secs(2))
         {
             eprintln!("warning: spans not exported at exit: {e}");
         }

@@ -158,6 +158,9 @@ pub(crate) fn check_unsigned(file: &OsapiFile, config: &osapi_agent::AgentConfig
 /// deregisters. SIGHUP reads `osapi_file` again and applies its labels and
 /// custom facts without stopping anything.
 pub async fn agent_start(file: &OsapiFile, osapi_file: Option<&Path>) -> Result<()> {
+    // First of all: a SIGHUP (a `systemctl reload`) while the agent still
+    // connects must not end it; it is applied once the agent runs.
+    let mut hangups = signal(SignalKind::hangup())?;
     let mut config = file.agent_config()?;
     check_unsigned(file, &config)?;
     if config.state_dir.is_none() {
@@ -182,7 +185,6 @@ pub async fn agent_start(file: &OsapiFile, osapi_file: Option<&Path>) -> Result<
         ));
     }
     println!("OSAPI agent {name} running (NATS at {url})");
-    let mut hangups = signal(SignalKind::hangup())?;
     let mut stop = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {

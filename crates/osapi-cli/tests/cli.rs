@@ -471,3 +471,63 @@ fn job_signing_keys_and_unsigned_agents() {
     ]);
     assert!(ok, "tokens need only the token settings: {err}");
 }
+
+/// Whether process `pid` catches `signal` (its handler is installed), from
+/// the `SigCgt` mask of `/proc/<pid>/status`.
+fn catches(pid: u32, signal: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+#[test]
+fn a_reload_while_the_agent_still_connects_does_not_end_it() {
+    // Nothing listens on this port: the agent keeps trying to connect.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let f = config(&format!(
+        "agent:\n  hostname: early\n  state_dir: {}\n  nats: {{host: 127.0.0.1, port: {port}}}\n",
+        dir.path().display()
+    ));
+    let child = Command::new(env!("CARGO_BIN_EXE_osapi-agent"))
+        .arg("-f")
+        .arg(f.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let pid = running.0.id();
+    let hup = nix::sys::signal::Signal::SIGHUP as i32;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !catches(pid, hup) {
+        assert!(
+            running.0.try_wait().unwrap().is_none(),
+            "the agent exited before it could be reloaded"
+        );
+        assert!(
+            std::time::Instant::now() < end,
+            "the agent never installed its SIGHUP handler"
+        );
+        std::thread::yield_now();
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    // Still connecting, still alive (the default action would end it at
+    // once with status 129).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        running.0.try_wait().unwrap().is_none(),
+        "a SIGHUP while connecting ended the agent"
+    );
+}

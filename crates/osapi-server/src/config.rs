@@ -162,7 +162,7 @@ impl ServerConfig {
                 "openapi.json",
             ];
             if path.is_empty()
-                || path.contains(['{', '}', '*', '?', '#'])
+                || path.contains(['{', '}', '*', '?', '#', ':'])
                 || reserved.contains(&path.split('/').next().unwrap_or_default())
             {
                 return Err(format!(

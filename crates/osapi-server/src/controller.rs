@@ -59,17 +59,27 @@ impl Controller {
             config.job_timeout,
             config.job_signer.clone(),
         );
-        Ok(Controller {
-            state: AppState::new(Shared {
-                bus,
-                config,
-                auth,
-                directory,
-                jobs,
-                started: Instant::now(),
-                metrics,
-            }),
-        })
+        let state = AppState::new(Shared {
+            bus,
+            config,
+            auth,
+            directory,
+            jobs,
+            started: Instant::now(),
+            metrics,
+        });
+        // Jobs end at their deadline even when nobody reads them.
+        let weak = state.downgrade();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(shared) = weak.upgrade() else { return };
+                shared.jobs.settle_overdue().await;
+            }
+        });
+        Ok(Controller { state })
     }
 
     /// The router, for serving or for in-process requests.

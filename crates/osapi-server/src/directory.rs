@@ -81,9 +81,7 @@ impl AgentView {
             timeline: Vec::new(),
         }
     }
-}
 
-impl AgentView {
     /// The agent's conditions, then `VersionSkew` when it holds (since the
     /// agent started: its version cannot change without a restart).
     fn conditions(&self) -> Vec<NodeCondition> {

@@ -287,14 +287,9 @@ impl ControllerMetrics {
             .inc();
     }
 
-    /// Counts a job this controller created and follows it until it ends.
-    pub fn job_created(&self, id: Uuid, operation: &str, target_kind: &'static str) {
-        self.jobs_created
-            .get_or_create(&JobLabels {
-                operation: operation.to_string(),
-                target_kind,
-            })
-            .inc();
+    /// Follows a job this controller is about to create (before it is
+    /// stored, so that no news of it can come first).
+    pub fn job_submitted(&self, id: Uuid, operation: &str, target_kind: &'static str) {
         crate::lock(&self.followed).insert(
             id,
             Followed {
@@ -304,6 +299,16 @@ impl ControllerMetrics {
                 answered: false,
             },
         );
+    }
+
+    /// Counts a job stored (after [`ControllerMetrics::job_submitted`]).
+    pub fn job_created(&self, operation: &str, target_kind: &'static str) {
+        self.jobs_created
+            .get_or_create(&JobLabels {
+                operation: operation.to_string(),
+                target_kind,
+            })
+            .inc();
     }
 
     /// What the job index learnt of a job: its status and whether any host
@@ -341,9 +346,18 @@ impl ControllerMetrics {
         }
     }
 
-    /// Stops following a job (deleted, or expired from the bus).
+    /// Stops following a job (not stored, deleted, or expired from the bus).
     pub fn job_forgotten(&self, id: Uuid) {
         crate::lock(&self.followed).remove(&id);
+    }
+
+    /// After the job index was loaded afresh: stops following jobs it no
+    /// longer holds (deleted or expired while the feed was away), except
+    /// those submitted in the last minute (the load may predate them).
+    pub fn forget_missing(&self, held: impl Fn(&Uuid) -> bool) {
+        crate::lock(&self.followed).retain(|id, job| {
+            held(id) || job.submitted.elapsed() < std::time::Duration::from_secs(60)
+        });
     }
 
     /// Counts a host recorded lost.
@@ -449,7 +463,8 @@ mod tests {
     fn a_followed_job_is_measured_once_from_submission_to_end() {
         let m = ControllerMetrics::new("0.1.0+test");
         let id = Uuid::new_v4();
-        m.job_created(id, "node.hostname.get", "all");
+        m.job_submitted(id, "node.hostname.get", "all");
+        m.job_created("node.hostname.get", "all");
         m.job_progress(id, JobStatus::Processing, true);
         m.job_progress(id, JobStatus::Processing, true);
         m.job_progress(id, JobStatus::Completed, true);

@@ -21,6 +21,11 @@ impl AppState {
     pub fn new(shared: Shared) -> Self {
         AppState(Arc::new(shared))
     }
+
+    /// A handle that does not keep the state alive (for background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.0)
+    }
 }
 
 impl Deref for AppState {

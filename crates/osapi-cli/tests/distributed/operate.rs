@@ -152,6 +152,18 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
             .0,
         404
     );
+
+    // A job nobody reads still ends at its deadline, and is counted so.
+    client.drain("m1").await.unwrap();
+    let mut request = osapi_api::job::CreateJobRequest::new("node.hostname.get", json!({}), "m1");
+    request.timeout = Some("2s".into());
+    client.create_job(&request).await.unwrap();
+    let failed = "osapi_jobs_finished_total{operation=\"node.hostname.get\",target_kind=\"host\",status=\"failed\"}";
+    wait_for(WAIT, "the unread job to end at its deadline", || {
+        let metrics = metrics.clone();
+        async move { sample(&scrape(&metrics, None).await.1, failed) >= 1.0 }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,11 +353,13 @@ async fn sighup_reloads_labels_and_facts_while_a_job_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
-    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    // A registry TTL (2 s) shorter than the agent's grace (4 s): it must go
+    // on heartbeating while its jobs finish, or they would read as lost.
+    let mut c = Cluster::start(Duration::from_secs(2)).await;
     c.add_controller().await;
     let agent_port = free_port();
     let mut spec = AgentSpec::new("g1");
-    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n  shutdown_grace: 3s\n");
+    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n  shutdown_grace: 4s\n");
     c.add_agents(&[spec]).await;
     let client = c.client(0);
     let long = client
@@ -426,7 +440,7 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
     );
 
     // An agent stopped while jobs run lets them finish within its grace
-    // period (3 s here), and stops and reports the others.
+    // period (4 s here, past the TTL), and stops and reports the others.
     c.add_controller().await;
     let client = c.client(0);
     // The jobs of the requests answered early go on; not waited for here.
@@ -436,7 +450,7 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
     let short = client
         .submit(
             "command.exec.execute",
-            json!({"command": "sleep", "args": ["1"]}),
+            json!({"command": "sleep", "args": ["3"]}),
             "g1",
         )
         .await
@@ -456,14 +470,21 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
         async move { sample(&scrape(&url, None).await.1, "osapi_agent_jobs_running") >= 2.0 }
     })
     .await;
+    // Someone waits on the short job all along (a waiter settles a job
+    // whose host's registration has expired as lost).
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move { client.wait_job(short.job_id, WAIT).await })
+    };
     let asked = Instant::now();
-    c.agents.get_mut("g1").unwrap().terminate();
+    let agent = c.agents.get_mut("g1").unwrap();
+    tokio::task::block_in_place(|| agent.terminate());
     let took = asked.elapsed();
     assert!(
-        (Duration::from_secs(3)..Duration::from_secs(8)).contains(&took),
+        (Duration::from_secs(4)..Duration::from_secs(9)).contains(&took),
         "the agent waited its grace period, then stopped: {took:?}"
     );
-    let d = client.wait_job(short.job_id, WAIT).await.unwrap();
+    let d = waiting.await.unwrap().unwrap();
     assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
     let d = client.wait_job(stopped.job_id, WAIT).await.unwrap();
     assert_eq!(d.status(), JobStatus::Failed, "{d:?}");

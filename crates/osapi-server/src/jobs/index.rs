@@ -223,6 +223,8 @@ impl JobIndex {
                     .job_progress(s.record.id, status, !s.responses.is_empty());
             }
         }
+        self.metrics
+            .forget_missing(|id| index.jobs.contains_key(id));
         *crate::lock(&self.inner) = index;
         self.loaded.send_replace(true);
     }
@@ -265,6 +267,17 @@ impl JobIndex {
                 .map(|(op, n)| (op.to_string(), *n))
                 .collect(),
         })
+    }
+
+    /// Running jobs past their deadline (none before the first load).
+    pub fn overdue(&self, now: OffsetDateTime) -> Vec<Uuid> {
+        let index = crate::lock(&self.inner);
+        index
+            .open
+            .iter()
+            .filter(|id| index.jobs.get(id).is_some_and(|j| now >= j.deadline))
+            .copied()
+            .collect()
     }
 
     /// Running jobs that can no longer finish on their own: their deadline

@@ -112,12 +112,16 @@ impl JobService {
             signer.sign(&mut record);
         }
         let record = Arc::new(record);
-        let revision = self.bus.jobs.create(record.clone()).await?;
-        self.metrics.job_created(
-            record.id,
-            &record.op_type,
-            crate::metrics::target_kind(&parsed_target),
-        );
+        let kind = crate::metrics::target_kind(&parsed_target);
+        self.metrics.job_submitted(record.id, &record.op_type, kind);
+        let revision = match self.bus.jobs.create(record.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.job_forgotten(record.id);
+                return Err(e.into());
+            }
+        };
+        self.metrics.job_created(&record.op_type, kind);
         tracing::Span::current().record("job_id", tracing::field::display(record.id));
         tracing::debug!(job_id = %record.id, operation = %record.op_type, target = %record.target, hosts = record.expected_hosts.len(), "job created");
         // Listed at once, before the change feed brings it.
@@ -244,6 +248,25 @@ impl JobService {
             Ok(settled)
         } else {
             Ok(snapshot)
+        }
+    }
+
+    /// Settles running jobs whose deadline passed, read or not: they end
+    /// (and are counted) at their deadline. Best effort, like
+    /// [`JobService::settle_due`]; run every second by the controller.
+    pub async fn settle_overdue(&self) {
+        for id in self.index.overdue(OffsetDateTime::now_utc()) {
+            let settled = match self.bus.jobs.get(id).await {
+                Ok(Some(snapshot)) => self.settle(snapshot).await.map(|_| ()),
+                Ok(None) => {
+                    self.index.remove(id);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = settled {
+                tracing::warn!(job_id = %id, error = %e, "cannot settle a job past its deadline yet");
+            }
         }
     }
 
