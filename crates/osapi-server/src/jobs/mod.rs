@@ -253,7 +253,7 @@ impl JobService {
 
     /// Settles running jobs whose deadline passed, read or not: they end
     /// (and are counted) at their deadline. Best effort, like
-    /// [`JobService::settle_due`]; run every second by the controller.
+    /// the settling on reads; run every second by the controller.
     pub async fn settle_overdue(&self) {
         for id in self.index.overdue(OffsetDateTime::now_utc()) {
             let settled = match self.bus.jobs.get(id).await {
