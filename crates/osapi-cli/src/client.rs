@@ -46,6 +46,8 @@ enum ClientCommand {
     /// Audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The controller's Prometheus metrics, as text.
+    Metrics,
 }
 
 #[derive(Subcommand)]
@@ -338,5 +340,6 @@ pub async fn run(file: &OsapiFile, args: ClientArgs, json: bool) -> Result<()> {
         ClientCommand::Audit(AuditCommand::List { limit, offset }) => {
             out.print(&client.audit(limit, offset).await?)
         }
+        ClientCommand::Metrics => write_out(&client.metrics().await?),
     }
 }

@@ -296,6 +296,13 @@ fn start_then_run_a_job_with_the_client() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("10.9.9.9"), "{out}");
+    // The controller's metrics, counted requests included.
+    let (ok, out, err) = client(&["metrics"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("osapi_build_info") && out.contains("route=\"/job\""),
+        "{out}"
+    );
     let (ok, out, _) = client(&["agent", "list"]);
     assert!(ok);
     assert!(out.contains("\"hostname\": \"cli-agent\""), "{out}");

@@ -266,6 +266,17 @@ impl Client {
         self.get(&["health"]).await
     }
 
+    /// `GET /metrics`: the controller's Prometheus metrics, as text (at the
+    /// default `telemetry.metrics.path`, under the client's base URL; the
+    /// token goes along, for `telemetry.metrics.auth`).
+    pub async fn metrics(&self) -> Result<String> {
+        let response = self
+            .execute(self.request(Method::GET, &["metrics"])?)
+            .await?;
+        let body = check(response, &[StatusCode::OK]).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// `GET /health/ready`; a 503 is returned as a `not_ready` body, not an error.
     pub async fn ready(&self) -> Result<ReadyResponse> {
         self.call(
