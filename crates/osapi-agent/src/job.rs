@@ -101,7 +101,8 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     // single write (taken, started, ended); a longer one announces itself
     // after `ANNOUNCE_AFTER`.
     let mut leading = vec![ack, started];
-    let mut cancelled_here = false;
+    // Set when the job was interrupted rather than ended: its outcome label.
+    let mut interrupted: Option<&'static str> = None;
     let outcome = if OffsetDateTime::now_utc() >= record.deadline {
         leading.truncate(1);
         Err("job deadline passed before the agent could start it".to_string())
@@ -148,15 +149,16 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
             out = execute(shared, &record, op) => out,
             // Dropping the operation kills a command's process group.
             () = stopped(shared, id, slot, &cancelled) => {
-                cancelled_here = true;
                 if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    interrupted = Some("stopped");
                     Err("the agent stopped before the job finished (shutdown grace period over)".to_string())
                 } else {
+                    interrupted = Some("cancelled");
                     Err("job cancelled".to_string())
                 }
             }
             () = announce => {
-                cancelled_here = true;
+                interrupted = Some("cancelled");
                 Err("job cancelled".to_string())
             }
         };
@@ -171,11 +173,7 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     let duration_ms = elapsed.as_millis() as u64;
     let result = match &outcome {
         Ok(_) => "completed",
-        Err(_) if cancelled_here && shared.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
-            "stopped"
-        }
-        Err(_) if cancelled_here => "cancelled",
-        Err(_) => "failed",
+        Err(_) => interrupted.unwrap_or("failed"),
     };
     shared
         .metrics

@@ -13,12 +13,19 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Upper bounds (seconds) of job duration buckets: 1 ms to 15 min.
 const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 900.0,
 ];
+
+/// Registers `metric` in `registry` and returns it (a handle to the same
+/// values) for the code that updates it.
+fn add<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
 
 /// Why the agent refused a job (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,62 +107,54 @@ impl AgentMetrics {
     /// the agent's (`build_info`).
     pub fn new(version: &str) -> Self {
         let mut registry = Registry::with_prefix("osapi_agent");
-        let jobs = Family::<JobLabels, Counter>::default();
-        registry.register(
-            "jobs",
-            "Jobs this agent ran, by operation and outcome (completed, failed, cancelled, stopped, skipped, refused)",
-            jobs.clone(),
-        );
-        let job_seconds: Family<OperationLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
-        registry.register(
-            "job_duration_seconds",
-            "Time a job ran on this agent, by operation",
-            job_seconds.clone(),
-        );
-        let running = Gauge::default();
-        registry.register("jobs_running", "Jobs running now", running.clone());
-        let rejected = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "jobs_rejected",
-            "Jobs refused before running, by reason (unsigned, unknown_key, bad_signature, replay)",
-            rejected.clone(),
-        );
-        let heartbeat_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
-            "heartbeat_age_seconds",
-            "Seconds since the last heartbeat the bus accepted",
-            heartbeat_age.clone(),
-        );
-        let heartbeat_errors = Counter::default();
-        registry.register(
-            "heartbeat_errors",
-            "Heartbeats the bus did not accept",
-            heartbeat_errors.clone(),
-        );
-        let fact_errors = Counter::default();
-        registry.register(
-            "fact_errors",
-            "Fact collections that could not be published",
-            fact_errors.clone(),
-        );
+        let r = &mut registry;
         let build = Family::<VersionLabels, Gauge>::default();
         build
             .get_or_create(&VersionLabels {
                 version: version.to_string(),
             })
             .set(1);
-        registry.register("build_info", "The agent's version", build);
+        add(r, "build_info", "The agent's version", build);
         AgentMetrics {
-            registry,
-            jobs,
-            job_seconds,
-            running,
-            rejected,
-            heartbeat_age,
-            heartbeat_errors,
-            fact_errors,
+            jobs: add(
+                r,
+                "jobs",
+                "Jobs this agent ran, by operation and outcome (completed, failed, cancelled, stopped, skipped, refused)",
+                Family::default(),
+            ),
+            job_seconds: add(
+                r,
+                "job_duration_seconds",
+                "Time a job ran on this agent, by operation",
+                Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
+            ),
+            running: add(r, "jobs_running", "Jobs running now", Gauge::default()),
+            rejected: add(
+                r,
+                "jobs_rejected",
+                "Jobs refused before running, by reason (unsigned, unknown_key, bad_signature, replay)",
+                Family::default(),
+            ),
+            heartbeat_age: add(
+                r,
+                "heartbeat_age_seconds",
+                "Seconds since the last heartbeat the bus accepted",
+                Gauge::default(),
+            ),
+            heartbeat_errors: add(
+                r,
+                "heartbeat_errors",
+                "Heartbeats the bus did not accept",
+                Counter::default(),
+            ),
+            fact_errors: add(
+                r,
+                "fact_errors",
+                "Fact collections that could not be published",
+                Counter::default(),
+            ),
             last_heartbeat: Mutex::new(None),
+            registry,
         }
     }
 

@@ -613,6 +613,13 @@ impl Default for CommandSection {
 }
 
 impl OsapiFile {
+    /// Reads `path` (when given) and applies `OSAPI_*` overrides from this
+    /// process's environment.
+    pub fn load_with_process_env(path: Option<&Path>) -> Result<OsapiFile> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        OsapiFile::load(path, &env)
+    }
+
     /// Reads `path` (when given) and applies `OSAPI_*` overrides from `env`.
     pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<OsapiFile> {
         let raw: Value = match path {

@@ -15,7 +15,6 @@ mod table;
 mod token;
 pub mod version;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -123,8 +122,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let file = OsapiFile::load(cli.osapi_file.as_deref(), &env)?;
+    let file = OsapiFile::load_with_process_env(cli.osapi_file.as_deref())?;
     // Spans are exported by the processes that serve; a client's standard
     // output is its answer.
     let serves = matches!(
@@ -182,8 +180,7 @@ pub fn agent_main(osapi_file: Option<&Path>, debug: bool, format: LogFormat) -> 
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
             rt.block_on(async {
-                let env: BTreeMap<String, String> = std::env::vars().collect();
-                let file = OsapiFile::load(osapi_file, &env)?;
+                let file = OsapiFile::load_with_process_env(osapi_file)?;
                 let _exporting = logging::init(&LogSettings {
                     debug: debug || file.debug,
                     format,

@@ -217,8 +217,7 @@ async fn agent_metrics_listener(file: &OsapiFile) -> Result<Option<tokio::net::T
 /// SIGHUP: the file read again; its labels and custom facts applied. A
 /// file that does not load is reported and changes nothing.
 async fn reload(handle: &osapi_agent::AgentHandle, osapi_file: Option<&Path>) {
-    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    let loaded = OsapiFile::load(osapi_file, &env).and_then(|f| f.agent_config());
+    let loaded = OsapiFile::load_with_process_env(osapi_file).and_then(|f| f.agent_config());
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {

@@ -21,6 +21,15 @@ fn osapi(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A port nothing listens on (the OS picked it, then it was let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn config(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(text.as_bytes()).unwrap();
@@ -228,11 +237,7 @@ impl Drop for Running {
 
 #[test]
 fn start_then_run_a_job_with_the_client() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let resolv = dir.path().join("resolv.conf");
     std::fs::write(&resolv, "nameserver 10.9.9.9\n").unwrap();
@@ -493,11 +498,7 @@ fn catches(pid: u32, signal: i32) -> bool {
 #[test]
 fn a_reload_while_the_agent_still_connects_does_not_end_it() {
     // Nothing listens on this port: the agent keeps trying to connect.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let f = config(&format!(
         "agent:\n  hostname: early\n  state_dir: {}\n  nats: {{host: 127.0.0.1, port: {port}}}\n",

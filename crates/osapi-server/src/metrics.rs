@@ -22,7 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use uuid::Uuid;
 
 /// Most hostnames remembered as lost (a fleet churning through names
@@ -33,6 +33,13 @@ const MAX_LOST: usize = 65_536;
 const LATENCY_BUCKETS: [f64; 16] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
+
+/// Registers `metric` in `registry` and returns it (a handle to the same
+/// values) for the code that updates it.
+fn add<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -157,106 +164,92 @@ impl ControllerMetrics {
     /// controller's (`build_info`).
     pub fn new(version: &str) -> Self {
         let mut registry = Registry::with_prefix("osapi");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route and status",
-            requests.clone(),
-        );
-        let request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request, by method and route",
-            request_seconds.clone(),
-        );
-        let auth_failures = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "auth_failures",
-            "Requests refused by authentication (401) or authorisation (403), by reason",
-            auth_failures.clone(),
-        );
-        let jobs_created = Family::<JobLabels, Counter>::default();
-        registry.register(
-            "jobs_created",
-            "Jobs this controller created, by operation and target kind",
-            jobs_created.clone(),
-        );
-        let jobs_finished = Family::<FinishedLabels, Counter>::default();
-        registry.register(
-            "jobs_finished",
-            "Jobs this controller created that ended, by operation, target kind and status (completed, failed, partial_failure)",
-            jobs_finished.clone(),
-        );
-        let first_answer_seconds: Family<OperationLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "job_first_answer_seconds",
-            "Time from a job's submission to its first host answer, by operation",
-            first_answer_seconds.clone(),
-        );
-        let job_seconds: Family<OperationLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "job_duration_seconds",
-            "Time from a job's submission to its end, by operation",
-            job_seconds.clone(),
-        );
-        let hosts_lost = Counter::default();
-        registry.register(
-            "hosts_lost",
-            "Hosts recorded lost by this controller (agent gone or restarted while a job waited for it)",
-            hosts_lost.clone(),
-        );
-        let waiters = Gauge::default();
-        registry.register(
-            "long_poll_waiters",
-            "Requests waiting for a job to end (GET /job/{id}?wait=…, synchronous node routes)",
-            waiters.clone(),
-        );
-        let bus_errors = Counter::default();
-        registry.register(
-            "bus_errors",
-            "Errors from the bus (NATS or memory) in this process",
-            bus_errors.clone(),
-        );
-        let bus_reconnects = Counter::default();
-        registry.register(
-            "bus_reconnects",
-            "Times the connection to NATS was re-established",
-            bus_reconnects.clone(),
-        );
-        let agents = Family::<StateLabels, Gauge>::default();
-        registry.register(
-            "agents",
-            "Agents by state: ready, draining, cordoned (registered) and lost (seen by this controller, registered no longer)",
-            agents.clone(),
-        );
+        let r = &mut registry;
         let build = Family::<VersionLabels, Gauge>::default();
         build
             .get_or_create(&VersionLabels {
                 version: version.to_string(),
             })
             .set(1);
-        registry.register("build_info", "The controller's version", build);
+        add(r, "build_info", "The controller's version", build);
         ControllerMetrics {
-            registry,
-            requests,
-            request_seconds,
-            auth_failures,
-            jobs_created,
-            jobs_finished,
-            first_answer_seconds,
-            job_seconds,
-            hosts_lost,
-            waiters,
-            bus_errors,
-            bus_reconnects,
-            agents,
+            requests: add(
+                r,
+                "http_requests",
+                "HTTP requests answered, by method, route and status",
+                Family::default(),
+            ),
+            request_seconds: add(
+                r,
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request, by method and route",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            auth_failures: add(
+                r,
+                "auth_failures",
+                "Requests refused by authentication (401) or authorisation (403), by reason",
+                Family::default(),
+            ),
+            jobs_created: add(
+                r,
+                "jobs_created",
+                "Jobs this controller created, by operation and target kind",
+                Family::default(),
+            ),
+            jobs_finished: add(
+                r,
+                "jobs_finished",
+                "Jobs this controller created that ended, by operation, target kind and status (completed, failed, partial_failure)",
+                Family::default(),
+            ),
+            first_answer_seconds: add(
+                r,
+                "job_first_answer_seconds",
+                "Time from a job's submission to its first host answer, by operation",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            job_seconds: add(
+                r,
+                "job_duration_seconds",
+                "Time from a job's submission to its end, by operation",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            hosts_lost: add(
+                r,
+                "hosts_lost",
+                "Hosts recorded lost by this controller (agent gone or restarted while a job waited for it)",
+                Counter::default(),
+            ),
+            waiters: add(
+                r,
+                "long_poll_waiters",
+                "Requests waiting for a job to end (GET /job/{id}?wait=…, synchronous node routes)",
+                Gauge::default(),
+            ),
+            bus_errors: add(
+                r,
+                "bus_errors",
+                "Errors from the bus (NATS or memory) in this process",
+                Counter::default(),
+            ),
+            bus_reconnects: add(
+                r,
+                "bus_reconnects",
+                "Times the connection to NATS was re-established",
+                Counter::default(),
+            ),
+            agents: add(
+                r,
+                "agents",
+                "Agents by state: ready, draining, cordoned (registered) and lost (seen by this controller, registered no longer)",
+                Family::default(),
+            ),
             followed: Mutex::new(HashMap::new()),
             departed: Mutex::new(HashSet::new()),
             seen_bus_errors: AtomicU64::new(0),
             seen_reconnects: AtomicU64::new(0),
+            registry,
         }
     }
 

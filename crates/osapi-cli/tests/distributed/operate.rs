@@ -21,6 +21,14 @@ fn sample(page: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until the sample `name` of the page at `url` reaches `at_least`.
+async fn wait_for_sample(url: &str, name: &str, at_least: f64, what: &str) {
+    wait_for(WAIT, what, || async move {
+        sample(&scrape(url, None).await.1, name) >= at_least
+    })
+    .await;
+}
+
 async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
     let mut req = reqwest::Client::new().get(url);
     if let Some(t) = token {
@@ -78,10 +86,12 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
         "osapi_jobs_created_total{operation=\"command.exec.execute\",target_kind=\"host\"}";
     let finished = "osapi_jobs_finished_total{operation=\"command.exec.execute\",target_kind=\"host\",status=\"completed\"}";
     // The job's end reaches the index through the change feed.
-    wait_for(WAIT, "the finished job in the controller's metrics", || {
-        let metrics = metrics.clone();
-        async move { sample(&scrape(&metrics, None).await.1, finished) >= 1.0 }
-    })
+    wait_for_sample(
+        &metrics,
+        finished,
+        1.0,
+        "the finished job in the controller's metrics",
+    )
     .await;
     let page = scrape(&metrics, None).await.1;
     assert_eq!(
@@ -159,10 +169,12 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
     request.timeout = Some("2s".into());
     client.create_job(&request).await.unwrap();
     let failed = "osapi_jobs_finished_total{operation=\"node.hostname.get\",target_kind=\"host\",status=\"failed\"}";
-    wait_for(WAIT, "the unread job to end at its deadline", || {
-        let metrics = metrics.clone();
-        async move { sample(&scrape(&metrics, None).await.1, failed) >= 1.0 }
-    })
+    wait_for_sample(
+        &metrics,
+        failed,
+        1.0,
+        "the unread job to end at its deadline",
+    )
     .await;
 }
 
@@ -396,10 +408,13 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
         (status, resp.text().await.unwrap())
     });
     // Both requests are waiting.
-    wait_for(WAIT, "two long-polls on the controller", || {
-        let url = format!("{}/metrics", c.url(0));
-        async move { sample(&scrape(&url, None).await.1, "osapi_long_poll_waiters") >= 2.0 }
-    })
+    let url = format!("{}/metrics", c.url(0));
+    wait_for_sample(
+        &url,
+        "osapi_long_poll_waiters",
+        2.0,
+        "two long-polls on the controller",
+    )
     .await;
 
     let (_, controller) = &mut c.controllers[0];
@@ -465,10 +480,12 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
         .await
         .unwrap();
     let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
-    wait_for(WAIT, "both jobs to start on the agent", || {
-        let url = agent_metrics.clone();
-        async move { sample(&scrape(&url, None).await.1, "osapi_agent_jobs_running") >= 2.0 }
-    })
+    wait_for_sample(
+        &agent_metrics,
+        "osapi_agent_jobs_running",
+        2.0,
+        "both jobs to start on the agent",
+    )
     .await;
     // Someone waits on the short job all along (a waiter settles a job
     // whose host's registration has expired as lost).

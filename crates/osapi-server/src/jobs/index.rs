@@ -271,11 +271,16 @@ impl JobIndex {
 
     /// Running jobs past their deadline (none before the first load).
     pub fn overdue(&self, now: OffsetDateTime) -> Vec<Uuid> {
+        self.open_where(|j| now >= j.deadline)
+    }
+
+    /// Running jobs for which `settle` holds.
+    fn open_where(&self, settle: impl Fn(&Indexed) -> bool) -> Vec<Uuid> {
         let index = crate::lock(&self.inner);
         index
             .open
             .iter()
-            .filter(|id| index.jobs.get(id).is_some_and(|j| now >= j.deadline))
+            .filter(|id| index.jobs.get(id).is_some_and(&settle))
             .copied()
             .collect()
     }
@@ -284,7 +289,6 @@ impl JobIndex {
     /// passed, or a host they wait for left the fleet or restarted.
     pub async fn due(&self, now: OffsetDateTime, fleet: &Fleet) -> ApiResult<Vec<Uuid>> {
         self.ready().await?;
-        let index = crate::lock(&self.inner);
         let gone = |p: &Pending| {
             if p.hostname == ANY_HOST {
                 return false;
@@ -294,17 +298,7 @@ impl JobIndex {
                 Some(a) => p.instance.is_some_and(|i| i != a.registration.instance_id),
             }
         };
-        Ok(index
-            .open
-            .iter()
-            .filter(|id| {
-                index
-                    .jobs
-                    .get(id)
-                    .is_some_and(|j| now >= j.deadline || j.pending.iter().any(gone))
-            })
-            .copied()
-            .collect())
+        Ok(self.open_where(|j| now >= j.deadline || j.pending.iter().any(gone)))
     }
 }
 

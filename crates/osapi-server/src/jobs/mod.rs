@@ -255,19 +255,8 @@ impl JobService {
     /// (and are counted) at their deadline. Best effort, like
     /// the settling on reads; run every second by the controller.
     pub async fn settle_overdue(&self) {
-        for id in self.index.overdue(OffsetDateTime::now_utc()) {
-            let settled = match self.bus.jobs.get(id).await {
-                Ok(Some(snapshot)) => self.settle(snapshot).await.map(|_| ()),
-                Ok(None) => {
-                    self.index.remove(id);
-                    Ok(())
-                }
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = settled {
-                tracing::warn!(job_id = %id, error = %e, "cannot settle a job past its deadline yet");
-            }
-        }
+        self.settle_all(self.index.overdue(OffsetDateTime::now_utc()))
+            .await;
     }
 
     /// Settles every running job whose deadline passed or whose host left,
@@ -277,7 +266,15 @@ impl JobService {
     async fn settle_due(&self) -> ApiResult<()> {
         let fleet = self.directory.fleet().await?;
         let due = self.index.due(OffsetDateTime::now_utc(), &fleet).await?;
-        let settled: Vec<(Uuid, ApiResult<()>)> = futures::stream::iter(due)
+        self.settle_all(due).await;
+        Ok(())
+    }
+
+    /// Settles each of `ids` (read afresh; a job gone from the bus leaves
+    /// the index), 16 at a time. A job that cannot be settled now is logged
+    /// and tried again later.
+    async fn settle_all(&self, ids: Vec<Uuid>) {
+        let settled: Vec<(Uuid, ApiResult<()>)> = futures::stream::iter(ids)
             .map(|id| async move {
                 let done = match self.bus.jobs.get(id).await {
                     Ok(Some(snapshot)) => self.settle(snapshot).await.map(|_| ()),
@@ -297,7 +294,6 @@ impl JobService {
                 tracing::warn!(job_id = %id, error = %e, "cannot settle a job yet");
             }
         }
-        Ok(())
     }
 
     /// The job as `GET /job/{id}` shows it.
