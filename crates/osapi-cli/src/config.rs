@@ -1300,6 +1300,22 @@ mod tests {
                 .unwrap_err()
         );
         assert!(err.contains("api.server.shutdown_grace"), "{err}");
+        let agent = |pairs: &[(&str, &str)]| {
+            OsapiFile::load(None, &env(pairs))
+                .unwrap()
+                .agent_config()
+                .map(|c| c.shutdown_grace)
+        };
+        assert_eq!(agent(&[]).unwrap(), Duration::from_secs(10));
+        assert_eq!(
+            agent(&[("OSAPI_AGENT_SHUTDOWN_GRACE", "45s")]).unwrap(),
+            Duration::from_secs(45)
+        );
+        let err = format!(
+            "{:#}",
+            agent(&[("OSAPI_AGENT_SHUTDOWN_GRACE", "soon")]).unwrap_err()
+        );
+        assert!(err.contains("agent.shutdown_grace"), "{err}");
     }
 
     #[test]
