@@ -96,8 +96,71 @@ impl From<LightResponse> for AgentResponse {
     }
 }
 
-/// A record read or written here, and when.
-type SeenRecord = (Arc<JobRecord>, std::time::Instant);
+/// What this process knows of a job record, and since when.
+#[derive(Clone)]
+enum Seen {
+    /// The record, read or written here (records never change).
+    Record(Arc<JobRecord>),
+    /// Deleted: a read that started before the deletion must not bring the
+    /// record back (job ids are never reused).
+    Deleted,
+}
+
+/// Job records read or written here, and jobs deleted, bounded in count
+/// and age.
+#[derive(Default)]
+struct RecordCache {
+    seen: std::collections::HashMap<Uuid, (Seen, std::time::Instant)>,
+}
+
+/// What the record cache says about a job.
+enum Cached {
+    Record(Arc<JobRecord>),
+    Deleted,
+    Unknown,
+}
+
+impl RecordCache {
+    fn put(&mut self, id: Uuid, seen: Seen) {
+        if self.seen.len() >= RECORD_CACHE {
+            self.seen
+                .retain(|_, (_, at)| at.elapsed() < RECORD_CACHE_AGE / 2);
+        }
+        self.seen.insert(id, (seen, std::time::Instant::now()));
+    }
+
+    /// Keeps a record read or written here, unless it was deleted since.
+    fn remember(&mut self, record: Arc<JobRecord>) {
+        if !matches!(self.seen.get(&record.id), Some((Seen::Deleted, _))) {
+            self.put(record.id, Seen::Record(record));
+        }
+    }
+
+    /// Notes that a job's record is gone.
+    fn deleted(&mut self, id: Uuid) {
+        self.put(id, Seen::Deleted);
+    }
+
+    /// Drops what is known of a job (it is about to be deleted here).
+    fn forget(&mut self, id: Uuid) {
+        self.seen.remove(&id);
+    }
+
+    fn get(&self, id: Uuid, retention: Duration) -> Cached {
+        match self.seen.get(&id) {
+            Some((_, at)) if at.elapsed() >= RECORD_CACHE_AGE => Cached::Unknown,
+            Some((Seen::Deleted, _)) => Cached::Deleted,
+            // Not past the bucket's max-age either: NATS dropped it by then.
+            Some((Seen::Record(r), _))
+                if retention.is_zero()
+                    || r.created + retention > time::OffsetDateTime::now_utc() =>
+            {
+                Cached::Record(r.clone())
+            }
+            Some(_) | None => Cached::Unknown,
+        }
+    }
+}
 
 /// Records kept in memory, and for how long.
 const RECORD_CACHE: usize = 50_000;
@@ -231,9 +294,9 @@ pub struct NatsJobStore {
     watcher: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
     /// What the watch has seen, so reads of recent jobs need no round trip.
     cache: Arc<std::sync::Mutex<ProgressCache>>,
-    /// Job records read or written here (records never change; a deleted
-    /// one is dropped here before its deletion is announced).
-    records_seen: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, SeenRecord>>>,
+    /// Job records read or written here, and jobs deleted (a deletion is
+    /// noted here before it is announced).
+    records_seen: Arc<std::sync::Mutex<RecordCache>>,
     /// How long records live (the bucket's max-age; zero: forever).
     retention: Duration,
     /// Response data larger than this is stored in parts of this size
@@ -275,20 +338,7 @@ impl NatsJobStore {
     }
 
     fn remember_record(&self, record: Arc<JobRecord>) {
-        let mut seen = crate::lock(&self.records_seen);
-        if seen.len() >= RECORD_CACHE {
-            seen.retain(|_, (_, at)| at.elapsed() < RECORD_CACHE_AGE / 2);
-        }
-        seen.insert(record.id, (record, std::time::Instant::now()));
-    }
-
-    fn cached_record(&self, id: Uuid) -> Option<Arc<JobRecord>> {
-        let seen = crate::lock(&self.records_seen);
-        let (record, at) = seen.get(&id)?;
-        // Not past the bucket's max-age either: NATS dropped it by then.
-        let expired = !self.retention.is_zero()
-            && record.created + self.retention <= time::OffsetDateTime::now_utc();
-        (at.elapsed() < RECORD_CACHE_AGE && !expired).then(|| record.clone())
+        crate::lock(&self.records_seen).remember(record);
     }
 
     async fn slots(&self, record: &JobRecord) -> BusResult<Vec<CachedSlot>> {
@@ -413,8 +463,10 @@ impl JobStore for NatsJobStore {
     }
 
     async fn record(&self, id: Uuid) -> BusResult<Option<Arc<JobRecord>>> {
-        if let Some(r) = self.cached_record(id) {
-            return Ok(Some(r));
+        match crate::lock(&self.records_seen).get(id, self.retention) {
+            Cached::Record(r) => return Ok(Some(r)),
+            Cached::Deleted => return Ok(None),
+            Cached::Unknown => {}
         }
         let record = get_json::<JobRecord>(&self.records, &record_key(id))
             .await?
@@ -474,7 +526,7 @@ impl JobStore for NatsJobStore {
 
     async fn delete(&self, id: Uuid) -> BusResult<bool> {
         let key = record_key(id);
-        crate::lock(&self.records_seen).remove(&id);
+        crate::lock(&self.records_seen).forget(id);
         // Read from NATS, not through the cache (which would keep it).
         let exists = get_json::<JobRecord>(&self.records, &key).await?.is_some();
         if !exists {
@@ -493,7 +545,7 @@ impl JobStore for NatsJobStore {
             .purge(&key)
             .await
             .map_err(|e| backend(&format!("delete job {id}"), e))?;
-        crate::lock(&self.records_seen).remove(&id);
+        crate::lock(&self.records_seen).deleted(id);
         Ok(true)
     }
 
@@ -744,7 +796,7 @@ async fn watch_progress(
 async fn watch_records(
     records: kv::Store,
     changes: broadcast::Sender<JobChange>,
-    records_seen: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, SeenRecord>>>,
+    records_seen: Arc<std::sync::Mutex<RecordCache>>,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -778,7 +830,7 @@ async fn watch_records(
                     } else {
                         // Forget it first: whoever reads it on this news must
                         // find it gone.
-                        crate::lock(&records_seen).remove(&id);
+                        crate::lock(&records_seen).deleted(id);
                         ChangeKind::Deleted
                     };
                     let _ = changes.send(JobChange { job_id: id, kind });
@@ -791,5 +843,56 @@ async fn watch_records(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osapi_api::ops::JobClass;
+    use time::OffsetDateTime;
+
+    fn record() -> Arc<JobRecord> {
+        Arc::new(JobRecord {
+            id: Uuid::new_v4(),
+            created: OffsetDateTime::now_utc(),
+            operation: serde_json::json!({"type": "node.hostname.get"}),
+            op_type: "node.hostname.get".into(),
+            class: JobClass::Query,
+            target: "_any".into(),
+            expected_hosts: vec![],
+            deadline: OffsetDateTime::now_utc(),
+            retry_of: None,
+            signature: None,
+        })
+    }
+
+    #[test]
+    fn a_read_that_raced_a_deletion_does_not_bring_the_record_back() {
+        let mut cache = RecordCache::default();
+        let r = record();
+        cache.remember(r.clone());
+        assert!(matches!(cache.get(r.id, Duration::ZERO), Cached::Record(_)));
+        cache.deleted(r.id);
+        // A reader that fetched the record before the purge finishes late.
+        cache.remember(r.clone());
+        assert!(matches!(cache.get(r.id, Duration::ZERO), Cached::Deleted));
+    }
+
+    #[test]
+    fn records_past_the_bucket_retention_are_not_served() {
+        let mut cache = RecordCache::default();
+        let mut old = (*record()).clone();
+        old.created -= Duration::from_secs(60);
+        let old = Arc::new(old);
+        cache.remember(old.clone());
+        assert!(matches!(
+            cache.get(old.id, Duration::from_secs(30)),
+            Cached::Unknown
+        ));
+        assert!(matches!(
+            cache.get(old.id, Duration::ZERO),
+            Cached::Record(_)
+        ));
     }
 }
