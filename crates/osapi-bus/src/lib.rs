@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod feed;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;

@@ -88,6 +88,11 @@ pub trait JobStore: Send + Sync {
     async fn slot_settled(&self, job_id: Uuid, slot: &str) -> BusResult<bool>;
     /// Jobs as they change. Receivers that lag must treat every job as changed.
     fn subscribe(&self) -> broadcast::Receiver<JobChange>;
+    /// Calls `listener` with every change from now on, in the task that
+    /// made or saw it, before any receiver of [`JobStore::subscribe`] hears
+    /// of it: for cheap reactions (waking a waiting request) that must not
+    /// wait for a task hop. It must not block or call back into the store.
+    fn on_change(&self, listener: ChangeListener);
     /// How long a job is kept at most (records expire after it without any
     /// change being announced); `None` when jobs leave only by deletion or
     /// announced eviction.
@@ -130,6 +135,9 @@ pub(crate) fn finished(record: &JobRecord, slot_settled: impl Fn(&str) -> bool) 
         record.expected_hosts.iter().all(|h| slot_settled(h))
     }
 }
+
+/// Called with each change to a job (see [`JobStore::on_change`]).
+pub type ChangeListener = std::sync::Arc<dyn Fn(&JobChange) + Send + Sync>;
 
 /// A change to a stored job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

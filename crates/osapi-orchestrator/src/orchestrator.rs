@@ -399,7 +399,7 @@ impl Orchestrator {
         let plan = crate::check::prepare(&steps);
         let mut config = self.config.clone();
         config.check = true;
-        let result = engine::run(
+        let result = engine::spawn_run(
             self.client.clone(),
             plan.steps,
             config,
@@ -428,7 +428,7 @@ impl Orchestrator {
             config.journal = Some(Arc::new(writer));
         }
         config.resume = resume;
-        engine::run(self.client.clone(), steps, config, cancel).await
+        engine::spawn_run(self.client.clone(), steps, config, cancel).await
     }
 
     /// Agents matching every predicate (all agents without predicates), by hostname.

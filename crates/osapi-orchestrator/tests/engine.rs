@@ -454,6 +454,55 @@ async fn timeouts_and_cancellation() {
     );
 }
 
+/// Tells a channel when dropped.
+struct DropSignal(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+// The engine runs in a task of its own: dropping the run must still stop
+// every step it started, as dropping any future stops its work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_run_stops_its_steps() {
+    let o = orch();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel::<()>();
+    let parts = Arc::new(Mutex::new(Some((started_tx, dropped_tx))));
+    let after_drop = Arc::new(AtomicU32::new(0));
+    let ran_on = after_drop.clone();
+    let forever = o.task_fn("forever", move |_, _| {
+        let parts = parts.lock().unwrap().take();
+        async move {
+            let (started, dropped) = parts.expect("runs once");
+            let _signal = DropSignal(Some(dropped));
+            let _ = started.send(());
+            std::future::pending::<()>().await;
+            Ok(TaskOutput::done_unchanged())
+        }
+    });
+    let next = ok(&o, "next", true).after(&forever);
+    o.task_fn("never", move |_, _| {
+        ran_on.fetch_add(1, Ordering::SeqCst);
+        async { Ok(TaskOutput::done_unchanged()) }
+    })
+    .after(&next);
+    tokio::select! {
+        _ = o.run() => panic!("the run cannot finish"),
+        _ = started_rx => {}
+    }
+    // The run future is dropped here; its step's future must be too.
+    tokio::time::timeout(Duration::from_secs(10), dropped_rx)
+        .await
+        .expect("the step was still running 10 s after its run was dropped")
+        .unwrap();
+    assert_eq!(after_drop.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test]
 async fn panics_become_failures() {
     let o = orch();

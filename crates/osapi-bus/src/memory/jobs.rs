@@ -10,10 +10,11 @@ use osapi_api::records::{AgentResponse, JobEvent, JobRecord};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::feed::ChangeFeed;
 use crate::lock;
 use crate::size::{event_size, record_size, response_size};
 use crate::traits::{finished, only_progress, settled};
-use crate::{BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore};
+use crate::{BusError, BusResult, ChangeKind, ChangeListener, JobChange, JobSnapshot, JobStore};
 
 struct Entry {
     record: Arc<JobRecord>,
@@ -94,7 +95,7 @@ impl Inner {
 /// oldest finished ones are dropped.
 pub struct MemoryJobStore {
     inner: Mutex<Inner>,
-    changes: broadcast::Sender<JobChange>,
+    changes: ChangeFeed,
     max_jobs: usize,
     max_bytes: usize,
 }
@@ -111,7 +112,7 @@ impl MemoryJobStore {
     pub fn with_limits(max_jobs: usize, max_bytes: usize) -> Self {
         MemoryJobStore {
             inner: Mutex::new(Inner::default()),
-            changes: broadcast::channel(16_384).0,
+            changes: ChangeFeed::new(16_384),
             max_jobs: max_jobs.max(1),
             max_bytes,
         }
@@ -133,8 +134,7 @@ impl MemoryJobStore {
     }
 
     fn notify(&self, job_id: Uuid, kind: ChangeKind) {
-        // No receiver is fine: nobody is waiting.
-        let _ = self.changes.send(JobChange { job_id, kind });
+        self.changes.send(JobChange { job_id, kind });
     }
 
     fn notify_evicted(&self, dropped: Vec<Uuid>) {
@@ -280,6 +280,10 @@ impl JobStore for MemoryJobStore {
 
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         self.changes.subscribe()
+    }
+
+    fn on_change(&self, listener: ChangeListener) {
+        self.changes.listen(listener);
     }
 }
 

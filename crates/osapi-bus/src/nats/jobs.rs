@@ -19,10 +19,12 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::util::{backend, decode, encode, get_json, keys_with_prefix, scan_map};
+use crate::feed::ChangeFeed;
 use crate::size::{event_size, response_size};
 use crate::traits::{only_progress, settled};
 use crate::{
-    ANY_SLOT, API_SLOT, BusError, BusResult, ChangeKind, JobChange, JobSnapshot, JobStore,
+    ANY_SLOT, API_SLOT, BusError, BusResult, ChangeKind, ChangeListener, JobChange, JobSnapshot,
+    JobStore,
 };
 
 /// One writer's part of a job.
@@ -288,7 +290,7 @@ pub struct NatsJobStore {
     /// Slots this process wrote and their revision, so the next append to
     /// them is one compare-and-set instead of a read and a write.
     written: std::sync::Mutex<std::collections::HashMap<String, (u64, Slot)>>,
-    changes: broadcast::Sender<JobChange>,
+    changes: Arc<ChangeFeed>,
     /// Starts the watch on the first subscriber (agents never subscribe, so
     /// they do not receive every job's progress).
     watcher: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
@@ -321,7 +323,7 @@ impl NatsJobStore {
         retention: Duration,
         max_payload: usize,
     ) -> Self {
-        let changes = broadcast::channel(16_384).0;
+        let changes = Arc::new(ChangeFeed::new(16_384));
         let (alive, stop) = tokio::sync::watch::channel(());
         NatsJobStore {
             records,
@@ -694,6 +696,19 @@ impl JobStore for NatsJobStore {
 
     fn subscribe(&self) -> broadcast::Receiver<JobChange> {
         let rx = self.changes.subscribe();
+        self.watch();
+        rx
+    }
+
+    fn on_change(&self, listener: ChangeListener) {
+        self.changes.listen(listener);
+        self.watch();
+    }
+}
+
+impl NatsJobStore {
+    /// Starts watching the buckets, once (on the first subscriber or listener).
+    fn watch(&self) {
         if let Some(stop) = crate::lock(&self.watcher).take() {
             tokio::spawn(watch_records(
                 self.records.clone(),
@@ -708,7 +723,6 @@ impl JobStore for NatsJobStore {
                 stop,
             ));
         }
-        rx
     }
 }
 
@@ -716,7 +730,7 @@ impl JobStore for NatsJobStore {
 /// asks every waiter to look again (updates may have been missed).
 async fn watch_progress(
     progress: kv::Store,
-    changes: broadcast::Sender<JobChange>,
+    changes: Arc<ChangeFeed>,
     cache: Arc<std::sync::Mutex<ProgressCache>>,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
@@ -732,7 +746,7 @@ async fn watch_progress(
                 // From now on the watch sees every write: jobs created a while
                 // after this instant can be read from the cache.
                 crate::lock(&cache).restart();
-                let _ = changes.send(JobChange {
+                changes.send(JobChange {
                     job_id: Uuid::nil(),
                     kind: ChangeKind::Resync,
                 });
@@ -776,7 +790,7 @@ async fn watch_progress(
                             Err(_) => ChangeKind::Event(EventKind::Failed),
                         }
                     };
-                    let _ = changes.send(JobChange { job_id: id, kind });
+                    changes.send(JobChange { job_id: id, kind });
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot watch job progress; retrying"),
@@ -795,7 +809,7 @@ async fn watch_progress(
 /// bucket); re-watches after errors and then asks for a resync.
 async fn watch_records(
     records: kv::Store,
-    changes: broadcast::Sender<JobChange>,
+    changes: Arc<ChangeFeed>,
     records_seen: Arc<std::sync::Mutex<RecordCache>>,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
@@ -808,7 +822,7 @@ async fn watch_records(
         match watch {
             Ok(mut watch) => {
                 backoff = Duration::from_millis(100);
-                let _ = changes.send(JobChange {
+                changes.send(JobChange {
                     job_id: Uuid::nil(),
                     kind: ChangeKind::Resync,
                 });
@@ -833,7 +847,7 @@ async fn watch_records(
                         crate::lock(&records_seen).deleted(id);
                         ChangeKind::Deleted
                     };
-                    let _ = changes.send(JobChange { job_id: id, kind });
+                    changes.send(JobChange { job_id: id, kind });
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot watch job records; retrying"),

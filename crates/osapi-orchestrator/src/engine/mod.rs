@@ -211,6 +211,30 @@ impl Scheduler {
     }
 }
 
+/// Runs a plan in a task of its own, so that it is polled on a runtime
+/// worker like the jobs it waits for (on a multi-threaded runtime, a step's
+/// answer then wakes the engine on the same thread instead of the caller's
+/// `block_on` thread). Dropping the returned future stops the run, as
+/// dropping [`run`]'s would; a panic in the engine reaches the caller.
+pub(crate) async fn spawn_run(
+    client: Client,
+    steps: Arc<[Arc<StepSpec>]>,
+    config: RunConfig,
+    cancel: CancellationToken,
+) -> Result<Report, RunError> {
+    let task =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(run(client, steps, config, cancel)));
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Aborted only by dropping `task`, which cannot happen here; a
+        // runtime shutting down cancels it.
+        Err(_) => Err(RunError::Cancelled {
+            report: Box::default(),
+        }),
+    }
+}
+
 pub(crate) async fn run(
     client: Client,
     steps: Arc<[Arc<StepSpec>]>,

@@ -1,6 +1,6 @@
 //! Wakes long-polling requests (`GET /job/{id}?wait=…`, the synchronous node
 //! endpoints) when their job may have ended (a host's terminal event), fed by
-//! the bus's change feed. Agents joining or leaving wake every waiter, so lost
+//! the bus's change listeners. Agents joining or leaving wake every waiter, so lost
 //! hosts are noticed at once.
 
 use std::collections::HashMap;
@@ -57,21 +57,17 @@ impl Waiters {
             everyone: watch::channel(0).0,
             metrics: metrics.clone(),
         });
-        let mut job_changes = bus.jobs.subscribe();
+        // Woken in the task that wrote or saw the change: no hop through a
+        // task of ours between an agent's answer and the request it ends.
         let weak = Arc::downgrade(&hub);
-        tokio::spawn(async move {
-            loop {
-                let change = job_changes.recv().await;
-                let Some(hub) = weak.upgrade() else { return };
-                match change {
-                    Ok(c) if c.kind == ChangeKind::Resync => hub.wake_all(),
-                    Ok(c) if c.may_settle() => hub.wake(c.job_id),
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => hub.wake_all(),
-                    Err(RecvError::Closed) => return,
-                }
+        bus.jobs.on_change(Arc::new(move |c| {
+            let Some(hub) = weak.upgrade() else { return };
+            if c.kind == ChangeKind::Resync {
+                hub.wake_all();
+            } else if c.may_settle() {
+                hub.wake(c.job_id);
             }
-        });
+        }));
         let mut registry_changes = bus.registry.subscribe();
         let mut drain_changes = bus.state.subscribe();
         let weak = Arc::downgrade(&hub);
