@@ -104,11 +104,18 @@ fn main() {
             .chain([c.controllers[0].1.child.id()])
             .collect();
         let server_before: Vec<u64> = server_pids.iter().map(|&p| cpu_ticks(p)).collect();
+        let messages_before = c.nats.messages().await;
         let t = Instant::now();
         c.add_agents(&specs).await;
+        let registered_in = t.elapsed();
+        let start_messages = c.nats.messages().await - messages_before;
         println!(
             "NATS fleet: 200 agent processes registered in {:.2} s (target <= 1.5 s)",
-            t.elapsed().as_secs_f64()
+            registered_in.as_secs_f64()
+        );
+        println!(
+            "NATS fleet: messages through nats-server per agent registered: {:.1}",
+            start_messages as f64 / 200.0
         );
         let ms = |ticks: u64| ticks as f64 * 1e3 / ticks_per_second() as f64;
         let agents_cpu: u64 = c.agents.values().map(|p| cpu_ticks(p.child.id())).sum();
@@ -177,7 +184,6 @@ fn main() {
             .and_then(|r| r.parse().ok())
             .unwrap_or(5);
         println!("NATS fleet: measuring {runs} runs");
-        let before = cpu(&pids);
         let parts = |pids: &[u32]| {
             let n = pids.len();
             (
@@ -204,6 +210,7 @@ fn main() {
         };
         let agents_split_before = agents_split(&pids);
         let messages_before = c.nats.messages().await;
+        let before = cpu(&pids);
         let t = Instant::now();
         for i in 1..=runs {
             let report = plan(i).run().await.expect("plan");

@@ -13,20 +13,20 @@ use futures::StreamExt;
 use osapi_api::audit::AuditEntry;
 use uuid::Uuid;
 
-use super::util::{backend, decode, encode, get_json, scan};
+use super::util::{Lazy, backend, decode, encode, get_json, scan};
 use crate::traits::merge_newest;
 use crate::{AuditStore, BusResult};
 
 /// Audit entries on NATS, one bucket per [`AuditLog`](osapi_api::audit::AuditLog) (in its order).
 pub struct NatsAuditStore {
-    logs: [kv::Store; 3],
+    logs: [std::sync::Arc<Lazy<kv::Store>>; 3],
 }
 
 /// Entries read at once.
 const READ_AHEAD: usize = 32;
 
 impl NatsAuditStore {
-    pub(crate) fn new(logs: [kv::Store; 3]) -> Self {
+    pub(crate) fn new(logs: [std::sync::Arc<Lazy<kv::Store>>; 3]) -> Self {
         NatsAuditStore { logs }
     }
 
@@ -79,6 +79,8 @@ impl NatsAuditStore {
 impl AuditStore for NatsAuditStore {
     async fn put(&self, entry: AuditEntry) -> BusResult<()> {
         self.logs[entry.log().index()]
+            .get()
+            .await?
             .put(entry.id.to_string(), encode(&entry)?)
             .await
             .map_err(|e| backend("write audit entry", e))?;
@@ -87,8 +89,12 @@ impl AuditStore for NatsAuditStore {
 
     async fn list(&self, offset: usize, limit: usize) -> BusResult<(usize, Vec<AuditEntry>)> {
         let n = offset.saturating_add(limit);
-        let read =
-            futures::future::try_join_all(self.logs.iter().map(|l| Self::newest(l, n))).await?;
+        let read = futures::future::try_join_all(
+            self.logs
+                .iter()
+                .map(|l| async move { Self::newest(l.get().await?, n).await }),
+        )
+        .await?;
         let total = read.iter().map(|(count, _)| count).sum();
         let page = merge_newest(read.into_iter().map(|(_, e)| e).collect(), n)
             .into_iter()
@@ -100,7 +106,7 @@ impl AuditStore for NatsAuditStore {
     async fn get(&self, id: Uuid) -> BusResult<Option<AuditEntry>> {
         let key = id.to_string();
         for log in &self.logs {
-            if let Some(e) = get_json(log, &key).await? {
+            if let Some(e) = get_json(log.get().await?, &key).await? {
                 return Ok(Some(e));
             }
         }
@@ -108,7 +114,12 @@ impl AuditStore for NatsAuditStore {
     }
 
     async fn export(&self) -> BusResult<Vec<AuditEntry>> {
-        let all = futures::future::try_join_all(self.logs.iter().map(Self::every)).await?;
+        let all = futures::future::try_join_all(
+            self.logs
+                .iter()
+                .map(|l| async move { Self::every(l.get().await?).await }),
+        )
+        .await?;
         Ok(merge_newest(all, usize::MAX))
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::util::{backend, decode, encode, get_json, keys_with_prefix, scan_map};
+use super::util::{Lazy, backend, decode, encode, get_json, keys_with_prefix, scan_map};
 use crate::feed::ChangeFeed;
 use crate::size::{event_size, response_size};
 use crate::traits::{only_progress, settled};
@@ -285,7 +285,7 @@ const CAS_ATTEMPTS: usize = 50;
 
 /// Jobs in NATS key-value buckets.
 pub struct NatsJobStore {
-    records: kv::Store,
+    records: Arc<Lazy<kv::Store>>,
     progress: kv::Store,
     /// Slots this process wrote and their revision, so the next append to
     /// them is one compare-and-set instead of a read and a write.
@@ -318,7 +318,7 @@ fn slot_key(id: Uuid, slot: &str) -> String {
 
 impl NatsJobStore {
     pub(crate) fn start(
-        records: kv::Store,
+        records: Arc<Lazy<kv::Store>>,
         progress: kv::Store,
         retention: Duration,
         max_payload: usize,
@@ -450,6 +450,8 @@ impl JobStore for NatsJobStore {
     async fn create(&self, record: Arc<JobRecord>) -> BusResult<u64> {
         let revision = self
             .records
+            .get()
+            .await?
             .create(record_key(record.id), encode(&*record)?)
             .await
             .map_err(|e| backend(&format!("create job {}", record.id), e))?;
@@ -470,7 +472,7 @@ impl JobStore for NatsJobStore {
             Cached::Deleted => return Ok(None),
             Cached::Unknown => {}
         }
-        let record = get_json::<JobRecord>(&self.records, &record_key(id))
+        let record = get_json::<JobRecord>(self.records.get().await?, &record_key(id))
             .await?
             .map(Arc::new);
         if let Some(r) = &record {
@@ -481,8 +483,9 @@ impl JobStore for NatsJobStore {
 
     async fn list(&self) -> BusResult<Vec<JobSnapshot>> {
         // Two passes through the buckets' streams; response data is skipped.
+        let records = self.records.get().await?;
         let (records, slots) = tokio::try_join!(
-            scan_map(&self.records, |key, value| {
+            scan_map(records, |key, value| {
                 key.starts_with("jobs.")
                     .then(|| serde_json::from_slice::<JobRecord>(&value).ok())
                     .flatten()
@@ -530,7 +533,9 @@ impl JobStore for NatsJobStore {
         let key = record_key(id);
         crate::lock(&self.records_seen).forget(id);
         // Read from NATS, not through the cache (which would keep it).
-        let exists = get_json::<JobRecord>(&self.records, &key).await?.is_some();
+        let exists = get_json::<JobRecord>(self.records.get().await?, &key)
+            .await?
+            .is_some();
         if !exists {
             return Ok(false);
         }
@@ -544,6 +549,8 @@ impl JobStore for NatsJobStore {
             crate::lock(&self.cache).remove(&slot);
         }
         self.records
+            .get()
+            .await?
             .purge(&key)
             .await
             .map_err(|e| backend(&format!("delete job {id}"), e))?;
@@ -808,7 +815,7 @@ async fn watch_progress(
 /// Announces jobs created and deleted through any controller (the records
 /// bucket); re-watches after errors and then asks for a resync.
 async fn watch_records(
-    records: kv::Store,
+    records: Arc<Lazy<kv::Store>>,
     changes: Arc<ChangeFeed>,
     records_seen: Arc<std::sync::Mutex<RecordCache>>,
     mut stop: tokio::sync::watch::Receiver<()>,
@@ -817,7 +824,12 @@ async fn watch_records(
     loop {
         let watch = tokio::select! {
             _ = stop.changed() => return,
-            w = records.watch("jobs.>") => w,
+            w = async {
+                match records.get().await {
+                    Ok(r) => r.watch("jobs.>").await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            } => w,
         };
         match watch {
             Ok(mut watch) => {

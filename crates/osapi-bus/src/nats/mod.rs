@@ -37,6 +37,7 @@ use async_nats::jetstream::{self, kv, object_store, stream};
 
 use crate::{Bus, BusError, BusResult};
 pub use connect::{NatsAuth, NatsSecurity, NatsTls};
+use util::Lazy;
 pub use util::version_at_least;
 
 /// Oldest server version we work with: 2.9 lacks what async-nats needs for
@@ -254,7 +255,9 @@ impl NatsBus {
         let conn = Arc::new(Conn { client, js, config });
         let c = &conn.config;
 
-        let (stream, kv, objects) = match &role {
+        let objects_bucket = c.name(&c.objects.name);
+        let objects_stream_name = format!("OBJ_{objects_bucket}");
+        let h = match &role {
             Role::Controller => {
                 let stream = ensure_stream(&conn).await?;
                 let mut kv = Vec::new();
@@ -266,93 +269,131 @@ impl NatsBus {
                 kv.push(ensure_audit(&conn, &c.audit, "-denied").await?);
                 kv.push(ensure_kv(&conn, &c.file_state, 1).await?);
                 let objects = ensure_objects(&conn).await?;
-                (stream, kv, objects)
+                let objects_stream = conn
+                    .js
+                    .get_stream(&objects_stream_name)
+                    .await
+                    .map_err(|e| missing(&objects_bucket, e))?;
+                let [
+                    jobs,
+                    progress,
+                    registry,
+                    facts,
+                    state,
+                    audit,
+                    reads,
+                    denied,
+                    file_state,
+                ]: [kv::Store; 9] = kv
+                    .try_into()
+                    .map_err(|_| BusError::Backend("bucket list out of shape".into()))?;
+                let ready = |store: kv::Store| Arc::new(Lazy::ready(store));
+                Handles {
+                    stream: Arc::new(Lazy::ready(stream)),
+                    jobs: ready(jobs),
+                    progress,
+                    registry,
+                    facts,
+                    state,
+                    audit: [ready(audit), ready(reads), ready(denied)],
+                    file_state: ready(file_state),
+                    objects: Lazy::ready(objects),
+                    objects_stream: Arc::new(Lazy::ready(objects_stream)),
+                }
             }
             Role::Agent(_) => {
-                // Opened together: one round trip of latency, not ten.
-                let names: Vec<String> = [&c.jobs, &c.progress, &c.registry, &c.facts, &c.state]
+                // What every agent uses at once, opened together (one round
+                // trip of latency); the rest (job records, file records,
+                // files, audit logs, stream statistics) on first use, if
+                // ever: each opening costs the server a request.
+                let names: Vec<String> = [&c.progress, &c.registry, &c.facts, &c.state]
                     .iter()
                     .map(|b| c.name(&b.name))
-                    .chain(
-                        ["", "-reads", "-denied"]
-                            .iter()
-                            .map(|suffix| c.name(&format!("{}{suffix}", c.audit.name))),
-                    )
-                    .chain([c.name(&c.file_state.name)])
                     .collect();
+                let opened = futures::future::try_join_all(names.iter().map(|n| {
+                    let js = &conn.js;
+                    async move { js.get_key_value(n).await.map_err(|e| missing(n, e)) }
+                }))
+                .await?;
+                let [progress, registry, facts, state]: [kv::Store; 4] = opened
+                    .try_into()
+                    .map_err(|_| BusError::Backend("bucket list out of shape".into()))?;
+                let later = |name: String| Arc::new(Lazy::bucket(&conn.js, &name));
+                let audit = |suffix: &str| later(c.name(&format!("{}{suffix}", c.audit.name)));
+                let js = conn.js.clone();
                 let stream_name = c.name(&c.stream.name);
-                let objects_name = c.name(&c.objects.name);
-                let (stream, kv, objects) = tokio::try_join!(
-                    async {
-                        conn.js
-                            .get_stream(&stream_name)
+                let stream = Lazy::later(move || {
+                    let (js, name) = (js.clone(), stream_name.clone());
+                    async move { js.get_stream(&name).await.map_err(|e| missing(&name, e)) }
+                });
+                let js = conn.js.clone();
+                let bucket = objects_bucket.clone();
+                let objects = Lazy::later(move || {
+                    let (js, name) = (js.clone(), bucket.clone());
+                    async move {
+                        js.get_object_store(&name)
                             .await
-                            .map_err(|e| missing(&stream_name, e))
-                    },
-                    futures::future::try_join_all(names.iter().map(|n| {
-                        let js = &conn.js;
-                        async move { js.get_key_value(n).await.map_err(|e| missing(n, e)) }
-                    })),
-                    async {
-                        conn.js
-                            .get_object_store(&objects_name)
-                            .await
-                            .map_err(|e| missing(&objects_name, e))
-                    },
-                )?;
-                (stream, kv, objects)
+                            .map_err(|e| missing(&name, e))
+                    }
+                });
+                let js = conn.js.clone();
+                let (name, bucket) = (objects_stream_name.clone(), objects_bucket.clone());
+                let objects_stream = Lazy::later(move || {
+                    let (js, name, bucket) = (js.clone(), name.clone(), bucket.clone());
+                    async move { js.get_stream(&name).await.map_err(|e| missing(&bucket, e)) }
+                });
+                Handles {
+                    stream: Arc::new(stream),
+                    jobs: later(c.name(&c.jobs.name)),
+                    progress,
+                    registry,
+                    facts,
+                    state,
+                    audit: [audit(""), audit("-reads"), audit("-denied")],
+                    file_state: later(c.name(&c.file_state.name)),
+                    objects,
+                    objects_stream: Arc::new(objects_stream),
+                }
             }
         };
-        let [
-            jobs_kv,
-            progress_kv,
-            registry_kv,
-            facts_kv,
-            state_kv,
-            audit_kv,
-            reads_kv,
-            denied_kv,
-            file_state_kv,
-        ]: [kv::Store; 9] = kv
-            .try_into()
-            .map_err(|_| BusError::Backend("bucket list out of shape".into()))?;
-        let objects_bucket = c.name(&c.objects.name);
-        let objects_stream = conn
+        // Consumers are made through the stream's name: no request.
+        let stream = conn
             .js
-            .get_stream(format!("OBJ_{objects_bucket}"))
+            .get_stream_no_info(c.name(&c.stream.name))
             .await
-            .map_err(|e| missing(&objects_bucket, e))?;
+            .map_err(|e| missing(&c.name(&c.stream.name), e))?;
 
         let jobs = Arc::new(jobs::NatsJobStore::start(
-            jobs_kv.clone(),
-            progress_kv.clone(),
+            h.jobs.clone(),
+            h.progress.clone(),
             c.jobs.max_age,
             conn.client.server_info().max_payload,
         ));
         let registry = Arc::new(registry::NatsRegistry::start(
             conn.clone(),
-            registry_kv.clone(),
+            h.registry.clone(),
         ));
         let drains = match &role {
             Role::Controller => "drain.>".to_string(),
             Role::Agent(host) => format!("drain.{}", osapi_api::target::sanitize_key(host)),
         };
-        let state = Arc::new(state::NatsStateStore::start(state_kv.clone(), drains));
+        let state = Arc::new(state::NatsStateStore::start(h.state.clone(), drains));
+        let ready = |store: &kv::Store| Arc::new(Lazy::ready(store.clone()));
         let status = Arc::new(status::NatsStatus {
             conn: conn.clone(),
-            stream: stream.clone(),
+            stream: h.stream.clone(),
             buckets: vec![
-                jobs_kv,
-                progress_kv,
-                registry_kv.clone(),
-                facts_kv.clone(),
-                state_kv,
-                audit_kv.clone(),
-                reads_kv.clone(),
-                denied_kv.clone(),
-                file_state_kv.clone(),
+                h.jobs.clone(),
+                ready(&h.progress),
+                ready(&h.registry),
+                ready(&h.facts),
+                ready(&h.state),
+                h.audit[0].clone(),
+                h.audit[1].clone(),
+                h.audit[2].clone(),
+                h.file_state.clone(),
             ],
-            objects: objects_stream.clone(),
+            objects: h.objects_stream.clone(),
         });
         let queue = queue::NatsJobQueue::new(conn.clone(), stream);
         if role == Role::Controller {
@@ -362,18 +403,33 @@ impl NatsBus {
             jobs,
             queue: Arc::new(queue),
             registry,
-            facts: Arc::new(registry::NatsFactStore::new(facts_kv)),
+            facts: Arc::new(registry::NatsFactStore::new(h.facts)),
             state,
             objects: Arc::new(objects::NatsObjectStore::new(
-                objects,
-                objects_stream,
+                h.objects,
+                h.objects_stream,
                 &objects_bucket,
             )),
-            file_state: Arc::new(objects::NatsFileStateStore::new(file_state_kv)),
-            audit: Arc::new(audit::NatsAuditStore::new([audit_kv, reads_kv, denied_kv])),
+            file_state: Arc::new(objects::NatsFileStateStore::new(h.file_state)),
+            audit: Arc::new(audit::NatsAuditStore::new(h.audit)),
             status,
         })
     }
+}
+
+/// The streams and buckets a bus works on, opened or to be opened.
+struct Handles {
+    /// The job stream, for statistics.
+    stream: Arc<Lazy<stream::Stream>>,
+    jobs: Arc<Lazy<kv::Store>>,
+    progress: kv::Store,
+    registry: kv::Store,
+    facts: kv::Store,
+    state: kv::Store,
+    audit: [Arc<Lazy<kv::Store>>; 3],
+    file_state: Arc<Lazy<kv::Store>>,
+    objects: Lazy<object_store::ObjectStore>,
+    objects_stream: Arc<Lazy<stream::Stream>>,
 }
 
 /// The inbox prefix of an agent: `_INBOX_<host>` (sanitised).

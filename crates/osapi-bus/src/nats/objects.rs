@@ -12,16 +12,16 @@ use osapi_api::records::{FileState, ObjectInfo};
 use osapi_api::target::sanitize_key;
 use sha2::{Digest, Sha256};
 
-use super::util::{backend, encode, get_json};
+use super::util::{Lazy, backend, encode, get_json};
 use crate::{BusResult, FileStateStore, ObjectStore};
 
 const CONTENT_TYPE_HEADER: &str = "Osapi-Content-Type";
 
 /// Files on NATS.
 pub struct NatsObjectStore {
-    store: object_store::ObjectStore,
+    store: Lazy<object_store::ObjectStore>,
     /// The store's stream, for listing without a consumer.
-    stream: stream::Stream,
+    stream: std::sync::Arc<Lazy<stream::Stream>>,
     /// The bucket's name.
     bucket: String,
     /// Contents read lately, by object version: a file deployed again and
@@ -33,8 +33,8 @@ pub struct NatsObjectStore {
 
 impl NatsObjectStore {
     pub(crate) fn new(
-        store: object_store::ObjectStore,
-        stream: stream::Stream,
+        store: Lazy<object_store::ObjectStore>,
+        stream: std::sync::Arc<Lazy<stream::Stream>>,
         bucket: &str,
     ) -> Self {
         NatsObjectStore {
@@ -93,16 +93,22 @@ impl ObjectStore for NatsObjectStore {
             ..Default::default()
         };
         let mut reader: &[u8] = &data;
-        let info = self.store.put(meta, &mut reader).await.map_err(|e| {
-            let text = e.to_string();
-            if text.contains("maximum bytes") || text.contains("insufficient resources") {
-                crate::BusError::Full(format!(
-                    "the object store is at its byte limit (nats.objects.max_bytes): {text}"
-                ))
-            } else {
-                backend(&format!("store file {name}"), e)
-            }
-        })?;
+        let info = self
+            .store
+            .get()
+            .await?
+            .put(meta, &mut reader)
+            .await
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("maximum bytes") || text.contains("insufficient resources") {
+                    crate::BusError::Full(format!(
+                        "the object store is at its byte limit (nats.objects.max_bytes): {text}"
+                    ))
+                } else {
+                    backend(&format!("store file {name}"), e)
+                }
+            })?;
         let mut out = convert(&info);
         if out.sha256.is_empty() {
             out.sha256 = hex::encode(Sha256::digest(&data));
@@ -116,7 +122,7 @@ impl ObjectStore for NatsObjectStore {
         // and deleting one per read cost nats-server more than the read).
         // A replacement racing the read shows as a digest mismatch: read again.
         for _ in 0..READ_ATTEMPTS {
-            let info = match self.store.info(name).await {
+            let info = match self.store.get().await?.info(name).await {
                 Ok(info) if !info.deleted => info,
                 Ok(_) => return Ok(None),
                 Err(e) if e.kind() == object_store::InfoErrorKind::NotFound || not_found(&e) => {
@@ -142,7 +148,7 @@ impl ObjectStore for NatsObjectStore {
     }
 
     async fn info(&self, name: &str) -> BusResult<Option<ObjectInfo>> {
-        match self.store.info(name).await {
+        match self.store.get().await?.info(name).await {
             Ok(info) if !info.deleted => Ok(Some(convert(&info))),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == object_store::InfoErrorKind::NotFound || not_found(&e) => {
@@ -155,8 +161,8 @@ impl ObjectStore for NatsObjectStore {
     async fn list(&self) -> BusResult<Vec<ObjectInfo>> {
         // The metadata subjects, then each one's latest entry: no consumer
         // is created (a listing per request must not leave consumers behind).
-        let subjects: Vec<(String, usize)> = self
-            .stream
+        let stream = self.stream.get().await?;
+        let subjects: Vec<(String, usize)> = stream
             .info_with_subjects(&self.meta)
             .await
             .map_err(|e| backend("list files", e))?
@@ -165,7 +171,7 @@ impl ObjectStore for NatsObjectStore {
             .map_err(|e| backend("list files", e))?;
         let infos: Vec<BusResult<Option<ObjectInfo>>> = futures::stream::iter(subjects)
             .map(|(subject, _)| async move {
-                match self.stream.direct_get_last_for_subject(subject).await {
+                match stream.direct_get_last_for_subject(subject).await {
                     Ok(m) => Ok(
                         serde_json::from_slice::<object_store::ObjectInfo>(&m.payload)
                             .ok()
@@ -192,6 +198,8 @@ impl ObjectStore for NatsObjectStore {
             return Ok(false);
         }
         self.store
+            .get()
+            .await?
             .delete(name)
             .await
             .map_err(|e| backend(&format!("delete file {name}"), e))?;
@@ -243,9 +251,9 @@ impl NatsObjectStore {
         let subject = format!("$O.{}.C.{}", self.bucket, info.nuid);
         let mut buf = Vec::with_capacity(info.size);
         let mut next = 1;
+        let stream = self.stream.get().await?;
         for _ in 0..info.chunks {
-            let chunk = match self
-                .stream
+            let chunk = match stream
                 .direct_get_next_for_subject(subject.as_str(), Some(next))
                 .await
             {
@@ -262,11 +270,11 @@ impl NatsObjectStore {
 
 /// Deployed-file records on NATS.
 pub struct NatsFileStateStore {
-    store: kv::Store,
+    store: std::sync::Arc<Lazy<kv::Store>>,
 }
 
 impl NatsFileStateStore {
-    pub(crate) fn new(store: kv::Store) -> Self {
+    pub(crate) fn new(store: std::sync::Arc<Lazy<kv::Store>>) -> Self {
         NatsFileStateStore { store }
     }
 }
@@ -283,6 +291,8 @@ fn state_key(hostname: &str, path: &str) -> String {
 impl FileStateStore for NatsFileStateStore {
     async fn put(&self, hostname: &str, state: FileState) -> BusResult<()> {
         self.store
+            .get()
+            .await?
             .put(state_key(hostname, &state.path), encode(&state)?)
             .await
             .map_err(|e| backend("record deployed file", e))?;
@@ -290,6 +300,6 @@ impl FileStateStore for NatsFileStateStore {
     }
 
     async fn get(&self, hostname: &str, path: &str) -> BusResult<Option<FileState>> {
-        get_json(&self.store, &state_key(hostname, path)).await
+        get_json(self.store.get().await?, &state_key(hostname, path)).await
     }
 }

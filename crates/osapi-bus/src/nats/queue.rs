@@ -24,11 +24,11 @@ use crate::{BusError, BusResult, Delivery, JobConsumer, JobQueue, QueueKind, Rou
 /// Job notifications on NATS.
 pub struct NatsJobQueue {
     conn: Arc<Conn>,
-    stream: stream::Stream,
+    stream: stream::Stream<()>,
 }
 
 impl NatsJobQueue {
-    pub(crate) fn new(conn: Arc<Conn>, stream: stream::Stream) -> Self {
+    pub(crate) fn new(conn: Arc<Conn>, stream: stream::Stream<()>) -> Self {
         NatsJobQueue { conn, stream }
     }
 
@@ -177,7 +177,7 @@ impl NatsJobQueue {
 }
 
 struct NatsConsumer {
-    stream: stream::Stream,
+    stream: stream::Stream<()>,
     name: String,
     config: pull::Config,
     route: Route,

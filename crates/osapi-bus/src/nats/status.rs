@@ -10,15 +10,16 @@ use futures::StreamExt;
 use osapi_api::health::{ConsumerDetail, KvBucketInfo, ObjectStoreInfo, StreamInfo};
 
 use super::Conn;
+use super::util::Lazy;
 use crate::{BusStats, BusStatus, ComponentCheck};
 
 /// Reports on the NATS connection and its streams and buckets.
 pub struct NatsStatus {
     pub(super) conn: Arc<Conn>,
-    pub(super) stream: stream::Stream,
-    pub(super) buckets: Vec<kv::Store>,
+    pub(super) stream: Arc<Lazy<stream::Stream>>,
+    pub(super) buckets: Vec<Arc<Lazy<kv::Store>>>,
     /// The object store's stream.
-    pub(super) objects: stream::Stream,
+    pub(super) objects: Arc<Lazy<stream::Stream>>,
 }
 
 #[async_trait]
@@ -56,8 +57,11 @@ impl BusStatus for NatsStatus {
             },
         };
         let kv = match self.buckets.first() {
-            Some(b) if connected => match b.stream.get_info().await {
-                Ok(_) => Ok(()),
+            Some(b) if connected => match b.get().await {
+                Ok(b) => match b.stream.get_info().await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(format!("kv bucket not accessible: {e}")),
+                },
                 Err(e) => Err(format!("kv bucket not accessible: {e}")),
             },
             Some(_) => Err("kv bucket not accessible: nats not connected".into()),
@@ -74,8 +78,11 @@ impl BusStatus for NatsStatus {
 
     async fn stats(&self) -> BusStats {
         let mut stats = BusStats::default();
-        let mut stream = self.stream.clone();
-        if let Ok(info) = stream.info().await {
+        let stream = self.stream.get().await.ok();
+        if let Some(info) = match stream {
+            Some(s) => s.get_info().await.ok(),
+            None => None,
+        } {
             stats.streams.push(StreamInfo {
                 name: info.config.name.clone(),
                 messages: info.state.messages,
@@ -86,6 +93,7 @@ impl BusStatus for NatsStatus {
         // Fresh from the server (`kv::Store::status` is what the store saw
         // when it was opened).
         for b in &self.buckets {
+            let Ok(b) = b.get().await else { continue };
             if let Ok(info) = b.stream.get_info().await {
                 stats.kv_buckets.push(KvBucketInfo {
                     name: b.name.clone(),
@@ -95,17 +103,16 @@ impl BusStatus for NatsStatus {
             }
         }
         // The stream's bytes (content and metadata), read without a consumer.
-        let size = self
-            .objects
-            .get_info()
-            .await
-            .map(|i| i.state.bytes)
-            .unwrap_or(0);
+        let size = match self.objects.get().await {
+            Ok(s) => s.get_info().await.map(|i| i.state.bytes).unwrap_or(0),
+            Err(_) => 0,
+        };
         stats.object_stores.push(ObjectStoreInfo {
             name: self.conn.config.name(&self.conn.config.objects.name),
             size,
         });
-        let mut consumers = self.stream.consumers();
+        let Some(stream) = stream else { return stats };
+        let mut consumers = stream.consumers();
         while let Some(Ok(c)) = consumers.next().await {
             stats.consumers.push(ConsumerDetail {
                 name: c.name.clone(),

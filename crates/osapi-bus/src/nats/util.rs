@@ -183,3 +183,59 @@ pub fn version_at_least(version: &str, min: (u64, u64, u64)) -> bool {
     );
     got >= min
 }
+
+/// How a [`Lazy`] handle is opened.
+type Opener<T> =
+    Box<dyn Fn() -> futures::future::BoxFuture<'static, BusResult<T>> + Send + Sync + 'static>;
+
+/// A bucket or stream handle opened on first use. Opening one is a request
+/// the server answers with the stream's configuration and state; agents
+/// open only what they use, so a fleet starting at once does not make the
+/// server pay for handles nobody needs. A failed opening is tried again on
+/// the next use.
+pub(crate) struct Lazy<T> {
+    cell: tokio::sync::OnceCell<T>,
+    open: Opener<T>,
+}
+
+impl<T> Lazy<T> {
+    /// A handle opened already.
+    pub(crate) fn ready(value: T) -> Self {
+        Lazy {
+            cell: tokio::sync::OnceCell::new_with(Some(value)),
+            open: Box::new(|| Box::pin(async { Err(BusError::Backend("opened already".into())) })),
+        }
+    }
+
+    /// A handle `open` opens on first use.
+    pub(crate) fn later<F, Fut>(open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = BusResult<T>> + Send + 'static,
+    {
+        Lazy {
+            cell: tokio::sync::OnceCell::new(),
+            open: Box::new(move || Box::pin(open())),
+        }
+    }
+
+    /// The handle, opened now if it was not.
+    pub(crate) async fn get(&self) -> BusResult<&T> {
+        self.cell.get_or_try_init(|| (self.open)()).await
+    }
+}
+
+impl Lazy<kv::Store> {
+    /// The key-value bucket `name` (full name), opened on first use.
+    pub(crate) fn bucket(js: &async_nats::jetstream::Context, name: &str) -> Self {
+        let (js, name) = (js.clone(), name.to_string());
+        Lazy::later(move || {
+            let (js, name) = (js.clone(), name.clone());
+            async move {
+                js.get_key_value(&name)
+                    .await
+                    .map_err(|e| super::missing(&name, e))
+            }
+        })
+    }
+}
