@@ -239,3 +239,32 @@ impl Lazy<kv::Store> {
         })
     }
 }
+
+#[cfg(test)]
+mod lazy_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_handle_opens_once_and_a_failed_opening_is_tried_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let lazy = Lazy::later(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(BusError::Unavailable("not yet".into()))
+                } else {
+                    Ok(n)
+                }
+            }
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing opens before use");
+        assert!(lazy.get().await.is_err());
+        assert_eq!(*lazy.get().await.unwrap(), 1);
+        assert_eq!(*lazy.get().await.unwrap(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(*Lazy::ready(7).get().await.unwrap(), 7);
+    }
+}

@@ -73,8 +73,16 @@ async fn agent_credentials_stay_in_their_lane() {
     }
     assert_eq!(jobs.get_info().await.unwrap().state.messages, before);
 
-    // It cannot purge, delete or write the audit log.
-    let stream = js.get_stream("KV_test-audit-log").await.unwrap();
+    // It cannot read, purge, delete or write the audit log.
+    assert!(
+        js.get_stream("KV_test-audit-log").await.is_err(),
+        "the audit log's statistics"
+    );
+    assert!(
+        js.get_key_value("test-audit-log").await.is_err(),
+        "opening the audit log"
+    );
+    let stream = js.get_stream_no_info("KV_test-audit-log").await.unwrap();
     assert!(stream.purge().await.is_err(), "purge");
     assert!(
         js.delete_stream("KV_test-audit-log").await.is_err(),
@@ -99,7 +107,7 @@ async fn agent_credentials_stay_in_their_lane() {
     );
 
     // It cannot read another host's queue, nor point its own at it.
-    let theirs = js.get_stream("test-JOBS").await.unwrap();
+    let theirs = js.get_stream_no_info("test-JOBS").await.unwrap();
     assert!(
         theirs
             .get_consumer::<pull::Config>("host_a2")
