@@ -15,16 +15,18 @@
 //!    same deploy at once: at most 1.5× the time.
 //!
 //! Run: `cargo bench -p osapi-orchestrator --bench orchestrator`. Each
-//! scenario runs several times; medians are printed.
+//! scenario runs several times; medians are printed. `OSAPI_BENCH_ONLY=chain`
+//! runs only 6 (20 times), `OSAPI_BENCH_ONLY=renderer` only 7 (for
+//! profiling).
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::time::{Duration, Instant};
 
 use osapi_agent::AgentConfig;
 use osapi_agent::providers::{ProviderConfig, ResolvectlMode};
-use osapi_orchestrator::Embedded;
 use osapi_orchestrator::prelude::*;
 use osapi_orchestrator::render::{ColorChoice, Renderer};
+use osapi_orchestrator::{Embedded, OrchestratorBuilder};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -76,6 +78,55 @@ async fn chain(stack: &Embedded) -> Duration {
     t.elapsed()
 }
 
+/// Declares 10 000 custom steps in a random DAG (each depends on up to 3
+/// earlier steps).
+fn dag(o: &Orchestrator) {
+    let mut seed = 42u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut steps: Vec<Step<()>> = Vec::with_capacity(10_000);
+    for i in 0..10_000usize {
+        let mut s = o.task_fn(&format!("t{i}"), |_, _| async {
+            Ok(TaskOutput::done_unchanged())
+        });
+        if i > 0 {
+            for _ in 0..(next() % 4) {
+                let dep = (next() as usize) % i;
+                s = s.after(&steps[dep]);
+            }
+        }
+        steps.push(s);
+    }
+}
+
+fn offline() -> OrchestratorBuilder {
+    Orchestrator::builder("http://127.0.0.1:1", "unused").quiet()
+}
+
+/// The DAG of [`dag`], quiet and drawn by the live renderer, alternating
+/// (so that both see the same machine, which drifts): the medians.
+async fn renderer_overhead() -> (Duration, Duration) {
+    let (mut quiet, mut drawn) = (Vec::new(), Vec::new());
+    for _ in 0..21 {
+        let o = offline().build().expect("orchestrator");
+        dag(&o);
+        quiet.push(time_run(&o).await);
+        let sink = std::io::LineWriter::new(std::fs::File::create("/dev/null").expect("/dev/null"));
+        let renderer = Renderer::new(Box::new(sink), ColorChoice::Never, false, false);
+        let o = offline()
+            .observer(std::sync::Arc::new(renderer))
+            .build()
+            .expect("orchestrator");
+        dag(&o);
+        drawn.push(time_run(&o).await);
+    }
+    (median(quiet), median(drawn))
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -87,6 +138,17 @@ fn main() {
 
         // `OSAPI_BENCH_ONLY=chain`: only the 1 000-step chain, 20 times
         // (for profiling).
+        // `OSAPI_BENCH_ONLY=renderer`: only the renderer's overhead.
+        if std::env::var("OSAPI_BENCH_ONLY").as_deref() == Ok("renderer") {
+            let (quiet, drawn) = renderer_overhead().await;
+            println!(
+                "10 000-step DAG with the live renderer: median {} vs {} quiet ({:.0} % slower)",
+                ms(drawn),
+                ms(quiet),
+                (drawn.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
+            );
+            return;
+        }
         if std::env::var("OSAPI_BENCH_ONLY").as_deref() == Ok("chain") {
             let one = stack(1, &dir).await;
             let mut samples = Vec::new();
@@ -176,27 +238,6 @@ fn main() {
         many.shutdown().await;
 
         // 4. 10 000 custom steps in a random DAG (each depends on up to 3 earlier steps).
-        let dag = |o: &Orchestrator| {
-            let mut seed = 42u64;
-            let mut next = move || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed
-            };
-            let mut steps: Vec<Step<()>> = Vec::with_capacity(10_000);
-            for i in 0..10_000usize {
-                let mut s = o.task_fn(&format!("t{i}"), |_, _| async { Ok(TaskOutput::done_unchanged()) });
-                if i > 0 {
-                    for _ in 0..(next() % 4) {
-                        let dep = (next() as usize) % i;
-                        s = s.after(&steps[dep]);
-                    }
-                }
-                steps.push(s);
-            }
-        };
-        let offline = || Orchestrator::builder("http://127.0.0.1:1", "unused").quiet();
         let mut samples = Vec::new();
         for _ in 0..5 {
             let o = offline().build().expect("orchestrator");
@@ -226,20 +267,8 @@ fn main() {
         println!("1 000-step dependent chain, declared and run: median {} (target <= 250 ms)", ms(median(samples)));
         one.shutdown().await;
 
-        // 7. The DAG of 4, drawn by the live renderer. Quiet and drawn runs
-        // alternate, so that both see the same machine (this one drifts).
-        let (mut quiet, mut drawn) = (Vec::new(), Vec::new());
-        for _ in 0..21 {
-            let o = offline().build().expect("orchestrator");
-            dag(&o);
-            quiet.push(time_run(&o).await);
-            let sink = std::io::LineWriter::new(std::fs::File::create("/dev/null").expect("/dev/null"));
-            let renderer = Renderer::new(Box::new(sink), ColorChoice::Never, false, false);
-            let o = offline().observer(std::sync::Arc::new(renderer)).build().expect("orchestrator");
-            dag(&o);
-            drawn.push(time_run(&o).await);
-        }
-        let (quiet, drawn) = (median(quiet), median(drawn));
+        // 7. The DAG of 4, drawn by the live renderer.
+        let (quiet, drawn) = renderer_overhead().await;
         println!(
             "10 000-step DAG with the live renderer: median {} vs {} quiet ({:.0} % slower; target <= 20 %)",
             ms(drawn),
