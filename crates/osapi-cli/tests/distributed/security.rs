@@ -126,8 +126,19 @@ async fn agent_credentials_stay_in_their_lane() {
     );
 
     // Nor another host's job records or progress, nor its registration.
-    let records = js.get_key_value("test-job-queue").await.unwrap();
-    assert!(records.get(format!("jobs.{job_id}")).await.is_err());
+    // (Jobs arrive whole in their queue message: an agent reads no record.)
+    assert!(
+        js.get_key_value("test-job-queue").await.is_err(),
+        "opening the job records"
+    );
+    let records = js.get_stream_no_info("KV_test-job-queue").await.unwrap();
+    assert!(
+        records
+            .direct_get_last_for_subject(format!("$KV.test-job-queue.jobs.{job_id}"))
+            .await
+            .is_err(),
+        "reading a job record"
+    );
     let progress = js.get_key_value("test-job-progress").await.unwrap();
     assert!(progress.get(format!("{job_id}.a2")).await.is_err());
     assert!(!stored(&js, "$KV.test-agent-registry.agents.a2", b"{}").await);
