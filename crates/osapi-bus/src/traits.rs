@@ -91,7 +91,8 @@ pub trait JobStore: Send + Sync {
     /// Calls `listener` with every change from now on, in the task that
     /// made or saw it, before any receiver of [`JobStore::subscribe`] hears
     /// of it: for cheap reactions (waking a waiting request) that must not
-    /// wait for a task hop. It must not block or call back into the store.
+    /// wait for a task hop. It must not block, panic, or call back into the
+    /// store.
     fn on_change(&self, listener: ChangeListener);
     /// How long a job is kept at most (records expire after it without any
     /// change being announced); `None` when jobs leave only by deletion or

@@ -143,9 +143,19 @@ impl RecordCache {
         self.put(id, Seen::Deleted);
     }
 
-    /// Drops what is known of a job (it is about to be deleted here).
+    /// Drops a job's record (it is about to be deleted here); a tombstone
+    /// stays (a second deletion must not open the door to a late read).
     fn forget(&mut self, id: Uuid) {
-        self.seen.remove(&id);
+        if matches!(self.seen.get(&id), Some((Seen::Record(_), _))) {
+            self.seen.remove(&id);
+        }
+    }
+
+    /// Drops every record held, keeping tombstones: deletions made while
+    /// the records watch was down left none.
+    fn forget_records(&mut self) {
+        self.seen
+            .retain(|_, (seen, _)| matches!(seen, Seen::Deleted));
     }
 
     fn get(&self, id: Uuid, retention: Duration) -> Cached {
@@ -834,6 +844,8 @@ async fn watch_records(
         match watch {
             Ok(mut watch) => {
                 backoff = Duration::from_millis(100);
+                // Deletions while the watch was down left no tombstone.
+                crate::lock(&records_seen).forget_records();
                 changes.send(JobChange {
                     job_id: Uuid::nil(),
                     kind: ChangeKind::Resync,
@@ -903,6 +915,27 @@ mod tests {
         // A reader that fetched the record before the purge finishes late.
         cache.remember(r.clone());
         assert!(matches!(cache.get(r.id, Duration::ZERO), Cached::Deleted));
+        // A second deletion (a retried DELETE) keeps the tombstone.
+        cache.forget(r.id);
+        cache.remember(r.clone());
+        assert!(matches!(cache.get(r.id, Duration::ZERO), Cached::Deleted));
+    }
+
+    #[test]
+    fn a_restarted_watch_drops_records_and_keeps_tombstones() {
+        let mut cache = RecordCache::default();
+        let (kept, gone) = (record(), record());
+        cache.remember(kept.clone());
+        cache.deleted(gone.id);
+        cache.forget_records();
+        assert!(matches!(
+            cache.get(kept.id, Duration::ZERO),
+            Cached::Unknown
+        ));
+        assert!(matches!(
+            cache.get(gone.id, Duration::ZERO),
+            Cached::Deleted
+        ));
     }
 
     #[test]

@@ -441,7 +441,8 @@ pub fn agent_inbox(hostname: &str) -> String {
 fn missing(name: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(format!(
         "cannot open {name} on NATS: {e} (agents do not create streams or buckets: start a \
-         controller first, with the same namespace)"
+         controller first, with the same namespace; or the agent's NATS user may not open it, \
+         see docs/nats-server.conf)"
     ))
 }
 

@@ -214,8 +214,11 @@ impl Scheduler {
 /// Runs a plan in a task of its own, so that it is polled on a runtime
 /// worker like the jobs it waits for (on a multi-threaded runtime, a step's
 /// answer then wakes the engine on the same thread instead of the caller's
-/// `block_on` thread). Dropping the returned future stops the run, as
-/// dropping [`run`]'s would; a panic in the engine reaches the caller.
+/// `block_on` thread). Dropping the returned future aborts the task: the
+/// run and its steps stop at the runtime's next poll of it (at once on a
+/// multi-threaded runtime; a current-thread runtime must be driven again).
+/// Guards, observers and the journal run in that task, without the
+/// caller's task-locals. A panic in the engine reaches the caller.
 pub(crate) async fn spawn_run(
     client: Client,
     steps: Arc<[Arc<StepSpec>]>,
