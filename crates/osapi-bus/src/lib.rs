@@ -59,3 +59,27 @@ pub(crate) fn count_error() {
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// What the stores' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use osapi_api::ops::JobClass;
+    use osapi_api::records::JobRecord;
+    use time::OffsetDateTime;
+
+    /// A fresh `_any` hostname query, due now.
+    pub(crate) fn record() -> JobRecord {
+        JobRecord {
+            id: uuid::Uuid::new_v4(),
+            created: OffsetDateTime::now_utc(),
+            operation: serde_json::json!({"type": "node.hostname.get"}),
+            op_type: "node.hostname.get".into(),
+            class: JobClass::Query,
+            target: "_any".into(),
+            expected_hosts: vec![],
+            deadline: OffsetDateTime::now_utc(),
+            retry_of: None,
+            signature: None,
+        }
+    }
+}

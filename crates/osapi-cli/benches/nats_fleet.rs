@@ -47,19 +47,8 @@ fn agents_cpu_of(pids: &[u32]) -> u64 {
 
 /// Clock ticks of CPU (user + system) a process has used.
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line.
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    tick(11) + tick(12)
+    let (user, system) = user_and_system_ticks(pid);
+    user + system
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -5,6 +5,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
+#[path = "support/ports.rs"]
+mod ports;
+use ports::free_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_osapi");
 
 fn osapi(args: &[&str]) -> (bool, String, String) {
@@ -19,15 +23,6 @@ fn osapi(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A port nothing listens on (the OS picked it, then it was let go).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(text: &str) -> tempfile::NamedTempFile {

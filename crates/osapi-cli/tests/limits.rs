@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use osapi_api::job::{CreateJobRequest, JobStatus};
 use serde_json::json;
 
+#[path = "support/ports.rs"]
+mod ports;
+use ports::free_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_osapi");
 const KEY: &str = "limits-test-signing-key";
 
@@ -111,14 +115,6 @@ fn token_with_role(role: &str) -> String {
         .unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One `GET /health` on a new connection, with a deadline for the answer.

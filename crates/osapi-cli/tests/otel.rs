@@ -15,6 +15,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 
+#[path = "support/ports.rs"]
+mod ports;
+
 const BIN: &str = env!("CARGO_BIN_EXE_osapi");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,11 +43,7 @@ async fn spans_reach_an_otlp_collector() {
     let collector_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, collector).await });
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ports::free_port();
     let dir = tempfile::tempdir().unwrap();
     let resolv = dir.path().join("resolv.conf");
     std::fs::write(&resolv, "nameserver 10.9.9.9\n").unwrap();

@@ -3,7 +3,7 @@
 //! reports no version, is listed with a `VersionSkew` condition. Jobs still
 //! go to it: the condition tells the operator, it does not fence the agent.
 
-use semver::{BuildMetadata, Version};
+use semver::Version;
 
 /// A version setting that is not a semantic version.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +61,10 @@ pub fn version_skew(reported: &str, min: &Version) -> Option<String> {
         Err(_) => Some(format!(
             "agent version {reported:?} is not a semantic version; the controller's minimum is {min}"
         )),
-        Ok(mut v) => {
-            v.build = BuildMetadata::EMPTY;
-            let mut min_plain = min.clone();
-            min_plain.build = BuildMetadata::EMPTY;
-            (v < min_plain)
-                .then(|| format!("agent {reported} is older than the controller's minimum {min}"))
-        }
+        Ok(v) => v
+            .cmp_precedence(min)
+            .is_lt()
+            .then(|| format!("agent {reported} is older than the controller's minimum {min}")),
     }
 }
 

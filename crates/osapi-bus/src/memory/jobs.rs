@@ -290,24 +290,9 @@ impl JobStore for MemoryJobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osapi_api::ops::JobClass;
+    use crate::test_support::record;
     use osapi_api::records::EventKind;
     use time::OffsetDateTime;
-
-    fn record() -> JobRecord {
-        JobRecord {
-            id: Uuid::new_v4(),
-            created: OffsetDateTime::now_utc(),
-            operation: serde_json::json!({"type": "node.hostname.get"}),
-            op_type: "node.hostname.get".into(),
-            class: JobClass::Query,
-            target: "_any".into(),
-            expected_hosts: vec![],
-            deadline: OffsetDateTime::now_utc(),
-            retry_of: None,
-            signature: None,
-        }
-    }
 
     /// Settles an `_any` job as an agent would, with `bytes` of output.
     async fn finish(store: &MemoryJobStore, id: Uuid, bytes: usize) {

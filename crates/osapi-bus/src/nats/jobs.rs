@@ -887,22 +887,9 @@ async fn watch_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osapi_api::ops::JobClass;
-    use time::OffsetDateTime;
 
     fn record() -> Arc<JobRecord> {
-        Arc::new(JobRecord {
-            id: Uuid::new_v4(),
-            created: OffsetDateTime::now_utc(),
-            operation: serde_json::json!({"type": "node.hostname.get"}),
-            op_type: "node.hostname.get".into(),
-            class: JobClass::Query,
-            target: "_any".into(),
-            expected_hosts: vec![],
-            deadline: OffsetDateTime::now_utc(),
-            retry_of: None,
-            signature: None,
-        })
+        Arc::new(crate::test_support::record())
     }
 
     #[test]

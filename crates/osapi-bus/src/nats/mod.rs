@@ -320,12 +320,7 @@ impl NatsBus {
                     .map_err(|_| BusError::Backend("bucket list out of shape".into()))?;
                 let later = |name: String| Arc::new(Lazy::bucket(&conn.js, &name));
                 let audit = |suffix: &str| later(c.name(&format!("{}{suffix}", c.audit.name)));
-                let js = conn.js.clone();
                 let stream_name = c.name(&c.stream.name);
-                let stream = Lazy::later(move || {
-                    let (js, name) = (js.clone(), stream_name.clone());
-                    async move { js.get_stream(&name).await.map_err(|e| missing(&name, e)) }
-                });
                 let js = conn.js.clone();
                 let bucket = objects_bucket.clone();
                 let objects = Lazy::later(move || {
@@ -336,14 +331,8 @@ impl NatsBus {
                             .map_err(|e| missing(&name, e))
                     }
                 });
-                let js = conn.js.clone();
-                let (name, bucket) = (objects_stream_name.clone(), objects_bucket.clone());
-                let objects_stream = Lazy::later(move || {
-                    let (js, name, bucket) = (js.clone(), name.clone(), bucket.clone());
-                    async move { js.get_stream(&name).await.map_err(|e| missing(&bucket, e)) }
-                });
                 Handles {
-                    stream: Arc::new(stream),
+                    stream: Arc::new(Lazy::stream(&conn.js, &stream_name, &stream_name)),
                     jobs: later(c.name(&c.jobs.name)),
                     progress,
                     registry,
@@ -352,7 +341,11 @@ impl NatsBus {
                     audit: [audit(""), audit("-reads"), audit("-denied")],
                     file_state: later(c.name(&c.file_state.name)),
                     objects,
-                    objects_stream: Arc::new(objects_stream),
+                    objects_stream: Arc::new(Lazy::stream(
+                        &conn.js,
+                        &objects_stream_name,
+                        &objects_bucket,
+                    )),
                 }
             }
         };

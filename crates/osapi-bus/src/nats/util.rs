@@ -225,6 +225,22 @@ impl<T> Lazy<T> {
     }
 }
 
+impl Lazy<async_nats::jetstream::stream::Stream> {
+    /// The stream `name`, opened on first use; an error names it as `shown`
+    /// (the bucket an operator knows, for an object store's stream).
+    pub(crate) fn stream(js: &async_nats::jetstream::Context, name: &str, shown: &str) -> Self {
+        let (js, name, shown) = (js.clone(), name.to_string(), shown.to_string());
+        Lazy::later(move || {
+            let (js, name, shown) = (js.clone(), name.clone(), shown.clone());
+            async move {
+                js.get_stream(&name)
+                    .await
+                    .map_err(|e| super::missing(&shown, e))
+            }
+        })
+    }
+}
+
 impl Lazy<kv::Store> {
     /// The key-value bucket `name` (full name), opened on first use.
     pub(crate) fn bucket(js: &async_nats::jetstream::Context, name: &str) -> Self {

@@ -14,6 +14,10 @@ use tempfile::TempDir;
 
 use crate::pki::Pki;
 
+#[path = "../support/ports.rs"]
+mod ports;
+pub use ports::free_port;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_osapi");
 /// The agent-only binary: fleets' agents run it (a restart runs
 /// `osapi agent start` instead, so both are exercised).
@@ -41,14 +45,6 @@ pub fn nats_binary() -> PathBuf {
             PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
         })
         .clone()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process killed (SIGKILL) on drop.
