@@ -19,6 +19,12 @@ const PACKAGE_MANAGERS: [&str; 6] = ["apt", "dnf", "yum", "apk", "pacman", "zypp
 
 /// Collects the facts of this host. Parts that cannot be read are left empty.
 pub fn collect(custom: &BTreeMap<String, Value>) -> Facts {
+    collect_counted(custom).0
+}
+
+/// [`collect`], and how many sources could not be read (each logged).
+pub fn collect_counted(custom: &BTreeMap<String, Value>) -> (Facts, u32) {
+    let mut problems = 0;
     let (architecture, kernel_version) = match nix::sys::utsname::uname() {
         Ok(u) => (
             u.machine().to_string_lossy().into_owned(),
@@ -26,6 +32,7 @@ pub fn collect(custom: &BTreeMap<String, Value>) -> Facts {
         ),
         Err(e) => {
             tracing::warn!(error = %e, "facts: uname failed");
+            problems += 1;
             (String::new(), String::new())
         }
     };
@@ -33,6 +40,7 @@ pub fn collect(custom: &BTreeMap<String, Value>) -> Facts {
         .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "facts: cannot count CPUs");
+            problems += 1;
             0
         });
     let fqdn = crate::providers::node::os_hostname().unwrap_or_default();
@@ -49,33 +57,44 @@ pub fn collect(custom: &BTreeMap<String, Value>) -> Facts {
         Ok(text) => parse_proc_net_route(&text),
         Err(e) => {
             tracing::warn!(error = %e, "facts: cannot read /proc/net/route");
+            problems += 1;
             Vec::new()
         }
     };
-    Facts {
+    let interfaces = match read_interfaces() {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "facts: getifaddrs failed");
+            problems += 1;
+            Vec::new()
+        }
+    };
+    let facts = Facts {
         architecture,
         kernel_version,
         cpu_count,
         fqdn,
         service_mgr: service_mgr.to_string(),
         package_mgr: package_mgr.to_string(),
-        interfaces: interfaces(),
+        interfaces,
         primary_interface: primary_interface(&routes).unwrap_or_default(),
         routes,
         facts: custom.clone(),
-    }
+    };
+    (facts, problems)
 }
 
 /// Interfaces that are up and not loopback, in the kernel's order: name,
 /// MAC, first IPv4 and first IPv6 address (link-local allowed), family.
 pub fn interfaces() -> Vec<NetworkInterface> {
-    let addrs = match nix::ifaddrs::getifaddrs() {
-        Ok(addrs) => addrs,
-        Err(e) => {
-            tracing::warn!(error = %e, "facts: getifaddrs failed");
-            return Vec::new();
-        }
-    };
+    read_interfaces().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "facts: getifaddrs failed");
+        Vec::new()
+    })
+}
+
+fn read_interfaces() -> nix::Result<Vec<NetworkInterface>> {
+    let addrs = nix::ifaddrs::getifaddrs()?;
     let mut out: Vec<NetworkInterface> = Vec::new();
     for ifa in addrs {
         if !ifa.flags.contains(InterfaceFlags::IFF_UP)
@@ -119,7 +138,7 @@ pub fn interfaces() -> Vec<NetworkInterface> {
             (false, false) => None,
         };
     }
-    out
+    Ok(out)
 }
 
 /// Parses `/proc/net/route`: the header is skipped, lines with fewer than 8

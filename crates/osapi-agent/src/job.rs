@@ -41,11 +41,11 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     let record = match stored {
         Ok(Some(r)) => r,
         Ok(None) => {
-            tracing::info!(job = %id, "job no longer exists; skipping");
+            tracing::info!(job_id = %id, "job no longer exists; skipping");
             return;
         }
         Err(e) => {
-            tracing::warn!(job = %id, error = %e, "cannot read job");
+            tracing::warn!(job_id = %id, error = %e, "cannot read job");
             return;
         }
     };
@@ -62,22 +62,9 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     };
     // Nothing in the record is acted on before it is admitted.
     if let Err((why, reason)) = shared.admission.admit(&record) {
-        tracing::warn!(job = %id, %reason, "refusing a job");
+        tracing::warn!(job_id = %id, %reason, "refusing a job");
         shared.metrics.job_refused(label, why);
-        let event = JobEvent::now(id, EventKind::Failed, &shared.hostname)
-            .with_instance(shared.instance_id)
-            .with_error(reason.clone());
-        let response = AgentResponse {
-            job_id: id,
-            hostname: shared.hostname.clone(),
-            status: ResponseStatus::Failed,
-            data: None,
-            changed: false,
-            error: Some(reason),
-            timestamp: OffsetDateTime::now_utc(),
-            data_parts: None,
-        };
-        write(shared, id, slot, vec![event], Some(response)).await;
+        fail_unstarted(shared, id, slot, reason).await;
         return;
     }
     let category = record
@@ -116,12 +103,12 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
         if !query {
             match shared.bus.jobs.slot_settled(id, slot).await {
                 Ok(true) => {
-                    tracing::info!(job = %id, "job already settled for this host; skipping");
+                    tracing::info!(job_id = %id, "job already settled for this host; skipping");
                     shared.metrics.job_done(label, "skipped", 0.0);
                     return;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(job = %id, error = %e, "cannot read job progress"),
+                Err(e) => tracing::warn!(job_id = %id, error = %e, "cannot read job progress"),
             }
         }
         let cancelled = shared.track(id);
@@ -140,7 +127,7 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
                     announced.store(true, std::sync::atomic::Ordering::Relaxed);
                     return;
                 }
-                Err(e) => tracing::warn!(job = %id, error = %e, "failed to record job progress"),
+                Err(e) => tracing::warn!(job_id = %id, error = %e, "failed to record job progress"),
             }
             std::future::pending::<()>().await
         };
@@ -178,7 +165,7 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     shared
         .metrics
         .job_done(label, result, elapsed.as_secs_f64());
-    tracing::debug!(job_id = %id, outcome = result, duration_ms, "job finished");
+    tracing::info!(job_id = %id, outcome = result, duration_ms, "job finished");
 
     let (response, event) = match outcome {
         Ok(out) => (
@@ -215,6 +202,54 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     };
     leading.push(event);
     write(shared, id, slot, leading, Some(response)).await;
+}
+
+/// Reports a job this agent took but will not run: failed, with
+/// `reason`, and nothing started.
+async fn fail_unstarted(shared: &Shared, id: uuid::Uuid, slot: &str, reason: String) {
+    let event = JobEvent::now(id, EventKind::Failed, &shared.hostname)
+        .with_instance(shared.instance_id)
+        .with_error(reason.clone());
+    let response = AgentResponse {
+        job_id: id,
+        hostname: shared.hostname.clone(),
+        status: ResponseStatus::Failed,
+        data: None,
+        changed: false,
+        error: Some(reason),
+        timestamp: OffsetDateTime::now_utc(),
+        data_parts: None,
+    };
+    write(shared, id, slot, vec![event], Some(response)).await;
+}
+
+/// Hands back a job taken from this agent's own queue that was still
+/// waiting for a free slot when the agent began to stop: it is reported
+/// failed at once (nothing of it ran), rather than left for its deadline
+/// to read "did not answer". Taking it acknowledged it on the bus, so it
+/// cannot go back to the queue.
+pub(crate) async fn hand_back(shared: &Shared, delivery: Delivery) {
+    let id = delivery.job_id;
+    let slot = match &delivery.route {
+        Route::Any => "_any",
+        Route::Host(_) => shared.hostname.as_str(),
+    };
+    let label = metrics::operation_label(
+        delivery
+            .record
+            .as_ref()
+            .and_then(|r| r.op_type.parse::<Operation>().ok()),
+    );
+    tracing::warn!(job_id = %id, "agent stopping: handing back a job that never started");
+    shared.metrics.job_done(label, "stopped", 0.0);
+    fail_unstarted(
+        shared,
+        id,
+        slot,
+        "the agent stopped before it could start the job (nothing ran); submit it again"
+            .to_string(),
+    )
+    .await;
 }
 
 /// How long a job runs before its start is recorded; quicker jobs are
@@ -254,7 +289,7 @@ async fn write(
         .await
         .map(|_| ())
     {
-        tracing::warn!(job = %id, error = %e, "failed to record job progress");
+        tracing::warn!(job_id = %id, error = %e, "failed to record job progress");
     }
 }
 

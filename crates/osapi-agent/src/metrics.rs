@@ -95,6 +95,7 @@ pub struct AgentMetrics {
     jobs: Family<JobLabels, Counter>,
     job_seconds: Family<OperationLabels, Histogram, fn() -> Histogram>,
     running: Gauge,
+    waiting: Gauge,
     rejected: Family<ReasonLabels, Counter>,
     heartbeat_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     heartbeat_errors: Counter,
@@ -129,6 +130,12 @@ impl AgentMetrics {
                 Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
             ),
             running: add(r, "jobs_running", "Jobs running now", Gauge::default()),
+            waiting: add(
+                r,
+                "jobs_waiting",
+                "Jobs taken from this agent's own queue that wait for a free slot (agent.max_jobs)",
+                Gauge::default(),
+            ),
             rejected: add(
                 r,
                 "jobs_rejected",
@@ -150,7 +157,7 @@ impl AgentMetrics {
             fact_errors: add(
                 r,
                 "fact_errors",
-                "Fact collections that could not be published",
+                "Fact sources that could not be read, and fact updates that could not be published",
                 Counter::default(),
             ),
             last_heartbeat: Mutex::new(None),
@@ -162,6 +169,13 @@ impl AgentMetrics {
     pub(crate) fn job_running(&self) -> RunningGuard {
         self.running.inc();
         RunningGuard(self.running.clone())
+    }
+
+    /// A job waits for a free slot; the gauge goes down when the guard is
+    /// dropped.
+    pub(crate) fn job_waiting(&self) -> RunningGuard {
+        self.waiting.inc();
+        RunningGuard(self.waiting.clone())
     }
 
     /// A job ended with `outcome` after `seconds`.
@@ -198,7 +212,7 @@ impl AgentMetrics {
         }
     }
 
-    /// A fact update failed.
+    /// A fact source could not be read, or a fact update not published.
     pub(crate) fn fact_error(&self) {
         self.fact_errors.inc();
     }
@@ -216,6 +230,7 @@ impl AgentMetrics {
 }
 
 /// Holds the running gauge up while a job runs.
+/// Holds a gauge one higher while it lives.
 pub(crate) struct RunningGuard(Gauge);
 
 impl Drop for RunningGuard {
@@ -233,7 +248,9 @@ mod tests {
         let m = AgentMetrics::new("0.1.0+test");
         {
             let _running = m.job_running();
+            let _waiting = m.job_waiting();
             assert!(m.render().contains("osapi_agent_jobs_running 1"));
+            assert!(m.render().contains("osapi_agent_jobs_waiting 1"));
             m.job_done("command.exec.execute", "completed", 0.02);
         }
         m.job_refused("command.exec.execute", Refusal::Replay);
@@ -247,6 +264,7 @@ mod tests {
         m.heartbeat(true);
         let text = m.render();
         assert!(text.contains("osapi_agent_jobs_running 0"));
+        assert!(text.contains("osapi_agent_jobs_waiting 0"));
         assert!(text.contains(
             "osapi_agent_jobs_total{operation=\"command.exec.execute\",outcome=\"completed\"} 1"
         ));

@@ -342,9 +342,15 @@ impl Shared {
 
     async fn refresh_facts(&self) -> Result<(), BusError> {
         let custom = self.described().facts;
-        let collected = tokio::task::spawn_blocking(move || facts::collect(&custom))
-            .await
-            .unwrap_or_default();
+        let (collected, problems) =
+            match tokio::task::spawn_blocking(move || facts::collect_counted(&custom)).await {
+                Ok(counted) => counted,
+                // Collection panicked: nothing was read.
+                Err(_) => (Facts::default(), 1),
+            };
+        for _ in 0..problems {
+            self.metrics.fact_error();
+        }
         *self.facts.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(collected.clone()));
         let published = self.bus.facts.put(&self.hostname, collected).await;
         if published.is_err() {
@@ -576,7 +582,7 @@ async fn cancel_loop(
             },
         };
         if let Some(token) = lock(&shared.running).get(&id) {
-            tracing::info!(job = %id, "job cancelled: stopping it");
+            tracing::info!(job_id = %id, "job cancelled: stopping it");
             token.cancel();
         }
     }
@@ -587,7 +593,8 @@ const FETCH_WAIT: Duration = Duration::from_secs(2);
 
 /// Takes jobs from one queue. `_any` jobs are only taken with a free slot
 /// (so a busy agent leaves them to others); the agent's own jobs are taken
-/// and then wait for a slot.
+/// and then wait for a slot (handed back, reported failed, when the agent
+/// stops first).
 async fn consume_loop(
     shared: Arc<Shared>,
     mut consumer: Box<dyn JobConsumer>,
@@ -624,16 +631,24 @@ async fn consume_loop(
         };
         match delivery {
             Ok(Some(delivery)) => {
+                let waiting = early.is_none().then(|| shared.metrics.job_waiting());
                 let permit = match early {
                     Some(p) => p,
                     None => tokio::select! {
-                        _ = cancel.cancelled() => break,
+                        _ = cancel.cancelled() => {
+                            crate::job::hand_back(&shared, delivery).await;
+                            break;
+                        }
                         p = permits.clone().acquire_owned() => match p {
                             Ok(p) => p,
-                            Err(_) => break,
+                            Err(_) => {
+                                crate::job::hand_back(&shared, delivery).await;
+                                break;
+                            }
                         },
                     },
                 };
+                drop(waiting);
                 shared.job_started();
                 let shared = shared.clone();
                 running.spawn(async move {

@@ -402,6 +402,9 @@ pub struct Cluster {
     /// Environment of every process started from now on (after
     /// `OSAPI_LOG=warn`, so it may override it).
     pub env: Vec<(String, String)>,
+    /// More arguments of every `osapi` process (controllers) started from
+    /// now on.
+    pub osapi_args: Vec<String>,
 }
 
 fn yaml_map(m: &BTreeMap<String, String>) -> String {
@@ -441,6 +444,7 @@ impl Cluster {
             object_bytes: OBJECT_BYTES.into(),
             file_extra: String::new(),
             env: Vec::new(),
+            osapi_args: Vec::new(),
         }
     }
 
@@ -520,7 +524,9 @@ agent:
     }
 
     fn spawn(&self, name: &str, config: &Path, args: &[&str]) -> Proc {
-        self.spawn_bin(BIN, name, config, args)
+        let mut args = args.to_vec();
+        args.extend(self.osapi_args.iter().map(String::as_str));
+        self.spawn_bin(BIN, name, config, &args)
     }
 
     fn spawn_bin(&self, bin: &str, name: &str, config: &Path, args: &[&str]) -> Proc {

@@ -233,15 +233,14 @@ fn spans(out: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_and_spans_name_the_job_on_every_process() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
-    c.env = vec![
-        ("OSAPI_LOG_FORMAT".into(), "json".into()),
-        (
-            "OSAPI_LOG".into(),
-            "warn,osapi_server=debug,osapi_agent=debug".into(),
-        ),
-    ];
+    // At the default level (info): a job's lines are not debug output.
+    // The controller is asked for JSON by its flag, the agent by the
+    // environment.
+    c.env = vec![("OSAPI_LOG".into(), "info".into())];
+    c.osapi_args = vec!["--log-format".into(), "json".into()];
     c.file_extra = "telemetry:\n  tracing: {exporter: stdout}\n".into();
     c.add_controller().await;
+    c.env.push(("OSAPI_LOG_FORMAT".into(), "json".into()));
     c.add_agents(&[AgentSpec::new("j1")]).await;
     let client = c.client(0);
     let job = client
@@ -371,7 +370,10 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
     c.add_controller().await;
     let agent_port = free_port();
     let mut spec = AgentSpec::new("g1");
-    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n  shutdown_grace: 4s\n");
+    // Two slots: the third job of the agent's own waits for one.
+    spec.extra = format!(
+        "  metrics: {{listen: 127.0.0.1:{agent_port}}}\n  shutdown_grace: 4s\n  max_jobs: 2\n"
+    );
     c.add_agents(&[spec]).await;
     let client = c.client(0);
     let long = client
@@ -487,6 +489,22 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
         "both jobs to start on the agent",
     )
     .await;
+    // A third job is taken from the agent's queue and waits for a slot.
+    let queued = client
+        .submit(
+            "command.exec.execute",
+            json!({"command": "touch", "args": [c.dir.path().join("queued-ran").display().to_string()]}),
+            "g1",
+        )
+        .await
+        .unwrap();
+    wait_for_sample(
+        &agent_metrics,
+        "osapi_agent_jobs_waiting",
+        1.0,
+        "the third job to wait for a slot",
+    )
+    .await;
     // Someone waits on the short job all along (a waiter settles a job
     // whose host's registration has expired as lost).
     let waiting = {
@@ -512,6 +530,18 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
             .contains("the agent stopped before the job finished"),
         "{d:?}"
     );
+    // The waiting job is handed back at once, not left to its deadline,
+    // and never runs.
+    let d = client.wait_job(queued.job_id, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
+    assert!(
+        d.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the agent stopped before it could start the job"),
+        "{d:?}"
+    );
+    assert!(!c.dir.path().join("queued-ran").exists());
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()

@@ -123,7 +123,7 @@ impl JobService {
         };
         self.metrics.job_created(&record.op_type, kind);
         tracing::Span::current().record("job_id", tracing::field::display(record.id));
-        tracing::debug!(job_id = %record.id, operation = %record.op_type, target = %record.target, hosts = record.expected_hosts.len(), "job created");
+        tracing::info!(job_id = %record.id, operation = %record.op_type, target = %record.target, hosts = record.expected_hosts.len(), "job created");
         // Listed at once, before the change feed brings it.
         self.index.upsert(&JobSnapshot {
             record: record.clone(),
