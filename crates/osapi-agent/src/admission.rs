@@ -171,6 +171,7 @@ mod tests {
             deadline: OffsetDateTime::now_utc() + time::Duration::seconds(deadline_in),
             retry_of: None,
             signature: None,
+            trace_parent: None,
         }
     }
 

@@ -43,6 +43,10 @@ pub struct AgentConfig {
     /// `0.1.0+8d085288c507`). Controllers flag agents older than their
     /// `api.server.min_agent_version` with a `VersionSkew` condition.
     pub version: String,
+    /// Makes a job's span a child of the W3C `traceparent` its record
+    /// carries (the controller's request), when spans are exported (set by
+    /// a build that exports them, such as the CLI's `otel` feature).
+    pub trace_adopt: Option<fn(&tracing::Span, &str)>,
 }
 
 /// Which jobs an agent runs.
@@ -71,6 +75,7 @@ impl Default for AgentConfig {
             security: AgentSecurity::default(),
             state_dir: None,
             version: osapi_api::VERSION.to_string(),
+            trace_adopt: None,
         }
     }
 }

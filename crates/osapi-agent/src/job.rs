@@ -20,21 +20,8 @@ use crate::runtime::Shared;
 /// job's id, operation, target and host on every log line about it. Never
 /// panics on bad job data: every problem becomes a failed response.
 pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
-    let span = tracing::info_span!(
-        "job",
-        job_id = %delivery.job_id,
-        host = %shared.hostname,
-        operation = tracing::field::Empty,
-        target = tracing::field::Empty,
-    );
-    run_in(shared, delivery, &span)
-        .instrument(span.clone())
-        .await;
-}
-
-async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
     let id = delivery.job_id;
-    let stored = match delivery.record.clone() {
+    let stored = match delivery.record {
         Some(r) => Ok(Some(r)),
         None => shared.bus.jobs.record(id).await,
     };
@@ -49,11 +36,27 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
             return;
         }
     };
-    span.record("operation", record.op_type.as_str());
-    span.record("target", record.target.as_str());
+    let span = tracing::info_span!(
+        "job",
+        job_id = %id,
+        host = %shared.hostname,
+        operation = record.op_type.as_str(),
+        target = record.target.as_str(),
+    );
+    // Before the span is first entered: its parent is fixed from then on.
+    if let (Some(adopt), Some(parent)) = (shared.config.trace_adopt, record.trace_parent.as_deref())
+    {
+        adopt(&span, parent);
+    }
+    run_in(shared, id, delivery.route, record)
+        .instrument(span)
+        .await;
+}
+
+async fn run_in(shared: &Shared, id: uuid::Uuid, route: Route, record: std::sync::Arc<JobRecord>) {
     let op = record.op_type.parse::<Operation>().ok();
     let label = metrics::operation_label(op);
-    let any = matches!(delivery.route, Route::Any);
+    let any = matches!(route, Route::Any);
     let began = Instant::now();
     let slot = if any {
         "_any"
@@ -73,7 +76,7 @@ async fn run_in(shared: &Shared, delivery: Delivery, span: &tracing::Span) {
         .next()
         .unwrap_or_default()
         .to_string();
-    let route = match &delivery.route {
+    let route = match &route {
         Route::Any => "_any".to_string(),
         Route::Host(h) => h.clone(),
     };

@@ -45,6 +45,11 @@ pub struct JobRecord {
     /// `signing`); agents that trust keys run only signed jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<JobSignature>,
+    /// The W3C `traceparent` of the request that created the job, when the
+    /// controller exports spans: the agent's job span joins its trace.
+    /// Not signed (it steers traces, never what runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// A controller's signature over a job record: which key, and the Ed25519

@@ -313,6 +313,7 @@ mod tests {
             deadline: OffsetDateTime::now_utc() + std::time::Duration::from_secs(60),
             retry_of: None,
             signature: None,
+            trace_parent: None,
         }
     }
 

@@ -80,6 +80,7 @@ pub(crate) mod test_support {
             deadline: OffsetDateTime::now_utc(),
             retry_of: None,
             signature: None,
+            trace_parent: None,
         }
     }
 }

@@ -679,6 +679,7 @@ impl OsapiFile {
                 .map(|p| parse_proxy(p))
                 .collect::<Result<_>>()?,
             job_signer: self.job_signer()?,
+            trace_parent: crate::otel::trace_parent_hook(&self.telemetry.tracing.export()?),
             cors_allow_origins: s.security.cors.allow_origins.clone(),
             version: crate::version::wire(),
             min_agent_version: match s.min_agent_version.trim() {
@@ -767,6 +768,7 @@ impl OsapiFile {
             // embedded agent on the in-memory bus needs none).
             state_dir: (!a.state_dir.is_empty()).then(|| PathBuf::from(&a.state_dir)),
             version: crate::version::wire(),
+            trace_adopt: crate::otel::trace_adopt_hook(&self.telemetry.tracing.export()?),
         };
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(config)

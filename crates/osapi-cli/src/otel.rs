@@ -4,6 +4,7 @@
 //! without a path gets `/v1/traces`). Upstream exports over gRPC (port
 //! 4317); collectors take both, and HTTP spares the build a gRPC stack.
 
+use crate::config::SpanExport;
 use crate::logging::SpanLayer;
 
 /// What must outlive the program's work for spans to leave: dropping it
@@ -66,6 +67,62 @@ pub(crate) fn layer(endpoint: &str) -> anyhow::Result<(SpanLayer, Exporting)> {
             provider: Some(provider),
         },
     ))
+}
+
+/// Carries a request's trace to the agents (`ServerConfig::trace_parent`),
+/// when spans go to an OTLP collector; `None` otherwise, and in builds
+/// without the `otel` feature.
+pub(crate) fn trace_parent_hook(export: &SpanExport) -> Option<fn() -> Option<String>> {
+    #[cfg(feature = "otel")]
+    if matches!(export, SpanExport::Otlp { .. }) {
+        return Some(current_traceparent);
+    }
+    let _ = export;
+    None
+}
+
+/// Puts a job's span in its request's trace (`AgentConfig::trace_adopt`),
+/// when spans go to an OTLP collector; `None` otherwise, and in builds
+/// without the `otel` feature.
+pub(crate) fn trace_adopt_hook(export: &SpanExport) -> Option<fn(&tracing::Span, &str)> {
+    #[cfg(feature = "otel")]
+    if matches!(export, SpanExport::Otlp { .. }) {
+        return Some(adopt_traceparent);
+    }
+    let _ = export;
+    None
+}
+
+/// The W3C `traceparent` of the current span, if it is in a trace.
+#[cfg(feature = "otel")]
+fn current_traceparent() -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `parent` (a W3C `traceparent`) the parent of `span`; a malformed
+/// one is ignored (it came over the bus, and only steers traces).
+#[cfg(feature = "otel")]
+fn adopt_traceparent(span: &tracing::Span, parent: &str) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_string(), parent.to_string())]);
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
 }
 
 /// The URL spans are posted to: `endpoint` as given when it has a path,

@@ -123,6 +123,20 @@ async fn spans_reach_an_otlp_collector() {
             assert!(contains(&bodies, b"osapi"));
             assert!(contains(&bodies, b"/node/{hostname}/hostname"));
             assert!(contains(&bodies, b"otel-agent"));
+            // One trace: the agent's job span is a child of the request
+            // that created the job (its traceparent rode in the job).
+            let spans: Vec<Span> = bodies.iter().flat_map(|(_, b)| spans_of(b)).collect();
+            let request = spans
+                .iter()
+                .find(|s| s.name == "request")
+                .expect("a request span");
+            let job = spans.iter().find(|s| s.name == "job").expect("a job span");
+            assert_eq!(job.trace_id.len(), 16);
+            assert_eq!(job.trace_id, request.trace_id, "one trace");
+            assert_eq!(
+                job.parent_span_id, request.span_id,
+                "the request is the parent"
+            );
             break;
         }
         assert!(
@@ -132,4 +146,77 @@ async fn spans_reach_an_otlp_collector() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What the test reads of an OTLP span.
+#[derive(Debug)]
+struct Span {
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+}
+
+/// The spans of an OTLP `ExportTraceServiceRequest` (protobuf):
+/// `resource_spans` (1) → `scope_spans` (2) → `spans` (2), each with
+/// `trace_id` (1), `span_id` (2), `parent_span_id` (4) and `name` (5).
+fn spans_of(body: &[u8]) -> Vec<Span> {
+    let mut out = Vec::new();
+    for resource in fields(body, 1) {
+        for scope in fields(resource, 2) {
+            for span in fields(scope, 2) {
+                let one = |n| {
+                    fields(span, n)
+                        .first()
+                        .map(|b| b.to_vec())
+                        .unwrap_or_default()
+                };
+                out.push(Span {
+                    name: String::from_utf8_lossy(&one(5)).into_owned(),
+                    trace_id: one(1),
+                    span_id: one(2),
+                    parent_span_id: one(4),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The length-delimited fields numbered `number` of a protobuf message
+/// (other fields skipped by their wire type).
+fn fields(mut buf: &[u8], number: u64) -> Vec<&[u8]> {
+    fn varint(buf: &mut &[u8]) -> u64 {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = buf.split_first().expect("a complete varint");
+            *buf = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        value
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let key = varint(&mut buf);
+        match key & 7 {
+            0 => {
+                varint(&mut buf);
+            }
+            1 => buf = &buf[8..],
+            2 => {
+                let len = varint(&mut buf) as usize;
+                let (field, rest) = buf.split_at(len);
+                if key >> 3 == number {
+                    out.push(field);
+                }
+                buf = rest;
+            }
+            5 => buf = &buf[4..],
+            other => panic!("wire type {other} in an OTLP body"),
+        }
+    }
+    out
 }

@@ -39,6 +39,11 @@ pub struct ServerConfig {
     /// Signs every job created (`api.server.security.job_signing_key_file`);
     /// agents that trust its public key run only jobs it signed.
     pub job_signer: Option<Arc<JobSigner>>,
+    /// The W3C `traceparent` of the current span, when spans are exported
+    /// (set by a build that exports them, such as the CLI's `otel`
+    /// feature): each job carries its creating request's, so that the
+    /// agent's job span joins the request's trace.
+    pub trace_parent: Option<fn() -> Option<String>>,
     /// Origins a browser may call the API from
     /// (`api.server.security.cors.allow_origins`, `scheme://host[:port]`);
     /// empty or `*`: any origin, as upstream.
@@ -108,6 +113,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             limits: ConnectionLimits::default(),
             job_signer: None,
+            trace_parent: None,
             cors_allow_origins: Vec::new(),
             metrics_path: "/metrics".into(),
             metrics_auth: false,

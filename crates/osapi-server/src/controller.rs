@@ -58,6 +58,7 @@ impl Controller {
             index,
             config.job_timeout,
             config.job_signer.clone(),
+            config.trace_parent,
         );
         let state = AppState::new(Shared {
             bus,

@@ -291,9 +291,10 @@ async fn json_logs_and_spans_name_the_job_on_every_process() {
     assert_eq!(span["span"]["target"], "j1");
     let requests = json_lines_with(&spans(&c.out(&c.controller_name(0))), &id);
     assert!(
-        requests
-            .iter()
-            .any(|l| l["span"]["name"] == "request" && l["span"]["route"] == "/job"),
+        requests.iter().any(|l| l["span"]["name"] == "request"
+            && l["span"]["route"] == "/job"
+            && l["span"]["operation"] == "command.exec.execute"
+            && l["span"]["target"] == "j1"),
         "{requests:?}"
     );
 }

@@ -38,6 +38,8 @@ const COMMAND_GRACE: Duration = Duration::from_secs(60);
 pub struct JobService {
     bus: Bus,
     signer: Option<Arc<JobSigner>>,
+    /// The current span's `traceparent` (see `ServerConfig::trace_parent`).
+    trace_parent: Option<fn() -> Option<String>>,
     directory: Arc<AgentDirectory>,
     waiters: Arc<Waiters>,
     index: Arc<JobIndex>,
@@ -64,10 +66,12 @@ impl JobService {
         index: Arc<JobIndex>,
         default_timeout: Duration,
         signer: Option<Arc<JobSigner>>,
+        trace_parent: Option<fn() -> Option<String>>,
     ) -> Self {
         JobService {
             bus,
             signer,
+            trace_parent,
             directory,
             metrics: index.metrics(),
             waiters,
@@ -107,6 +111,7 @@ impl JobService {
             deadline: created + timeout,
             retry_of,
             signature: None,
+            trace_parent: self.trace_parent.and_then(|current| current()),
         };
         if let Some(signer) = &self.signer {
             signer.sign(&mut record);
@@ -122,7 +127,10 @@ impl JobService {
             }
         };
         self.metrics.job_created(&record.op_type, kind);
-        tracing::Span::current().record("job_id", tracing::field::display(record.id));
+        let span = tracing::Span::current();
+        span.record("job_id", tracing::field::display(record.id));
+        span.record("operation", record.op_type.as_str());
+        span.record("target", record.target.as_str());
         tracing::info!(job_id = %record.id, operation = %record.op_type, target = %record.target, hosts = record.expected_hosts.len(), "job created");
         // Listed at once, before the change feed brings it.
         self.index.upsert(&JobSnapshot {

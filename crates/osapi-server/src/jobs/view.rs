@@ -381,6 +381,7 @@ mod tests {
                 deadline: OffsetDateTime::now_utc() + Duration::from_secs(60),
                 retry_of: None,
                 signature: None,
+                trace_parent: None,
             }),
             events: vec![],
             responses: vec![],

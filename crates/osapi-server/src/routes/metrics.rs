@@ -59,7 +59,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// Runs each request in a `request` span (method, route template, and the
-/// id of a job it creates), counts it by method, route and status, times
+/// id, operation and target of a job it creates), counts it by method, route and status, times
 /// it, and counts authentication failures by reason.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -73,6 +73,8 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         method,
         route = route.as_deref().unwrap_or("unmatched"),
         job_id = tracing::field::Empty,
+        operation = tracing::field::Empty,
+        target = tracing::field::Empty,
         status = tracing::field::Empty,
     );
     let response = next.run(req).instrument(span.clone()).await;

@@ -42,6 +42,7 @@ async fn agents_refuse_jobs_the_controller_did_not_sign() {
         deadline: OffsetDateTime::now_utc() + std::time::Duration::from_secs(60),
         retry_of: None,
         signature: None,
+        trace_parent: None,
     };
     let id = record.id;
     bus.jobs.create(Arc::new(record)).await.unwrap();
