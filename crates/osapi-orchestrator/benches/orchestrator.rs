@@ -17,7 +17,7 @@
 //! Run: `cargo bench -p osapi-orchestrator --bench orchestrator`. Each
 //! scenario runs several times; medians are printed. `OSAPI_BENCH_ONLY=chain`
 //! runs only 6 (20 times), `OSAPI_BENCH_ONLY=renderer` only 7 (for
-//! profiling).
+//! profiling; `OSAPI_BENCH_RUNS=N` pairs of runs, 21 by default).
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::time::{Duration, Instant};
@@ -111,7 +111,11 @@ fn offline() -> OrchestratorBuilder {
 /// (so that both see the same machine, which drifts): the medians.
 async fn renderer_overhead() -> (Duration, Duration) {
     let (mut quiet, mut drawn) = (Vec::new(), Vec::new());
-    for _ in 0..21 {
+    let pairs = std::env::var("OSAPI_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(21usize);
+    for _ in 0..pairs {
         let o = offline().build().expect("orchestrator");
         dag(&o);
         quiet.push(time_run(&o).await);

@@ -211,6 +211,24 @@ pub trait Observer: Send + Sync {
     /// that holds output back writes it now, so that what the code prints
     /// comes after it. Nothing by default.
     fn flush(&self) {}
+
+    /// How far the output held back so far reaches (any measure that only
+    /// grows, such as bytes collected). Taken when a custom step starts,
+    /// and handed to [`Observer::flush_through`] before its code runs.
+    /// 0 by default.
+    fn mark(&self) -> u64 {
+        0
+    }
+
+    /// Called before a custom step's code runs, with the [`Observer::mark`]
+    /// taken when the step started: the output up to `mark` must be
+    /// written now; an observer that has written it already can return at
+    /// once (steps that start together then cost one write, not one
+    /// each). [`Observer::flush`] by default.
+    fn flush_through(&self, mark: u64) {
+        let _ = mark;
+        self.flush();
+    }
 }
 
 /// Writes one JSON object per event per line.

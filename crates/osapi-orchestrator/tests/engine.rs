@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use osapi_orchestrator::events::{Event, JsonLines, Observer};
 use osapi_orchestrator::prelude::*;
+use osapi_orchestrator::render::{ColorChoice, Renderer};
 use osapi_orchestrator::{PlanError, StepRef};
 use serde_json::{Value, json};
 use support::SharedBuf;
@@ -887,6 +888,61 @@ async fn observers_flush_before_custom_code_runs() {
         );
     }
     assert_eq!(bodies, 21, "{log:#?}");
+}
+
+/// With the terminal renderer (which collects lines and writes them in
+/// batches), what each custom step writes to the same output comes after
+/// the step's `[start]` line, for many steps started at once and on a
+/// retry: a step's own lines are written before its code runs, whichever
+/// step's task writes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_lines_come_before_what_custom_code_prints() {
+    let buf = SharedBuf::default();
+    let renderer = Renderer::new(Box::new(buf.clone()), ColorChoice::Never, false, false);
+    let o = Orchestrator::builder("http://127.0.0.1:1", "unused")
+        .quiet()
+        .observer(Arc::new(renderer))
+        .build()
+        .unwrap();
+    let root = o.task_fn("root", |_, _| async { Ok(TaskOutput::done_unchanged()) });
+    for i in 0..300 {
+        let out = buf.clone();
+        let name = format!("s{i}");
+        o.task_fn(&name.clone(), move |ctx, _| {
+            let (out, name) = (out.clone(), name.clone());
+            async move {
+                let line = format!("body {name} {}\n", ctx.attempt);
+                out.0.lock().unwrap().extend_from_slice(line.as_bytes());
+                if name == "s7" && ctx.attempt == 1 {
+                    Err(TaskError::new("once more"))
+                } else {
+                    Ok(TaskOutput::done_unchanged())
+                }
+            }
+        })
+        .after(&root)
+        .retry(1);
+    }
+    o.run().await.unwrap();
+    let text = buf.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut bodies = 0;
+    for (at, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("body ") else {
+            continue;
+        };
+        bodies += 1;
+        let (step, attempt) = rest.split_once(' ').unwrap();
+        let tag = if attempt == "1" { "[start]" } else { "[retry]" };
+        assert!(
+            lines[..at].iter().any(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(tag) && words.next() == Some(step)
+            }),
+            "{line} before its {tag} line:\n{text}"
+        );
+    }
+    assert_eq!(bodies, 301, "{text}");
 }
 
 /// A plan of three custom steps a → b → c, counting the runs of each;

@@ -76,6 +76,9 @@ pub(crate) struct StepRun {
     /// On a resumed run of a `resume_hosts` step: the hosts to run again,
     /// and the journal's results of the others.
     pub resume: Option<(Vec<String>, Vec<HostResult>)>,
+    /// A custom step's: where the observers' output reached when it
+    /// started (written before its code first runs).
+    pub drawn: Option<super::Marks>,
 }
 
 impl StepRun {
@@ -165,9 +168,10 @@ impl StepRun {
                         cancel: self.cancel.clone(),
                     };
                     // What the step prints comes after the lines drawn so
-                    // far (the engine flushes before a first attempt).
-                    if attempt > 1 {
-                        self.emitter.flush();
+                    // far.
+                    match (&self.drawn, attempt) {
+                        (Some(marks), 1) => self.emitter.flush_through(marks),
+                        _ => self.emitter.flush(),
                     }
                     match f(ctx, self.results.clone()).await {
                         Ok(out) => Outcome::done(out.changed, out.data),
@@ -216,9 +220,9 @@ impl Drop for InFlight {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 match tokio::time::timeout(CANCEL_WAIT, client.delete_job(id)).await {
-                    Ok(Ok(())) => tracing::debug!(job = %id, "cancelled a job nobody waits for"),
-                    Ok(Err(e)) => tracing::warn!(job = %id, error = %e, "cannot cancel a job nobody waits for"),
-                    Err(_) => tracing::warn!(job = %id, "cancelling a job timed out"),
+                    Ok(Ok(())) => tracing::debug!(job_id = %id, "cancelled a job nobody waits for"),
+                    Ok(Err(e)) => tracing::warn!(job_id = %id, error = %e, "cannot cancel a job nobody waits for"),
+                    Err(_) => tracing::warn!(job_id = %id, "cancelling a job timed out"),
                 }
             });
         }

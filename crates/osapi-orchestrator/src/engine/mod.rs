@@ -50,6 +50,12 @@ pub(crate) struct RunConfig {
     pub check: bool,
 }
 
+/// The [`Observer::mark`]s of an emitter's observers (one, mostly).
+pub(crate) enum Marks {
+    One(u64),
+    Many(Vec<u64>),
+}
+
 /// Sends events to every observer; an observer that panics is ignored.
 #[derive(Clone)]
 pub(crate) struct Emitter {
@@ -71,6 +77,28 @@ impl Emitter {
         }
     }
 
+    /// Where every observer's held-back output reaches now.
+    pub fn marks(&self) -> Marks {
+        let mark = |o: &Arc<dyn Observer>| crate::panics::catch(|| o.mark()).unwrap_or(0);
+        match &*self.observers {
+            [] => Marks::One(0),
+            [one] => Marks::One(mark(one)),
+            many => Marks::Many(many.iter().map(mark).collect()),
+        }
+    }
+
+    /// Has every observer write its output up to `marks` (before user code
+    /// runs).
+    pub fn flush_through(&self, marks: &Marks) {
+        for (i, o) in self.observers.iter().enumerate() {
+            let mark = match marks {
+                Marks::One(m) => *m,
+                Marks::Many(ms) => ms.get(i).copied().unwrap_or(u64::MAX),
+            };
+            let _ = crate::panics::catch(|| o.flush_through(mark));
+        }
+    }
+
     fn enabled(&self) -> bool {
         !self.observers.is_empty()
     }
@@ -86,7 +114,8 @@ struct Scheduler {
     level_started: Vec<bool>,
     level_left: Vec<usize>,
     level_changed: Vec<usize>,
-    level_size: Vec<usize>,
+    /// Each level's steps, in declaration order.
+    level_steps: Vec<Vec<usize>>,
     ready: VecDeque<usize>,
     results: Results,
     emitter: Emitter,
@@ -95,12 +124,12 @@ struct Scheduler {
 
 impl Scheduler {
     fn level_summary(&self, l: usize) -> (Vec<String>, bool) {
-        let names: Vec<String> = (0..self.steps.len())
-            .filter(|&i| self.level[i] == l)
-            .map(|i| self.steps[i].name.clone())
+        let members = &self.level_steps[l];
+        let names = members
+            .iter()
+            .map(|&i| self.steps[i].name.clone())
             .collect();
-        let parallel = names.len() > 1;
-        (names, parallel)
+        (names, members.len() > 1)
     }
 
     fn touch_level(&mut self, i: usize) {
@@ -173,8 +202,8 @@ impl Scheduler {
             self.emitter.emit(Event::LevelFinished {
                 level: l,
                 changed: self.level_changed[l],
-                total: self.level_size[l],
-                parallel: self.level_size[l] > 1,
+                total: self.level_steps[l].len(),
+                parallel: self.level_steps[l].len() > 1,
             });
         }
         let ready = &mut self.ready;
@@ -274,16 +303,15 @@ pub(crate) async fn run(
         });
     }
     let deps = plan::DependencyQueue::new(&steps);
-    let level_size: Vec<usize> = groups.iter().map(Vec::len).collect();
     let mut sched = Scheduler {
         ready: deps.roots().collect(),
         deps,
         outcome: vec![None; n],
         failure_chain: vec![false; n],
         level_started: vec![false; groups.len()],
-        level_left: level_size.clone(),
+        level_left: groups.iter().map(Vec::len).collect(),
         level_changed: vec![0; groups.len()],
-        level_size,
+        level_steps: groups,
         level,
         results: Results::new(),
         emitter: emitter.clone(),
@@ -295,7 +323,6 @@ pub(crate) async fn run(
     let mut inline: FuturesUnordered<BoxFuture<'static, (usize, StepResult)>> =
         FuturesUnordered::new();
     let mut running = 0usize;
-    let mut custom_work = Vec::new();
     loop {
         while running < config.max_in_flight && sched.stop.is_none() && !cancel.is_cancelled() {
             let Some(i) = sched.ready.pop_front() else {
@@ -322,6 +349,11 @@ pub(crate) async fn run(
                             detail: spec.kind.detail(),
                         });
                     }
+                    let custom = matches!(spec.kind, plan::StepKind::Func(_));
+                    // What a custom step prints comes after the lines drawn
+                    // so far: those up to here are written before its code
+                    // runs (by the step's task, not here).
+                    let drawn = (custom && emitter.enabled()).then(|| emitter.marks());
                     let ctx = attempt::StepRun {
                         client: client.clone(),
                         results: sched.results.clone(),
@@ -331,12 +363,12 @@ pub(crate) async fn run(
                         job_deadline: config.job_deadline,
                         steps: steps.clone(),
                         resume: hosts_to_resume(&config, &spec),
+                        drawn,
                     };
                     // Job and built-in steps wait on the controller: they
                     // are polled here, without a task hop of their own per
                     // step; custom code gets a task, so that slow code in
                     // one step does not hold up the others.
-                    let custom = matches!(spec.kind, plan::StepKind::Func(_));
                     let work = async move {
                         let name = spec.name.clone();
                         let began = Instant::now();
@@ -351,10 +383,7 @@ pub(crate) async fn run(
                         });
                         (i, result)
                     };
-                    if custom && emitter.enabled() {
-                        // Started after this pass, with one flush for all.
-                        custom_work.push(work);
-                    } else if custom {
+                    if custom {
                         tasks.spawn(work);
                     } else {
                         inline.push(work.boxed());
@@ -373,14 +402,6 @@ pub(crate) async fn run(
                     );
                     complete(&mut sched, &emitter, config.journal.as_deref(), i, result);
                 }
-            }
-        }
-        if !custom_work.is_empty() {
-            // What custom steps print comes after the lines drawn so far:
-            // one flush for every step started in this pass.
-            emitter.flush();
-            for work in custom_work.drain(..) {
-                tasks.spawn(work);
             }
         }
         if running == 0 {

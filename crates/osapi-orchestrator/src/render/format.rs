@@ -83,14 +83,22 @@ fn is_go_printable(c: char) -> bool {
     !(format_char || private_use || noncharacter)
 }
 
-/// Left-aligns `s` in `width` characters, like Go's `%-*s`: pads with
-/// spaces by Unicode scalar count (not bytes, not display width); longer
-/// text is not truncated.
-pub fn pad_right(s: &str, width: usize) -> String {
-    let mut out = String::from(s);
-    let n = s.chars().count();
-    out.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
-    out
+/// Appends `s` left-aligned in `width` characters, like Go's `%-*s`:
+/// pads with spaces by Unicode scalar count (not bytes, not display
+/// width); longer text is not truncated.
+pub fn push_padded(out: &mut String, s: &str, width: usize) {
+    out.push_str(s);
+    push_spaces(out, width.saturating_sub(s.chars().count()));
+}
+
+/// Appends `n` spaces.
+pub fn push_spaces(out: &mut String, mut n: usize) {
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        n -= k;
+    }
 }
 
 /// Upstream's `formatValue` for one verbose data value:
@@ -298,10 +306,26 @@ mod tests {
 
     #[test]
     fn pad_by_runes() {
-        assert_eq!(pad_right("abc", 5), "abc  ");
-        assert_eq!(pad_right("déjà", 6), "déjà  ");
-        assert_eq!(pad_right("toolong", 3), "toolong");
-        assert_eq!(pad_right("", 2), "  ");
+        let padded = |s: &str, width: usize| {
+            let mut out = String::from(">");
+            push_padded(&mut out, s, width);
+            out
+        };
+        assert_eq!(padded("abc", 5), ">abc  ");
+        assert_eq!(padded("déjà", 6), ">déjà  ");
+        // Four runes in five bytes: padded by runes, not bytes.
+        assert_eq!(padded("déjà", 5), ">déjà ");
+        assert_eq!(padded("toolong", 3), ">toolong");
+        assert_eq!(padded("", 2), ">  ");
+    }
+
+    #[test]
+    fn spaces_past_one_chunk() {
+        for n in [0, 1, 63, 64, 65, 200] {
+            let mut out = String::new();
+            push_spaces(&mut out, n);
+            assert_eq!(out, " ".repeat(n));
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::format::pad_right;
+use super::format::push_padded;
 use super::style::{Painter, Style};
 use super::{NAME_WIDTH, TAG_WIDTH};
 use crate::events::HostEvent;
@@ -167,9 +167,9 @@ impl Live {
             .iter()
             .map(|r| {
                 let mut text = String::from("  ");
-                text.push_str(&pad_right("[running]", TAG_WIDTH));
+                push_padded(&mut text, "[running]", TAG_WIDTH);
                 text.push(' ');
-                text.push_str(&pad_right(&r.step, NAME_WIDTH));
+                push_padded(&mut text, &r.step, NAME_WIDTH);
                 text.push(' ');
                 text.push_str(&elapsed(now.saturating_duration_since(r.started)));
                 let answered = r.answered.len();

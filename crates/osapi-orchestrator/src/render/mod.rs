@@ -23,15 +23,16 @@ mod output;
 mod style;
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use self::format::{data_entries, go_duration, go_quote, pad_right};
+use self::format::{data_entries, go_duration, go_quote, push_padded, push_spaces};
 use self::live::{Live, Width};
 use self::output::Output;
-use self::style::{Painter, Style, push_spaces};
+use self::style::{Painter, Style};
 use crate::events::{Event, HostEvent, LevelSummary, Observer};
 use crate::plan::CUSTOM_STEP_DETAIL;
 use crate::results::{HostStatus, StepStatus};
@@ -127,9 +128,8 @@ impl Renderer {
         }
     }
 
-    /// The complete text of one event (possibly empty).
-    fn render(&self, event: &Event) -> String {
-        let mut out = String::new();
+    /// Appends the complete text of one event (possibly empty) to `out`.
+    fn render(&self, event: &Event, out: &mut String) {
         match event {
             Event::PlanStarted {
                 steps,
@@ -138,10 +138,10 @@ impl Renderer {
             } => {
                 self.check
                     .store(*check, std::sync::atomic::Ordering::Relaxed);
-                self.plan_started(&mut out, *steps, levels);
+                self.plan_started(out, *steps, levels);
                 if *check {
                     self.paint(
-                        &mut out,
+                        out,
                         Style::Yellow,
                         "Check mode: nothing is changed; \"changed\" says what would change",
                     );
@@ -152,21 +152,21 @@ impl Renderer {
                 level,
                 steps,
                 parallel,
-            } => self.level_started(&mut out, *level, steps, *parallel),
+            } => self.level_started(out, *level, steps, *parallel),
             Event::StepStarted { step, detail, .. } => {
                 let custom = detail == CUSTOM_STEP_DETAIL;
                 self.out.live(|l| l.started(step, custom));
-                self.step_started(&mut out, step, detail);
+                self.step_started(out, step, detail);
             }
             Event::StepRetrying {
                 step,
                 attempt,
                 error,
                 ..
-            } => self.step_retrying(&mut out, step, *attempt, error),
+            } => self.step_retrying(out, step, *attempt, error),
             Event::StepSkipped { step, reason, .. } => {
                 self.out.live(|l| l.finished(step));
-                self.step_skipped(&mut out, step, reason);
+                self.step_skipped(out, step, reason);
             }
             Event::BatchStarted {
                 step,
@@ -176,14 +176,14 @@ impl Renderer {
                 total_hosts,
             } => {
                 self.out.live(|l| l.expect_hosts(step, *total_hosts));
-                self.batch_started(&mut out, step, (*batch, *batches), hosts);
+                self.batch_started(out, step, (*batch, *batches), hosts);
             }
             Event::BatchFinished {
                 step,
                 gate,
                 stopped,
                 ..
-            } => self.batch_finished(&mut out, step, gate.as_deref(), stopped.as_deref()),
+            } => self.batch_finished(out, step, gate.as_deref(), stopped.as_deref()),
             Event::JobCreated {
                 step,
                 expected_hosts,
@@ -192,9 +192,9 @@ impl Renderer {
             // Without live lines, host lines are drawn with their step's result.
             Event::HostDone { step, host } => {
                 if self.out.live(|l| l.host_done(step, host, Instant::now())) {
-                    self.host_line(&mut out, host, Some(step));
+                    self.host_line(out, host, Some(step));
                     if let Some(data) = host.data.as_ref().filter(|_| self.verbose) {
-                        self.data_lines(&mut out, data, HOST_DATA_INDENT);
+                        self.data_lines(out, data, HOST_DATA_INDENT);
                     }
                 }
             }
@@ -212,7 +212,7 @@ impl Renderer {
             } => {
                 let printed = self.out.live(|l| l.finished(step));
                 self.step_finished(
-                    &mut out,
+                    out,
                     &Finished {
                         step,
                         status: *status,
@@ -232,15 +232,14 @@ impl Renderer {
                 changed,
                 total,
                 parallel,
-            } => self.level_finished(&mut out, *level, *changed, *total, *parallel),
+            } => self.level_finished(out, *level, *changed, *total, *parallel),
             Event::PlanFinished {
                 summary, duration, ..
             } => {
                 self.out.live(Live::clear);
-                self.plan_finished(&mut out, summary, duration);
+                self.plan_finished(out, summary, duration);
             }
         }
-        out
     }
 
     fn paint(&self, out: &mut String, style: Style, text: &str) {
@@ -259,7 +258,7 @@ impl Renderer {
         out.push_str("  ");
         self.tag(out, style, tag);
         out.push(' ');
-        out.push_str(&pad_right(step, NAME_WIDTH));
+        push_padded(out, step, NAME_WIDTH);
     }
 
     fn plan_started(&self, out: &mut String, steps: usize, levels: &[LevelSummary]) {
@@ -281,14 +280,16 @@ impl Renderer {
             } else {
                 Style::MagentaFaint
             };
-            let text = format!(
-                "Level {} ({}): {}",
-                level.index + 1,
-                mode(level.parallel),
-                level.steps.join(", ")
-            );
             out.push_str("  ");
-            self.paint(out, style, &text);
+            self.painter.paint_with(out, style, |out| {
+                let _ = write!(
+                    out,
+                    "Level {} ({}): ",
+                    level.index + 1,
+                    mode(level.parallel)
+                );
+                push_joined(out, &level.steps);
+            });
             out.push('\n');
         }
     }
@@ -299,14 +300,11 @@ impl Renderer {
         } else {
             Style::DimBold
         };
-        let text = format!(
-            ">>> Level {} ({}): {}",
-            level + 1,
-            mode(parallel),
-            steps.join(", ")
-        );
         out.push('\n');
-        self.paint(out, style, &text);
+        self.painter.paint_with(out, style, |out| {
+            let _ = write!(out, ">>> Level {} ({}): ", level + 1, mode(parallel));
+            push_joined(out, steps);
+        });
         out.push('\n');
     }
 
@@ -401,11 +399,11 @@ impl Renderer {
             Style::Green
         };
         let (tag_style, tag) = if f.from_journal {
-            (Style::Cyan, "[journal]".to_string())
+            (Style::Cyan, "[journal]")
         } else {
-            (tag_style, format!("[{}]", f.status.as_str()))
+            (tag_style, status_tag(f.status))
         };
-        self.step_prefix(out, tag_style, &tag, f.step);
+        self.step_prefix(out, tag_style, tag, f.step);
         out.push(' ');
         // A failed step's tag says it all: what it may have changed is in
         // its hosts' lines and its result.
@@ -525,10 +523,30 @@ impl Renderer {
 
 impl Observer for Renderer {
     fn on_event(&self, event: &Event) {
-        let text = self.render(event);
-        if !text.is_empty() {
-            self.out.write(&text);
+        thread_local! {
+            /// Where events are rendered before they are written: one
+            /// buffer per thread, reused (events come from several tasks).
+            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
+        TEXT.with(|text| match text.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                self.render(event, &mut text);
+                if !text.is_empty() {
+                    self.out.write(&text);
+                }
+                // A plan's header can be large: that is not kept.
+                if text.capacity() > 64 * 1024 {
+                    *text = String::new();
+                }
+            }
+            // Rendered from within a render (a writer that emits events).
+            Err(_) => {
+                let mut text = String::new();
+                self.render(event, &mut text);
+                self.out.write(&text);
+            }
+        });
         // A run's output is all there when `run()` returns.
         if matches!(event, Event::PlanFinished { .. }) {
             self.out.flush();
@@ -537,6 +555,14 @@ impl Observer for Renderer {
 
     fn flush(&self) {
         self.out.flush();
+    }
+
+    fn mark(&self) -> u64 {
+        self.out.collected()
+    }
+
+    fn flush_through(&self, mark: u64) {
+        self.out.flush_through(mark);
     }
 }
 
@@ -554,6 +580,28 @@ struct Finished<'a> {
     printed: HashSet<String>,
     /// Taken from the run journal.
     from_journal: bool,
+}
+
+/// `[changed]`, `[unchanged]`, …: a finished step's tag.
+fn status_tag(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Changed => "[changed]",
+        StepStatus::Unchanged => "[unchanged]",
+        StepStatus::Skipped => "[skipped]",
+        StepStatus::Failed => "[failed]",
+        StepStatus::Unknown => "[unknown]",
+    }
+}
+
+/// Appends `names` separated by `, ` (a level's steps: up to every step of
+/// the plan, so not joined into a string of their own first).
+fn push_joined(out: &mut String, names: &[String]) {
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+    }
 }
 
 fn mode(parallel: bool) -> &'static str {

@@ -10,6 +10,7 @@
 //! lines redrawn, and a tick keeps their elapsed times current.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,12 +23,16 @@ use crate::lock;
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// Collected text is written at once from this size on.
 const BATCH_BYTES: usize = 64 * 1024;
+/// The largest collecting buffer kept from one write to the next.
+const KEPT_BYTES: usize = 4 * BATCH_BYTES;
 /// How often live lines are brought up to date while steps run.
 const LIVE_TICK: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 struct Pending {
     text: Vec<u8>,
+    /// Bytes collected since the start, written or not.
+    collected: u64,
     closed: bool,
     /// The batching thread waits for text (rather than ticking): a write
     /// must wake it.
@@ -39,6 +44,9 @@ struct Shared {
     /// Signalled when text arrives in an empty buffer, and at close.
     arrived: Condvar,
     out: Mutex<Box<dyn Write + Send>>,
+    /// Bytes of [`Pending::collected`] written so far (or given to the
+    /// writer, whose errors are ignored).
+    written: AtomicU64,
     /// Live lines, on a terminal. Locked after `out`, never with `pending`.
     live: Option<Mutex<Live>>,
 }
@@ -48,7 +56,10 @@ impl Shared {
     /// flushes write their text in the order it was collected.
     fn flush(&self) {
         let mut out = lock(&self.out);
-        let text = std::mem::take(&mut lock(&self.pending).text);
+        let (mut text, through) = {
+            let mut pending = lock(&self.pending);
+            (std::mem::take(&mut pending.text), pending.collected)
+        };
         let framed = self
             .live
             .as_ref()
@@ -64,6 +75,17 @@ impl Shared {
             None => {}
         }
         let _ = out.flush();
+        self.written.fetch_max(through, Ordering::Release);
+        // The buffer goes back for the next text (unless text came
+        // meanwhile): growing a new one and freeing this one for every
+        // write costs more than the writing.
+        if text.capacity() <= KEPT_BYTES {
+            text.clear();
+            let mut pending = lock(&self.pending);
+            if pending.text.is_empty() {
+                pending.text = text;
+            }
+        }
     }
 
     /// True while live lines need redrawing as time passes.
@@ -87,6 +109,7 @@ impl Output {
             pending: Mutex::new(Pending::default()),
             arrived: Condvar::new(),
             out: Mutex::new(out),
+            written: AtomicU64::new(0),
             live: live.map(Mutex::new),
         });
         let for_thread = shared.clone();
@@ -103,6 +126,7 @@ impl Output {
         let write_now = {
             let mut pending = lock(&self.shared.pending);
             pending.text.extend_from_slice(text.as_bytes());
+            pending.collected += text.len() as u64;
             if pending.parked {
                 pending.parked = false;
                 self.shared.arrived.notify_one();
@@ -117,6 +141,20 @@ impl Output {
     /// Writes everything collected so far, now.
     pub(crate) fn flush(&self) {
         self.shared.flush();
+    }
+
+    /// How much text was collected so far (a mark for
+    /// [`Output::flush_through`]).
+    pub(crate) fn collected(&self) -> u64 {
+        lock(&self.shared.pending).collected
+    }
+
+    /// Writes everything collected so far, unless the text collected up to
+    /// `mark` has been written already.
+    pub(crate) fn flush_through(&self, mark: u64) {
+        if self.shared.written.load(Ordering::Acquire) < mark {
+            self.shared.flush();
+        }
     }
 
     /// Updates the live lines (drawn with the next write or tick); `f`

@@ -121,6 +121,32 @@ impl Painter {
         }
     }
 
+    /// Appends what `write` appends, in `style` (nothing styled when it
+    /// appends nothing): [`Painter::paint`] without building the text
+    /// first.
+    pub(crate) fn paint_with(
+        self,
+        out: &mut String,
+        style: Style,
+        write: impl FnOnce(&mut String),
+    ) {
+        if !self.color {
+            write(out);
+            return;
+        }
+        let start = out.len();
+        out.push_str("\x1b[");
+        out.push_str(style.sgr());
+        out.push('m');
+        let text_start = out.len();
+        write(out);
+        if out.len() == text_start {
+            out.truncate(start);
+        } else {
+            out.push_str("\x1b[0m");
+        }
+    }
+
     /// Appends possibly multi-line `text` in `style`: each line is styled on
     /// its own and every line after the first starts on a new line indented
     /// by `indent` spaces (empty lines get no indentation). `\r\n` counts as
@@ -131,17 +157,12 @@ impl Painter {
             if i > 0 {
                 out.push('\n');
                 if !line.is_empty() {
-                    push_spaces(out, indent);
+                    super::format::push_spaces(out, indent);
                 }
             }
             self.paint(out, style, line);
         }
     }
-}
-
-/// Appends `n` spaces.
-pub(crate) fn push_spaces(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(' ', n));
 }
 
 #[cfg(test)]
@@ -221,6 +242,18 @@ mod tests {
         let mut s = String::new();
         Painter::new(true).paint(&mut s, Style::Red, "");
         assert_eq!(s, "");
+    }
+
+    #[test]
+    fn paint_with_styles_what_is_written_as_paint_does() {
+        for color in [true, false] {
+            for text in ["boom", ""] {
+                let (mut by_text, mut written) = (String::from(">"), String::from(">"));
+                Painter::new(color).paint(&mut by_text, Style::Red, text);
+                Painter::new(color).paint_with(&mut written, Style::Red, |o| o.push_str(text));
+                assert_eq!(written, by_text, "color {color}, {text:?}");
+            }
+        }
     }
 
     #[test]
