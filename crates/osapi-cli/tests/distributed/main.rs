@@ -162,6 +162,26 @@ async fn killed_agent_is_lost_within_the_ttl() {
         noticed <= ttl + Duration::from_secs(3),
         "lost noticed after {noticed:?}"
     );
+    // The controller counts it: a host lost on a job, an agent lost.
+    let metrics = format!("{}/metrics", c.url(0));
+    operate::wait_for_sample(
+        &metrics,
+        "osapi_agents{state=\"lost\"}",
+        1.0,
+        "the lost agent",
+    )
+    .await;
+    let page = operate::scrape(&metrics, None).await.1;
+    assert_eq!(
+        operate::sample(&page, "osapi_hosts_lost_total"),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        operate::sample(&page, "osapi_agents{state=\"ready\"}"),
+        1.0,
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

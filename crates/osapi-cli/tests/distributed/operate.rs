@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use osapi_api::job::JobStatus;
 use serde_json::json;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::fleet::{AgentSpec, Cluster, free_port, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The value of the sample `name` (with its labels, as printed) in a
 /// Prometheus text page; 0 when absent.
-fn sample(page: &str, name: &str) -> f64 {
+pub(crate) fn sample(page: &str, name: &str) -> f64 {
     page.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
@@ -22,14 +24,14 @@ fn sample(page: &str, name: &str) -> f64 {
 }
 
 /// Waits until the sample `name` of the page at `url` reaches `at_least`.
-async fn wait_for_sample(url: &str, name: &str, at_least: f64, what: &str) {
+pub(crate) async fn wait_for_sample(url: &str, name: &str, at_least: f64, what: &str) {
     wait_for(WAIT, what, || async move {
         sample(&scrape(url, None).await.1, name) >= at_least
     })
     .await;
 }
 
-async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
     let mut req = reqwest::Client::new().get(url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -71,6 +73,20 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
     let jobs = format!("{}/job", c.url(0));
     assert_eq!(scrape(&jobs, Some("not-a-token")).await.0, 401);
     assert_eq!(scrape(&jobs, None).await.0, 401);
+    // A token without the permission: forbidden.
+    let reader = c.token_for("reader", "read", "");
+    let refused = reqwest::Client::new()
+        .post(&jobs)
+        .bearer_auth(&reader)
+        .json(&osapi_api::job::CreateJobRequest::new(
+            "command.exec.execute",
+            json!({"command": "true"}),
+            "m1",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
     // Made-up methods do not each become a series.
     for i in 0..3 {
         let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
@@ -121,6 +137,11 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
         1.0,
         "{page}"
     );
+    assert_eq!(
+        sample(&page, "osapi_auth_failures_total{reason=\"forbidden\"}"),
+        1.0,
+        "{page}"
+    );
     assert!(
         sample(
             &page,
@@ -165,6 +186,13 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
 
     // A job nobody reads still ends at its deadline, and is counted so.
     client.drain("m1").await.unwrap();
+    wait_for_sample(
+        &metrics,
+        "osapi_agents{state=\"cordoned\"}",
+        1.0,
+        "the drained agent (idle: cordoned at once) counted so",
+    )
+    .await;
     let mut request = osapi_api::job::CreateJobRequest::new("node.hostname.get", json!({}), "m1");
     request.timeout = Some("2s".into());
     client.create_job(&request).await.unwrap();
@@ -420,12 +448,43 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
     )
     .await;
 
+    // An ordinary request in flight: its headers and half its body are
+    // sent before the signal, the rest after the controller began to stop.
+    let body = serde_json::to_vec(&osapi_api::job::CreateJobRequest::new(
+        "node.hostname.get",
+        json!({}),
+        "g1",
+    ))
+    .unwrap();
+    let mut upload = tokio::net::TcpStream::connect(("127.0.0.1", c.controllers[0].0))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /job HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        c.token(),
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(first).await.unwrap();
+
     let (_, controller) = &mut c.controllers[0];
     let pid = nix::unistd::Pid::from_raw(controller.child.id() as i32);
     let asked = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let (status, job) = poll.await.unwrap();
     assert_eq!(status, 200);
+    // Stopping now (the long-poll was answered): the half-sent request
+    // still finishes.
+    upload.write_all(rest).await.unwrap();
+    let mut answer = Vec::new();
+    upload.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "the request in flight finished: {answer}"
+    );
     assert!(
         ["submitted", "processing"].contains(&job["status"].as_str().unwrap_or_default()),
         "the job as it stands: {job}"

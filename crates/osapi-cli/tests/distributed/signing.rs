@@ -63,7 +63,10 @@ async fn rejected(c: &osapi_client::Client, id: uuid::Uuid, why: &str) -> JobDet
 async fn replayed_forged_and_foreign_jobs_do_not_run() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
     c.add_controller().await;
-    let spec = AgentSpec::new("target");
+    let mut spec = AgentSpec::new("target");
+    let agent_port = crate::fleet::free_port();
+    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n");
+    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
     c.add_agents(std::slice::from_ref(&spec)).await;
     let client = c.client(0);
     let ran = c.dir.path().join("ran");
@@ -150,6 +153,17 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
     let d = rejected(&client, foreign.id, "unknown key").await;
     assert_eq!(d.status(), JobStatus::Failed);
     assert!(!forged_marker.exists(), "no forged command ever ran");
+    // The agent counts each refusal by reason (since its restart: the
+    // second replay, the forgery, the foreign key).
+    let page = crate::operate::scrape(&agent_metrics, None).await.1;
+    for reason in ["replay", "bad_signature", "unknown_key"] {
+        let name = format!("osapi_agent_jobs_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(
+            crate::operate::sample(&page, &name),
+            1.0,
+            "{reason}: {page}"
+        );
+    }
     assert!(
         c.log("target").contains("refusing a job"),
         "the agent logs a warning"
