@@ -297,6 +297,19 @@ async fn nats_restart_is_survived() {
         "job records survived: {}",
         created_before.total_items
     );
+    // The controller counted the outage: the failed submission's bus call
+    // and the reconnection.
+    let page = operate::scrape(&format!("{}/metrics", c.url(0)), None)
+        .await
+        .1;
+    assert!(
+        operate::sample(&page, "osapi_bus_errors_total") >= 1.0,
+        "{page}"
+    );
+    assert!(
+        operate::sample(&page, "osapi_bus_reconnects_total") >= 1.0,
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
