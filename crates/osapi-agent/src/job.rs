@@ -48,12 +48,18 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     {
         adopt(&span, parent);
     }
-    run_in(shared, id, delivery.route, record)
+    run_in(shared, id, delivery.route, delivery.redelivered, record)
         .instrument(span)
         .await;
 }
 
-async fn run_in(shared: &Shared, id: uuid::Uuid, route: Route, record: std::sync::Arc<JobRecord>) {
+async fn run_in(
+    shared: &Shared,
+    id: uuid::Uuid,
+    route: Route,
+    redelivered: bool,
+    record: std::sync::Arc<JobRecord>,
+) {
     let op = record.op_type.parse::<Operation>().ok();
     let label = metrics::operation_label(op);
     let any = matches!(route, Route::Any);
@@ -65,6 +71,14 @@ async fn run_in(shared: &Shared, id: uuid::Uuid, route: Route, record: std::sync
     };
     // Nothing in the record is acted on before it is admitted.
     if let Err((why, reason)) = shared.admission.admit(&record) {
+        if why == metrics::Refusal::Replay && redelivered {
+            // The bus delivered again a message this agent took (its
+            // acknowledgement was lost): a copy, not a replay; the job ran
+            // or runs here once.
+            tracing::info!(job_id = %id, "dropping a second delivery of a job already taken");
+            shared.metrics.job_done(label, "duplicate", 0.0);
+            return;
+        }
         tracing::warn!(job_id = %id, %reason, "refusing a job");
         shared.metrics.job_refused(label, why);
         fail_unstarted(shared, id, slot, reason).await;

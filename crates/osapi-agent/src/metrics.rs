@@ -120,7 +120,7 @@ impl AgentMetrics {
             jobs: add(
                 r,
                 "jobs",
-                "Jobs this agent ran, by operation and outcome (completed, failed, cancelled, stopped, skipped, refused)",
+                "Jobs this agent ran, by operation and outcome (completed, failed, cancelled, stopped, skipped, refused, duplicate)",
                 Family::default(),
             ),
             job_seconds: add(

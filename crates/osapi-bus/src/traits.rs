@@ -193,6 +193,10 @@ pub struct Delivery {
     pub route: Route,
     /// The job record, when the notification carried it (saves a read).
     pub record: Option<Arc<JobRecord>>,
+    /// The bus delivered this message before (its acknowledgement did not
+    /// arrive): an agent that already took the job drops it quietly, as a
+    /// copy of its own, rather than reporting a replay.
+    pub redelivered: bool,
 }
 
 /// The two queues an agent takes jobs from.

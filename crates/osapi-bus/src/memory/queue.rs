@@ -127,6 +127,7 @@ impl JobConsumer for MemoryConsumer {
                     job_id,
                     route: self.route.clone(),
                     record: None,
+                    redelivered: false,
                 }));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

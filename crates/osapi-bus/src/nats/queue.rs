@@ -102,6 +102,11 @@ impl JobQueue for NatsJobQueue {
             route,
             consumer: None,
             messages: None,
+            batch: if kind == QueueKind::Any {
+                1
+            } else {
+                HOST_BATCH
+            },
         };
         consumer.open().await?;
         Ok(Box::new(consumer))
@@ -182,10 +187,19 @@ struct NatsConsumer {
     config: pull::Config,
     route: Route,
     consumer: Option<PullConsumer>,
-    /// A standing pull of one message at a time; kept across calls so a
-    /// wait that ends loses nothing.
+    /// A standing pull (one message at a time for `_any`, so that a busy
+    /// agent leaves jobs to others; [`HOST_BATCH`] for a host's own queue,
+    /// which saves a pull request per job); kept across calls so a wait
+    /// that ends loses nothing.
     messages: Option<pull::Stream>,
+    /// Messages asked for by one pull request.
+    batch: usize,
 }
+
+/// Messages one pull request asks for on a host's own queue. They are the
+/// host's jobs whichever way: the ones not yet taken stay unacknowledged
+/// (redelivered to the host after `ack_wait` if it stopped meanwhile).
+const HOST_BATCH: usize = 32;
 
 impl NatsConsumer {
     async fn open(&mut self) -> BusResult<&PullConsumer> {
@@ -210,7 +224,7 @@ impl JobConsumer for NatsConsumer {
             let consumer = self.open().await?.clone();
             let messages = consumer
                 .stream()
-                .max_messages_per_batch(1)
+                .max_messages_per_batch(self.batch)
                 .messages()
                 .await
                 .map_err(|e| {
@@ -236,11 +250,18 @@ impl JobConsumer for NatsConsumer {
                 return Ok(None);
             }
         };
-        // Taken: acknowledge before running, so it is never run twice.
-        message
-            .double_ack()
-            .await
-            .map_err(|e| backend(&format!("acknowledge job on {}", self.name), e))?;
+        // Taken: acknowledged before running, so it is never run twice.
+        // `_any` jobs wait for the server to confirm (another agent would
+        // take one whose acknowledgement was lost, and run it again). A
+        // host's own job is acknowledged without waiting: were the
+        // acknowledgement lost, the job would come back to this same agent,
+        // which remembers the jobs it took and drops the copy.
+        let acked = match self.route {
+            Route::Any => message.double_ack().await,
+            Route::Host(_) => message.ack().await,
+        };
+        acked.map_err(|e| backend(&format!("acknowledge job on {}", self.name), e))?;
+        let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
         // The payload is the job record (ours) or just its id (upstream's shape).
         let record: Option<Arc<JobRecord>> = serde_json::from_slice::<JobRecord>(&message.payload)
             .ok()
@@ -260,6 +281,7 @@ impl JobConsumer for NatsConsumer {
             job_id,
             route: self.route.clone(),
             record,
+            redelivered,
         }))
     }
 }

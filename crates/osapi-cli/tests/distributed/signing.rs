@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use osapi_api::job::{JobDetail, JobStatus};
 use osapi_api::records::JobRecord;
 use osapi_api::signing::JobSigner;
@@ -167,5 +168,80 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
     assert!(
         c.log("target").contains("refusing a job"),
         "the agent logs a warning"
+    );
+}
+
+/// A job this agent took that the bus delivers again (its acknowledgement
+/// was lost, or it was handed back) is dropped quietly: it does not run
+/// again, and the job's answer is not turned into a "replayed" failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_delivery_of_a_job_taken_is_dropped_quietly() {
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.add_controller().await;
+    let mut spec = AgentSpec::new("dup");
+    let agent_port = crate::fleet::free_port();
+    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n");
+    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
+    c.add_agents(std::slice::from_ref(&spec)).await;
+    let client = c.client(0);
+    let ran = c.dir.path().join("ran");
+    let job = client
+        .submit(
+            "command.shell.execute",
+            json!({"command": format!("echo run >> {}", ran.display())}),
+            "dup",
+        )
+        .await
+        .unwrap();
+    let d = client.wait_job(job.job_id, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
+
+    // The same job message again, delivered once elsewhere and handed back
+    // (a negative acknowledgement): its next delivery is a redelivery.
+    c.agents.get_mut("dup").unwrap().terminate();
+    let js = async_nats::jetstream::new(c.nats.controller_client().await);
+    let records = js.get_key_value("test-job-queue").await.unwrap();
+    let captured = records
+        .get(format!("jobs.{}", job.job_id))
+        .await
+        .unwrap()
+        .expect("the job record is on the bus");
+    js.publish("test.jobs.modify.host.dup", captured)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream("test-JOBS")
+        .await
+        .unwrap()
+        .get_consumer("host_dup")
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let message = batch.next().await.expect("the message").unwrap();
+    assert_eq!(message.info().unwrap().delivered, 1);
+    message
+        .ack_with(async_nats::jetstream::AckKind::Nak(None))
+        .await
+        .unwrap();
+
+    c.restart_agent(&spec).await;
+    crate::operate::wait_for_sample(
+        &agent_metrics,
+        "osapi_agent_jobs_total{operation=\"command.shell.execute\",outcome=\"duplicate\"}",
+        1.0,
+        "the agent to drop the second delivery",
+    )
+    .await;
+    assert_eq!(lines(&ran), 1, "the job ran once");
+    let d = client.job(job.job_id).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
+    assert!(
+        !d.timeline.iter().flatten().any(|e| e
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("rejected:"))),
+        "no rejection recorded: {d:?}"
     );
 }
