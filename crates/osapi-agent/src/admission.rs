@@ -25,6 +25,9 @@ const PRUNE_EVERY: usize = 4096;
 /// Jobs taken: id → deadline (after which a replay is refused anyway).
 struct Seen {
     ids: HashMap<Uuid, OffsetDateTime>,
+    /// The bus's stream sequence of each job taken since this process
+    /// started, when the bus has one (a copy delivered again has the same).
+    sequences: HashMap<Uuid, u64>,
     log: Option<File>,
     path: Option<PathBuf>,
     added: usize,
@@ -45,6 +48,7 @@ impl Admission {
     ) -> Result<Admission, AgentError> {
         let mut seen = Seen {
             ids: HashMap::new(),
+            sequences: HashMap::new(),
             log: None,
             path: None,
             added: 0,
@@ -69,7 +73,14 @@ impl Admission {
 
     /// `Ok` when `record` may run; otherwise why not (`rejected: …`). A job
     /// admitted is recorded as taken before it runs.
-    pub(crate) fn admit(&self, record: &JobRecord) -> Result<(), (Refusal, String)> {
+    /// Whether `record` may run: signed by a trusted key when keys are
+    /// configured, and not taken before. A job admitted is remembered as
+    /// taken, with the bus's stream `sequence` of its message when known.
+    pub(crate) fn admit(
+        &self,
+        record: &JobRecord,
+        sequence: Option<u64>,
+    ) -> Result<(), (Refusal, String)> {
         if !self.verifier.is_empty() {
             self.verifier
                 .verify(record)
@@ -83,7 +94,23 @@ impl Admission {
             ));
         }
         seen.insert(record.id, record.deadline);
+        if let Some(sequence) = sequence {
+            seen.sequences.insert(record.id, sequence);
+        }
         Ok(())
+    }
+
+    /// True when this agent took the job `id` before.
+    pub(crate) fn taken(&self, id: &Uuid) -> bool {
+        crate::runtime::lock(&self.seen).ids.contains_key(id)
+    }
+
+    /// True when a message of job `id` at stream `sequence` is the very
+    /// message this process took (delivered again because its
+    /// acknowledgement was lost), not a copy published again.
+    pub(crate) fn same_message(&self, id: &Uuid, sequence: Option<u64>) -> bool {
+        sequence.is_some()
+            && crate::runtime::lock(&self.seen).sequences.get(id).copied() == sequence
     }
 }
 
@@ -100,6 +127,8 @@ impl Seen {
             self.added = 0;
             let now = OffsetDateTime::now_utc();
             self.ids.retain(|_, deadline| *deadline > now);
+            let ids = &self.ids;
+            self.sequences.retain(|id, _| ids.contains_key(id));
             if let Err(e) = self.rewrite() {
                 tracing::warn!(error = %e, "cannot compact the file of jobs taken");
             }
@@ -183,14 +212,14 @@ mod tests {
         let expired = record(-1);
         {
             let a = Admission::new(&security, Some(dir.path())).unwrap();
-            assert_eq!(a.admit(&live), Ok(()));
-            assert_eq!(a.admit(&expired), Ok(()));
-            assert_eq!(a.admit(&live).unwrap_err().0, Refusal::Replay);
-            assert!(a.admit(&live).unwrap_err().1.contains("replayed"));
+            assert_eq!(a.admit(&live, None), Ok(()));
+            assert_eq!(a.admit(&expired, None), Ok(()));
+            assert_eq!(a.admit(&live, None).unwrap_err().0, Refusal::Replay);
+            assert!(a.admit(&live, None).unwrap_err().1.contains("replayed"));
         }
         let again = Admission::new(&security, Some(dir.path())).unwrap();
         assert!(
-            again.admit(&live).unwrap_err().1.contains("replayed"),
+            again.admit(&live, None).unwrap_err().1.contains("replayed"),
             "remembered after a restart"
         );
         let text = std::fs::read_to_string(dir.path().join(SEEN_FILE)).unwrap();
@@ -198,6 +227,24 @@ mod tests {
             !text.contains(&expired.id.to_string()),
             "ids past their deadline are dropped"
         );
+    }
+
+    #[test]
+    fn a_copy_of_the_message_taken_is_told_from_one_published_again() {
+        let a = Admission::new(&AgentSecurity::default(), None).unwrap();
+        let job = record(300);
+        assert!(!a.taken(&job.id));
+        assert_eq!(a.admit(&job, Some(7)), Ok(()));
+        assert!(a.taken(&job.id));
+        // Delivered again: the same stream message.
+        assert!(a.same_message(&job.id, Some(7)));
+        // Published again: a message of its own.
+        assert!(!a.same_message(&job.id, Some(8)));
+        assert!(!a.same_message(&job.id, None));
+        // Without a sequence (the in-memory bus) nothing is a copy.
+        let other = record(300);
+        assert_eq!(a.admit(&other, None), Ok(()));
+        assert!(!a.same_message(&other.id, None));
     }
 
     #[test]
@@ -210,19 +257,19 @@ mod tests {
         let a = Admission::new(&security, None).unwrap();
         let unsigned = record(60);
         assert!(
-            a.admit(&unsigned)
+            a.admit(&unsigned, None)
                 .unwrap_err()
                 .1
                 .starts_with("rejected: the job is not signed")
         );
         let mut signed = record(60);
         signer.sign(&mut signed);
-        assert_eq!(a.admit(&signed), Ok(()));
+        assert_eq!(a.admit(&signed, None), Ok(()));
         let mut forged = record(60);
         signer.sign(&mut forged);
         forged.operation =
             serde_json::json!({"type": "command.shell.execute", "data": {"command": "id"}});
-        let (why, message) = a.admit(&forged).unwrap_err();
+        let (why, message) = a.admit(&forged, None).unwrap_err();
         assert_eq!(why, Refusal::BadSignature);
         assert!(message.contains("does not match"));
     }

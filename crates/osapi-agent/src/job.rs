@@ -36,6 +36,9 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
             return;
         }
     };
+    // Nothing in the record is acted on before it is admitted (its trace
+    // parent included: the field is not signed).
+    let admitted = shared.admission.admit(&record, delivery.stream_sequence);
     let span = tracing::info_span!(
         "job",
         job_id = %id,
@@ -44,20 +47,35 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
         target = record.target.as_str(),
     );
     // Before the span is first entered: its parent is fixed from then on.
-    if let (Some(adopt), Some(parent)) = (shared.config.trace_adopt, record.trace_parent.as_deref())
-    {
+    if let (Ok(()), Some(adopt), Some(parent)) = (
+        &admitted,
+        shared.config.trace_adopt,
+        record.trace_parent.as_deref(),
+    ) {
         adopt(&span, parent);
     }
-    run_in(shared, id, delivery.route, delivery.redelivered, record)
+    let copy = Copy {
+        redelivered: delivery.redelivered,
+        sequence: delivery.stream_sequence,
+    };
+    run_in(shared, id, delivery.route, admitted, copy, record)
         .instrument(span)
         .await;
+}
+
+/// How a job's message came: delivered before or not, and its place in the
+/// bus's stream.
+struct Copy {
+    redelivered: bool,
+    sequence: Option<u64>,
 }
 
 async fn run_in(
     shared: &Shared,
     id: uuid::Uuid,
     route: Route,
-    redelivered: bool,
+    admitted: Result<(), (metrics::Refusal, String)>,
+    copy: Copy,
     record: std::sync::Arc<JobRecord>,
 ) {
     let op = record.op_type.parse::<Operation>().ok();
@@ -69,15 +87,22 @@ async fn run_in(
     } else {
         shared.hostname.as_str()
     };
-    // Nothing in the record is acted on before it is admitted.
-    if let Err((why, reason)) = shared.admission.admit(&record) {
-        if why == metrics::Refusal::Replay && redelivered {
-            // The bus delivered again a message this agent took (its
-            // acknowledgement was lost): a copy, not a replay; the job ran
-            // or runs here once.
-            tracing::info!(job_id = %id, "dropping a second delivery of a job already taken");
-            shared.metrics.job_done(label, "duplicate", 0.0);
-            return;
+    if let Err((why, reason)) = admitted {
+        if why == metrics::Refusal::Replay {
+            if copy.redelivered && shared.admission.same_message(&id, copy.sequence) {
+                // The very message this agent took, delivered again (its
+                // acknowledgement was lost): the job ran or runs here once.
+                tracing::info!(job_id = %id, "dropping a second delivery of a job already taken");
+                shared.metrics.job_outcome(label, "duplicate");
+                return;
+            }
+            if shared.is_running(&id) {
+                // A replay of a job running here: refused and counted, but
+                // its answer is the running job's to give.
+                tracing::warn!(job_id = %id, %reason, "refusing a job (it runs here already)");
+                shared.metrics.job_refused(label, why);
+                return;
+            }
         }
         tracing::warn!(job_id = %id, %reason, "refusing a job");
         shared.metrics.job_refused(label, why);
@@ -121,7 +146,7 @@ async fn run_in(
             match shared.bus.jobs.slot_settled(id, slot).await {
                 Ok(true) => {
                     tracing::info!(job_id = %id, "job already settled for this host; skipping");
-                    shared.metrics.job_done(label, "skipped", 0.0);
+                    shared.metrics.job_outcome(label, "skipped");
                     return;
                 }
                 Ok(false) => {}
@@ -257,8 +282,13 @@ pub(crate) async fn hand_back(shared: &Shared, delivery: Delivery) {
             .as_ref()
             .and_then(|r| r.op_type.parse::<Operation>().ok()),
     );
+    if shared.admission.taken(&id) || shared.is_running(&id) {
+        // A copy of a job this agent took: its answer is that job's.
+        tracing::info!(job_id = %id, "agent stopping: dropping a copy of a job already taken");
+        return;
+    }
     tracing::warn!(job_id = %id, "agent stopping: handing back a job that never started");
-    shared.metrics.job_done(label, "stopped", 0.0);
+    shared.metrics.job_outcome(label, "stopped");
     fail_unstarted(
         shared,
         id,

@@ -188,6 +188,13 @@ impl AgentMetrics {
             .observe(seconds);
     }
 
+    /// A job ended with `outcome` without running (no duration observed).
+    pub(crate) fn job_outcome(&self, operation: &'static str, outcome: &'static str) {
+        self.jobs
+            .get_or_create(&JobLabels { operation, outcome })
+            .inc();
+    }
+
     /// A job was refused.
     pub(crate) fn job_refused(&self, operation: &'static str, why: Refusal) {
         self.rejected

@@ -463,6 +463,11 @@ impl Shared {
         token
     }
 
+    /// True while the job `id` runs here.
+    pub(crate) fn is_running(&self, id: &Uuid) -> bool {
+        lock(&self.running).contains_key(id)
+    }
+
     /// Forgets a job that stopped running.
     pub(crate) fn untrack(&self, id: Uuid) {
         lock(&self.running).remove(&id);

@@ -194,9 +194,13 @@ pub struct Delivery {
     /// The job record, when the notification carried it (saves a read).
     pub record: Option<Arc<JobRecord>>,
     /// The bus delivered this message before (its acknowledgement did not
-    /// arrive): an agent that already took the job drops it quietly, as a
-    /// copy of its own, rather than reporting a replay.
+    /// arrive, or a taker handed it back).
     pub redelivered: bool,
+    /// Where the message sits in the bus's stream, when it has one: a
+    /// redelivered message has the sequence of the first delivery, so an
+    /// agent that took that one knows this for a copy (a replay published
+    /// again has a sequence of its own).
+    pub stream_sequence: Option<u64>,
 }
 
 /// The two queues an agent takes jobs from.

@@ -224,7 +224,8 @@ pub trait Observer: Send + Sync {
     /// taken when the step started: the output up to `mark` must be
     /// written now; an observer that has written it already can return at
     /// once (steps that start together then cost one write, not one
-    /// each). [`Observer::flush`] by default.
+    /// each). [`Observer::flush`] by default. An observer that wraps
+    /// another forwards both this and [`Observer::mark`], or neither.
     fn flush_through(&self, mark: u64) {
         let _ = mark;
         self.flush();

@@ -128,6 +128,7 @@ impl JobConsumer for MemoryConsumer {
                     route: self.route.clone(),
                     record: None,
                     redelivered: false,
+                    stream_sequence: None,
                 }));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

@@ -2,7 +2,11 @@
 //! `<ns>.jobs.<class>._any`, read by one durable consumer shared by every
 //! agent (each job to exactly one); a host's jobs go to
 //! `<ns>.jobs.<class>.host.<host>`, read by that host's durable consumer.
-//! A job is acknowledged when taken, so it is never delivered twice.
+//! A job is acknowledged when taken, so it is run once: an `_any` job's
+//! acknowledgement is confirmed by the server first; a host's own job is
+//! acknowledged without waiting, and a copy delivered again (its
+//! acknowledgement lost) carries the same stream sequence, by which the
+//! agent knows it for a job it took.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,11 +106,6 @@ impl JobQueue for NatsJobQueue {
             route,
             consumer: None,
             messages: None,
-            batch: if kind == QueueKind::Any {
-                1
-            } else {
-                HOST_BATCH
-            },
         };
         consumer.open().await?;
         Ok(Box::new(consumer))
@@ -187,19 +186,11 @@ struct NatsConsumer {
     config: pull::Config,
     route: Route,
     consumer: Option<PullConsumer>,
-    /// A standing pull (one message at a time for `_any`, so that a busy
-    /// agent leaves jobs to others; [`HOST_BATCH`] for a host's own queue,
-    /// which saves a pull request per job); kept across calls so a wait
-    /// that ends loses nothing.
+    /// A standing pull of one message at a time (a message held in the
+    /// client would be redelivered after `ack_wait` while the agent is busy
+    /// or drained); kept across calls so a wait that ends loses nothing.
     messages: Option<pull::Stream>,
-    /// Messages asked for by one pull request.
-    batch: usize,
 }
-
-/// Messages one pull request asks for on a host's own queue. They are the
-/// host's jobs whichever way: the ones not yet taken stay unacknowledged
-/// (redelivered to the host after `ack_wait` if it stopped meanwhile).
-const HOST_BATCH: usize = 32;
 
 impl NatsConsumer {
     async fn open(&mut self) -> BusResult<&PullConsumer> {
@@ -224,7 +215,7 @@ impl JobConsumer for NatsConsumer {
             let consumer = self.open().await?.clone();
             let messages = consumer
                 .stream()
-                .max_messages_per_batch(self.batch)
+                .max_messages_per_batch(1)
                 .messages()
                 .await
                 .map_err(|e| {
@@ -261,7 +252,10 @@ impl JobConsumer for NatsConsumer {
             Route::Host(_) => message.ack().await,
         };
         acked.map_err(|e| backend(&format!("acknowledge job on {}", self.name), e))?;
-        let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
+        let (redelivered, stream_sequence) = match message.info() {
+            Ok(info) => (info.delivered > 1, Some(info.stream_sequence)),
+            Err(_) => (false, None),
+        };
         // The payload is the job record (ours) or just its id (upstream's shape).
         let record: Option<Arc<JobRecord>> = serde_json::from_slice::<JobRecord>(&message.payload)
             .ok()
@@ -282,6 +276,7 @@ impl JobConsumer for NatsConsumer {
             route: self.route.clone(),
             record,
             redelivered,
+            stream_sequence,
         }))
     }
 }

@@ -171,11 +171,13 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
     );
 }
 
-/// A job this agent took that the bus delivers again (its acknowledgement
-/// was lost, or it was handed back) is dropped quietly: it does not run
-/// again, and the job's answer is not turned into a "replayed" failure.
+/// A message delivered again (handed back by a taker, as a lost
+/// acknowledgement would have it) is told apart by its stream sequence: the
+/// job's own message, never taken here, runs; a copy of a job the agent
+/// took, published again and handed back, is still a replay, refused and
+/// counted (so an attacker cannot make one pass unseen).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_delivery_of_a_job_taken_is_dropped_quietly() {
+async fn redeliveries_run_once_and_replays_handed_back_are_still_refused() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
     c.add_controller().await;
     let mut spec = AgentSpec::new("dup");
@@ -185,32 +187,7 @@ async fn a_second_delivery_of_a_job_taken_is_dropped_quietly() {
     c.add_agents(std::slice::from_ref(&spec)).await;
     let client = c.client(0);
     let ran = c.dir.path().join("ran");
-    let job = client
-        .submit(
-            "command.shell.execute",
-            json!({"command": format!("echo run >> {}", ran.display())}),
-            "dup",
-        )
-        .await
-        .unwrap();
-    let d = client.wait_job(job.job_id, WAIT).await.unwrap();
-    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
-
-    // The same job message again, delivered once elsewhere and handed back
-    // (a negative acknowledgement): its next delivery is a redelivery.
-    c.agents.get_mut("dup").unwrap().terminate();
     let js = async_nats::jetstream::new(c.nats.controller_client().await);
-    let records = js.get_key_value("test-job-queue").await.unwrap();
-    let captured = records
-        .get(format!("jobs.{}", job.job_id))
-        .await
-        .unwrap()
-        .expect("the job record is on the bus");
-    js.publish("test.jobs.modify.host.dup", captured)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
     let consumer: async_nats::jetstream::consumer::PullConsumer = js
         .get_stream("test-JOBS")
         .await
@@ -218,30 +195,73 @@ async fn a_second_delivery_of_a_job_taken_is_dropped_quietly() {
         .get_consumer("host_dup")
         .await
         .unwrap();
-    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
-    let message = batch.next().await.expect("the message").unwrap();
-    assert_eq!(message.info().unwrap().delivered, 1);
-    message
-        .ack_with(async_nats::jetstream::AckKind::Nak(None))
+    // Takes the next message of the agent's queue and hands it back.
+    let hand_back = || async {
+        let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+        let message = batch.next().await.expect("a message").unwrap();
+        assert_eq!(message.info().unwrap().delivered, 1);
+        message
+            .ack_with(async_nats::jetstream::AckKind::Nak(None))
+            .await
+            .unwrap();
+    };
+
+    // A job of the controller's, as a template.
+    let first = client
+        .submit("command.shell.execute", json!({"command": "true"}), "dup")
         .await
         .unwrap();
-
-    c.restart_agent(&spec).await;
-    crate::operate::wait_for_sample(
-        &agent_metrics,
-        "osapi_agent_jobs_total{operation=\"command.shell.execute\",outcome=\"duplicate\"}",
-        1.0,
-        "the agent to drop the second delivery",
+    client.wait_job(first.job_id, WAIT).await.unwrap();
+    let records = js.get_key_value("test-job-queue").await.unwrap();
+    let template: JobRecord = serde_json::from_slice(
+        &records
+            .get(format!("jobs.{}", first.job_id))
+            .await
+            .unwrap()
+            .expect("the job record is on the bus"),
     )
-    .await;
+    .unwrap();
+
+    // The agent is away; a job signed by the controllers' key is queued for
+    // it, and its message is taken and handed back once.
+    c.agents.get_mut("dup").unwrap().terminate();
+    let signer = JobSigner::from_bytes(&std::fs::read(&c.job_key.0).unwrap()).unwrap();
+    let mut job = template.clone();
+    job.id = uuid::Uuid::new_v4();
+    // (The template's creation time and deadline: minutes ahead still.)
+    job.operation["data"]["command"] = json!(format!("echo run >> {}", ran.display()));
+    signer.sign(&mut job);
+    inject(&js, &records, "test.jobs.modify.host.dup", &job).await;
+    hand_back().await;
+    c.restart_agent(&spec).await;
+    let d = client.wait_job(job.id, WAIT).await.unwrap();
+    assert_eq!(
+        d.status(),
+        JobStatus::Completed,
+        "the redelivery runs: {d:?}"
+    );
+    assert_eq!(lines(&ran), 1);
+
+    // The same job published again, and handed back before the agent sees
+    // it: a replay all the same.
+    c.agents.get_mut("dup").unwrap().terminate();
+    js.publish(
+        "test.jobs.modify.host.dup",
+        serde_json::to_vec(&job).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    hand_back().await;
+    c.restart_agent(&spec).await;
+    let d = rejected(&client, job.id, "replayed").await;
+    assert_eq!(d.status(), JobStatus::Completed, "the first answer stands");
     assert_eq!(lines(&ran), 1, "the job ran once");
-    let d = client.job(job.job_id).await.unwrap();
-    assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
-    assert!(
-        !d.timeline.iter().flatten().any(|e| e
-            .error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("rejected:"))),
-        "no rejection recorded: {d:?}"
+    let page = crate::operate::scrape(&agent_metrics, None).await.1;
+    assert_eq!(
+        crate::operate::sample(&page, "osapi_agent_jobs_rejected_total{reason=\"replay\"}"),
+        1.0,
+        "{page}"
     );
 }

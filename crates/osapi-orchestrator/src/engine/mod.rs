@@ -79,7 +79,8 @@ impl Emitter {
 
     /// Where every observer's held-back output reaches now.
     pub fn marks(&self) -> Marks {
-        let mark = |o: &Arc<dyn Observer>| crate::panics::catch(|| o.mark()).unwrap_or(0);
+        // An observer whose mark panicked writes everything before user code.
+        let mark = |o: &Arc<dyn Observer>| crate::panics::catch(|| o.mark()).unwrap_or(u64::MAX);
         match &*self.observers {
             [] => Marks::One(0),
             [one] => Marks::One(mark(one)),

@@ -221,3 +221,56 @@ fn batch_loop(shared: &Shared) {
         shared.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the writes it gets.
+    #[derive(Clone, Default)]
+    struct Counting(Arc<Mutex<(usize, Vec<u8>)>>);
+
+    impl Write for Counting {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let mut inner = lock(&self.0);
+            inner.0 += 1;
+            inner.1.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn flushing_through_a_mark_writes_everything_before_it_once() {
+        // The batching thread may write too (within 10 ms): only what the
+        // marks guarantee is checked.
+        let sink = Counting::default();
+        let writes = || lock(&sink.0).0;
+        let written = || String::from_utf8(lock(&sink.0).1.clone()).unwrap();
+        let out = Output::new(Box::new(sink.clone()), None);
+        out.write("[start] a\n");
+        let a = out.collected();
+        out.write("[start] b\n");
+        let b = out.collected();
+        assert!(b > a);
+        // a's step: everything collected so far is written, b's line too.
+        out.flush_through(a);
+        assert_eq!(written(), "[start] a\n[start] b\n");
+        // b's step (and a's again) find their lines written: no write.
+        let before = writes();
+        out.flush_through(b);
+        out.flush_through(a);
+        assert_eq!(writes(), before);
+        // Text after a mark is written by the next step that needs it.
+        out.write("[start] c\n");
+        out.flush_through(out.collected());
+        assert_eq!(written(), "[start] a\n[start] b\n[start] c\n");
+        // A mark past everything (an observer whose mark failed) writes
+        // what is there.
+        out.write("d\n");
+        out.flush_through(u64::MAX);
+        assert!(written().ends_with("[start] c\nd\n"));
+    }
+}
