@@ -353,3 +353,22 @@ async fn openapi_and_unknown_routes() {
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     assert!(b["error"].as_str().is_some());
 }
+
+/// Once the controller is told to stop, `/health/ready` says so (a load
+/// balancer stops sending work there) while requests still reach it.
+#[tokio::test]
+async fn ready_says_shutting_down_once_the_controller_stops() {
+    let common::Stack { emb, .. } = common::single().await;
+    let client = emb.client().unwrap();
+    assert_eq!(client.ready().await.unwrap().status, "ready");
+    emb.shutdown().await;
+    let ready = client.ready().await.unwrap();
+    assert_eq!(ready.status, "not_ready");
+    assert!(
+        ready
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("the controller is shutting down")),
+        "{ready:?}"
+    );
+}
