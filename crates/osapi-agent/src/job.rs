@@ -54,18 +54,18 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     ) {
         adopt(&span, parent);
     }
-    let copy = Copy {
+    let arrival = Arrival {
         redelivered: delivery.redelivered,
         sequence: delivery.stream_sequence,
     };
-    run_in(shared, id, delivery.route, admitted, copy, record)
+    run_in(shared, id, delivery.route, admitted, arrival, record)
         .instrument(span)
         .await;
 }
 
 /// How a job's message came: delivered before or not, and its place in the
 /// bus's stream.
-struct Copy {
+struct Arrival {
     redelivered: bool,
     sequence: Option<u64>,
 }
@@ -75,21 +75,16 @@ async fn run_in(
     id: uuid::Uuid,
     route: Route,
     admitted: Result<(), (metrics::Refusal, String)>,
-    copy: Copy,
+    arrival: Arrival,
     record: std::sync::Arc<JobRecord>,
 ) {
     let op = record.op_type.parse::<Operation>().ok();
     let label = metrics::operation_label(op);
-    let any = matches!(route, Route::Any);
     let began = Instant::now();
-    let slot = if any {
-        "_any"
-    } else {
-        shared.hostname.as_str()
-    };
+    let slot = slot_of(shared, &route);
     if let Err((why, reason)) = admitted {
         if why == metrics::Refusal::Replay {
-            if copy.redelivered && shared.admission.same_message(&id, copy.sequence) {
+            if arrival.redelivered && shared.admission.same_message(&id, arrival.sequence) {
                 // The very message this agent took, delivered again (its
                 // acknowledgement was lost): the job ran or runs here once.
                 tracing::info!(job_id = %id, "dropping a second delivery of a job already taken");
@@ -246,6 +241,15 @@ async fn run_in(
     write(shared, id, slot, leading, Some(response)).await;
 }
 
+/// Where this agent writes its answer to a job from `route`: the `_any`
+/// slot, or its own hostname's.
+fn slot_of<'a>(shared: &'a Shared, route: &Route) -> &'a str {
+    match route {
+        Route::Any => "_any",
+        Route::Host(_) => shared.hostname.as_str(),
+    }
+}
+
 /// Reports a job this agent took but will not run: failed, with
 /// `reason`, and nothing started.
 async fn fail_unstarted(shared: &Shared, id: uuid::Uuid, slot: &str, reason: String) {
@@ -272,10 +276,7 @@ async fn fail_unstarted(shared: &Shared, id: uuid::Uuid, slot: &str, reason: Str
 /// cannot go back to the queue.
 pub(crate) async fn hand_back(shared: &Shared, delivery: Delivery) {
     let id = delivery.job_id;
-    let slot = match &delivery.route {
-        Route::Any => "_any",
-        Route::Host(_) => shared.hostname.as_str(),
-    };
+    let slot = slot_of(shared, &delivery.route);
     let label = metrics::operation_label(
         delivery
             .record

@@ -131,6 +131,17 @@ async fn renderer_overhead() -> (Duration, Duration) {
     (median(quiet), median(drawn))
 }
 
+/// Measures [`renderer_overhead`] and prints it, `note` after the ratio.
+async fn print_renderer_overhead(note: &str) {
+    let (quiet, drawn) = renderer_overhead().await;
+    println!(
+        "10 000-step DAG with the live renderer: median {} vs {} quiet ({:.0} % slower{note})",
+        ms(drawn),
+        ms(quiet),
+        (drawn.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -144,13 +155,7 @@ fn main() {
         // (for profiling).
         // `OSAPI_BENCH_ONLY=renderer`: only the renderer's overhead.
         if std::env::var("OSAPI_BENCH_ONLY").as_deref() == Ok("renderer") {
-            let (quiet, drawn) = renderer_overhead().await;
-            println!(
-                "10 000-step DAG with the live renderer: median {} vs {} quiet ({:.0} % slower)",
-                ms(drawn),
-                ms(quiet),
-                (drawn.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
-            );
+            print_renderer_overhead("").await;
             return;
         }
         if std::env::var("OSAPI_BENCH_ONLY").as_deref() == Ok("chain") {
@@ -272,12 +277,6 @@ fn main() {
         one.shutdown().await;
 
         // 7. The DAG of 4, drawn by the live renderer.
-        let (quiet, drawn) = renderer_overhead().await;
-        println!(
-            "10 000-step DAG with the live renderer: median {} vs {} quiet ({:.0} % slower; target <= 20 %)",
-            ms(drawn),
-            ms(quiet),
-            (drawn.as_secs_f64() / quiet.as_secs_f64() - 1.0) * 100.0
-        );
+        print_renderer_overhead("; target <= 20 %").await;
     });
 }

@@ -815,6 +815,34 @@ async fn task_fn_with_hands_its_data_to_every_attempt() {
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
+/// Declares a root step and `n` custom steps `s0`… after it, each saying
+/// `body <step> <attempt>` through `say` when its code runs; `s7` fails its
+/// first attempt and is retried.
+fn steps_saying_they_run(
+    o: &Orchestrator,
+    n: usize,
+    say: impl Fn(String) + Clone + Send + Sync + 'static,
+) {
+    let root = o.task_fn("root", |_, _| async { Ok(TaskOutput::done_unchanged()) });
+    for i in 0..n {
+        let say = say.clone();
+        let name = format!("s{i}");
+        o.task_fn(&name.clone(), move |ctx, _| {
+            let (say, name) = (say.clone(), name.clone());
+            async move {
+                say(format!("body {name} {}", ctx.attempt));
+                if name == "s7" && ctx.attempt == 1 {
+                    Err(TaskError::new("once more"))
+                } else {
+                    Ok(TaskOutput::done_unchanged())
+                }
+            }
+        })
+        .after(&root)
+        .retry(1);
+    }
+}
+
 /// Writes "event <kind> <step>" and "flush" into one log shared with the
 /// steps' bodies.
 struct FlushLog(Arc<Mutex<Vec<String>>>);
@@ -844,26 +872,8 @@ async fn observers_flush_before_custom_code_runs() {
         .observer(Arc::new(FlushLog(log.clone())))
         .build()
         .unwrap();
-    let root = o.task_fn("root", |_, _| async { Ok(TaskOutput::done_unchanged()) });
-    for i in 0..20 {
-        let log = log.clone();
-        let name = format!("s{i}");
-        o.task_fn(&name.clone(), move |ctx, _| {
-            let (log, name) = (log.clone(), name.clone());
-            async move {
-                log.lock()
-                    .unwrap()
-                    .push(format!("body {name} {}", ctx.attempt));
-                if name == "s7" && ctx.attempt == 1 {
-                    Err(TaskError::new("once more"))
-                } else {
-                    Ok(TaskOutput::done_unchanged())
-                }
-            }
-        })
-        .after(&root)
-        .retry(1);
-    }
+    let sink = log.clone();
+    steps_saying_they_run(&o, 20, move |line| sink.lock().unwrap().push(line));
     o.run().await.unwrap();
     let log = log.lock().unwrap().clone();
     let mut bodies = 0;
@@ -904,25 +914,12 @@ async fn rendered_lines_come_before_what_custom_code_prints() {
         .observer(Arc::new(renderer))
         .build()
         .unwrap();
-    let root = o.task_fn("root", |_, _| async { Ok(TaskOutput::done_unchanged()) });
-    for i in 0..300 {
-        let out = buf.clone();
-        let name = format!("s{i}");
-        o.task_fn(&name.clone(), move |ctx, _| {
-            let (out, name) = (out.clone(), name.clone());
-            async move {
-                let line = format!("body {name} {}\n", ctx.attempt);
-                out.0.lock().unwrap().extend_from_slice(line.as_bytes());
-                if name == "s7" && ctx.attempt == 1 {
-                    Err(TaskError::new("once more"))
-                } else {
-                    Ok(TaskOutput::done_unchanged())
-                }
-            }
-        })
-        .after(&root)
-        .retry(1);
-    }
+    let out = buf.clone();
+    steps_saying_they_run(&o, 300, move |line| {
+        let mut out = out.0.lock().unwrap();
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    });
     o.run().await.unwrap();
     let text = buf.text();
     let lines: Vec<&str> = text.lines().collect();

@@ -364,6 +364,14 @@ impl AgentSpec {
         self.facts.insert(k.into(), v.into());
         self
     }
+    /// Serves the agent's metrics on a free port; returns the spec and the
+    /// page's URL.
+    pub fn serving_metrics(mut self) -> (Self, String) {
+        let port = free_port();
+        self.extra
+            .push_str(&format!("  metrics: {{listen: 127.0.0.1:{port}}}\n"));
+        (self, format!("http://127.0.0.1:{port}/metrics"))
+    }
     pub fn default_heartbeat(mut self) -> Self {
         self.default_heartbeat = true;
         self

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fleet::{AgentSpec, Cluster, free_port, wait_for};
+use crate::fleet::{AgentSpec, Cluster, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -41,16 +41,23 @@ pub(crate) async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
     (status, resp.text().await.unwrap())
 }
 
+/// Waits for the job to end, and checks it failed with an error saying `why`.
+async fn ends_failed(client: &osapi_client::Client, id: uuid::Uuid, why: &str) {
+    let d = client.wait_job(id, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
+    assert!(
+        d.error.as_deref().unwrap_or_default().contains(why),
+        "{d:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_of_controller_and_agent_move_with_the_work() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
     c.add_controller().await;
-    let agent_port = free_port();
-    let mut spec = AgentSpec::new("m1");
-    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n");
+    let (spec, agent_metrics) = AgentSpec::new("m1").serving_metrics();
     c.add_agents(std::slice::from_ref(&spec)).await;
     let metrics = format!("{}/metrics", c.url(0));
-    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
 
     // No token needed (as upstream); the fleet is visible.
     let (status, before) = scrape(&metrics, None).await;
@@ -178,7 +185,7 @@ async fn metrics_of_controller_and_agent_move_with_the_work() {
     );
     // Anything but /metrics is not served there.
     assert_eq!(
-        scrape(&format!("http://127.0.0.1:{agent_port}/"), None)
+        scrape(&agent_metrics.replace("/metrics", "/"), None)
             .await
             .0,
         404
@@ -397,12 +404,9 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
     // on heartbeating while its jobs finish, or they would read as lost.
     let mut c = Cluster::start(Duration::from_secs(2)).await;
     c.add_controller().await;
-    let agent_port = free_port();
-    let mut spec = AgentSpec::new("g1");
+    let (mut spec, agent_metrics) = AgentSpec::new("g1").serving_metrics();
     // Two slots: the third job of the agent's own waits for one.
-    spec.extra = format!(
-        "  metrics: {{listen: 127.0.0.1:{agent_port}}}\n  shutdown_grace: 4s\n  max_jobs: 2\n"
-    );
+    spec.extra.push_str("  shutdown_grace: 4s\n  max_jobs: 2\n");
     c.add_agents(&[spec]).await;
     let client = c.client(0);
     let long = client
@@ -541,7 +545,6 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
         )
         .await
         .unwrap();
-    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
     wait_for_sample(
         &agent_metrics,
         "osapi_agent_jobs_running",
@@ -581,26 +584,20 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
     );
     let d = waiting.await.unwrap().unwrap();
     assert_eq!(d.status(), JobStatus::Completed, "{d:?}");
-    let d = client.wait_job(stopped.job_id, WAIT).await.unwrap();
-    assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
-    assert!(
-        d.error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("the agent stopped before the job finished"),
-        "{d:?}"
-    );
+    ends_failed(
+        &client,
+        stopped.job_id,
+        "the agent stopped before the job finished",
+    )
+    .await;
     // The waiting job is handed back at once, not left to its deadline,
     // and never runs.
-    let d = client.wait_job(queued.job_id, WAIT).await.unwrap();
-    assert_eq!(d.status(), JobStatus::Failed, "{d:?}");
-    assert!(
-        d.error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("the agent stopped before it could start the job"),
-        "{d:?}"
-    );
+    ends_failed(
+        &client,
+        queued.job_id,
+        "the agent stopped before it could start the job",
+    )
+    .await;
     assert!(!c.dir.path().join("queued-ran").exists());
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()

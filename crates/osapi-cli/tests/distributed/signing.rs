@@ -64,10 +64,7 @@ async fn rejected(c: &osapi_client::Client, id: uuid::Uuid, why: &str) -> JobDet
 async fn replayed_forged_and_foreign_jobs_do_not_run() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
     c.add_controller().await;
-    let mut spec = AgentSpec::new("target");
-    let agent_port = crate::fleet::free_port();
-    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n");
-    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
+    let (spec, agent_metrics) = AgentSpec::new("target").serving_metrics();
     c.add_agents(std::slice::from_ref(&spec)).await;
     let client = c.client(0);
     let ran = c.dir.path().join("ran");
@@ -180,10 +177,7 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
 async fn redeliveries_run_once_and_replays_handed_back_are_still_refused() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;
     c.add_controller().await;
-    let mut spec = AgentSpec::new("dup");
-    let agent_port = crate::fleet::free_port();
-    spec.extra = format!("  metrics: {{listen: 127.0.0.1:{agent_port}}}\n");
-    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
+    let (spec, agent_metrics) = AgentSpec::new("dup").serving_metrics();
     c.add_agents(std::slice::from_ref(&spec)).await;
     let client = c.client(0);
     let ran = c.dir.path().join("ran");

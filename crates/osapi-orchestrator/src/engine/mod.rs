@@ -268,7 +268,7 @@ pub(crate) async fn spawn_run(
     }
 }
 
-pub(crate) async fn run(
+async fn run(
     client: Client,
     steps: Arc<[Arc<StepSpec>]>,
     config: RunConfig,
