@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -55,12 +55,24 @@ impl Admission {
         };
         if let Some(dir) = state_dir {
             let path = dir.join(SEEN_FILE);
-            seen.ids = read_seen(&path).map_err(|source| AgentError::State {
+            let file = read_seen(&path).map_err(|source| AgentError::State {
                 path: path.clone(),
                 source,
             })?;
-            seen.path = Some(path);
-            seen.rewrite().map_err(|source| AgentError::State {
+            seen.ids = file.ids;
+            seen.path = Some(path.clone());
+            // Written afresh only when something is to be dropped: an
+            // agent's start writes (and syncs) no file for nothing.
+            let opened = if file.tidy {
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&path)
+                    .map(|f| seen.log = Some(f))
+            } else {
+                seen.rewrite()
+            };
+            opened.map_err(|source| AgentError::State {
                 path: dir.to_path_buf(),
                 source,
             })?;
@@ -154,32 +166,47 @@ impl Seen {
     }
 }
 
-/// Ids whose deadline has not passed, from the file (missing: none).
-fn read_seen(path: &Path) -> std::io::Result<HashMap<Uuid, OffsetDateTime>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+/// What the file of jobs taken holds.
+struct SeenFile {
+    /// Ids whose deadline has not passed.
+    ids: HashMap<Uuid, OffsetDateTime>,
+    /// The file exists and holds only those, whole lines each: it can be
+    /// appended to as it is.
+    tidy: bool,
+}
+
+/// Reads the file of jobs taken (missing: none).
+fn read_seen(path: &Path) -> std::io::Result<SeenFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(SeenFile {
+                ids: HashMap::new(),
+                tidy: true,
+            });
+        }
         Err(e) => return Err(e),
     };
     let now = OffsetDateTime::now_utc();
-    let mut out = HashMap::new();
-    for line in BufReader::new(file).lines() {
-        let line = line?;
+    let mut ids = HashMap::new();
+    // A crash can leave a last line half written: appending after it would
+    // spoil the next entry.
+    let mut tidy = text.is_empty() || text.ends_with('\n');
+    for line in text.lines() {
         let mut parts = line.split_whitespace();
-        let (Some(id), Some(deadline)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let (Ok(id), Ok(deadline)) = (Uuid::parse_str(id), deadline.parse::<i64>()) else {
-            continue;
-        };
-        let Ok(deadline) = OffsetDateTime::from_unix_timestamp(deadline) else {
-            continue;
-        };
-        if deadline > now {
-            out.insert(id, deadline);
+        let entry = parts.next().zip(parts.next()).and_then(|(id, deadline)| {
+            let id = Uuid::parse_str(id).ok()?;
+            let deadline = OffsetDateTime::from_unix_timestamp(deadline.parse().ok()?).ok()?;
+            Some((id, deadline))
+        });
+        match entry {
+            Some((id, deadline)) if deadline > now => {
+                ids.insert(id, deadline);
+            }
+            _ => tidy = false,
         }
     }
-    Ok(out)
+    Ok(SeenFile { ids, tidy })
 }
 
 #[cfg(test)]
@@ -227,6 +254,45 @@ mod tests {
             !text.contains(&expired.id.to_string()),
             "ids past their deadline are dropped"
         );
+    }
+
+    #[test]
+    fn a_half_written_last_entry_spoils_no_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let security = AgentSecurity::default();
+        let (before, after) = (record(300), record(300));
+        let path = dir.path().join(SEEN_FILE);
+        // What a crash in the middle of a write leaves.
+        std::fs::write(
+            &path,
+            format!("{} {}\n4f1c", before.id, before.deadline.unix_timestamp()),
+        )
+        .unwrap();
+        {
+            let a = Admission::new(&security, Some(dir.path())).unwrap();
+            assert_eq!(a.admit(&after, None), Ok(()));
+        }
+        let again = Admission::new(&security, Some(dir.path())).unwrap();
+        for taken in [&before, &after] {
+            assert_eq!(again.admit(taken, None).unwrap_err().0, Refusal::Replay);
+        }
+    }
+
+    #[test]
+    fn a_start_with_nothing_to_drop_writes_nothing_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let security = AgentSecurity::default();
+        let live = record(300);
+        {
+            let a = Admission::new(&security, Some(dir.path())).unwrap();
+            assert_eq!(a.admit(&live, None), Ok(()));
+        }
+        let path = dir.path().join(SEEN_FILE);
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let first = inode(&path);
+        let again = Admission::new(&security, Some(dir.path())).unwrap();
+        assert_eq!(inode(&path), first, "appended to, not replaced");
+        assert_eq!(again.admit(&live, None).unwrap_err().0, Refusal::Replay);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! scheduled (waking a long-poll); they never lag. Receivers suit work that
 //! reads the store (an index), and treat a lag as "everything changed".
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::broadcast;
 
@@ -15,7 +15,11 @@ use crate::{ChangeListener, JobChange};
 /// Changes to jobs, to listeners and receivers.
 pub(crate) struct ChangeFeed {
     listeners: Mutex<Arc<[ChangeListener]>>,
-    changes: broadcast::Sender<JobChange>,
+    /// Made by the first receiver: its buffer (`capacity` slots, written
+    /// when made: 768 KiB for 16 384) is memory a process that never
+    /// reads changes (an agent) does not carry.
+    changes: OnceLock<broadcast::Sender<JobChange>>,
+    capacity: usize,
 }
 
 impl ChangeFeed {
@@ -23,7 +27,8 @@ impl ChangeFeed {
     pub(crate) fn new(capacity: usize) -> Self {
         ChangeFeed {
             listeners: Mutex::new(Arc::new([])),
-            changes: broadcast::channel(capacity).0,
+            changes: OnceLock::new(),
+            capacity,
         }
     }
 
@@ -33,13 +38,17 @@ impl ChangeFeed {
         for listener in listeners.iter() {
             listener(&change);
         }
-        // No receiver is fine: nobody is reading.
-        let _ = self.changes.send(change);
+        // No receiver (or none ever) is fine: nobody is reading.
+        if let Some(changes) = self.changes.get() {
+            let _ = changes.send(change);
+        }
     }
 
     /// A receiver of the changes from now on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<JobChange> {
-        self.changes.subscribe()
+        self.changes
+            .get_or_init(|| broadcast::channel(self.capacity).0)
+            .subscribe()
     }
 
     /// Calls `listener` with every change from now on.
@@ -80,5 +89,25 @@ mod tests {
             Err(broadcast::error::TryRecvError::Lagged(2))
         ));
         assert_eq!(rx.try_recv().unwrap(), change(2));
+    }
+
+    #[test]
+    fn receivers_hear_what_is_sent_after_they_subscribe() {
+        let feed = ChangeFeed::new(4);
+        let change = |n: u128| JobChange {
+            job_id: uuid::Uuid::from_u128(n),
+            kind: ChangeKind::Created,
+        };
+        // Before any receiver: no buffer, nothing kept.
+        feed.send(change(0));
+        assert!(feed.changes.get().is_none());
+        let mut first = feed.subscribe();
+        feed.send(change(1));
+        let mut second = feed.subscribe();
+        feed.send(change(2));
+        assert_eq!(first.try_recv().unwrap(), change(1));
+        assert_eq!(first.try_recv().unwrap(), change(2));
+        assert_eq!(second.try_recv().unwrap(), change(2));
+        assert!(second.try_recv().is_err());
     }
 }

@@ -39,10 +39,13 @@ fn user_and_system_ticks(pid: u32) -> (u64, u64) {
     )
 }
 
-/// Clock ticks of CPU of the agents in `pids` (all but the last two:
-/// the controller and nats-server).
-fn agents_cpu_of(pids: &[u32]) -> u64 {
-    pids[..pids.len() - 2].iter().map(|&p| cpu_ticks(p)).sum()
+/// Nanoseconds of CPU of the agents in `pids` (all but the last two: the
+/// controller and nats-server), their live threads.
+fn agents_cpu_ns_of(pids: &[u32]) -> u64 {
+    pids[..pids.len() - 2]
+        .iter()
+        .map(|&p| cpu_ns_of_threads(p))
+        .sum()
 }
 
 /// Clock ticks of CPU (user + system) a process has used.
@@ -51,13 +54,29 @@ fn cpu_ticks(pid: u32) -> u64 {
     user + system
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A memory figure of a process from `/proc/<pid>/status`, in KiB
+/// (`VmRSS`, `RssAnon`, `RssFile`).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Nanoseconds on a CPU of the live threads of a process
+/// (`/proc/<pid>/task/*/schedstat`): exact, where `/proc/<pid>/stat` counts
+/// whole clock ticks and reads 0 for a process that used less than one.
+fn cpu_ns_of_threads(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 fn ticks_per_second() -> u64 {
@@ -107,7 +126,12 @@ fn main() {
             start_messages as f64 / 200.0
         );
         let ms = |ticks: u64| ticks as f64 * 1e3 / ticks_per_second() as f64;
-        let agents_cpu: u64 = c.agents.values().map(|p| cpu_ticks(p.child.id())).sum();
+        // Exact: an agent's start costs less than a clock tick.
+        let agents_cpu_ns: u64 = c
+            .agents
+            .values()
+            .map(|p| cpu_ns_of_threads(p.child.id()))
+            .sum();
         let server_used: Vec<u64> = server_pids
             .iter()
             .zip(&server_before)
@@ -115,19 +139,30 @@ fn main() {
             .collect();
         println!(
             "NATS fleet: CPU per agent registered: agent {:.1} ms, nats-server {:.1} ms, controller {:.1} ms",
-            ms(agents_cpu) / 200.0,
+            agents_cpu_ns as f64 / 1e6 / 200.0,
             ms(server_used[0]) / 200.0,
             ms(server_used.get(1).copied().unwrap_or(0)) / 200.0,
         );
 
         // 2. Agent memory, once idle.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let mut rss: Vec<u64> = c.agents.values().map(|p| rss_kib(p.child.id())).collect();
-        rss.sort();
+        let sorted = |field: &str| {
+            let mut kib: Vec<u64> = c
+                .agents
+                .values()
+                .map(|p| status_kib(p.child.id(), field))
+                .collect();
+            kib.sort();
+            kib
+        };
+        let (rss, anon, file) = (sorted("VmRSS"), sorted("RssAnon"), sorted("RssFile"));
+        let mb = |kib: u64| kib as f64 / 1024.0;
         println!(
-            "NATS fleet: agent RSS median {:.1} MB, max {:.1} MB (target <= 10 MB)",
-            rss[rss.len() / 2] as f64 / 1024.0,
-            rss[rss.len() - 1] as f64 / 1024.0
+            "NATS fleet: agent RSS median {:.1} MB, max {:.1} MB (target <= 10 MB); median anonymous {:.1} MB, file-backed {:.1} MB",
+            mb(rss[rss.len() / 2]),
+            mb(rss[rss.len() - 1]),
+            mb(anon[anon.len() / 2]),
+            mb(file[file.len() / 2]),
         );
 
         // 3. CPU per host-step of the 3-step plan on 50 agent processes.
@@ -182,13 +217,13 @@ fn main() {
             )
         };
         // What idle agents cost (heartbeats, facts, waiting pulls).
-        let idle_before = agents_cpu_of(&pids);
+        let idle_before = agents_cpu_ns_of(&pids);
         let idle = Duration::from_secs(3);
         tokio::time::sleep(idle).await;
-        let idle_used = agents_cpu_of(&pids) - idle_before;
+        let idle_used = agents_cpu_ns_of(&pids).saturating_sub(idle_before);
         println!(
             "NATS fleet: idle agents: {:.2} ms of CPU per agent per second",
-            idle_used as f64 * 1e3 / ticks_per_second() as f64 / (pids.len() - 2) as f64 / idle.as_secs_f64()
+            idle_used as f64 / 1e6 / (pids.len() - 2) as f64 / idle.as_secs_f64()
         );
         let split_before = parts(&pids);
         let agents_split = |pids: &[u32]| {

@@ -195,12 +195,28 @@ struct NatsConsumer {
 impl NatsConsumer {
     async fn open(&mut self) -> BusResult<&PullConsumer> {
         if self.consumer.is_none() {
-            let c = self
-                .stream
-                .get_or_create_consumer(&self.name, self.config.clone())
-                .await
-                .map_err(|e| backend(&format!("open consumer {}", self.name), e))?;
-            self.consumer = Some(c);
+            let opened = match self.route {
+                // A host's own consumer: made (or brought up to date) in one
+                // request. Should the server refuse to change one made
+                // otherwise (say, on disk by an older version), that one is
+                // used as it is.
+                Route::Host(_) => match self.stream.create_consumer(self.config.clone()).await {
+                    Ok(c) => Ok(c),
+                    Err(made) => self.stream.get_consumer(&self.name).await.map_err(|got| {
+                        backend(
+                            &format!("open consumer {}", self.name),
+                            format!("{made}; then reading it: {got}"),
+                        )
+                    }),
+                },
+                // The shared one, made by controllers.
+                Route::Any => self
+                    .stream
+                    .get_or_create_consumer(&self.name, self.config.clone())
+                    .await
+                    .map_err(|e| backend(&format!("open consumer {}", self.name), e)),
+            };
+            self.consumer = Some(opened?);
         }
         self.consumer
             .as_ref()

@@ -23,7 +23,9 @@ use crate::{BusResult, FactStore, Registry, RegistryEvent};
 pub struct NatsRegistry {
     store: kv::Store,
     ttl: Duration,
-    events: broadcast::Sender<RegistryEvent>,
+    /// Made by the first subscriber, with the tracker: agents never
+    /// subscribe, so they carry no event buffer.
+    events: std::sync::OnceLock<broadcast::Sender<RegistryEvent>>,
     /// Starts tracking on the first subscriber (controllers; agents never do).
     tracker: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
     _alive: tokio::sync::watch::Sender<()>,
@@ -36,12 +38,11 @@ fn agent_key(hostname: &str) -> String {
 impl NatsRegistry {
     pub(crate) fn start(conn: Arc<Conn>, store: kv::Store) -> Self {
         let ttl = conn.config.registry.max_age;
-        let events = broadcast::channel(1024).0;
         let (alive, stop) = tokio::sync::watch::channel(());
         NatsRegistry {
             store,
             ttl,
-            events,
+            events: std::sync::OnceLock::new(),
             tracker: std::sync::Mutex::new(Some(stop)),
             _alive: alive,
         }
@@ -165,14 +166,10 @@ impl Registry for NatsRegistry {
     }
 
     fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
-        let rx = self.events.subscribe();
+        let events = self.events.get_or_init(|| broadcast::channel(1024).0);
+        let rx = events.subscribe();
         if let Some(stop) = crate::lock(&self.tracker).take() {
-            tokio::spawn(track(
-                self.store.clone(),
-                self.ttl,
-                self.events.clone(),
-                stop,
-            ));
+            tokio::spawn(track(self.store.clone(), self.ttl, events.clone(), stop));
         }
         rx
     }

@@ -609,3 +609,50 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
         "the stopped command's process is gone"
     );
 }
+
+/// An agent upgraded over a host consumer an older version made (on disk,
+/// where agents now make theirs in memory: a change nats-server refuses)
+/// starts, keeps that consumer as it is and runs the host's jobs; a fresh
+/// host's consumer is made in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_keeps_a_host_consumer_an_older_version_made() {
+    use async_nats::jetstream::{self, consumer};
+    let mut c = Cluster::start(Duration::from_secs(10)).await;
+    c.add_controller().await;
+    let admin = jetstream::new(c.nats.controller_client().await);
+    let jobs = admin.get_stream("test-JOBS").await.unwrap();
+    let _: consumer::PullConsumer = jobs
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("host_old".into()),
+            filter_subject: "test.jobs.*.host.old".into(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    c.add_agents(&[AgentSpec::new("old"), AgentSpec::new("new")])
+        .await;
+    let client = c.client(0);
+    for host in ["old", "new"] {
+        let job = client
+            .run_job(
+                &osapi_api::job::CreateJobRequest::new("node.hostname.get", json!({}), host),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(job.status(), JobStatus::Completed, "{host}: {job:?}");
+    }
+    let storage = |name: &'static str| {
+        let jobs = jobs.clone();
+        async move {
+            let mut c: consumer::PullConsumer = jobs.get_consumer(name).await.unwrap();
+            c.info().await.unwrap().config.memory_storage
+        }
+    };
+    assert!(
+        !storage("host_old").await,
+        "the older consumer is kept as it was"
+    );
+    assert!(storage("host_new").await, "a fresh one is made in memory");
+}
