@@ -8,8 +8,10 @@
 //! the agent's death, not the machine's (which ends its commands anyway).
 //! It is emptied whenever nothing is in progress and has grown, and
 //! rewritten with the live entries when it grows too large without such a
-//! moment. Without a state directory nothing is written (the in-process
-//! agents of the embedded stack die with it).
+//! moment. The directory and the log are made when first needed: an agent
+//! that never runs a command or a deploy writes nothing, and its start
+//! creates no file for it. Without a state directory nothing is written
+//! (the in-process agents of the embedded stack die with it).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -42,7 +44,8 @@ struct Log {
 
 #[derive(Debug)]
 struct LogState {
-    file: File,
+    /// Opened (and made, with its directory) by the first entry.
+    file: Option<File>,
     next: u64,
     live: HashMap<u64, String>,
     bytes: u64,
@@ -89,13 +92,28 @@ fn open_log(dir: &Path) -> io::Result<File> {
         .open(dir.join(LOG))
 }
 
+/// The log left by an earlier run, opened to append to, if there is one.
+fn existing_log(dir: &Path) -> io::Result<Option<File>> {
+    match OpenOptions::new().append(true).open(dir.join(LOG)) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl Log {
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn append(state: &mut LogState, line: &str) {
-        match state.file.write_all(line.as_bytes()) {
+    fn append(&self, state: &mut LogState, line: &str) {
+        let file = match &mut state.file {
+            Some(f) => Ok(f),
+            None => std::fs::create_dir_all(&self.dir)
+                .and_then(|()| open_log(&self.dir))
+                .map(|f| state.file.insert(f)),
+        };
+        match file.and_then(|f| f.write_all(line.as_bytes())) {
             Ok(()) => state.bytes += line.len() as u64,
             Err(e) => {
                 if !state.failed {
@@ -110,7 +128,7 @@ impl Log {
         let mut state = self.lock();
         let n = state.next;
         state.next += 1;
-        Log::append(&mut state, &format!("+{n} {what}\n"));
+        self.append(&mut state, &format!("+{n} {what}\n"));
         state.live.insert(n, what);
         n
     }
@@ -120,12 +138,12 @@ impl Log {
         state.live.remove(&n);
         if state.live.is_empty() && state.bytes >= EMPTY_AFTER {
             // Nothing in progress: the whole log is history.
-            if state.file.set_len(0).is_ok() {
+            if state.file.as_ref().is_some_and(|f| f.set_len(0).is_ok()) {
                 state.bytes = 0;
                 return;
             }
         }
-        Log::append(&mut state, &format!("-{n}\n"));
+        self.append(&mut state, &format!("-{n}\n"));
         if state.bytes >= REWRITE_AFTER
             && let Err(e) = self.rewrite(&mut state)
         {
@@ -142,23 +160,25 @@ impl Log {
         }
         std::fs::write(&tmp, &text)?;
         std::fs::rename(&tmp, self.dir.join(LOG))?;
-        state.file = open_log(&self.dir)?;
+        state.file = Some(open_log(&self.dir)?);
         state.bytes = text.len() as u64;
         Ok(())
     }
 }
 
 impl Journal {
-    /// The journal under `state_dir` (created if needed), or one that writes
-    /// nothing.
+    /// The journal under `state_dir` (its directory and log made by the
+    /// first entry), or one that writes nothing.
     pub fn open(state_dir: Option<&Path>) -> io::Result<Journal> {
         let Some(state_dir) = state_dir else {
             return Ok(Journal::default());
         };
         let dir = state_dir.join("journal");
-        std::fs::create_dir_all(&dir)?;
-        let file = open_log(&dir)?;
-        let bytes = file.metadata()?.len();
+        let file = existing_log(&dir)?;
+        let bytes = match &file {
+            Some(f) => f.metadata()?.len(),
+            None => 0,
+        };
         Ok(Journal {
             log: Some(Arc::new(Log {
                 dir,
@@ -241,7 +261,7 @@ impl Journal {
         for path in legacy {
             let _ = std::fs::remove_file(path);
         }
-        if state.file.set_len(0).is_ok() {
+        if state.file.as_ref().is_some_and(|f| f.set_len(0).is_ok()) {
             state.bytes = 0;
         }
         done
@@ -382,8 +402,27 @@ mod tests {
         assert!(!temp.exists());
         assert_eq!(
             std::fs::read_dir(&journal_dir).unwrap().count(),
-            1,
-            "only the log"
+            0,
+            "the old entries are gone (and no log is made before an entry)"
         );
+    }
+
+    #[test]
+    fn nothing_is_written_before_the_first_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(Some(dir.path())).unwrap();
+        assert_eq!(journal.recover(), Recovered::default());
+        let journal_dir = dir.path().join("journal");
+        assert!(!journal_dir.exists(), "an agent's start makes no file");
+        // The first entry makes the directory and the log, and is undone
+        // after a crash like any other.
+        let temp = dir.path().join(".b.osapi-x.tmp");
+        std::fs::write(&temp, b"half").unwrap();
+        std::mem::forget(journal.temp_file(&temp));
+        let log = std::fs::read_to_string(journal_dir.join(LOG)).unwrap();
+        assert!(log.contains("tmp "), "{log}");
+        let again = Journal::open(Some(dir.path())).unwrap();
+        assert_eq!(again.recover().removed, 1);
+        assert!(!temp.exists());
     }
 }
