@@ -129,8 +129,11 @@ impl Admission {
 impl Seen {
     fn insert(&mut self, id: Uuid, deadline: OffsetDateTime) {
         self.ids.insert(id, deadline);
+        // One write per entry: a crash leaves it whole or cut, never
+        // split across writes of its parts.
+        let line = format!("{id} {}\n", deadline.unix_timestamp());
         if let Some(log) = &mut self.log
-            && let Err(e) = writeln!(log, "{id} {}", deadline.unix_timestamp())
+            && let Err(e) = log.write_all(line.as_bytes())
         {
             tracing::warn!(error = %e, "cannot record a job taken; a replay after a restart would not be caught");
         }
@@ -170,8 +173,9 @@ impl Seen {
 struct SeenFile {
     /// Ids whose deadline has not passed.
     ids: HashMap<Uuid, OffsetDateTime>,
-    /// The file exists and holds only those, whole lines each: it can be
-    /// appended to as it is.
+    /// Every line is whole and readable, and the expired ones are few:
+    /// the file can be appended to as it is (expired ones are dropped when
+    /// read, and by the next compaction).
     tidy: bool,
 }
 
@@ -192,6 +196,7 @@ fn read_seen(path: &Path) -> std::io::Result<SeenFile> {
     // A crash can leave a last line half written: appending after it would
     // spoil the next entry.
     let mut tidy = text.is_empty() || text.ends_with('\n');
+    let mut expired = 0;
     for line in text.lines() {
         let mut parts = line.split_whitespace();
         let entry = parts.next().zip(parts.next()).and_then(|(id, deadline)| {
@@ -203,10 +208,14 @@ fn read_seen(path: &Path) -> std::io::Result<SeenFile> {
             Some((id, deadline)) if deadline > now => {
                 ids.insert(id, deadline);
             }
-            _ => tidy = false,
+            Some(_) => expired += 1,
+            None => tidy = false,
         }
     }
-    Ok(SeenFile { ids, tidy })
+    Ok(SeenFile {
+        ids,
+        tidy: tidy && expired < PRUNE_EVERY,
+    })
 }
 
 #[cfg(test)]
@@ -249,11 +258,27 @@ mod tests {
             again.admit(&live, None).unwrap_err().1.contains("replayed"),
             "remembered after a restart"
         );
-        let text = std::fs::read_to_string(dir.path().join(SEEN_FILE)).unwrap();
         assert!(
-            !text.contains(&expired.id.to_string()),
+            !again.taken(&expired.id),
             "ids past their deadline are dropped"
         );
+    }
+
+    #[test]
+    fn many_expired_entries_are_compacted_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SEEN_FILE);
+        let live = record(300);
+        let past = OffsetDateTime::now_utc().unix_timestamp() - 1;
+        let mut text: String = (0..PRUNE_EVERY)
+            .map(|_| format!("{} {past}\n", Uuid::new_v4()))
+            .collect();
+        text.push_str(&format!("{} {}\n", live.id, live.deadline.unix_timestamp()));
+        std::fs::write(&path, text).unwrap();
+        let a = Admission::new(&AgentSecurity::default(), Some(dir.path())).unwrap();
+        assert!(a.taken(&live.id));
+        let kept = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(kept.lines().count(), 1, "only the live entry is kept");
     }
 
     #[test]
@@ -262,19 +287,20 @@ mod tests {
         let security = AgentSecurity::default();
         let (before, after) = (record(300), record(300));
         let path = dir.path().join(SEEN_FILE);
-        // What a crash in the middle of a write leaves.
-        std::fs::write(
-            &path,
-            format!("{} {}\n4f1c", before.id, before.deadline.unix_timestamp()),
-        )
-        .unwrap();
-        {
-            let a = Admission::new(&security, Some(dir.path())).unwrap();
-            assert_eq!(a.admit(&after, None), Ok(()));
-        }
-        let again = Admission::new(&security, Some(dir.path())).unwrap();
-        for taken in [&before, &after] {
-            assert_eq!(again.admit(taken, None).unwrap_err().0, Refusal::Replay);
+        let whole = format!("{} {}", before.id, before.deadline.unix_timestamp());
+        // What a crash in the middle of a write can leave: a cut entry, or
+        // a whole one without its end of line.
+        for left in [format!("{whole}\n4f1c"), whole.clone()] {
+            std::fs::write(&path, &left).unwrap();
+            {
+                let a = Admission::new(&security, Some(dir.path())).unwrap();
+                assert_eq!(a.admit(&after, None), Ok(()), "{left:?}");
+            }
+            let again = Admission::new(&security, Some(dir.path())).unwrap();
+            for taken in [&before, &after] {
+                let refused = again.admit(taken, None).unwrap_err().0;
+                assert_eq!(refused, Refusal::Replay, "{left:?}");
+            }
         }
     }
 

@@ -29,6 +29,7 @@ pub mod journal;
 pub mod metrics;
 pub mod providers;
 mod runtime;
+mod state_dir;
 /// File templates: Go's `text/template` (the `osapi-gotemplate` crate).
 pub use osapi_gotemplate as template;
 

@@ -58,7 +58,7 @@ impl Agent {
             hostname,
         } = self;
         if let Some(dir) = &config.state_dir {
-            std::fs::create_dir_all(dir).map_err(|source| AgentError::State {
+            crate::state_dir::prepare(dir).map_err(|source| AgentError::State {
                 path: dir.clone(),
                 source,
             })?;

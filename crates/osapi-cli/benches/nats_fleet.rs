@@ -20,6 +20,7 @@ mod fleet;
 #[allow(dead_code)]
 mod pki;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use fleet::{AgentCredentials, AgentSpec, Cluster};
@@ -39,13 +40,17 @@ fn user_and_system_ticks(pid: u32) -> (u64, u64) {
     )
 }
 
-/// Nanoseconds of CPU of the agents in `pids` (all but the last two: the
-/// controller and nats-server), their live threads.
-fn agents_cpu_ns_of(pids: &[u32]) -> u64 {
+/// Nanoseconds on a CPU of each live thread of the agents in `pids` (all
+/// but the last two: the controller and nats-server), by (pid, thread id).
+fn agent_threads_cpu_ns(pids: &[u32]) -> HashMap<(u32, u64), u64> {
     pids[..pids.len() - 2]
         .iter()
-        .map(|&p| cpu_ns_of_threads(p))
-        .sum()
+        .flat_map(|&p| {
+            threads_cpu_ns(p)
+                .into_iter()
+                .map(move |(t, ns)| ((p, t), ns))
+        })
+        .collect()
 }
 
 /// Clock ticks of CPU (user + system) a process has used.
@@ -65,18 +70,26 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Nanoseconds on a CPU of the live threads of a process
+/// Nanoseconds on a CPU of each live thread of a process, by thread id
 /// (`/proc/<pid>/task/*/schedstat`): exact, where `/proc/<pid>/stat` counts
 /// whole clock ticks and reads 0 for a process that used less than one.
-fn cpu_ns_of_threads(pid: u32) -> u64 {
+fn threads_cpu_ns(pid: u32) -> Vec<(u64, u64)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return Vec::new();
     };
     tasks
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            Some((tid, stat.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Nanoseconds on a CPU of the live threads of a process.
+fn cpu_ns_of_threads(pid: u32) -> u64 {
+    threads_cpu_ns(pid).iter().map(|(_, ns)| ns).sum()
 }
 
 fn ticks_per_second() -> u64 {
@@ -217,10 +230,15 @@ fn main() {
             )
         };
         // What idle agents cost (heartbeats, facts, waiting pulls).
-        let idle_before = agents_cpu_ns_of(&pids);
+        let idle_before = agent_threads_cpu_ns(&pids);
         let idle = Duration::from_secs(3);
         tokio::time::sleep(idle).await;
-        let idle_used = agents_cpu_ns_of(&pids).saturating_sub(idle_before);
+        // What each thread used meanwhile (a thread started meanwhile: all
+        // of it; one that ended meanwhile is not counted).
+        let idle_used: u64 = agent_threads_cpu_ns(&pids)
+            .iter()
+            .map(|(t, ns)| ns.saturating_sub(idle_before.get(t).copied().unwrap_or(0)))
+            .sum();
         println!(
             "NATS fleet: idle agents: {:.2} ms of CPU per agent per second",
             idle_used as f64 / 1e6 / (pids.len() - 2) as f64 / idle.as_secs_f64()

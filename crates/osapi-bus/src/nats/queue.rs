@@ -105,6 +105,7 @@ impl JobQueue for NatsJobQueue {
             config,
             route,
             consumer: None,
+            opened_once: false,
             messages: None,
         };
         consumer.open().await?;
@@ -186,6 +187,8 @@ struct NatsConsumer {
     config: pull::Config,
     route: Route,
     consumer: Option<PullConsumer>,
+    /// Opened before in this process (a reopening reads before it writes).
+    opened_once: bool,
     /// A standing pull of one message at a time (a message held in the
     /// client would be redelivered after `ack_wait` while the agent is busy
     /// or drained); kept across calls so a wait that ends loses nothing.
@@ -196,27 +199,44 @@ impl NatsConsumer {
     async fn open(&mut self) -> BusResult<&PullConsumer> {
         if self.consumer.is_none() {
             let opened = match self.route {
-                // A host's own consumer: made (or brought up to date) in one
-                // request. Should the server refuse to change one made
-                // otherwise (say, on disk by an older version), that one is
-                // used as it is.
-                Route::Host(_) => match self.stream.create_consumer(self.config.clone()).await {
-                    Ok(c) => Ok(c),
-                    Err(made) => self.stream.get_consumer(&self.name).await.map_err(|got| {
-                        backend(
-                            &format!("open consumer {}", self.name),
-                            format!("{made}; then reading it: {got}"),
-                        )
-                    }),
-                },
-                // The shared one, made by controllers.
-                Route::Any => self
+                // A host's own consumer, at the agent's start: made (or
+                // brought up to date) in one request. Should the server
+                // refuse to change one made otherwise (say, on disk by an
+                // older version), that one is used as it is.
+                Route::Host(_) if !self.opened_once => {
+                    match self.stream.create_consumer(self.config.clone()).await {
+                        Ok(c) => Ok(c),
+                        Err(made) => match self.stream.get_consumer(&self.name).await {
+                            Ok(c) => {
+                                tracing::warn!(
+                                    consumer = %self.name,
+                                    reason = %made,
+                                    "keeping this host's consumer as it is on the server \
+                                     (delete it while the agent is stopped to have it made afresh)"
+                                );
+                                Ok(c)
+                            }
+                            Err(got) => Err(backend(
+                                &format!("open consumer {}", self.name),
+                                format!("{made}; then reading it: {got}"),
+                            )),
+                        },
+                    }
+                }
+                // Opened again after a connection or consumer error (every
+                // agent at once, after a blip): read first, which changes
+                // nothing on the server (an update of a clustered consumer
+                // is a write to the cluster's log), made only if gone (a
+                // restart of nats-server drops consumers kept in memory).
+                // The shared `_any` one is made by controllers.
+                Route::Host(_) | Route::Any => self
                     .stream
                     .get_or_create_consumer(&self.name, self.config.clone())
                     .await
                     .map_err(|e| backend(&format!("open consumer {}", self.name), e)),
             };
             self.consumer = Some(opened?);
+            self.opened_once = true;
         }
         self.consumer
             .as_ref()

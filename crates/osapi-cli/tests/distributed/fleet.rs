@@ -603,16 +603,33 @@ agent:
         let port = free_port();
         let name = format!("controller-{port}");
         let config = self.config(&name, port, None);
-        let mut proc = self.spawn(&name, &config, &["api", "server", "start"]);
+        let proc = self.spawn(&name, &config, &["api", "server", "start"]);
+        self.exited(proc, &name).await
+    }
+
+    /// Starts an agent that is expected to fail at start; returns its exit
+    /// status and log once it has exited (within 30 s).
+    pub async fn failed_agent(&mut self, spec: &AgentSpec) -> (std::process::ExitStatus, String) {
+        let credentials = spec.nkey.clone().unwrap_or(AgentCredentials::Password);
+        self.nats
+            .add_agent_users(&[(spec.name.clone(), credentials)])
+            .await;
+        let config = self.config(&spec.name, 0, Some(spec));
+        let proc = self.spawn_bin(AGENT_BIN, &spec.name, &config, &[]);
+        self.exited(proc, &spec.name).await
+    }
+
+    /// Waits (up to 30 s) for a process expected to exit; its status and log.
+    async fn exited(&self, mut proc: Proc, name: &str) -> (std::process::ExitStatus, String) {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = proc.child.try_wait() {
-                return (status, self.log(&name));
+                return (status, self.log(name));
             }
             assert!(
                 Instant::now() < end,
-                "the controller did not exit; its log:\n{}",
-                self.log(&name)
+                "{name} did not exit; its log:\n{}",
+                self.log(name)
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -613,7 +613,8 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
 /// An agent upgraded over a host consumer an older version made (on disk,
 /// where agents now make theirs in memory: a change nats-server refuses)
 /// starts, keeps that consumer as it is and runs the host's jobs; a fresh
-/// host's consumer is made in memory.
+/// host's consumer is made in memory; a refusal with nothing to fall back on
+/// is a startup error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_keeps_a_host_consumer_an_older_version_made() {
     use async_nats::jetstream::{self, consumer};
@@ -655,4 +656,21 @@ async fn an_agent_keeps_a_host_consumer_an_older_version_made() {
         "the older consumer is kept as it was"
     );
     assert!(storage("host_new").await, "a fresh one is made in memory");
+
+    // A refusal with no consumer to fall back on stops the agent at start,
+    // saying why: here another consumer already takes the host's jobs (a
+    // work-queue stream lets only one consumer take a subject).
+    let _: consumer::PullConsumer = jobs
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("squatter".into()),
+            filter_subject: "test.jobs.*.host.taken".into(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (status, log) = c.failed_agent(&AgentSpec::new("taken")).await;
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("open consumer host_taken"), "{log}");
+    assert!(log.contains("then reading it"), "both reasons: {log}");
 }
