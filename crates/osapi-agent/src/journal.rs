@@ -85,16 +85,17 @@ fn start_time(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn open_log(dir: &Path) -> io::Result<File> {
+/// The log in `dir`, opened to append to; made when `create` is set.
+fn open_log(dir: &Path, create: bool) -> io::Result<File> {
     OpenOptions::new()
-        .create(true)
+        .create(create)
         .append(true)
         .open(dir.join(LOG))
 }
 
-/// The log left by an earlier run, opened to append to, if there is one.
+/// The log left by an earlier run, if there is one.
 fn existing_log(dir: &Path) -> io::Result<Option<File>> {
-    match OpenOptions::new().append(true).open(dir.join(LOG)) {
+    match open_log(dir, false) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -110,7 +111,7 @@ impl Log {
         let file = match &mut state.file {
             Some(f) => Ok(f),
             None => std::fs::create_dir_all(&self.dir)
-                .and_then(|()| open_log(&self.dir))
+                .and_then(|()| open_log(&self.dir, true))
                 .map(|f| state.file.insert(f)),
         };
         match file.and_then(|f| f.write_all(line.as_bytes())) {
@@ -160,7 +161,7 @@ impl Log {
         }
         std::fs::write(&tmp, &text)?;
         std::fs::rename(&tmp, self.dir.join(LOG))?;
-        state.file = Some(open_log(&self.dir)?);
+        state.file = Some(open_log(&self.dir, true)?);
         state.bytes = text.len() as u64;
         Ok(())
     }

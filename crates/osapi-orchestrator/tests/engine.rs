@@ -815,6 +815,19 @@ async fn task_fn_with_hands_its_data_to_every_attempt() {
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
+/// What the steps of [`steps_saying_they_run`] said, in `lines`: each
+/// line's index, its step and whether it was the step's first attempt.
+fn bodies<S: AsRef<str>>(lines: &[S]) -> Vec<(usize, &str, bool)> {
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(at, line)| {
+            let (step, attempt) = line.as_ref().strip_prefix("body ")?.split_once(' ')?;
+            Some((at, step, attempt == "1"))
+        })
+        .collect()
+}
+
 /// Declares a root step and `n` custom steps `s0`… after it, each saying
 /// `body <step> <attempt>` through `say` when its code runs; `s7` fails its
 /// first attempt and is retried.
@@ -876,14 +889,10 @@ async fn observers_flush_before_custom_code_runs() {
     steps_saying_they_run(&o, 20, move |line| sink.lock().unwrap().push(line));
     o.run().await.unwrap();
     let log = log.lock().unwrap().clone();
-    let mut bodies = 0;
-    for (at, line) in log.iter().enumerate() {
-        let Some(rest) = line.strip_prefix("body ") else {
-            continue;
-        };
-        bodies += 1;
-        let (step, attempt) = rest.split_once(' ').unwrap();
-        let announced = if attempt == "1" {
+    let said = bodies(&log);
+    for &(at, step, first) in &said {
+        let line = &log[at];
+        let announced = if first {
             format!("started {step}")
         } else {
             format!("retrying {step}")
@@ -897,7 +906,7 @@ async fn observers_flush_before_custom_code_runs() {
             "no flush between {announced} and {line}: {log:#?}"
         );
     }
-    assert_eq!(bodies, 21, "{log:#?}");
+    assert_eq!(said.len(), 21, "{log:#?}");
 }
 
 /// With the terminal renderer (which collects lines and writes them in
@@ -923,14 +932,10 @@ async fn rendered_lines_come_before_what_custom_code_prints() {
     o.run().await.unwrap();
     let text = buf.text();
     let lines: Vec<&str> = text.lines().collect();
-    let mut bodies = 0;
-    for (at, line) in lines.iter().enumerate() {
-        let Some(rest) = line.strip_prefix("body ") else {
-            continue;
-        };
-        bodies += 1;
-        let (step, attempt) = rest.split_once(' ').unwrap();
-        let tag = if attempt == "1" { "[start]" } else { "[retry]" };
+    let said = bodies(&lines);
+    for &(at, step, first) in &said {
+        let line = lines[at];
+        let tag = if first { "[start]" } else { "[retry]" };
         assert!(
             lines[..at].iter().any(|l| {
                 let mut words = l.split_whitespace();
@@ -939,7 +944,7 @@ async fn rendered_lines_come_before_what_custom_code_prints() {
             "{line} before its {tag} line:\n{text}"
         );
     }
-    assert_eq!(bodies, 301, "{text}");
+    assert_eq!(said.len(), 301, "{text}");
 }
 
 /// A plan of three custom steps a → b → c, counting the runs of each;

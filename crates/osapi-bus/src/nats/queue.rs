@@ -199,30 +199,7 @@ impl NatsConsumer {
     async fn open(&mut self) -> BusResult<&PullConsumer> {
         if self.consumer.is_none() {
             let opened = match self.route {
-                // A host's own consumer, at the agent's start: made (or
-                // brought up to date) in one request. Should the server
-                // refuse to change one made otherwise (say, on disk by an
-                // older version), that one is used as it is.
-                Route::Host(_) if !self.opened_once => {
-                    match self.stream.create_consumer(self.config.clone()).await {
-                        Ok(c) => Ok(c),
-                        Err(made) => match self.stream.get_consumer(&self.name).await {
-                            Ok(c) => {
-                                tracing::warn!(
-                                    consumer = %self.name,
-                                    reason = %made,
-                                    "keeping this host's consumer as it is on the server \
-                                     (delete it while the agent is stopped to have it made afresh)"
-                                );
-                                Ok(c)
-                            }
-                            Err(got) => Err(backend(
-                                &format!("open consumer {}", self.name),
-                                format!("{made}; then reading it: {got}"),
-                            )),
-                        },
-                    }
-                }
+                Route::Host(_) if !self.opened_once => self.make_or_keep().await,
                 // Opened again after a connection or consumer error (every
                 // agent at once, after a blip): read first, which changes
                 // nothing on the server (an update of a clustered consumer
@@ -241,6 +218,30 @@ impl NatsConsumer {
         self.consumer
             .as_ref()
             .ok_or_else(|| BusError::Backend("consumer unavailable".into()))
+    }
+
+    /// A host's own consumer, at the agent's start: made (or brought up to
+    /// date) in one request. Should the server refuse to change one made
+    /// otherwise (say, on disk by an older version), that one is used as it
+    /// is.
+    async fn make_or_keep(&self) -> BusResult<PullConsumer> {
+        let made = match self.stream.create_consumer(self.config.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let kept = self.stream.get_consumer(&self.name).await.map_err(|got| {
+            backend(
+                &format!("open consumer {}", self.name),
+                format!("{made}; then reading it: {got}"),
+            )
+        })?;
+        tracing::warn!(
+            consumer = %self.name,
+            reason = %made,
+            "keeping this host's consumer as it is on the server \
+             (delete it while the agent is stopped to have it made afresh)"
+        );
+        Ok(kept)
     }
 }
 

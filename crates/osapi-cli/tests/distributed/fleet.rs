@@ -607,6 +607,17 @@ agent:
         self.exited(proc, &name).await
     }
 
+    /// A cluster (registry TTL 10 s) with one controller and one agent
+    /// `name` serving its metrics: the cluster, the agent's settings and
+    /// its metrics URL.
+    pub async fn with_metered_agent(name: &str) -> (Cluster, AgentSpec, String) {
+        let mut c = Cluster::start(Duration::from_secs(10)).await;
+        c.add_controller().await;
+        let (spec, metrics) = AgentSpec::new(name).serving_metrics();
+        c.add_agents(std::slice::from_ref(&spec)).await;
+        (c, spec, metrics)
+    }
+
     /// Starts an agent that is expected to fail at start; returns its exit
     /// status and log once it has exited (within 30 s).
     pub async fn failed_agent(&mut self, spec: &AgentSpec) -> (std::process::ExitStatus, String) {

@@ -53,10 +53,7 @@ async fn ends_failed(client: &osapi_client::Client, id: uuid::Uuid, why: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_of_controller_and_agent_move_with_the_work() {
-    let mut c = Cluster::start(Duration::from_secs(10)).await;
-    c.add_controller().await;
-    let (spec, agent_metrics) = AgentSpec::new("m1").serving_metrics();
-    c.add_agents(std::slice::from_ref(&spec)).await;
+    let (c, _, agent_metrics) = Cluster::with_metered_agent("m1").await;
     let metrics = format!("{}/metrics", c.url(0));
 
     // No token needed (as upstream); the fleet is visible.
@@ -622,15 +619,22 @@ async fn an_agent_keeps_a_host_consumer_an_older_version_made() {
     c.add_controller().await;
     let admin = jetstream::new(c.nats.controller_client().await);
     let jobs = admin.get_stream("test-JOBS").await.unwrap();
-    let _: consumer::PullConsumer = jobs
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("host_old".into()),
-            filter_subject: "test.jobs.*.host.old".into(),
-            ack_policy: consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // A durable consumer on disk, as older versions made them.
+    let made_on_disk = |name: &'static str, host: &'static str| {
+        let jobs = jobs.clone();
+        async move {
+            let _: consumer::PullConsumer = jobs
+                .create_consumer(consumer::pull::Config {
+                    durable_name: Some(name.into()),
+                    filter_subject: format!("test.jobs.*.host.{host}"),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+    };
+    made_on_disk("host_old", "old").await;
     c.add_agents(&[AgentSpec::new("old"), AgentSpec::new("new")])
         .await;
     let client = c.client(0);
@@ -660,15 +664,7 @@ async fn an_agent_keeps_a_host_consumer_an_older_version_made() {
     // A refusal with no consumer to fall back on stops the agent at start,
     // saying why: here another consumer already takes the host's jobs (a
     // work-queue stream lets only one consumer take a subject).
-    let _: consumer::PullConsumer = jobs
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("squatter".into()),
-            filter_subject: "test.jobs.*.host.taken".into(),
-            ack_policy: consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    made_on_disk("squatter", "taken").await;
     let (status, log) = c.failed_agent(&AgentSpec::new("taken")).await;
     assert!(!status.success(), "{log}");
     assert!(log.contains("open consumer host_taken"), "{log}");

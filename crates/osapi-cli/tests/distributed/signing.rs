@@ -12,7 +12,7 @@ use osapi_api::records::JobRecord;
 use osapi_api::signing::JobSigner;
 use serde_json::json;
 
-use crate::fleet::{AgentSpec, Cluster, wait_for};
+use crate::fleet::{Cluster, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -62,10 +62,7 @@ async fn rejected(c: &osapi_client::Client, id: uuid::Uuid, why: &str) -> JobDet
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_forged_and_foreign_jobs_do_not_run() {
-    let mut c = Cluster::start(Duration::from_secs(10)).await;
-    c.add_controller().await;
-    let (spec, agent_metrics) = AgentSpec::new("target").serving_metrics();
-    c.add_agents(std::slice::from_ref(&spec)).await;
+    let (mut c, spec, agent_metrics) = Cluster::with_metered_agent("target").await;
     let client = c.client(0);
     let ran = c.dir.path().join("ran");
     let forged_marker = c.dir.path().join("forged");
@@ -175,10 +172,7 @@ async fn replayed_forged_and_foreign_jobs_do_not_run() {
 /// counted (so an attacker cannot make one pass unseen).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeliveries_run_once_and_replays_handed_back_are_still_refused() {
-    let mut c = Cluster::start(Duration::from_secs(10)).await;
-    c.add_controller().await;
-    let (spec, agent_metrics) = AgentSpec::new("dup").serving_metrics();
-    c.add_agents(std::slice::from_ref(&spec)).await;
+    let (mut c, spec, agent_metrics) = Cluster::with_metered_agent("dup").await;
     let client = c.client(0);
     let ran = c.dir.path().join("ran");
     let js = async_nats::jetstream::new(c.nats.controller_client().await);
