@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::factref;
+use crate::freshness::Ticket;
 use crate::metrics;
 use crate::providers;
 use crate::runtime::Shared;
@@ -19,7 +20,7 @@ use crate::runtime::Shared;
 /// Runs a delivered job and records the outcome, in a span that puts the
 /// job's id, operation, target and host on every log line about it. Never
 /// panics on bad job data: every problem becomes a failed response.
-pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
+pub(crate) async fn run(shared: &Shared, delivery: Delivery, ticket: Ticket) {
     let id = delivery.job_id;
     let stored = match delivery.record {
         Some(r) => Ok(Some(r)),
@@ -57,17 +58,19 @@ pub(crate) async fn run(shared: &Shared, delivery: Delivery) {
     let arrival = Arrival {
         redelivered: delivery.redelivered,
         sequence: delivery.stream_sequence,
+        ticket,
     };
     run_in(shared, id, delivery.route, admitted, arrival, record)
         .instrument(span)
         .await;
 }
 
-/// How a job's message came: delivered before or not, and its place in the
-/// bus's stream.
+/// How a job's message came: delivered before or not, its place in the
+/// bus's stream, and what the agent knew of its queue then.
 struct Arrival {
     redelivered: bool,
     sequence: Option<u64>,
+    ticket: Ticket,
 }
 
 async fn run_in(
@@ -131,15 +134,31 @@ async fn run_in(
         leading.truncate(1);
         Err("job deadline passed before the agent could start it".to_string())
     } else {
-        // Skipped when the controller already settled our part (lost,
-        // cancelled, or expired while queued): running it now would do work
-        // nobody waits for. A read: cheaper than claiming the slot. A
-        // query changes nothing on the host, so it is not worth a round
-        // trip: if settled, its answer is refused when written.
+        // Skipped when the controller already settled our part (cancelled,
+        // lost, or expired while queued): running it now would do work
+        // nobody waits for. A cancellation that came first says so here.
+        let Some(cancelled) = shared.track(id) else {
+            shared.untrack(id);
+            tracing::info!(job_id = %id, "job cancelled before it started; skipping");
+            shared.metrics.job_outcome(label, "skipped");
+            return;
+        };
+        // Otherwise the slot is read, unless nothing could have settled it
+        // unseen (see `freshness`). A query changes nothing on the host, so
+        // it is not worth a round trip: if settled, its answer is refused
+        // when written.
         let query = op.is_some_and(|op| op.class() == JobClass::Query);
-        if !query {
+        let read = !query
+            && !shared.freshness.may_skip_read(
+                arrival.ticket,
+                arrival.redelivered,
+                record.deadline,
+                shared.bus.queue.connects(),
+            );
+        if read {
             match shared.bus.jobs.slot_settled(id, slot).await {
                 Ok(true) => {
+                    shared.untrack(id);
                     tracing::info!(job_id = %id, "job already settled for this host; skipping");
                     shared.metrics.job_outcome(label, "skipped");
                     return;
@@ -148,7 +167,6 @@ async fn run_in(
                 Err(e) => tracing::warn!(job_id = %id, error = %e, "cannot read job progress"),
             }
         }
-        let cancelled = shared.track(id);
         let announced = std::sync::atomic::AtomicBool::new(false);
         let announce = async {
             tokio::time::sleep(ANNOUNCE_AFTER).await;
@@ -170,7 +188,9 @@ async fn run_in(
         };
         let running = shared.metrics.job_running();
         let outcome = tokio::select! {
-            out = execute(shared, &record, op) => out,
+            // A job stopped before it began (the agent's grace period over)
+            // never starts its operation.
+            biased;
             // Dropping the operation kills a command's process group.
             () = stopped(shared, id, slot, &cancelled) => {
                 if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
@@ -181,6 +201,7 @@ async fn run_in(
                     Err("job cancelled".to_string())
                 }
             }
+            out = execute(shared, &record, op) => out,
             () = announce => {
                 interrupted = Some("cancelled");
                 Err("job cancelled".to_string())

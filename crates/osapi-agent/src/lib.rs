@@ -22,12 +22,14 @@
 mod admission;
 pub mod conditions;
 mod config;
+mod freshness;
 pub use osapi_api::factref;
 pub mod facts;
 mod job;
 pub mod journal;
 pub mod metrics;
 pub mod providers;
+mod running;
 mod runtime;
 mod state_dir;
 /// File templates: Go's `text/template` (the `osapi-gotemplate` crate).

@@ -1,7 +1,6 @@
 //! The agent's life: registration and heartbeats, facts collection, the drain
 //! state machine, and the consume loop that hands jobs to [`crate::job`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -17,9 +16,11 @@ use uuid::Uuid;
 
 use crate::admission::Admission;
 use crate::config::{AgentConfig, AgentError};
+use crate::freshness::Freshness;
 use crate::journal::{Journal, Recovered};
 use crate::metrics::AgentMetrics;
 use crate::providers::{ProviderConfig, ProviderContext, node};
+use crate::running::{Cancelled, Running};
 use crate::{conditions, facts};
 
 /// How long jobs stopped at the end of the grace period get to report it.
@@ -85,7 +86,9 @@ impl Agent {
         let shared = Arc::new(Shared {
             admission,
             journal: Arc::new(journal),
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(Running::default()),
+            cancellations,
+            freshness: Freshness::new(bus.registry.ttl()),
             hostname: hostname.clone(),
             instance_id: Uuid::new_v4(),
             started_at: OffsetDateTime::now_utc(),
@@ -127,7 +130,7 @@ impl Agent {
         tasks.spawn(heartbeat_loop(shared.clone(), cancel.clone()));
         tasks.spawn(facts_loop(shared.clone(), cancel.clone()));
         tasks.spawn(drain_watch_loop(shared.clone(), cancel.clone()));
-        tasks.spawn(cancel_loop(shared.clone(), cancellations, cancel.clone()));
+        tasks.spawn(cancel_loop(shared.clone(), cancel.clone()));
         let permits = Arc::new(Semaphore::new(shared.config.max_jobs));
         let consume = vec![
             tokio::spawn(consume_loop(
@@ -235,7 +238,7 @@ impl AgentHandle {
             let stopped: Vec<CancellationToken> = {
                 let running = lock(&self.shared.running);
                 self.shared.stopping.store(true, Ordering::SeqCst);
-                running.values().cloned().collect()
+                running.tokens()
             };
             tracing::warn!(
                 hostname = %self.shared.hostname,
@@ -285,7 +288,11 @@ pub(crate) struct Shared {
     /// Work to clean up after a crash.
     pub(crate) journal: Arc<Journal>,
     /// Jobs running here, to stop when cancelled.
-    running: Mutex<HashMap<Uuid, CancellationToken>>,
+    running: Mutex<Running>,
+    /// Requests to cancel jobs, read by [`cancel_loop`] and by each job as
+    /// it starts.
+    cancellations: osapi_bus::CancelFeed,
+    pub(crate) freshness: Freshness,
     pub(crate) hostname: String,
     pub(crate) instance_id: Uuid,
     started_at: OffsetDateTime,
@@ -394,8 +401,12 @@ impl Shared {
             jobs_in_flight: self.in_flight.load(Ordering::SeqCst),
             agent_version: self.config.version.clone(),
         };
+        let sent = tokio::time::Instant::now();
         let accepted = self.bus.registry.put(registration).await;
         self.metrics.heartbeat(accepted.is_ok());
+        if accepted.is_ok() {
+            self.freshness.heartbeat_went_through(sent);
+        }
         accepted
     }
 
@@ -449,23 +460,38 @@ impl Shared {
     }
 
     /// Registers a job that starts running here; the token is cancelled
-    /// when the job is.
-    pub(crate) fn track(&self, id: Uuid) -> CancellationToken {
+    /// when the job is. `None` when a request to cancel it came before: it
+    /// must not start.
+    pub(crate) fn track(&self, id: Uuid) -> Option<CancellationToken> {
         let token = CancellationToken::new();
         // Under the lock `shutdown` takes to set `stopping`: a job that
         // gets this far after the grace period ended is stopped at once
         // (and reported), not left to be aborted silently.
         let mut running = lock(&self.running);
+        // Every request that came before this job, read now.
+        self.take_cancellations(&mut running);
         if self.stopping.load(Ordering::SeqCst) {
             token.cancel();
         }
-        running.insert(id, token.clone());
-        token
+        running.start(id, token.clone()).then_some(token)
+    }
+
+    /// Applies the cancellation requests that have arrived.
+    fn take_cancellations(&self, running: &mut Running) {
+        for id in self.cancellations.arrived() {
+            match running.cancel(id) {
+                Cancelled::Stopping => tracing::info!(job_id = %id, "job cancelled: stopping it"),
+                Cancelled::Remembered => {}
+                Cancelled::ForgotOne => self
+                    .freshness
+                    .disrupted("too many requests to cancel jobs not started"),
+            }
+        }
     }
 
     /// True while the job `id` runs here.
     pub(crate) fn is_running(&self, id: &Uuid) -> bool {
-        lock(&self.running).contains_key(id)
+        lock(&self.running).contains(id)
     }
 
     /// Forgets a job that stopped running.
@@ -571,25 +597,18 @@ async fn drain_watch_loop(shared: Arc<Shared>, cancel: CancellationToken) {
 }
 
 /// Stops the jobs the controller cancels.
-async fn cancel_loop(
-    shared: Arc<Shared>,
-    mut cancellations: tokio::sync::broadcast::Receiver<Uuid>,
-    cancel: CancellationToken,
-) {
+async fn cancel_loop(shared: Arc<Shared>, cancel: CancellationToken) {
     loop {
-        let id = tokio::select! {
+        let open = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = cancellations.recv() => match r {
-                Ok(id) => id,
-                // Missed some: running jobs also check their slot.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
+            open = shared.cancellations.wait() => open,
         };
-        if let Some(token) = lock(&shared.running).get(&id) {
-            tracing::info!(job_id = %id, "job cancelled: stopping it");
-            token.cancel();
+        if !open {
+            // Running jobs still check their slot now and then.
+            shared.freshness.deaf();
+            return;
         }
+        shared.take_cancellations(&mut lock(&shared.running));
     }
 }
 
@@ -636,6 +655,10 @@ async fn consume_loop(
         };
         match delivery {
             Ok(Some(delivery)) => {
+                let ticket =
+                    shared
+                        .freshness
+                        .delivered(kind, delivery.pending, shared.bus.queue.connects());
                 let waiting = early.is_none().then(|| shared.metrics.job_waiting());
                 let permit = match early {
                     Some(p) => p,
@@ -657,7 +680,7 @@ async fn consume_loop(
                 shared.job_started();
                 let shared = shared.clone();
                 running.spawn(async move {
-                    crate::job::run(&shared, delivery).await;
+                    crate::job::run(&shared, delivery, ticket).await;
                     shared.job_finished().await;
                     drop(permit);
                 });
@@ -665,6 +688,7 @@ async fn consume_loop(
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, queue = ?kind, "job queue error; retrying");
+                shared.freshness.disrupted("job queue error");
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod cancel;
 mod error;
 mod feed;
 pub mod memory;
@@ -37,6 +38,7 @@ pub mod nats;
 pub mod size;
 mod traits;
 
+pub use cancel::CancelFeed;
 pub use error::{BusError, BusResult};
 pub use traits::*;
 

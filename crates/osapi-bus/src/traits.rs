@@ -16,7 +16,7 @@ use osapi_api::records::{
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::BusResult;
+use crate::{BusResult, CancelFeed};
 
 /// Everything a controller or agent needs, on one backend.
 #[derive(Clone)]
@@ -201,6 +201,9 @@ pub struct Delivery {
     /// agent that took that one knows this for a copy (a replay published
     /// again has a sequence of its own).
     pub stream_sequence: Option<u64>,
+    /// How many more messages the queue held when this one was delivered,
+    /// when the bus says: 0 means the queue is caught up.
+    pub pending: Option<u64>,
 }
 
 /// The two queues an agent takes jobs from.
@@ -229,7 +232,14 @@ pub trait JobQueue: Send + Sync {
     /// controller also settles the job, which agents check while they work).
     async fn cancel(&self, job_id: Uuid, hostname: &str) -> BusResult<()>;
     /// Cancellation requests for agent `hostname`.
-    async fn cancellations(&self, hostname: &str) -> BusResult<broadcast::Receiver<Uuid>>;
+    async fn cancellations(&self, hostname: &str) -> BusResult<CancelFeed>;
+    /// How many times this bus connected so far: a number that changes
+    /// when the connection is made again, after which requests sent while
+    /// it was down (cancellations) are lost. A bus without a connection
+    /// always says 0.
+    fn connects(&self) -> u64 {
+        0
+    }
 }
 
 /// One queue, seen by one agent.

@@ -337,6 +337,12 @@ impl Drop for GroupGuard {
     }
 }
 
+/// How much of a stream one read takes at most. Well under glibc's 64 KiB,
+/// above which each free of the buffer (two per command) consolidates the
+/// heap and hands memory back to the kernel, to be asked for again by the
+/// next command.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Bytes read from one stream so far.
 #[derive(Default)]
 struct Captured {
@@ -361,9 +367,11 @@ impl Capture {
         let task = stream.map(|mut stream| {
             let buffer = buffer.clone();
             tokio::spawn(async move {
-                let mut chunk = vec![0u8; 64 * 1024];
+                // Filled by the kernel as it is, never zeroed first.
+                let mut chunk = Vec::with_capacity(READ_CHUNK);
                 loop {
-                    match stream.read(&mut chunk).await {
+                    chunk.clear();
+                    match stream.read_buf(&mut chunk).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
                             let mut b = locked(&buffer);

@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use osapi_api::ops::JobClass;
 use osapi_api::target::sanitize_key;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use crate::lock;
-use crate::{BusResult, Delivery, JobConsumer, JobQueue, QueueKind, Route};
+use crate::{BusResult, CancelFeed, Delivery, JobConsumer, JobQueue, QueueKind, Route};
 
 /// One FIFO queue with a wake-up for waiting consumers.
 #[derive(Default)]
@@ -27,14 +27,15 @@ impl Queue {
         self.notify.notify_one();
     }
 
-    fn pop(&self) -> Option<Uuid> {
+    /// The first item and how many are left behind it.
+    fn pop(&self) -> Option<(Uuid, usize)> {
         let mut items = lock(&self.items);
         let item = items.pop_front()?;
         if !items.is_empty() {
             // Pass the turn on so another waiting consumer takes the rest.
             self.notify.notify_one();
         }
-        Some(item)
+        Some((item, items.len()))
     }
 }
 
@@ -42,7 +43,8 @@ impl Queue {
 struct Shared {
     any: Arc<Queue>,
     hosts: Mutex<HashMap<String, Arc<Queue>>>,
-    cancels: Mutex<HashMap<String, tokio::sync::broadcast::Sender<Uuid>>>,
+    /// The agents listening for cancellations, by host.
+    cancels: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Uuid>>>>,
 }
 
 impl Shared {
@@ -53,11 +55,21 @@ impl Shared {
             .clone()
     }
 
-    fn cancels(&self, hostname: &str) -> tokio::sync::broadcast::Sender<Uuid> {
+    /// Tells every agent listening as `hostname` (agents that stopped
+    /// listening are forgotten).
+    fn cancel(&self, hostname: &str, job_id: Uuid) {
+        if let Some(listeners) = lock(&self.cancels).get_mut(&sanitize_key(hostname)) {
+            listeners.retain(|l| l.send(job_id).is_ok());
+        }
+    }
+
+    fn listen(&self, hostname: &str) -> mpsc::UnboundedReceiver<Uuid> {
+        let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.cancels)
             .entry(sanitize_key(hostname))
-            .or_insert_with(|| tokio::sync::broadcast::channel(64).0)
-            .clone()
+            .or_default()
+            .push(tx);
+        rx
     }
 }
 
@@ -85,16 +97,13 @@ impl JobQueue for MemoryJobQueue {
     }
 
     async fn cancel(&self, job_id: Uuid, hostname: &str) -> BusResult<()> {
-        // No receiver: the agent is not listening, nothing to stop.
-        let _ = self.shared.cancels(hostname).send(job_id);
+        // No listener: the agent is not running, nothing to stop.
+        self.shared.cancel(hostname, job_id);
         Ok(())
     }
 
-    async fn cancellations(
-        &self,
-        hostname: &str,
-    ) -> BusResult<tokio::sync::broadcast::Receiver<Uuid>> {
-        Ok(self.shared.cancels(hostname).subscribe())
+    async fn cancellations(&self, hostname: &str) -> BusResult<CancelFeed> {
+        Ok(CancelFeed::new(self.shared.listen(hostname)))
     }
 
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
@@ -122,13 +131,14 @@ impl JobConsumer for MemoryConsumer {
             let notified = self.queue.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(job_id) = self.queue.pop() {
+            if let Some((job_id, left)) = self.queue.pop() {
                 return Ok(Some(Delivery {
                     job_id,
                     route: self.route.clone(),
                     record: None,
                     redelivered: false,
                     stream_sequence: None,
+                    pending: Some(left as u64),
                 }));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

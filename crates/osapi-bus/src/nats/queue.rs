@@ -9,6 +9,7 @@
 //! agent knows it for a job it took.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
@@ -18,12 +19,12 @@ use futures::StreamExt;
 use osapi_api::ops::JobClass;
 use osapi_api::records::JobRecord;
 use osapi_api::target::sanitize_key;
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::Conn;
 use super::util::{backend, encode};
-use crate::{BusError, BusResult, Delivery, JobConsumer, JobQueue, QueueKind, Route};
+use crate::cancel::CancelSource;
+use crate::{BusError, BusResult, CancelFeed, Delivery, JobConsumer, JobQueue, QueueKind, Route};
 
 /// Job notifications on NATS.
 pub struct NatsJobQueue {
@@ -73,28 +74,22 @@ impl JobQueue for NatsJobQueue {
             .map_err(|e| backend("send a cancellation", e))
     }
 
-    async fn cancellations(&self, hostname: &str) -> BusResult<broadcast::Receiver<Uuid>> {
-        let mut sub = self
+    async fn cancellations(&self, hostname: &str) -> BusResult<CancelFeed> {
+        let subscriber = self
             .conn
             .client
             .subscribe(self.cancel_subject(hostname))
             .await
             .map_err(|e| backend("listen for cancellations", e))?;
-        let (tx, rx) = broadcast::channel(64);
-        tokio::spawn(async move {
-            while let Some(m) = sub.next().await {
-                let id = std::str::from_utf8(&m.payload)
-                    .ok()
-                    .and_then(|t| Uuid::parse_str(t.trim()).ok());
-                // Ends with the last receiver.
-                if let Some(id) = id
-                    && tx.send(id).is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Ok(rx)
+        Ok(CancelFeed::new(Cancellations(subscriber)))
+    }
+
+    fn connects(&self) -> u64 {
+        self.conn
+            .client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn consumer(&self, hostname: &str, kind: QueueKind) -> BusResult<Box<dyn JobConsumer>> {
@@ -178,6 +173,29 @@ impl NatsJobQueue {
             .await
             .map(|_: PullConsumer| ())
             .map_err(|e| backend(&format!("create consumer {name}"), e))
+    }
+}
+
+/// Cancellation requests, read straight off the connection's subscription
+/// (so a job about to start sees every one that came before it).
+struct Cancellations(async_nats::Subscriber);
+
+impl CancelSource for Cancellations {
+    fn poll_cancel(&mut self, cx: &mut Context<'_>) -> Poll<Option<Uuid>> {
+        loop {
+            match self.0.poll_next_unpin(cx) {
+                Poll::Ready(Some(m)) => {
+                    let id = std::str::from_utf8(&m.payload)
+                        .ok()
+                        .and_then(|t| Uuid::parse_str(t.trim()).ok());
+                    if let Some(id) = id {
+                        return Poll::Ready(Some(id));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -289,9 +307,13 @@ impl JobConsumer for NatsConsumer {
             Route::Host(_) => message.ack().await,
         };
         acked.map_err(|e| backend(&format!("acknowledge job on {}", self.name), e))?;
-        let (redelivered, stream_sequence) = match message.info() {
-            Ok(info) => (info.delivered > 1, Some(info.stream_sequence)),
-            Err(_) => (false, None),
+        let (redelivered, stream_sequence, pending) = match message.info() {
+            Ok(info) => (
+                info.delivered > 1,
+                Some(info.stream_sequence),
+                Some(info.pending),
+            ),
+            Err(_) => (false, None, None),
         };
         // The payload is the job record (ours) or just its id (upstream's shape).
         let record: Option<Arc<JobRecord>> = serde_json::from_slice::<JobRecord>(&message.payload)
@@ -314,6 +336,7 @@ impl JobConsumer for NatsConsumer {
             record,
             redelivered,
             stream_sequence,
+            pending,
         }))
     }
 }

@@ -132,3 +132,90 @@ async fn large_outputs_arrive_whole_or_say_they_were_cut() {
     let listed = client.jobs(None, 2, 0).await.unwrap();
     assert_eq!(listed.items.len(), 2);
 }
+
+/// Submits `touch <marker>` to `host` and returns the job's id.
+async fn toucher(
+    client: &osapi_client::Client,
+    host: &str,
+    marker: &std::path::Path,
+) -> uuid::Uuid {
+    client
+        .submit(
+            "command.exec.execute",
+            json!({"command": "touch", "args": [marker]}),
+            host,
+        )
+        .await
+        .unwrap()
+        .job_id
+}
+
+/// Runs a job on `host` to the end: every job queued for it before has
+/// been taken (its queue is first in, first out).
+async fn run_after(client: &osapi_client::Client, host: &str) {
+    let req = CreateJobRequest::new("command.exec.execute", json!({"command": "true"}), host);
+    let d = client.run_job(&req, WAIT).await.unwrap();
+    assert_eq!(d.status(), JobStatus::Completed, "{:?}", d.error);
+}
+
+/// A job the controller settled while it waited in a host's queue never
+/// runs there, whichever way the agent learns of it: a cancellation heard
+/// while the job waited (the agent then skips reading the job's state), or
+/// reading the state because the agent may have missed something (it was
+/// down when the job was cancelled, or stopped long enough to be recorded
+/// lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_settled_while_queued_never_run() {
+    let mut c = Cluster::start(Duration::from_secs(3)).await;
+    c.add_controller().await;
+    let spec = AgentSpec::new("q1");
+    c.add_agents(std::slice::from_ref(&spec)).await;
+    let client = c.client(0);
+    let dir = c.dir.path().to_path_buf();
+    let marker = |name: &str| dir.join(name);
+    // The queue is caught up: the agent trusts what it hears.
+    run_after(&client, "q1").await;
+
+    // Cancelled while it waits (the agent drained): the request is heard.
+    client.drain("q1").await.unwrap();
+    let heard = toucher(&client, "q1", &marker("heard")).await;
+    client.delete_job(heard).await.unwrap();
+    client.undrain("q1").await.unwrap();
+    run_after(&client, "q1").await;
+    assert!(
+        !marker("heard").exists(),
+        "a job cancelled while queued ran"
+    );
+
+    // Cancelled while the agent is down (the request is lost): read at
+    // its start, the job is found settled.
+    c.agents.get_mut("q1").unwrap().kill();
+    let unheard = toucher(&client, "q1", &marker("unheard")).await;
+    client.delete_job(unheard).await.unwrap();
+    c.restart_agent(&spec).await;
+    run_after(&client, "q1").await;
+    assert!(
+        !marker("unheard").exists(),
+        "a job cancelled while its agent was down ran"
+    );
+
+    // Recorded lost while the agent was stopped (no heartbeat within the
+    // registration's 3 s): after it resumes, the job is read and skipped.
+    let pid = nix::unistd::Pid::from_raw(c.agents["q1"].child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let stopped = toucher(&client, "q1", &marker("stopped")).await;
+    let lost = client.wait_job(stopped, WAIT).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let lost = lost.unwrap();
+    assert!(
+        lost.error.as_deref().unwrap_or_default().contains("lost"),
+        "{lost:?}"
+    );
+    wait_for(WAIT, "the agent to register again", || {
+        let client = client.clone();
+        async move { client.agent("q1").await.is_ok() }
+    })
+    .await;
+    run_after(&client, "q1").await;
+    assert!(!marker("stopped").exists(), "a job recorded lost ran later");
+}
