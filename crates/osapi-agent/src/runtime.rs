@@ -81,6 +81,14 @@ impl Agent {
                 "cleaned up after a previous run of this agent"
             );
         }
+        if config.heartbeat_interval >= bus.registry.ttl() / 2 {
+            tracing::warn!(
+                heartbeat_interval = ?config.heartbeat_interval,
+                registry_ttl = ?bus.registry.ttl(),
+                "heartbeats at least half the registry's time to live apart: \
+                 every job's state is read before it starts (leave the interval unset for a third of the TTL)"
+            );
+        }
         let drained_now = bus.state.is_drained(&hostname).await?;
         let cancellations = bus.queue.cancellations(&hostname).await?;
         let shared = Arc::new(Shared {
