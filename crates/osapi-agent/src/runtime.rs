@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::admission::Admission;
 use crate::config::{AgentConfig, AgentError};
-use crate::freshness::Freshness;
+use crate::freshness::{Era, Freshness, Moment};
 use crate::journal::{Journal, Recovered};
 use crate::metrics::AgentMetrics;
 use crate::providers::{ProviderConfig, ProviderContext, node};
@@ -81,12 +81,14 @@ impl Agent {
                 "cleaned up after a previous run of this agent"
             );
         }
-        if config.heartbeat_interval >= bus.registry.ttl() / 2 {
+        // A heartbeat takes some time of its own: the gap between two is
+        // the interval and then some; past half the TTL it is a disruption.
+        if config.heartbeat_interval * 5 > bus.registry.ttl() * 2 {
             tracing::warn!(
                 heartbeat_interval = ?config.heartbeat_interval,
                 registry_ttl = ?bus.registry.ttl(),
-                "heartbeats at least half the registry's time to live apart: \
-                 every job's state is read before it starts (leave the interval unset for a third of the TTL)"
+                "heartbeats more than 2/5 of the registry's time to live apart: \
+                 jobs' state is read before they start (leave the interval unset for a third of the TTL)"
             );
         }
         let drained_now = bus.state.is_drained(&hostname).await?;
@@ -409,7 +411,7 @@ impl Shared {
             jobs_in_flight: self.in_flight.load(Ordering::SeqCst),
             agent_version: self.config.version.clone(),
         };
-        let sent = tokio::time::Instant::now();
+        let sent = Moment::now();
         let accepted = self.bus.registry.put(registration).await;
         self.metrics.heartbeat(accepted.is_ok());
         if accepted.is_ok() {
@@ -636,6 +638,11 @@ async fn consume_loop(
 ) {
     let mut drained = shared.drained.subscribe();
     let mut running = JoinSet::new();
+    // Since when the consumer has asked the bus for messages: after a
+    // disruption, what it fetched before is dropped (and comes again as
+    // redelivered), so that a delivery saying "nothing behind me" speaks of
+    // the queue as it is now.
+    let mut asked: Option<Era> = None;
     loop {
         // Reap finished jobs so the set does not grow.
         while running.try_join_next().is_some() {}
@@ -656,6 +663,13 @@ async fn consume_loop(
         } else {
             None
         };
+        let era = shared.freshness.era(shared.bus.queue.connects());
+        if asked != Some(era) {
+            if asked.is_some() && kind == QueueKind::Host {
+                consumer.restart();
+            }
+            asked = Some(era);
+        }
         let delivery = tokio::select! {
             _ = cancel.cancelled() => break,
             _ = drained.changed() => continue,
@@ -663,10 +677,12 @@ async fn consume_loop(
         };
         match delivery {
             Ok(Some(delivery)) => {
-                let ticket =
-                    shared
-                        .freshness
-                        .delivered(kind, delivery.pending, shared.bus.queue.connects());
+                let ticket = shared.freshness.delivered(
+                    kind,
+                    delivery.pending,
+                    shared.bus.queue.connects(),
+                    era,
+                );
                 let waiting = early.is_none().then(|| shared.metrics.job_waiting());
                 let permit = match early {
                     Some(p) => p,

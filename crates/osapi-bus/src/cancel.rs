@@ -6,6 +6,7 @@
 //! to later.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -84,8 +85,9 @@ impl CancelFeed {
     }
 
     /// The requests that have arrived and were not read yet, without
-    /// waiting: every request the bus received before the job this agent
-    /// took last (the bus hands messages over in the order they came).
+    /// waiting: every request that reached this agent's connection before
+    /// the job it took last (a connection hands messages over in the order
+    /// they came).
     pub fn arrived(&self) -> Vec<Uuid> {
         let mut inner = lock(&self.inner);
         let waker = inner
@@ -94,13 +96,21 @@ impl CancelFeed {
             .unwrap_or_else(|| Waker::noop().clone());
         let mut cx = Context::from_waker(&waker);
         let mut out: Vec<Uuid> = inner.held.drain(..).collect();
-        while !inner.ended {
-            match inner.source.poll_cancel(&mut cx) {
-                Poll::Ready(Some(id)) => out.push(id),
-                Poll::Ready(None) => inner.ended = true,
-                Poll::Pending => break,
+        // Unconstrained: tokio's channels answer "nothing yet" once a task
+        // has used its budget of operations, which would hide requests that
+        // did arrive.
+        let mut read = std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            while !inner.ended {
+                match inner.source.poll_cancel(cx) {
+                    Poll::Ready(Some(id)) => out.push(id),
+                    Poll::Ready(None) => inner.ended = true,
+                    Poll::Pending => break,
+                }
             }
-        }
+            Poll::Ready(())
+        })));
+        // Ready on the first poll: the closure never waits.
+        let _ = read.as_mut().poll(&mut cx);
         out
     }
 }
@@ -144,5 +154,17 @@ mod tests {
         assert_eq!(feed.arrived(), vec![a]);
         assert!(!feed.wait().await, "closed, and everything read");
         assert!(feed.arrived().is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_request_that_arrived_is_read_however_many() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let feed = CancelFeed::new(rx);
+        // More than tokio's budget of operations per task (128).
+        let sent: Vec<Uuid> = (0..1000).map(|_| Uuid::new_v4()).collect();
+        for id in &sent {
+            tx.send(*id).unwrap();
+        }
+        assert_eq!(feed.arrived(), sent);
     }
 }

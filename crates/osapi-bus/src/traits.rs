@@ -248,6 +248,11 @@ pub trait JobConsumer: Send {
     /// The next job, waiting at most `wait`; `Ok(None)` when none came. A job
     /// returned here is taken: no other agent gets it and it is not redelivered.
     async fn next(&mut self, wait: Duration) -> BusResult<Option<Delivery>>;
+    /// Drops what the client fetched for this queue and has not returned
+    /// yet (the bus delivers such a message again later, as redelivered);
+    /// the next call asks the bus afresh. Nothing to do for buses that
+    /// fetch nothing ahead.
+    fn restart(&mut self) {}
 }
 
 /// A change in the set of live agents.

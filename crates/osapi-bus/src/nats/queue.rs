@@ -265,6 +265,10 @@ impl NatsConsumer {
 
 #[async_trait]
 impl JobConsumer for NatsConsumer {
+    fn restart(&mut self) {
+        self.messages = None;
+    }
+
     async fn next(&mut self, wait: Duration) -> BusResult<Option<Delivery>> {
         if self.messages.is_none() {
             let consumer = self.open().await?.clone();

@@ -421,22 +421,28 @@ impl JobService {
             self.index.remove(id);
             return Ok(false);
         }
+        // The hosts are told first, whatever happens next: an agent running
+        // the job stops it, and one that has it queued remembers not to
+        // start it (agents trust these requests instead of reading each
+        // job's state before they start it, unless they may have missed
+        // one). Sent before the writes below on the same connection, so
+        // an agent that reads the state sees it settled only after the
+        // request reached its server.
+        let hosts: Vec<&str> = pending
+            .iter()
+            .filter(|p| p.hostname != view::ANY_HOST)
+            .map(|p| p.hostname.as_str())
+            .collect();
+        for host in hosts {
+            if let Err(e) = self.bus.queue.cancel(id, host).await {
+                tracing::warn!(job_id = %id, host, error = %e, "cannot tell an agent to stop");
+            }
+        }
         for p in &pending {
             let slot = slot_of(&snapshot.record, &p.hostname).to_string();
             let event = JobEvent::now(id, EventKind::Cancelled, p.hostname.clone())
                 .with_error("job cancelled");
             self.bus.jobs.append(id, &slot, vec![event], None).await?;
-        }
-        // Who may be running it: the hosts that took it.
-        let running: Vec<&str> = pending
-            .iter()
-            .filter(|p| p.hostname != view::ANY_HOST)
-            .map(|p| p.hostname.as_str())
-            .collect();
-        for host in running {
-            if let Err(e) = self.bus.queue.cancel(id, host).await {
-                tracing::warn!(job_id = %id, host, error = %e, "cannot tell an agent to stop");
-            }
         }
         let settled = self.snapshot(id).await?;
         self.index.upsert(&settled);
