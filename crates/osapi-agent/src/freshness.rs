@@ -58,6 +58,15 @@ struct Inner {
     deaf: bool,
 }
 
+impl Inner {
+    fn era(&self, connects: u64) -> Era {
+        Era {
+            connects,
+            disruptions: self.disruptions,
+        }
+    }
+}
+
 /// Between two events that may have hidden a settlement: a connection made
 /// again, a gap in heartbeats, cancellation requests forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +152,7 @@ impl Freshness {
 
     /// The era now, on the bus's `connects`-th connection.
     pub(crate) fn era(&self, connects: u64) -> Era {
-        Era {
-            connects,
-            disruptions: self.lock().disruptions,
-        }
+        self.lock().era(connects)
     }
 
     /// A job was delivered from `kind`, with `pending` more behind it, on
@@ -162,10 +168,7 @@ impl Freshness {
         asked: Era,
     ) -> Ticket {
         let mut inner = self.lock();
-        let era = Era {
-            connects,
-            disruptions: inner.disruptions,
-        };
+        let era = inner.era(connects);
         let own_queue = kind == QueueKind::Host;
         let behind = inner.caught_up != Some(era);
         if own_queue && pending == Some(0) && asked == era {
@@ -188,10 +191,7 @@ impl Freshness {
         connects: u64,
     ) -> bool {
         let inner = self.lock();
-        let era = Era {
-            connects,
-            disruptions: inner.disruptions,
-        };
+        let era = inner.era(connects);
         let heartbeat_fresh = inner
             .heartbeat
             .is_some_and(|h| h.elapsed() <= self.gap_limit);

@@ -138,7 +138,6 @@ async fn run_in(
         // lost, or expired while queued): running it now would do work
         // nobody waits for. A cancellation that came first says so here.
         let Some(cancelled) = shared.track(id) else {
-            shared.untrack(id);
             tracing::info!(job_id = %id, "job cancelled before it started; skipping");
             shared.metrics.job_outcome(label, "skipped");
             return;

@@ -53,14 +53,14 @@ impl Running {
     }
 
     /// Job `id` starts, stopped by `token`; `false` if it was cancelled
-    /// before (the token is cancelled then).
+    /// before (the token is cancelled then, and the job not registered).
     pub(crate) fn start(&mut self, id: Uuid, token: CancellationToken) -> bool {
-        let cancelled = self.cancelled.remove(&id);
-        if cancelled {
+        if self.cancelled.remove(&id) {
             token.cancel();
+            return false;
         }
         self.jobs.insert(id, token);
-        !cancelled
+        true
     }
 
     /// True while job `id` runs here.

@@ -611,11 +611,18 @@ agent:
     /// `name` serving its metrics: the cluster, the agent's settings and
     /// its metrics URL.
     pub async fn with_metered_agent(name: &str) -> (Cluster, AgentSpec, String) {
-        let mut c = Cluster::start(Duration::from_secs(10)).await;
-        c.add_controller().await;
         let (spec, metrics) = AgentSpec::new(name).serving_metrics();
-        c.add_agents(std::slice::from_ref(&spec)).await;
+        let c = Cluster::with_agent(Duration::from_secs(10), &spec).await;
         (c, spec, metrics)
+    }
+
+    /// A cluster (registry TTL `ttl`) with one controller and the agent
+    /// `spec`, registered.
+    pub async fn with_agent(ttl: Duration, spec: &AgentSpec) -> Cluster {
+        let mut c = Cluster::start(ttl).await;
+        c.add_controller().await;
+        c.add_agents(std::slice::from_ref(spec)).await;
+        c
     }
 
     /// Starts an agent that is expected to fail at start; returns its exit

@@ -48,10 +48,8 @@ fn sleeper(pidfile: &std::path::Path) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_and_orphaned_commands_are_killed() {
-    let mut c = Cluster::start(Duration::from_secs(3)).await;
-    c.add_controller().await;
     let spec = AgentSpec::new("w1");
-    c.add_agents(std::slice::from_ref(&spec)).await;
+    let mut c = Cluster::with_agent(Duration::from_secs(3), &spec).await;
     let client = c.client(0);
 
     // DELETE /job/{id} of a running command kills it on the agent.
@@ -105,9 +103,7 @@ async fn cancelled_and_orphaned_commands_are_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_outputs_arrive_whole_or_say_they_were_cut() {
-    let mut c = Cluster::start(Duration::from_secs(10)).await;
-    c.add_controller().await;
-    c.add_agents(&[AgentSpec::new("w1")]).await;
+    let c = Cluster::with_agent(Duration::from_secs(10), &AgentSpec::new("w1")).await;
     let client = c.client(0);
     let run = |command: &str| {
         let req = CreateJobRequest::new("command.shell.execute", json!({"command": command}), "w1");
@@ -166,10 +162,8 @@ async fn run_after(client: &osapi_client::Client, host: &str) {
 /// lost).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_settled_while_queued_never_run() {
-    let mut c = Cluster::start(Duration::from_secs(3)).await;
-    c.add_controller().await;
     let spec = AgentSpec::new("q1");
-    c.add_agents(std::slice::from_ref(&spec)).await;
+    let mut c = Cluster::with_agent(Duration::from_secs(3), &spec).await;
     let client = c.client(0);
     let dir = c.dir.path().to_path_buf();
     let marker = |name: &str| dir.join(name);
