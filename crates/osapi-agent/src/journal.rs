@@ -78,7 +78,12 @@ impl Drop for Entry {
 /// The start time of process `pid` (clock ticks since boot), from
 /// `/proc/<pid>/stat`.
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One read into a buffer on the stack (once per command started): the
+    // line is well under 1 KiB (a command name is at most 16 bytes).
+    let mut buf = [0u8; 1024];
+    let n =
+        std::io::Read::read(&mut File::open(format!("/proc/{pid}/stat")).ok()?, &mut buf).ok()?;
+    let stat = std::str::from_utf8(buf.get(..n)?).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count
     // fields after its closing parenthesis. Start time is field 22.
     let rest = &stat[stat.rfind(')')? + 1..];

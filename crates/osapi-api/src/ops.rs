@@ -158,7 +158,20 @@ impl Validate for RunConditions {
 
 impl Validate for FileDeployParams {
     fn validate(&self) -> Result<(), String> {
-        validate_deploy(&self.object_name, &self.path, self.mode.as_deref())
+        validate_deploy(&self.object_name, &self.path, self.mode.as_deref())?;
+        match &self.object_sha256 {
+            Some(sha)
+                if sha.len() != 64
+                    || !sha
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                Err(format!(
+                    "object_sha256 {sha:?} is not a SHA-256 digest (64 lowercase hex digits)"
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -593,6 +606,15 @@ pub mod params {
         /// result, at most 64 KiB).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         pub diff: bool,
+        /// SHA-256 (lowercase hex) of the object's content this job
+        /// deploys. The controller sets it when it queues the job, so every
+        /// host deploys the same version: an agent that has that version at
+        /// hand reads nothing from the file store, and one that finds the
+        /// object replaced since fails the job instead of deploying other
+        /// content. A client may set it to deploy only that version (the
+        /// controller refuses the job when the object is another).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub object_sha256: Option<String>,
     }
 
     /// `data` of `node.packages.get`.

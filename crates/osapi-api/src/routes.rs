@@ -659,6 +659,8 @@ impl NodeRoute for op::FileDeploy {
             vars: req.vars.unwrap_or_default(),
             dry_run: false,
             diff: false,
+            // Set by the controller as it queues the job.
+            object_sha256: None,
         })
     }
     fn respond(job_id: Uuid, answers: &[HostAnswer]) -> Result<Self::Response, String> {

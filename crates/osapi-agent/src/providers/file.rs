@@ -56,22 +56,31 @@ pub async fn deploy(
         .transpose()
         .map_err(wrap)?;
 
-    let (_, object) = ctx
-        .objects
-        .get(&params.object_name)
-        .await
+    let name = &params.object_name;
+    let read = match params.object_sha256.as_deref() {
+        Some(sha256) => ctx.objects.get_version(name, sha256).await,
+        None => ctx.objects.get(name).await,
+    };
+    let (info, object) = read
         .map_err(|e| {
             wrap(format!(
-                "cannot read object {:?} from the file store: {e}",
-                params.object_name
+                "cannot read object {name:?} from the file store: {e}"
             ))
         })?
-        .ok_or_else(|| {
-            wrap(format!(
-                "object {:?} not found in the file store",
-                params.object_name
-            ))
-        })?;
+        .ok_or_else(|| wrap(format!("object {name:?} not found in the file store")))?;
+    // The job deploys the version it was queued with, or nothing.
+    if let Some(pinned) = &params.object_sha256 {
+        let held = match info.sha256.as_str() {
+            "" => hex::encode(Sha256::digest(&object)),
+            known => known.to_string(),
+        };
+        if held != *pinned {
+            return Err(wrap(format!(
+                "object {name:?} was replaced after this job was queued (the job deploys the \
+                 version with sha256 {pinned}, the file store now holds {held}): deploy it again"
+            )));
+        }
+    }
 
     let content: Vec<u8> = match params.content_type {
         ContentType::Raw => object.to_vec(),
@@ -874,6 +883,33 @@ mod tests {
         assert!(deploy(&params("o", &link), &f.ctx).await.unwrap().changed);
         assert!(fs::symlink_metadata(&link).unwrap().is_file());
         assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+    }
+
+    #[tokio::test]
+    async fn a_pinned_version_is_deployed_or_nothing() {
+        let f = fixture();
+        let v1 = f
+            .objects
+            .put("motd", "raw", Bytes::from_static(b"one\n"))
+            .await
+            .unwrap();
+        let to = f.dir.path().join("motd");
+        let pinned = |sha: &str| FileDeployParams {
+            object_sha256: Some(sha.into()),
+            ..params("motd", &to)
+        };
+        assert!(deploy(&pinned(&v1.sha256), &f.ctx).await.unwrap().changed);
+        assert_eq!(fs::read(&to).unwrap(), b"one\n");
+        f.objects
+            .put("motd", "raw", Bytes::from_static(b"two\n"))
+            .await
+            .unwrap();
+        let e = deploy(&pinned(&v1.sha256), &f.ctx).await.unwrap_err();
+        assert!(
+            e.0.contains("was replaced after this job was queued"),
+            "{e:?}"
+        );
+        assert_eq!(fs::read(&to).unwrap(), b"one\n", "nothing written");
     }
 
     #[tokio::test]

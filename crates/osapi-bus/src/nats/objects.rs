@@ -138,13 +138,26 @@ impl ObjectStore for NatsObjectStore {
             if let Some(data) = self.read_chunks(&info).await?
                 && (out.sha256.is_empty() || hex::encode(Sha256::digest(&data)) == out.sha256)
             {
-                crate::lock(&self.recent).put(&info.nuid, &out.sha256, &data);
+                crate::lock(&self.recent).put(&info.nuid, &out, &data);
                 return Ok(Some((out, data)));
             }
         }
         Err(crate::BusError::Backend(format!(
             "read file {name}: it kept changing while being read"
         )))
+    }
+
+    async fn get_version(
+        &self,
+        name: &str,
+        sha256: &str,
+    ) -> BusResult<Option<(ObjectInfo, Bytes)>> {
+        // Held since it was read (and checked against its digest): nothing
+        // to ask the store.
+        if let Some(held) = crate::lock(&self.recent).version(name, sha256) {
+            return Ok(Some(held));
+        }
+        self.get(name).await
     }
 
     async fn info(&self, name: &str) -> BusResult<Option<ObjectInfo>> {
@@ -214,32 +227,56 @@ const RECENT_BYTES: usize = 1 << 20;
 const RECENT_LARGEST: usize = 256 << 10;
 
 /// Small object contents read lately, oldest first, within `RECENT_BYTES`.
+/// Every one was checked against its SHA-256 digest when read.
 #[derive(Default)]
 struct RecentObjects {
-    entries: std::collections::VecDeque<(String, String, Bytes)>,
+    entries: std::collections::VecDeque<Recent>,
     bytes: usize,
 }
 
+/// One object version read lately.
+struct Recent {
+    nuid: String,
+    info: ObjectInfo,
+    data: Bytes,
+}
+
 impl RecentObjects {
+    /// The content of the version stored as `nuid` with digest `sha256`.
     fn get(&self, nuid: &str, sha256: &str) -> Option<Bytes> {
         self.entries
             .iter()
-            .find(|(n, d, _)| n == nuid && d == sha256)
-            .map(|(_, _, data)| data.clone())
+            .find(|r| r.nuid == nuid && r.info.sha256 == sha256)
+            .map(|r| r.data.clone())
     }
 
-    fn put(&mut self, nuid: &str, sha256: &str, data: &Bytes) {
-        if data.len() > RECENT_LARGEST || sha256.is_empty() || self.get(nuid, sha256).is_some() {
+    /// The version of object `name` whose digest is `sha256`.
+    fn version(&self, name: &str, sha256: &str) -> Option<(ObjectInfo, Bytes)> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|r| r.info.name == name && r.info.sha256 == sha256)
+            .map(|r| (r.info.clone(), r.data.clone()))
+    }
+
+    fn put(&mut self, nuid: &str, info: &ObjectInfo, data: &Bytes) {
+        if data.len() > RECENT_LARGEST
+            || info.sha256.is_empty()
+            || self.get(nuid, &info.sha256).is_some()
+        {
             return;
         }
         self.bytes += data.len();
-        self.entries
-            .push_back((nuid.to_string(), sha256.to_string(), data.clone()));
+        self.entries.push_back(Recent {
+            nuid: nuid.to_string(),
+            info: info.clone(),
+            data: data.clone(),
+        });
         while self.bytes > RECENT_BYTES {
-            let Some((_, _, old)) = self.entries.pop_front() else {
+            let Some(old) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= old.len();
+            self.bytes -= old.data.len();
         }
     }
 }

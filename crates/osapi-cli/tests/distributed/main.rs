@@ -386,6 +386,75 @@ async fn files_across_controllers_and_agents() {
     }
 }
 
+/// A deploy deploys the version of its object it was queued with, or
+/// nothing: an agent that holds that version (it deployed it before) uses
+/// it although the object was replaced meanwhile; one that does not finds
+/// the object replaced and fails the job, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_are_of_the_version_queued() {
+    let spec = AgentSpec::new("v1");
+    let c = Cluster::with_agent(Duration::from_secs(10), &spec).await;
+    let client = c.client(0);
+    let path = |name: &str| c.dir.path().join(name);
+    let deploy = |object: &str, to: &str| {
+        let client = client.clone();
+        let data = json!({"object_name": object, "path": path(to), "content_type": "raw"});
+        async move {
+            client
+                .submit("file.deploy.execute", data, "v1")
+                .await
+                .unwrap()
+                .job_id
+        }
+    };
+    let upload = |object: &'static str, content: &'static [u8]| {
+        let client = client.clone();
+        async move {
+            client
+                .upload_file(object, ContentType::Raw, content, true)
+                .await
+                .unwrap()
+        }
+    };
+    upload("motd", b"first\n").await;
+    let done = client
+        .wait_job(deploy("motd", "a").await, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(done.status(), JobStatus::Completed, "{done:?}");
+
+    // Queued while the agent is drained; each object replaced afterwards.
+    upload("other", b"one\n").await;
+    client.drain("v1").await.unwrap();
+    let held = deploy("motd", "b").await;
+    let unread = deploy("other", "c").await;
+    let second_sha = upload("motd", b"second\n").await.sha256;
+    upload("other", b"two\n").await;
+    let current = deploy("motd", "d").await;
+    client.undrain("v1").await.unwrap();
+
+    let held = client.wait_job(held, WAIT).await.unwrap();
+    assert_eq!(held.status(), JobStatus::Completed, "{held:?}");
+    assert_eq!(std::fs::read(path("b")).unwrap(), b"first\n");
+    let unread = client.wait_job(unread, WAIT).await.unwrap();
+    assert_eq!(unread.status(), JobStatus::Failed, "{unread:?}");
+    let error = unread.error.unwrap_or_default();
+    assert!(
+        error.contains("was replaced after this job was queued"),
+        "{error}"
+    );
+    assert!(!path("c").exists(), "a replaced object was deployed");
+    let current = client.wait_job(current, WAIT).await.unwrap();
+    assert_eq!(current.status(), JobStatus::Completed, "{current:?}");
+    assert_eq!(std::fs::read(path("d")).unwrap(), b"second\n");
+    let pinned = current.operation.unwrap_or_default()["data"]["object_sha256"].clone();
+    assert_eq!(
+        pinned,
+        json!(second_sha),
+        "the job records the version it deploys"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drained_agent_process_finishes_work_and_takes_no_more() {
     let mut c = Cluster::start(Duration::from_secs(10)).await;

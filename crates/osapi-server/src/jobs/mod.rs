@@ -91,7 +91,11 @@ impl JobService {
         timeout: Option<Duration>,
         retry_of: Option<Uuid>,
     ) -> ApiResult<Created> {
+        let mut operation = operation;
         let op_type = validate_operation(&operation)?;
+        if op_type == Operation::FileDeploy.as_str() {
+            self.pin_object(&mut operation).await?;
+        }
         let parsed_target =
             Target::parse(target).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let expected_hosts = self.directory.resolve(&parsed_target).await?;
@@ -158,6 +162,36 @@ impl JobService {
             }
         }
         Ok(Created { record, revision })
+    }
+
+    /// Records in a deploy's data which version of its object it deploys
+    /// (`object_sha256`), so that every host deploys the same content and
+    /// agents that hold it read nothing. A version the client named must be
+    /// the object's current one. A missing object is left for the agents to
+    /// report, as before.
+    async fn pin_object(&self, operation: &mut Value) -> ApiResult<()> {
+        let Some(data) = operation.get_mut("data").and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        let Some(name) = data.get("object_name").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let Some(info) = self.bus.objects.info(name).await? else {
+            return Ok(());
+        };
+        if info.sha256.is_empty() {
+            return Ok(());
+        }
+        match data.get("object_sha256").and_then(Value::as_str) {
+            Some(asked) if asked != info.sha256 => Err(ApiError::conflict(format!(
+                "object {name:?} is now the version with sha256 {}, not {asked}",
+                info.sha256
+            ))),
+            _ => {
+                data.insert("object_sha256".into(), Value::String(info.sha256));
+                Ok(())
+            }
+        }
     }
 
     fn default_deadline(&self, operation: &Value) -> Duration {

@@ -226,3 +226,85 @@ async fn a_deploy_removes_temp_files_left_by_interrupted_ones() {
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"port 80\n");
 }
+
+/// A deploy records the version of its object it deploys; a client may
+/// name the version (refused when the object is another, or when the name
+/// is not a digest); a job whose object was replaced while it waited fails
+/// instead of deploying other content.
+#[tokio::test]
+async fn a_deploy_is_of_the_version_it_was_queued_with() {
+    let stack = common::single().await;
+    let client = &stack.client;
+    let first = client
+        .upload_file("motd", ContentType::Raw, &b"first\n"[..], false)
+        .await
+        .unwrap();
+    let data = |to: &str, sha: Option<&str>| {
+        let mut d = json!({"object_name": "motd", "path": stack.path(to), "content_type": "raw"});
+        if let Some(sha) = sha {
+            d["object_sha256"] = json!(sha);
+        }
+        d
+    };
+    let done = stack
+        .run_job("file.deploy.execute", data("a", None), "agent-1")
+        .await;
+    assert_eq!(done.status(), JobStatus::Completed, "{done:?}");
+    let operation = done.operation.clone().unwrap_or_default();
+    assert_eq!(operation["data"]["object_sha256"], json!(first.sha256));
+
+    // Named by the client: the current version is accepted, another or a
+    // malformed one refused before anything is queued.
+    let named = stack
+        .run_job(
+            "file.deploy.execute",
+            data("b", Some(&first.sha256)),
+            "agent-1",
+        )
+        .await;
+    assert_eq!(named.status(), JobStatus::Completed, "{named:?}");
+    let other = "0".repeat(64);
+    let (status, body) = stack
+        .admin(
+            reqwest::Method::POST,
+            "/job",
+            Some(json!({"operation": {"type": "file.deploy.execute", "data": data("c", Some(&other))}, "target_hostname": "agent-1"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains(&first.sha256), "{body}");
+    let (status, body) = stack
+        .admin(
+            reqwest::Method::POST,
+            "/job",
+            Some(json!({"operation": {"type": "file.deploy.execute", "data": data("c", Some("SHA"))}, "target_hostname": "agent-1"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("not a SHA-256 digest"), "{body}");
+    assert!(!stack.path("c").exists());
+
+    // Queued while the agent is drained, the object replaced meanwhile.
+    client.drain("agent-1").await.unwrap();
+    let queued = client
+        .submit("file.deploy.execute", data("d", None), "agent-1")
+        .await
+        .unwrap()
+        .job_id;
+    client
+        .upload_file("motd", ContentType::Raw, &b"second\n"[..], true)
+        .await
+        .unwrap();
+    client.undrain("agent-1").await.unwrap();
+    let failed = client
+        .wait_job(queued, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), JobStatus::Failed, "{failed:?}");
+    let error = failed.error.unwrap_or_default();
+    assert!(
+        error.contains("was replaced after this job was queued"),
+        "{error}"
+    );
+    assert!(!stack.path("d").exists(), "a replaced object was deployed");
+}
