@@ -8,7 +8,8 @@
 //! 3. the orchestrator benchmark's 3-step plan (whoami, a `when`-guarded
 //!    `true`, a file deploy) on 50 agent processes: CPU time (user + system)
 //!    of nats-server, the controller and the agents per host-step — target
-//!    ≤ 1.5 ms.
+//!    ≤ 1.5 ms. The files go to a directory on `/dev/shm` unless
+//!    `OSAPI_BENCH_DEPLOY_IN` names another parent (see [`deploy_targets`]).
 //!
 //! Run: `cargo bench -p osapi-cli --bench nats_fleet`.
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
@@ -98,6 +99,28 @@ fn ticks_per_second() -> u64 {
         .flatten()
         .map(|t| t as u64)
         .unwrap_or(100)
+}
+
+/// Where the plan deploys its files: a fresh directory under
+/// `OSAPI_BENCH_DEPLOY_IN` when set, else under `/dev/shm` when it is
+/// there, else under the system's temporary directory.
+///
+/// Not the temporary directory by default: on a machine whose root is ext4
+/// without a journal (this project's CI machine), creating a file scans
+/// past every inode of its group freed in the last one to six minutes
+/// (`recently_deleted`, in perf), so the cost of the deploy step would
+/// depend on what the machine deleted just before (another run's clean-up,
+/// nats-server's emptied blocks), not on the agents. With a journal, or on
+/// a real fleet's own disks, that scan does not happen.
+fn deploy_targets() -> tempfile::TempDir {
+    let parent = std::env::var_os("OSAPI_BENCH_DEPLOY_IN")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let shm = std::path::Path::new("/dev/shm");
+            shm.is_dir().then(|| shm.to_path_buf())
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::tempdir_in(parent).expect("a directory for the deployed files")
 }
 
 fn main() {
@@ -195,6 +218,11 @@ fn main() {
             .upload_file("motd", ContentType::Raw, &b"hello from the benchmark\n"[..], true)
             .await
             .expect("upload");
+        let targets = deploy_targets();
+        println!(
+            "NATS fleet: files deployed to {} (OSAPI_BENCH_DEPLOY_IN to choose)",
+            targets.path().display()
+        );
         let plan = |i: usize| {
             let o = Orchestrator::builder(&c.url(0), &c.token())
                 .quiet()
@@ -205,7 +233,7 @@ fn main() {
                 .command_exec("_all", "true", &[])
                 .after(&who)
                 .when(|r| r.status("run-whoami") == StepStatus::Changed);
-            let path = format!("{}/motd-{i}-@fact.hostname", c.dir.path().display());
+            let path = format!("{}/motd-{i}-@fact.hostname", targets.path().display());
             o.file_deploy("_all", FileDeployOpts::new("motd", path).mode("0644"))
                 .after(&guarded);
             o
