@@ -79,14 +79,17 @@ impl Drop for Entry {
 /// `/proc/<pid>/stat`.
 fn start_time(pid: i32) -> Option<u64> {
     // One read into a buffer on the stack (once per command started): the
-    // line is well under 1 KiB (a command name is at most 16 bytes).
+    // fields up to the start time take well under 1 KiB (a command name is
+    // at most 16 bytes, each number at most 20 digits).
     let mut buf = [0u8; 1024];
     let n =
         std::io::Read::read(&mut File::open(format!("/proc/{pid}/stat")).ok()?, &mut buf).ok()?;
-    let stat = std::str::from_utf8(buf.get(..n)?).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count
-    // fields after its closing parenthesis. Start time is field 22.
-    let rest = &stat[stat.rfind(')')? + 1..];
+    let stat = buf.get(..n)?;
+    // The command name (field 2) may hold spaces, parentheses and bytes
+    // that are not UTF-8: count fields after its closing parenthesis.
+    // Start time is field 22.
+    let after = stat.iter().rposition(|&b| b == b')')? + 1;
+    let rest = std::str::from_utf8(&stat[after..]).ok()?;
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
@@ -311,6 +314,39 @@ fn undo(what: &str, done: &mut Recovered) {
 mod tests {
     use super::*;
     use std::os::unix::process::CommandExt;
+
+    /// A command whose name is not UTF-8 (and holds a parenthesis) is
+    /// recorded too: its start time is found.
+    #[test]
+    fn a_command_with_any_name_has_its_start_time_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"sl)\xffp");
+        let program = dir.path().join(name);
+        let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap();
+        std::fs::copy(sleep, &program).unwrap();
+        // Another test's fork may briefly hold the copy open for writing.
+        let mut child = (0..100)
+            .find_map(
+                |_| match std::process::Command::new(&program).arg("30").spawn() {
+                    Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        None
+                    }
+                    spawned => Some(spawned.unwrap()),
+                },
+            )
+            .unwrap();
+        let stat = std::fs::read(format!("/proc/{}/stat", child.id())).unwrap();
+        assert!(std::str::from_utf8(&stat).is_err(), "the name is not UTF-8");
+        let started = start_time(child.id() as i32);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(started.is_some_and(|t| t > 0));
+    }
 
     #[test]
     fn a_restart_kills_what_a_crash_left_running_and_removes_temp_files() {

@@ -426,6 +426,16 @@ async fn deploys_are_of_the_version_queued() {
     // Queued while the agent is drained; each object replaced afterwards.
     upload("other", b"one\n").await;
     client.drain("v1").await.unwrap();
+    wait_for(WAIT, "the agent to report Cordoned", || {
+        let client = client.clone();
+        async move {
+            client
+                .agent("v1")
+                .await
+                .is_ok_and(|a| a.state == Some(AgentState::Cordoned))
+        }
+    })
+    .await;
     let held = deploy("motd", "b").await;
     let unread = deploy("other", "c").await;
     let second_sha = upload("motd", b"second\n").await.sha256;

@@ -167,8 +167,9 @@ impl JobService {
     /// Records in a deploy's data which version of its object it deploys
     /// (`object_sha256`), so that every host deploys the same content and
     /// agents that hold it read nothing. A version the client named must be
-    /// the object's current one. A missing object is left for the agents to
-    /// report, as before.
+    /// the object's current one (never one deleted or replaced since). A
+    /// missing object, when the client named no version, is left for the
+    /// agents to report, as before.
     async fn pin_object(&self, operation: &mut Value) -> ApiResult<()> {
         let Some(data) = operation.get_mut("data").and_then(Value::as_object_mut) else {
             return Ok(());
@@ -176,21 +177,27 @@ impl JobService {
         let Some(name) = data.get("object_name").and_then(Value::as_str) else {
             return Ok(());
         };
-        let Some(info) = self.bus.objects.info(name).await? else {
-            return Ok(());
-        };
-        if info.sha256.is_empty() {
-            return Ok(());
-        }
-        match data.get("object_sha256").and_then(Value::as_str) {
-            Some(asked) if asked != info.sha256 => Err(ApiError::conflict(format!(
-                "object {name:?} is now the version with sha256 {}, not {asked}",
-                info.sha256
+        let asked = data.get("object_sha256").and_then(Value::as_str);
+        let current = self
+            .bus
+            .objects
+            .info(name)
+            .await?
+            .map(|info| info.sha256)
+            .filter(|sha| !sha.is_empty());
+        match (current, asked) {
+            (Some(current), Some(asked)) if asked != current => Err(ApiError::conflict(format!(
+                "object {name:?} is now the version with sha256 {current}, not {asked}"
             ))),
-            _ => {
-                data.insert("object_sha256".into(), Value::String(info.sha256));
+            (None, Some(asked)) => Err(ApiError::conflict(format!(
+                "object {name:?} is not in the file store (with a digest), so it is not the \
+                 version with sha256 {asked}"
+            ))),
+            (Some(current), _) => {
+                data.insert("object_sha256".into(), Value::String(current));
                 Ok(())
             }
+            (None, None) => Ok(()),
         }
     }
 
@@ -498,9 +505,12 @@ impl JobService {
         let id = original.id;
         let target_given = target.clone().unwrap_or_default();
         let target = target.unwrap_or_else(|| Target::ANY.to_string());
-        let created = self
-            .create(original.operation.clone(), &target, None, Some(id))
-            .await?;
+        // A retried deploy deploys its object as it is now.
+        let mut operation = original.operation.clone();
+        if let Some(data) = operation.get_mut("data").and_then(Value::as_object_mut) {
+            data.remove("object_sha256");
+        }
+        let created = self.create(operation, &target, None, Some(id)).await?;
         let retried = JobEvent::now(id, EventKind::Retried, API_HOST).with_data(json!({
             "new_job_id": created.record.id.to_string(),
             "target_hostname": target_given,

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use osapi_api::agent::AgentState;
 use osapi_api::job::JobStatus;
 use osapi_api::ops::ContentType;
 use osapi_api::results::{FileDeployResult, FileStatusResult, FileSyncStatus};
@@ -286,6 +287,14 @@ async fn a_deploy_is_of_the_version_it_was_queued_with() {
 
     // Queued while the agent is drained, the object replaced meanwhile.
     client.drain("agent-1").await.unwrap();
+    let cordoned = async {
+        while client.agent("agent-1").await.unwrap().state != Some(AgentState::Cordoned) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), cordoned)
+        .await
+        .expect("the agent reports Cordoned");
     let queued = client
         .submit("file.deploy.execute", data("d", None), "agent-1")
         .await
@@ -307,4 +316,25 @@ async fn a_deploy_is_of_the_version_it_was_queued_with() {
         "{error}"
     );
     assert!(!stack.path("d").exists(), "a replaced object was deployed");
+
+    // Retried, it deploys the object as it is now.
+    let retried = client.retry_job(queued, Some("agent-1")).await.unwrap();
+    let retried = client
+        .wait_job(retried.job_id, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), JobStatus::Completed, "{retried:?}");
+    assert_eq!(std::fs::read(stack.path("d")).unwrap(), b"second\n");
+
+    // A deleted object's version cannot be named any more.
+    client.delete_file("motd").await.unwrap();
+    let (status, body) = stack
+        .admin(
+            reqwest::Method::POST,
+            "/job",
+            Some(json!({"operation": {"type": "file.deploy.execute", "data": data("e", Some(&first.sha256))}, "target_hostname": "agent-1"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("not in the file store"), "{body}");
 }
