@@ -462,12 +462,18 @@ async fn sigterm_answers_long_polls_and_lets_running_jobs_finish() {
         .unwrap();
     let head = format!(
         "POST /job HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+         content-type: application/json\r\ncontent-length: {}\r\n\
+         expect: 100-continue\r\n\r\n",
         c.token(),
         body.len()
     );
     let (first, rest) = body.split_at(body.len() / 2);
     upload.write_all(head.as_bytes()).await.unwrap();
+    // The controller accepted the connection and its handler reads the
+    // body (it asks for it): the request is in flight.
+    let mut interim = [0u8; 25];
+    upload.read_exact(&mut interim).await.unwrap();
+    assert_eq!(&interim[..], b"HTTP/1.1 100 Continue\r\n\r\n");
     upload.write_all(first).await.unwrap();
 
     let (_, controller) = &mut c.controllers[0];
