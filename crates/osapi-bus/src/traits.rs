@@ -326,16 +326,16 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, name: &str, content_type: &str, data: Bytes) -> BusResult<ObjectInfo>;
     /// An object's metadata and content.
     async fn get(&self, name: &str) -> BusResult<Option<(ObjectInfo, Bytes)>>;
-    /// An object's content as of the version whose SHA-256 (lowercase hex)
-    /// is `sha256`, when the store still has it or remembers it: without a
-    /// read when it does. Otherwise the object as it is now (`info.sha256`
-    /// then tells another version), or `None` when it is gone.
+    /// An object's content as of the version with the given SHA-256
+    /// (lowercase hex), when the store still has it or remembers it: without
+    /// a read when it does. Otherwise the object as it is now (`info.sha256`
+    /// then tells another version), or `None` when it is gone. By default,
+    /// the object as it is now.
     async fn get_version(
         &self,
         name: &str,
-        sha256: &str,
+        _sha256: &str,
     ) -> BusResult<Option<(ObjectInfo, Bytes)>> {
-        let _ = sha256;
         self.get(name).await
     }
     /// An object's metadata.

@@ -293,6 +293,22 @@ where
     wait_watching(limit, &mut [], what, check).await
 }
 
+/// Waits until the controller `client` talks to reports agent `host` as
+/// cordoned (drained and idle: it takes nothing more from its queue).
+pub async fn wait_cordoned(client: &osapi_client::Client, host: &str, limit: Duration) {
+    wait_for(limit, &format!("{host} to report Cordoned"), || {
+        let client = client.clone();
+        let host = host.to_string();
+        async move {
+            client
+                .agent(&host)
+                .await
+                .is_ok_and(|a| a.state == Some(osapi_api::agent::AgentState::Cordoned))
+        }
+    })
+    .await
+}
+
 /// [`wait_for`] while processes start: fails at once, with its log, when
 /// one of them exits instead (a startup error), and after 30 s otherwise.
 pub async fn wait_while_running<F, Fut>(procs: &mut [(&mut Proc, PathBuf)], what: &str, check: F)

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fleet::{AgentSpec, Cluster, wait_for};
+use fleet::{AgentSpec, Cluster, wait_cordoned, wait_for};
 use osapi_api::agent::AgentState;
 use osapi_api::job::JobStatus;
 use osapi_api::ops::ContentType;
@@ -426,16 +426,7 @@ async fn deploys_are_of_the_version_queued() {
     // Queued while the agent is drained; each object replaced afterwards.
     upload("other", b"one\n").await;
     client.drain("v1").await.unwrap();
-    wait_for(WAIT, "the agent to report Cordoned", || {
-        let client = client.clone();
-        async move {
-            client
-                .agent("v1")
-                .await
-                .is_ok_and(|a| a.state == Some(AgentState::Cordoned))
-        }
-    })
-    .await;
+    wait_cordoned(&client, "v1", WAIT).await;
     let held = deploy("motd", "b").await;
     let unread = deploy("other", "c").await;
     let second_sha = upload("motd", b"second\n").await.sha256;
@@ -508,20 +499,7 @@ async fn drained_agent_process_finishes_work_and_takes_no_more() {
         client.wait_job(long.job_id, WAIT).await.unwrap().status(),
         JobStatus::Completed
     );
-    wait_for(
-        Duration::from_secs(20),
-        "the agent to report Cordoned",
-        || {
-            let client = client.clone();
-            async move {
-                client
-                    .agent("busy")
-                    .await
-                    .is_ok_and(|a| a.state == Some(AgentState::Cordoned))
-            }
-        },
-    )
-    .await;
+    wait_cordoned(&client, "busy", Duration::from_secs(20)).await;
     let waiting = client
         .job_wait(queued.job_id, Duration::from_millis(500))
         .await

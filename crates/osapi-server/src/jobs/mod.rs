@@ -86,12 +86,11 @@ impl JobService {
     /// the operation ([`parse_operation`], [`Operation::permission`]).
     pub async fn create(
         &self,
-        operation: Value,
+        mut operation: Value,
         target: &str,
         timeout: Option<Duration>,
         retry_of: Option<Uuid>,
     ) -> ApiResult<Created> {
-        let mut operation = operation;
         let op_type = validate_operation(&operation)?;
         if op_type == Operation::FileDeploy.as_str() {
             self.pin_object(&mut operation).await?;
