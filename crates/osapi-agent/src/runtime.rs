@@ -110,6 +110,7 @@ impl Agent {
                 AgentState::Ready
             }),
             in_flight: AtomicU32::new(0),
+            registered: std::sync::atomic::AtomicBool::new(false),
             stopping: std::sync::atomic::AtomicBool::new(false),
             idle: Notify::new(),
             drained: watch::channel(drained_now).0,
@@ -269,7 +270,13 @@ impl AgentHandle {
         }
         self.cancel.cancel();
         self.tasks.shutdown().await;
-        if let Err(e) = self.shared.bus.registry.remove(&self.shared.hostname).await {
+        let deregistered = self
+            .shared
+            .bus
+            .registry
+            .remove(&self.shared.hostname, self.shared.instance_id)
+            .await;
+        if let Err(e) = deregistered {
             tracing::warn!(error = %e, "failed to deregister");
         }
         tracing::info!(hostname = %self.shared.hostname, "agent stopped");
@@ -310,6 +317,8 @@ pub(crate) struct Shared {
     conditions: Mutex<Vec<NodeCondition>>,
     state: Mutex<AgentState>,
     in_flight: AtomicU32,
+    /// Set once a heartbeat has gone through.
+    registered: std::sync::atomic::AtomicBool,
     /// Set when a shutdown stops the jobs still running.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
     idle: Notify,
@@ -414,10 +423,24 @@ impl Shared {
         let sent = Moment::now();
         let accepted = self.bus.registry.put(registration).await;
         self.metrics.heartbeat(accepted.is_ok());
-        if accepted.is_ok() {
-            self.freshness.heartbeat_went_through(sent);
+        let Ok(replaced) = accepted else {
+            return accepted.map(|_| ());
+        };
+        self.freshness.heartbeat_went_through(sent);
+        // The first write may replace what an earlier run of this agent
+        // left: only a later one tells of another process.
+        let registered_before = self.registered.swap(true, Ordering::SeqCst);
+        if let (Some(other), true) = (replaced, registered_before) {
+            tracing::warn!(
+                hostname = %self.hostname,
+                instance = %self.instance_id,
+                other_instance = %other,
+                "another agent process registered under this hostname since this one's last heartbeat: \
+                 two hosts share the name, or an earlier agent still runs here; \
+                 jobs for this hostname may run on either"
+            );
         }
-        accepted
+        Ok(())
     }
 
     /// Re-registers right away so the controller sees a state change without

@@ -275,14 +275,23 @@ pub enum RegistryEvent {
 /// Agent registrations, kept alive by heartbeats.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// Writes (or refreshes) a registration.
-    async fn put(&self, registration: AgentRegistration) -> BusResult<()>;
+    /// Writes (or refreshes) a registration. Returns the instance id of
+    /// another agent process whose registration under the same hostname
+    /// this write replaced, when the registry can tell: in memory always; on
+    /// NATS once this process has written the key before (each heartbeat is
+    /// a compare-and-set on the revision it wrote last, so telling costs
+    /// nothing while nobody else writes). Two processes that keep replacing
+    /// each other share a hostname: two hosts named alike, or an old agent
+    /// still running.
+    async fn put(&self, registration: AgentRegistration) -> BusResult<Option<Uuid>>;
     /// A live agent's registration.
     async fn get(&self, hostname: &str) -> BusResult<Option<AgentRegistration>>;
     /// Every live agent, by hostname.
     async fn list(&self) -> BusResult<Vec<AgentRegistration>>;
-    /// Removes a registration (clean shutdown).
-    async fn remove(&self, hostname: &str) -> BusResult<()>;
+    /// Removes `hostname`'s registration if it is still the one agent
+    /// process `instance_id` wrote (clean shutdown): an agent that stops
+    /// never removes the registration of a newer process under its name.
+    async fn remove(&self, hostname: &str, instance_id: Uuid) -> BusResult<()>;
     /// Agents joining and leaving.
     fn subscribe(&self) -> broadcast::Receiver<RegistryEvent>;
     /// How long a registration lives without a heartbeat.

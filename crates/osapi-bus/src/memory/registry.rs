@@ -9,6 +9,7 @@ use osapi_api::records::{AgentRegistration, Facts};
 use osapi_api::target::sanitize_key;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::lock;
 use crate::{BusResult, FactStore, Registry, RegistryEvent};
@@ -76,17 +77,18 @@ pub(super) fn spawn_reaper(registry: &Arc<MemoryRegistry>) {
 
 #[async_trait]
 impl Registry for MemoryRegistry {
-    async fn put(&self, registration: AgentRegistration) -> BusResult<()> {
+    async fn put(&self, registration: AgentRegistration) -> BusResult<Option<Uuid>> {
         let key = sanitize_key(&registration.hostname);
-        let joined = {
+        let (joined, replaced) = {
             let mut entries = lock(&self.entries);
             let now = Instant::now();
-            let is_new = match entries.get(&key) {
-                Some(old) => {
-                    old.expires <= now || old.registration.instance_id != registration.instance_id
-                }
-                None => true,
-            };
+            let replaced = entries
+                .get(&key)
+                .filter(|old| old.expires > now)
+                .map(|old| old.registration.instance_id)
+                .filter(|id| *id != registration.instance_id);
+            let is_new =
+                replaced.is_some() || entries.get(&key).is_none_or(|old| old.expires <= now);
             let event = is_new.then(|| RegistryEvent::Joined {
                 hostname: registration.hostname.clone(),
                 instance_id: registration.instance_id,
@@ -98,12 +100,12 @@ impl Registry for MemoryRegistry {
                     expires: now + self.ttl,
                 },
             );
-            event
+            (event, replaced)
         };
         if let Some(event) = joined {
             let _ = self.events.send(event);
         }
-        Ok(())
+        Ok(replaced)
     }
 
     async fn get(&self, hostname: &str) -> BusResult<Option<AgentRegistration>> {
@@ -123,8 +125,15 @@ impl Registry for MemoryRegistry {
             .collect())
     }
 
-    async fn remove(&self, hostname: &str) -> BusResult<()> {
-        let removed = lock(&self.entries).remove(&sanitize_key(hostname));
+    async fn remove(&self, hostname: &str, instance_id: Uuid) -> BusResult<()> {
+        let removed = {
+            let mut entries = lock(&self.entries);
+            let key = sanitize_key(hostname);
+            let ours = entries
+                .get(&key)
+                .is_some_and(|e| e.registration.instance_id == instance_id);
+            if ours { entries.remove(&key) } else { None }
+        };
         if let Some(e) = removed {
             let _ = self.events.send(RegistryEvent::Left {
                 hostname: e.registration.hostname,
@@ -269,5 +278,24 @@ mod tests {
             RegistryEvent::Joined { .. }
         ));
         assert!(rx.try_recv().is_err(), "exactly two joins");
+    }
+
+    #[tokio::test]
+    async fn a_namesake_is_told_and_its_registration_never_removed() {
+        let r = MemoryRegistry::new(Duration::from_secs(30));
+        let a = reg("web-01");
+        let mut b = a.clone();
+        b.instance_id = Uuid::new_v4();
+        assert_eq!(r.put(a.clone()).await.unwrap(), None);
+        assert_eq!(r.put(a.clone()).await.unwrap(), None, "its own heartbeat");
+        assert_eq!(r.put(b.clone()).await.unwrap(), Some(a.instance_id));
+        assert_eq!(r.put(a.clone()).await.unwrap(), Some(b.instance_id));
+        assert_eq!(r.put(b.clone()).await.unwrap(), Some(a.instance_id));
+        // a stops: b's registration is not a's to remove.
+        r.remove("web-01", a.instance_id).await.unwrap();
+        let now = r.get("web-01").await.unwrap().map(|x| x.instance_id);
+        assert_eq!(now, Some(b.instance_id));
+        r.remove("web-01", b.instance_id).await.unwrap();
+        assert!(r.get("web-01").await.unwrap().is_none());
     }
 }

@@ -28,6 +28,10 @@ pub struct NatsRegistry {
     events: std::sync::OnceLock<broadcast::Sender<RegistryEvent>>,
     /// Starts tracking on the first subscriber (controllers; agents never do).
     tracker: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
+    /// The revision of each key this process wrote last: the next write of
+    /// the key expects it, and fails if another process wrote in between.
+    /// With the instance id it wrote.
+    written: std::sync::Mutex<HashMap<String, (u64, Uuid)>>,
     _alive: tokio::sync::watch::Sender<()>,
 }
 
@@ -44,6 +48,7 @@ impl NatsRegistry {
             ttl,
             events: std::sync::OnceLock::new(),
             tracker: std::sync::Mutex::new(Some(stop)),
+            written: std::sync::Mutex::new(HashMap::new()),
             _alive: alive,
         }
     }
@@ -141,13 +146,41 @@ async fn track(
 
 #[async_trait]
 impl Registry for NatsRegistry {
-    async fn put(&self, registration: AgentRegistration) -> BusResult<()> {
+    async fn put(&self, registration: AgentRegistration) -> BusResult<Option<Uuid>> {
         let key = agent_key(&registration.hostname);
-        self.store
-            .put(&key, encode(&registration)?)
+        let value = encode(&registration)?;
+        let what = format!("register {}", registration.hostname);
+        let last = crate::lock(&self.written).get(&key).map(|w| w.0);
+        let mut replaced = None;
+        if let Some(last) = last {
+            match self.store.update(&key, value.clone(), last).await {
+                Ok(revision) => {
+                    crate::lock(&self.written).insert(key, (revision, registration.instance_id));
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    // Written since by somebody else, or expired: whose is
+                    // it now? A server that does not let this process read
+                    // its key back cannot say; the heartbeat goes on.
+                    match get_json::<AgentRegistration>(&self.store, &key).await {
+                        Ok(now) => {
+                            replaced = now
+                                .map(|r| r.instance_id)
+                                .filter(|id| *id != registration.instance_id);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "registration not read back"),
+                    }
+                }
+                Err(e) => return Err(backend(&what, e)),
+            }
+        }
+        let revision = self
+            .store
+            .put(&key, value)
             .await
-            .map_err(|e| backend(&format!("register {}", registration.hostname), e))?;
-        Ok(())
+            .map_err(|e| backend(&what, e))?;
+        crate::lock(&self.written).insert(key, (revision, registration.instance_id));
+        Ok(replaced)
     }
 
     async fn get(&self, hostname: &str) -> BusResult<Option<AgentRegistration>> {
@@ -158,11 +191,35 @@ impl Registry for NatsRegistry {
         list(&self.store).await
     }
 
-    async fn remove(&self, hostname: &str) -> BusResult<()> {
-        self.store
-            .purge(agent_key(hostname))
-            .await
-            .map_err(|e| backend(&format!("deregister {hostname}"), e))
+    async fn remove(&self, hostname: &str, instance_id: Uuid) -> BusResult<()> {
+        let key = agent_key(hostname);
+        let what = format!("deregister {hostname}");
+        let written = crate::lock(&self.written).get(&key).copied();
+        // The revision `instance_id` wrote: as this process last wrote it,
+        // or else as read now.
+        let revision = match written {
+            Some((revision, writer)) if writer == instance_id => revision,
+            _ => {
+                let entry = self
+                    .store
+                    .entry(&key)
+                    .await
+                    .map_err(|e| backend(&what, e))?;
+                let Some(entry) = entry.filter(|e| {
+                    e.operation == kv::Operation::Put
+                        && serde_json::from_slice::<AgentRegistration>(&e.value)
+                            .is_ok_and(|r| r.instance_id == instance_id)
+                }) else {
+                    return Ok(());
+                };
+                entry.revision
+            }
+        };
+        match self.store.purge_expect_revision(&key, Some(revision)).await {
+            // Written since: by another process, whose it is now.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(()),
+            done => done.map_err(|e| backend(&what, e)),
+        }
     }
 
     fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {

@@ -763,6 +763,26 @@ agent:
         self.agents.insert(spec.name.clone(), proc);
     }
 
+    /// Starts a second agent process under `spec`'s hostname, with its own
+    /// config file, state directory and log, all named `process` (as a
+    /// second host named alike would have); does not wait for it.
+    pub fn add_namesake(&mut self, spec: &AgentSpec, process: &str) {
+        let config = self.config(process, 0, Some(spec));
+        let proc = self.spawn_bin(AGENT_BIN, process, &config, &[]);
+        self.agents.insert(process.to_string(), proc);
+    }
+
+    /// An agent's bus as the agent process of `spec` would open it, from
+    /// the config file the cluster writes for it.
+    pub async fn agent_bus(&self, spec: &AgentSpec) -> osapi_bus::Bus {
+        let config = self.config(&spec.name, 0, Some(spec));
+        let file = osapi_cli::config::OsapiFile::load(Some(&config), &BTreeMap::new()).unwrap();
+        let nats = file.nats_config(&file.agent.nats, "agent").unwrap();
+        osapi_bus::nats::NatsBus::connect_agent(nats, &spec.name, Duration::from_secs(10))
+            .await
+            .unwrap()
+    }
+
     /// Starts agent processes and waits until the first controller lists them.
     pub async fn add_agents(&mut self, specs: &[AgentSpec]) {
         let users: Vec<(String, AgentCredentials)> = specs

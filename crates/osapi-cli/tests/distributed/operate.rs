@@ -676,3 +676,60 @@ async fn an_agent_keeps_a_host_consumer_an_older_version_made() {
     assert!(log.contains("open consumer host_taken"), "{log}");
     assert!(log.contains("then reading it"), "both reasons: {log}");
 }
+
+/// Two hosts named alike (a cloned image, an old agent still running): each
+/// agent process warns once the other has written over its registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_sharing_a_hostname_say_so() {
+    let spec = AgentSpec::new("twin");
+    let mut c = Cluster::with_agent(Duration::from_secs(3), &spec).await;
+    c.add_namesake(&spec, "twin-clone");
+    let warning = "another agent process registered under this hostname";
+    wait_for(WAIT, "both processes to warn", || async {
+        c.log("twin").contains(warning) && c.log("twin-clone").contains(warning)
+    })
+    .await;
+    let log = c.log("twin");
+    let line = log.lines().find(|l| l.contains(warning)).unwrap();
+    assert!(line.contains("other_instance"), "{line}");
+}
+
+/// A process that stops removes its own registration, never the one a
+/// namesake wrote after it; each write tells whose registration it replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_agent_leaves_a_namesakes_registration() {
+    let template = AgentSpec::new("template");
+    let mut c = Cluster::with_agent(Duration::from_secs(30), &template).await;
+    let spec = AgentSpec::new("shared");
+    c.nats
+        .add_agent_users(&[(spec.name.clone(), crate::fleet::AgentCredentials::Password)])
+        .await;
+    // Two processes' buses, as two hosts named "shared" would open them.
+    let (one, two) = (c.agent_bus(&spec).await, c.agent_bus(&spec).await);
+    let written = c.agent_bus(&template).await.registry.get("template").await;
+    let mut first = written.unwrap().unwrap();
+    first.hostname = spec.name.clone();
+    first.instance_id = uuid::Uuid::new_v4();
+    let mut second = first.clone();
+    second.instance_id = uuid::Uuid::new_v4();
+    let (a, b) = (first.instance_id, second.instance_id);
+
+    assert_eq!(one.registry.put(first.clone()).await.unwrap(), None);
+    assert_eq!(one.registry.put(first.clone()).await.unwrap(), None);
+    // A process's first write cannot tell (it may replace its own last run).
+    assert_eq!(two.registry.put(second.clone()).await.unwrap(), None);
+    assert_eq!(one.registry.put(first.clone()).await.unwrap(), Some(b));
+    assert_eq!(two.registry.put(second.clone()).await.unwrap(), Some(a));
+    let current = |bus: &osapi_bus::Bus| {
+        let registry = bus.registry.clone();
+        async move { registry.get("shared").await.unwrap().map(|r| r.instance_id) }
+    };
+    one.registry.remove("shared", a).await.unwrap();
+    assert_eq!(current(&one).await, Some(b), "the namesake's stays");
+    let listed = c.client(0).agent("shared").await.unwrap();
+    assert_eq!(listed.hostname, "shared");
+    two.registry.remove("shared", b).await.unwrap();
+    assert_eq!(current(&one).await, None, "its own is removed");
+    // Written again after its removal: nobody else's was replaced.
+    assert_eq!(one.registry.put(first).await.unwrap(), None);
+}
