@@ -26,6 +26,10 @@ use crate::{conditions, facts};
 /// How long jobs stopped at the end of the grace period get to report it.
 const HAND_BACK: Duration = Duration::from_secs(2);
 
+/// How often the warning about another agent process under this hostname
+/// is repeated while it lasts.
+const NAMESAKE_REMINDER: Duration = Duration::from_secs(600);
+
 /// An agent, configured and not yet started.
 pub struct Agent {
     config: AgentConfig,
@@ -111,6 +115,7 @@ impl Agent {
             }),
             in_flight: AtomicU32::new(0),
             registered: std::sync::atomic::AtomicBool::new(false),
+            namesake_told: Mutex::new(None),
             stopping: std::sync::atomic::AtomicBool::new(false),
             idle: Notify::new(),
             drained: watch::channel(drained_now).0,
@@ -319,6 +324,8 @@ pub(crate) struct Shared {
     in_flight: AtomicU32,
     /// Set once a heartbeat has gone through.
     registered: std::sync::atomic::AtomicBool,
+    /// The last namesake warned about, and when.
+    namesake_told: Mutex<Option<(Uuid, std::time::Instant)>>,
     /// Set when a shutdown stops the jobs still running.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
     idle: Notify,
@@ -430,17 +437,30 @@ impl Shared {
         // The first write may replace what an earlier run of this agent
         // left: only a later one tells of another process.
         let registered_before = self.registered.swap(true, Ordering::SeqCst);
-        if let (Some(other), true) = (replaced, registered_before) {
+        if let (Some(other), true) = (replaced, registered_before)
+            && self.first_news_of_namesake(other)
+        {
             tracing::warn!(
                 hostname = %self.hostname,
                 instance = %self.instance_id,
                 other_instance = %other,
                 "another agent process registered under this hostname since this one's last heartbeat: \
                  two hosts share the name, or an earlier agent still runs here; \
-                 jobs for this hostname may run on either"
+                 jobs for this hostname may run on either (said again every 10 minutes while it lasts)"
             );
         }
         Ok(())
+    }
+
+    /// Whether another process's write under this hostname is news: its
+    /// first, or the first in [`NAMESAKE_REMINDER`].
+    fn first_news_of_namesake(&self, other: Uuid) -> bool {
+        let mut told = lock(&self.namesake_told);
+        let news = told.is_none_or(|(id, at)| id != other || at.elapsed() >= NAMESAKE_REMINDER);
+        if news {
+            *told = Some((other, std::time::Instant::now()));
+        }
+        news
     }
 
     /// Re-registers right away so the controller sees a state change without

@@ -713,6 +713,22 @@ impl OsapiFile {
 
     /// Agent settings.
     pub fn agent_config(&self) -> Result<AgentConfig> {
+        self.agent_config_beating(self.heartbeat_interval()?)
+    }
+
+    /// Agent settings for an agent on NATS, whose heartbeat is checked
+    /// against the registry's time to live only once connected (see
+    /// [`OsapiFile::heartbeat_interval_on_server`]): until then it is the
+    /// one set, or a third of this file's TTL.
+    pub fn agent_config_on_nats(&self) -> Result<AgentConfig> {
+        let heartbeat = match self.heartbeat_set()? {
+            Some(set) => set,
+            None => self.registry_ttl()? / 3,
+        };
+        self.agent_config_beating(heartbeat)
+    }
+
+    fn agent_config_beating(&self, heartbeat_interval: Duration) -> Result<AgentConfig> {
         let a = &self.agent;
         let mut facts = a.facts.clone();
         let facts_interval = match facts.remove("interval") {
@@ -732,7 +748,7 @@ impl OsapiFile {
             hostname: (!a.hostname.is_empty()).then(|| a.hostname.clone()),
             labels: a.labels.clone(),
             facts,
-            heartbeat_interval: self.heartbeat_interval()?,
+            heartbeat_interval,
             facts_interval,
             max_jobs: a.max_jobs,
             shutdown_grace: duration("agent.shutdown_grace", &a.shutdown_grace)?,
@@ -834,21 +850,46 @@ impl OsapiFile {
     }
 
     /// The agent's heartbeat: `agent.heartbeat_interval`, or a third of the
-    /// registry TTL when unset. One at or above the TTL is an error (the agent
-    /// would keep vanishing from the registry).
+    /// registry TTL (`nats.registry.ttl`) when unset. One at or above the
+    /// TTL is an error (the agent would keep vanishing from the registry).
     pub fn heartbeat_interval(&self) -> Result<Duration> {
         let ttl = self.registry_ttl()?;
+        self.heartbeat_interval_within(ttl, &format!("nats.registry.ttl ({})", go_duration(ttl)))
+    }
+
+    /// The heartbeat of an agent on NATS, whose registrations live as long
+    /// as the registry bucket on the server says (`held`): that is the
+    /// controllers' `nats.registry.ttl`, whatever the agent's own file says.
+    pub fn heartbeat_interval_on_server(&self, held: Duration) -> Result<Duration> {
+        let ttl_is = if held == self.registry_ttl()? {
+            format!("nats.registry.ttl ({})", go_duration(held))
+        } else {
+            format!(
+                "the registry's time to live on the NATS server ({}, the controllers' nats.registry.ttl)",
+                go_duration(held)
+            )
+        };
+        self.heartbeat_interval_within(held, &ttl_is)
+    }
+
+    /// `agent.heartbeat_interval`, when set.
+    fn heartbeat_set(&self) -> Result<Option<Duration>> {
         let set = &self.agent.heartbeat_interval;
         if set.is_empty() {
-            return Ok(ttl / 3);
+            return Ok(None);
         }
-        let interval = duration("agent.heartbeat_interval", set)?;
+        duration("agent.heartbeat_interval", set).map(Some)
+    }
+
+    fn heartbeat_interval_within(&self, ttl: Duration, ttl_is: &str) -> Result<Duration> {
+        let Some(interval) = self.heartbeat_set()? else {
+            return Ok(ttl / 3);
+        };
         if interval >= ttl {
             bail!(
-                "agent.heartbeat_interval ({}) must be shorter than nats.registry.ttl ({}): \
+                "agent.heartbeat_interval ({}) must be shorter than {ttl_is}: \
                  agents would drop out of the registry between heartbeats (leave it unset for a third of the TTL)",
                 go_duration(interval),
-                go_duration(ttl)
             );
         }
         Ok(interval)
@@ -1222,6 +1263,43 @@ mod tests {
             short.agent_config().unwrap().heartbeat_interval,
             Duration::from_secs(2),
             "a third of the TTL when unset"
+        );
+        // On NATS the bucket's TTL, as the controllers made it, counts,
+        // also when it is longer than the file's.
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "agent:\n  heartbeat_interval: 40s\n").unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        assert!(cfg.agent_config().is_err(), "40s is above the file's 30s");
+        let on_nats = cfg.agent_config_on_nats().unwrap();
+        assert_eq!(on_nats.heartbeat_interval, Duration::from_secs(40));
+        assert_eq!(
+            cfg.heartbeat_interval_on_server(Duration::from_secs(120))
+                .unwrap(),
+            Duration::from_secs(40)
+        );
+        // On NATS the bucket's TTL, as the controllers made it, counts.
+        assert_eq!(
+            short
+                .heartbeat_interval_on_server(Duration::from_secs(3))
+                .unwrap(),
+            Duration::from_secs(1)
+        );
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "agent:\n  heartbeat_interval: 5s\n").unwrap();
+        let cfg = OsapiFile::load(Some(f.path()), &env(&[])).unwrap();
+        assert_eq!(
+            cfg.heartbeat_interval_on_server(Duration::from_secs(30))
+                .unwrap(),
+            Duration::from_secs(5)
+        );
+        let err = format!(
+            "{:#}",
+            cfg.heartbeat_interval_on_server(Duration::from_secs(4))
+                .unwrap_err()
+        );
+        assert!(
+            err.contains("must be shorter than the registry's time to live on the NATS server (4s"),
+            "{err}"
         );
         let mut f = tempfile::NamedTempFile::new().unwrap();
         write!(f, "agent:\n  heartbeat_interval: soon\n").unwrap();

@@ -161,7 +161,7 @@ pub async fn agent_start(file: &OsapiFile, osapi_file: Option<&Path>) -> Result<
     // First of all: a SIGHUP (a `systemctl reload`) while the agent still
     // connects must not end it; it is applied once the agent runs.
     let mut hangups = signal(SignalKind::hangup())?;
-    let mut config = file.agent_config()?;
+    let mut config = file.agent_config_on_nats()?;
     check_unsigned(file, &config)?;
     if config.state_dir.is_none() {
         config.state_dir = Some(file.state_dir()?);
@@ -169,6 +169,7 @@ pub async fn agent_start(file: &OsapiFile, osapi_file: Option<&Path>) -> Result<
     let metrics = agent_metrics_listener(file).await?;
     let hostname = config.resolved_hostname()?;
     let (bus, url) = connect_agent_nats(file, &hostname).await?;
+    config.heartbeat_interval = file.heartbeat_interval_on_server(bus.registry.ttl())?;
     let agent = Agent::new(config, bus)?;
     let name = agent.hostname().to_string();
     let handle = agent.start().await?;
@@ -217,7 +218,8 @@ async fn agent_metrics_listener(file: &OsapiFile) -> Result<Option<tokio::net::T
 /// SIGHUP: the file read again; its labels and custom facts applied. A
 /// file that does not load is reported and changes nothing.
 async fn reload(handle: &osapi_agent::AgentHandle, osapi_file: Option<&Path>) {
-    let loaded = OsapiFile::load_with_process_env(osapi_file).and_then(|f| f.agent_config());
+    let loaded =
+        OsapiFile::load_with_process_env(osapi_file).and_then(|f| f.agent_config_on_nats());
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {

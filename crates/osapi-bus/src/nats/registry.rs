@@ -28,10 +28,17 @@ pub struct NatsRegistry {
     events: std::sync::OnceLock<broadcast::Sender<RegistryEvent>>,
     /// Starts tracking on the first subscriber (controllers; agents never do).
     tracker: std::sync::Mutex<Option<tokio::sync::watch::Receiver<()>>>,
-    /// The revision of each key this process wrote last: the next write of
-    /// the key expects it, and fails if another process wrote in between.
-    /// With the instance id it wrote.
-    written: std::sync::Mutex<HashMap<String, (u64, Uuid)>>,
+    /// The revision of each key this process wrote last, with the instance
+    /// id it wrote: the next write of the key expects it, and fails if
+    /// another process wrote in between. Held through each write, so that
+    /// this process's writes (a heartbeat, a state change) go one at a time.
+    written: tokio::sync::Mutex<HashMap<String, (u64, Uuid)>>,
+    /// How long reading a registration back may take: a server whose
+    /// configuration predates agents' right to read their own key answers
+    /// nothing, and a heartbeat must not wait a whole request timeout.
+    read_back_within: Duration,
+    /// Whether a failed read back has been logged.
+    read_back_failed: std::sync::atomic::AtomicBool,
     _alive: tokio::sync::watch::Sender<()>,
 }
 
@@ -40,17 +47,60 @@ fn agent_key(hostname: &str) -> String {
 }
 
 impl NatsRegistry {
+    /// The registry in `store`, whose time to live is the bucket's as the
+    /// server holds it (an agent's own `nats.registry.ttl` may differ from
+    /// the controllers' that made it), or the configured one for a bucket
+    /// that does not expire.
     pub(crate) fn start(conn: Arc<Conn>, store: kv::Store) -> Self {
-        let ttl = conn.config.registry.max_age;
+        let ttl = match store.stream.cached_info().config.max_age {
+            Duration::ZERO => conn.config.registry.max_age,
+            held => held,
+        };
         let (alive, stop) = tokio::sync::watch::channel(());
         NatsRegistry {
             store,
             ttl,
             events: std::sync::OnceLock::new(),
             tracker: std::sync::Mutex::new(Some(stop)),
-            written: std::sync::Mutex::new(HashMap::new()),
+            written: tokio::sync::Mutex::new(HashMap::new()),
+            read_back_within: (ttl / 10).min(conn.config.request_timeout),
+            read_back_failed: std::sync::atomic::AtomicBool::new(false),
             _alive: alive,
         }
+    }
+
+    /// The revision and instance id of the registration under `key` now;
+    /// `None` when there is none, or when it cannot be read in time (logged
+    /// once: the server's configuration may not let an agent read its own
+    /// registration, see `docs/nats-server.conf`).
+    async fn read_back(&self, key: &str) -> Option<(u64, Uuid)> {
+        let read = tokio::time::timeout(self.read_back_within, self.store.entry(key)).await;
+        let entry = match read {
+            Ok(Ok(entry)) => entry?,
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {:?}", self.read_back_within),
+                };
+                if !self
+                    .read_back_failed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        %error,
+                        key,
+                        "cannot read this agent's registration back, so cannot tell whether another agent \
+                         process writes it: does the NATS user have the right to (docs/nats-server.conf)?"
+                    );
+                }
+                return None;
+            }
+        };
+        if entry.operation != kv::Operation::Put {
+            return None;
+        }
+        let registration: AgentRegistration = serde_json::from_slice(&entry.value).ok()?;
+        Some((entry.revision, registration.instance_id))
     }
 }
 
@@ -150,26 +200,23 @@ impl Registry for NatsRegistry {
         let key = agent_key(&registration.hostname);
         let value = encode(&registration)?;
         let what = format!("register {}", registration.hostname);
-        let last = crate::lock(&self.written).get(&key).map(|w| w.0);
+        let mut written = self.written.lock().await;
         let mut replaced = None;
-        if let Some(last) = last {
+        if let Some(&(last, _)) = written.get(&key) {
             match self.store.update(&key, value.clone(), last).await {
                 Ok(revision) => {
-                    crate::lock(&self.written).insert(key, (revision, registration.instance_id));
+                    written.insert(key, (revision, registration.instance_id));
                     return Ok(None);
                 }
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    // Written since by somebody else, or expired: whose is
-                    // it now? A server that does not let this process read
-                    // its key back cannot say; the heartbeat goes on.
-                    match get_json::<AgentRegistration>(&self.store, &key).await {
-                        Ok(now) => {
-                            replaced = now
-                                .map(|r| r.instance_id)
-                                .filter(|id| *id != registration.instance_id);
-                        }
-                        Err(e) => tracing::debug!(error = %e, "registration not read back"),
-                    }
+                    // Written since, or expired: by whom? Only a later
+                    // revision counts (a replica behind may serve an older).
+                    replaced = self
+                        .read_back(&key)
+                        .await
+                        .filter(|(revision, _)| *revision > last)
+                        .map(|(_, id)| id)
+                        .filter(|id| *id != registration.instance_id);
                 }
                 Err(e) => return Err(backend(&what, e)),
             }
@@ -179,7 +226,7 @@ impl Registry for NatsRegistry {
             .put(&key, value)
             .await
             .map_err(|e| backend(&what, e))?;
-        crate::lock(&self.written).insert(key, (revision, registration.instance_id));
+        written.insert(key, (revision, registration.instance_id));
         Ok(replaced)
     }
 
@@ -194,29 +241,27 @@ impl Registry for NatsRegistry {
     async fn remove(&self, hostname: &str, instance_id: Uuid) -> BusResult<()> {
         let key = agent_key(hostname);
         let what = format!("deregister {hostname}");
-        let written = crate::lock(&self.written).get(&key).copied();
-        // The revision `instance_id` wrote: as this process last wrote it,
-        // or else as read now.
-        let revision = match written {
-            Some((revision, writer)) if writer == instance_id => revision,
-            _ => {
-                let entry = self
-                    .store
-                    .entry(&key)
-                    .await
-                    .map_err(|e| backend(&what, e))?;
-                let Some(entry) = entry.filter(|e| {
-                    e.operation == kv::Operation::Put
-                        && serde_json::from_slice::<AgentRegistration>(&e.value)
-                            .is_ok_and(|r| r.instance_id == instance_id)
-                }) else {
-                    return Ok(());
-                };
-                entry.revision
+        let written = self.written.lock().await;
+        // First as this process last wrote it (no read); if written since
+        // (a write of its own that landed unseen, or another process's), as
+        // read now.
+        if let Some(&(revision, writer)) = written.get(&key)
+            && writer == instance_id
+        {
+            match self.store.purge_expect_revision(&key, Some(revision)).await {
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                done => return done.map_err(|e| backend(&what, e)),
             }
+        }
+        let Some((revision, _)) = self
+            .read_back(&key)
+            .await
+            .filter(|(_, id)| *id == instance_id)
+        else {
+            return Ok(());
         };
         match self.store.purge_expect_revision(&key, Some(revision)).await {
-            // Written since: by another process, whose it is now.
+            // Written again in between: by another process, whose it is now.
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(()),
             done => done.map_err(|e| backend(&what, e)),
         }

@@ -105,6 +105,8 @@ pub struct Nats {
     store: TempDir,
     proc: Option<Proc>,
     agents: Vec<(String, AgentCredentials)>,
+    /// Lines left out of docs/nats-server.conf (containing any of these).
+    dropped: Vec<String>,
 }
 
 impl Nats {
@@ -118,6 +120,7 @@ impl Nats {
             store,
             proc: None,
             agents: Vec::new(),
+            dropped: Vec::new(),
         };
         n.run().await;
         n
@@ -162,7 +165,36 @@ impl Nats {
             "rendering docs/nats-server.conf: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        std::fs::write(self.conf_path(), out.stdout).unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !self.dropped.iter().any(|d| l.contains(d.as_str())))
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        std::fs::write(self.conf_path(), kept).unwrap();
+    }
+
+    /// Leaves every line containing `text` out of the server's
+    /// configuration (as one written before a permission was added), and
+    /// waits until the server has loaded it.
+    pub async fn drop_lines(&mut self, text: &str) {
+        self.dropped.push(text.to_string());
+        self.render();
+        let loaded = self.varz().await["config_load_time"].clone();
+        if let Some(p) = &self.proc {
+            let pid = nix::unistd::Pid::from_raw(p.child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        }
+        wait_for(Duration::from_secs(10), "nats-server to reload", || async {
+            self.varz().await["config_load_time"] != loaded
+        })
+        .await;
+    }
+
+    /// The server's `/varz` page.
+    async fn varz(&self) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/varz", self.monitor_port);
+        reqwest::get(&url).await.unwrap().json().await.unwrap()
     }
 
     /// Starts (again) on the same port and store.
@@ -261,8 +293,7 @@ impl Nats {
     /// Messages the server has received and sent so far (its `/varz`
     /// `in_msgs` + `out_msgs`): what a request costs on the bus.
     pub async fn messages(&self) -> u64 {
-        let url = format!("http://127.0.0.1:{}/varz", self.monitor_port);
-        let varz: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let varz = self.varz().await;
         varz["in_msgs"].as_u64().unwrap() + varz["out_msgs"].as_u64().unwrap()
     }
 
@@ -363,6 +394,9 @@ pub struct AgentSpec {
     pub nkey: Option<AgentCredentials>,
     /// More YAML lines under `agent:` (indented two spaces).
     pub extra: String,
+    /// The `nats.registry.ttl` of this agent's own file, when not the
+    /// cluster's (the controllers' bucket decides).
+    pub registry_ttl: Option<Duration>,
 }
 
 impl AgentSpec {
@@ -390,6 +424,11 @@ impl AgentSpec {
     }
     pub fn default_heartbeat(mut self) -> Self {
         self.default_heartbeat = true;
+        self
+    }
+    /// Writes `ttl` as `nats.registry.ttl` in this agent's file.
+    pub fn registry_ttl_in_file(mut self, ttl: Duration) -> Self {
+        self.registry_ttl = Some(ttl);
         self
     }
     /// Authenticates with a fresh nkey (written under `dir`).
@@ -539,7 +578,7 @@ agent:
             job_pub = self.job_key.1,
             state = self.dir.path().join(format!("state-{name}")).display(),
             nats = self.nats.port,
-            ttl = self.ttl.as_millis(),
+            ttl = agent.and_then(|a| a.registry_ttl).unwrap_or(self.ttl).as_millis(),
             resolv = resolv.display(),
         );
         let path = self.dir.path().join(format!("{name}.yaml"));

@@ -615,20 +615,55 @@ async fn heartbeat_follows_a_short_registry_ttl() {
     let ttl = Duration::from_secs(3);
     let mut c = Cluster::start(ttl).await;
     c.add_controller().await;
-    c.add_agents(&[AgentSpec::new("steady")
-        .label("role", "web")
-        .default_heartbeat()])
-        .await;
+    // "unaware"'s own file says the TTL is 30 s: the controllers' bucket
+    // (3 s) is what counts.
+    let long = Duration::from_secs(30);
+    // "patient"'s heartbeat (2 s) is longer than its own file's TTL (1 s)
+    // but within the server's: it starts, and stays.
+    let mut patient = AgentSpec::new("patient")
+        .default_heartbeat()
+        .registry_ttl_in_file(Duration::from_secs(1));
+    patient.extra.push_str("  heartbeat_interval: 2s\n");
+    c.add_agents(&[
+        AgentSpec::new("steady")
+            .label("role", "web")
+            .default_heartbeat(),
+        AgentSpec::new("unaware")
+            .default_heartbeat()
+            .registry_ttl_in_file(long),
+        patient,
+    ])
+    .await;
     let client = c.client(0);
     let until = Instant::now() + 3 * ttl;
     while Instant::now() < until {
         let listed = client.agents().await.unwrap();
-        assert!(
-            listed.agents.iter().any(|a| a.hostname == "steady"),
-            "the agent dropped out of the registry"
-        );
+        for host in ["steady", "unaware", "patient"] {
+            assert!(
+                listed.agents.iter().any(|a| a.hostname == host),
+                "{host} dropped out of the registry"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A heartbeat set in the file at or above the server's TTL is a
+    // startup error, though the file's own TTL would allow it.
+    let mut slow = AgentSpec::new("slow")
+        .registry_ttl_in_file(long)
+        .default_heartbeat();
+    slow.extra.push_str("  heartbeat_interval: 5s\n");
+    // Heartbeats of one process, some at once with state changes, never
+    // read as another process's.
+    for host in ["steady", "unaware", "patient"] {
+        let log = c.log(host);
+        assert!(!log.contains("another agent process"), "{host}: {log}");
+    }
+    let (status, log) = c.failed_agent(&slow).await;
+    assert!(!status.success());
+    assert!(
+        log.contains("agent.heartbeat_interval (5s) must be shorter than the registry's time to live on the NATS server (3s"),
+        "{log}"
+    );
     // The controller and the `osapi-agent` process report the version and
     // commit `osapi version` prints, as semver (`0.1.0+8d085288c507`), and
     // an agent of the controller's own version has no version skew.

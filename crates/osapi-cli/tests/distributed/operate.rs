@@ -689,9 +689,26 @@ async fn agents_sharing_a_hostname_say_so() {
         c.log("twin").contains(warning) && c.log("twin-clone").contains(warning)
     })
     .await;
-    let log = c.log("twin");
-    let line = log.lines().find(|l| l.contains(warning)).unwrap();
-    assert!(line.contains("other_instance"), "{line}");
+    // Each names the other: (its instance, the other's) from its warning.
+    let ids = |process: &str| {
+        let log = c.log(process);
+        let line = log
+            .lines()
+            .find(|l| l.contains(warning))
+            .unwrap()
+            .to_string();
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("no {name} in {line}"))
+        };
+        (field("instance="), field("other_instance="))
+    };
+    let (twin, clone) = (ids("twin"), ids("twin-clone"));
+    assert_eq!(twin.1, clone.0, "{twin:?} {clone:?}");
+    assert_eq!(clone.1, twin.0, "{twin:?} {clone:?}");
+    assert_ne!(twin.0, clone.0);
 }
 
 /// A process that stops removes its own registration, never the one a
@@ -732,4 +749,46 @@ async fn a_stopping_agent_leaves_a_namesakes_registration() {
     assert_eq!(current(&one).await, None, "its own is removed");
     // Written again after its removal: nobody else's was replaced.
     assert_eq!(one.registry.put(first).await.unwrap(), None);
+}
+
+/// Under a server configuration written before agents could read their own
+/// registration back, agents sharing a hostname cannot tell, say why once,
+/// and keep heartbeating in time (the read back waits a tenth of the TTL,
+/// not a whole request timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_right_to_read_back_heartbeats_keep_time() {
+    let ttl = Duration::from_secs(3);
+    let mut c = Cluster::start(ttl).await;
+    c.nats
+        .drop_lines("$JS.API.DIRECT.GET.KV_test-agent-registry")
+        .await;
+    c.add_controller().await;
+    let (spec, metrics) = AgentSpec::new("twin").serving_metrics();
+    let (clone, clone_metrics) = AgentSpec::new("twin").serving_metrics();
+    c.add_agents(std::slice::from_ref(&spec)).await;
+    c.add_namesake(&clone, "twin-clone");
+    let cannot = "cannot read this agent's registration back";
+    wait_for(WAIT, "both processes to say they cannot tell", || async {
+        c.log("twin").contains(cannot) && c.log("twin-clone").contains(cannot)
+    })
+    .await;
+    // Each process's own heartbeats go through in time, whatever the other
+    // does: never a TTL without one.
+    let until = Instant::now() + 3 * ttl;
+    while Instant::now() < until {
+        for page in [&metrics, &clone_metrics] {
+            let age = sample(
+                &scrape(page, None).await.1,
+                "osapi_agent_heartbeat_age_seconds",
+            );
+            assert!(
+                age < ttl.as_secs_f64(),
+                "{page}: last heartbeat {age} s ago"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for process in ["twin", "twin-clone"] {
+        assert_eq!(c.log(process).matches(cannot).count(), 1, "said once");
+    }
 }
