@@ -1277,7 +1277,6 @@ mod tests {
                 .unwrap(),
             Duration::from_secs(40)
         );
-        // On NATS the bucket's TTL, as the controllers made it, counts.
         assert_eq!(
             short
                 .heartbeat_interval_on_server(Duration::from_secs(3))
