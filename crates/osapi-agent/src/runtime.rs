@@ -273,7 +273,11 @@ impl AgentHandle {
         } else {
             drop(waiting);
         }
+        // The loops end at their next turn: a heartbeat on its way lands,
+        // and is known, before the registration is removed.
         self.cancel.cancel();
+        let loops_end = async { while self.tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(HAND_BACK, loops_end).await;
         self.tasks.shutdown().await;
         let deregistered = self
             .shared
