@@ -142,6 +142,11 @@ async fn agent_credentials_stay_in_their_lane() {
     let progress = js.get_key_value("test-job-progress").await.unwrap();
     assert!(progress.get(format!("{job_id}.a2")).await.is_err());
     assert!(!stored(&js, "$KV.test-agent-registry.agents.a2", b"{}").await);
+    let registry = js.get_key_value("test-agent-registry").await.unwrap();
+    assert!(
+        registry.entry("agents.a2").await.is_err(),
+        "reading another host's registration"
+    );
     assert!(!stored(&js, "$KV.test-agent-state.drain.a2", b"1").await);
 
     // File objects: read by direct gets only. No consumer on their stream
@@ -162,8 +167,10 @@ async fn agent_credentials_stay_in_their_lane() {
         "writing a file object"
     );
 
-    // What it needs is allowed: its own registration and progress.
+    // What it needs is allowed: its own registration (read back too) and
+    // progress.
     assert!(progress.get(format!("{job_id}.a1")).await.is_ok());
+    assert!(registry.entry("agents.a1").await.is_ok_and(|e| e.is_some()));
     assert!(stored(&js, "$KV.test-agent-facts.facts.a1", b"{}").await);
 }
 
