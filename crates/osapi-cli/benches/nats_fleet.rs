@@ -5,6 +5,9 @@
 //! 1. 200 agent processes started at once: time until the controller lists
 //!    them all — target ≤ 1.5 s;
 //! 2. agent memory: median RSS of the 200 once idle — target ≤ 10 MB;
+//!    then `GET /agent` (the controller's directory read afresh: every
+//!    registration, facts entry and drain flag) with the 200 registered —
+//!    no target, a baseline for reading the fleet from a watch instead;
 //! 3. the orchestrator benchmark's 3-step plan (whoami, a `when`-guarded
 //!    `true`, a file deploy) on 50 agent processes: CPU time (user + system)
 //!    of nats-server, the controller and the agents per host-step — target
@@ -199,6 +202,26 @@ fn main() {
             mb(rss[rss.len() - 1]),
             mb(anon[anon.len() / 2]),
             mb(file[file.len() / 2]),
+        );
+
+        // 2b. The controller's view of the fleet read afresh (`GET /agent`
+        // reads every registration, facts entry and drain flag): what a
+        // refresh of its directory costs with 200 agents.
+        let client = c.client(0);
+        let mut took = Vec::new();
+        let messages_before = c.nats.messages().await;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let listed = client.agents().await.unwrap();
+            took.push(t.elapsed());
+            assert_eq!(listed.agents.len(), 200);
+        }
+        let messages = c.nats.messages().await - messages_before;
+        took.sort();
+        println!(
+            "NATS fleet: GET /agent with 200 agents (a directory refresh): median {:.1} ms, {:.0} messages through nats-server each",
+            took[took.len() / 2].as_secs_f64() * 1e3,
+            messages as f64 / 20.0,
         );
 
         // 3. CPU per host-step of the 3-step plan on 50 agent processes.
