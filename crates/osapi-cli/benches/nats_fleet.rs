@@ -8,6 +8,8 @@
 //!    then `GET /agent` (the controller's directory read afresh: every
 //!    registration, facts entry and drain flag) with the 200 registered —
 //!    no target, a baseline for reading the fleet from a watch instead;
+//!    and 32 jobs submitted at once when that view is a second old (one
+//!    read of the fleet serves them all);
 //! 3. the orchestrator benchmark's 3-step plan (whoami, a `when`-guarded
 //!    `true`, a file deploy) on 50 agent processes: CPU time (user + system)
 //!    of nats-server, the controller and the agents per host-step — target
@@ -222,6 +224,34 @@ fn main() {
             "NATS fleet: GET /agent with 200 agents (a directory refresh): median {:.1} ms, {:.0} messages through nats-server each",
             took[took.len() / 2].as_secs_f64() * 1e3,
             messages as f64 / 20.0,
+        );
+
+        // 2c. 32 jobs submitted at once a second after the directory was
+        // last read: each submission resolves its target against it.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let messages_before = c.nats.messages().await;
+        let t = Instant::now();
+        let submitted = futures::future::join_all((0..32).map(|_| {
+            let client = client.clone();
+            async move {
+                let request = osapi_api::job::CreateJobRequest::new(
+                    "node.hostname.get",
+                    serde_json::json!({}),
+                    "_any",
+                );
+                client.create_job(&request).await.unwrap()
+            }
+        }))
+        .await;
+        let took = t.elapsed();
+        let messages = c.nats.messages().await - messages_before;
+        for job in &submitted {
+            client.wait_job(job.job_id, Duration::from_secs(30)).await.unwrap();
+        }
+        println!(
+            "NATS fleet: 32 `_any` jobs submitted at once on a directory a second old, 200 agents: all accepted in {:.1} ms, {} messages through nats-server meanwhile",
+            took.as_secs_f64() * 1e3,
+            messages,
         );
 
         // 3. CPU per host-step of the 3-step plan on 50 agent processes.

@@ -3,8 +3,11 @@
 //! cache at once), and target resolution against it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use osapi_api::agent::{AgentInfo, AgentState, AgentStatus, NodeCondition, condition};
 use osapi_api::format::human_uptime;
@@ -118,6 +121,13 @@ pub struct AgentDirectory {
     max_age: Duration,
     min_agent_version: Option<semver::Version>,
     cache: Mutex<Option<(Instant, Arc<Fleet>)>>,
+    /// One refresh for a stale cache at a time: the callers that find it
+    /// stale while one runs take its view (on a large fleet a refresh
+    /// reads every registration and facts entry; a burst of job
+    /// submissions must not read them once each).
+    refreshing: tokio::sync::Mutex<()>,
+    /// Refreshes finished.
+    refreshes: std::sync::atomic::AtomicU64,
 }
 
 impl AgentDirectory {
@@ -129,6 +139,16 @@ impl AgentDirectory {
             max_age,
             min_agent_version,
             cache: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+            refreshes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The cached view, if read within `max_age`.
+    fn cached(&self, max_age: Duration) -> Option<Arc<Fleet>> {
+        match &*crate::lock(&self.cache) {
+            Some((at, fleet)) if at.elapsed() < max_age => Some(fleet.clone()),
+            _ => None,
         }
     }
 
@@ -137,12 +157,21 @@ impl AgentDirectory {
         *crate::lock(&self.cache) = None;
     }
 
-    /// The fleet, from the cache when fresh enough.
+    /// The fleet, from the cache when fresh enough; else read once for
+    /// all the callers that find it stale at the same time.
     pub async fn fleet(&self) -> BusResult<Arc<Fleet>> {
-        if let Some((at, fleet)) = &*crate::lock(&self.cache)
-            && at.elapsed() < self.max_age
+        if let Some(fleet) = self.cached(self.max_age) {
+            return Ok(fleet);
+        }
+        let before = self.refreshes.load(Ordering::SeqCst);
+        let _turn = self.refreshing.lock().await;
+        // A refresh ended while this call waited for its turn: its view is
+        // at most one refresh older than this call, well within what a
+        // cached view may be (unless dropped since).
+        if self.refreshes.load(Ordering::SeqCst) != before
+            && let Some(fleet) = self.cached(Duration::MAX)
         {
-            return Ok(fleet.clone());
+            return Ok(fleet);
         }
         self.fresh().await
     }
@@ -162,6 +191,7 @@ impl AgentDirectory {
             self.min_agent_version.as_ref(),
         ));
         *crate::lock(&self.cache) = Some((started, fleet.clone()));
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
         Ok(fleet)
     }
 
@@ -373,5 +403,77 @@ mod tests {
         for host in ["old", "current", "silent"] {
             assert_eq!(skew(&fleet, host), None, "{host}");
         }
+    }
+
+    /// The real in-memory registry, with every listing counted and made to
+    /// take 50 ms, as listing a large fleet on NATS does (a wrapper, not a
+    /// stand-in: the directory reads the real registry through it).
+    struct SlowListing {
+        inner: Arc<dyn osapi_bus::Registry>,
+        listings: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl osapi_bus::Registry for SlowListing {
+        async fn put(&self, r: AgentRegistration) -> BusResult<Option<uuid::Uuid>> {
+            self.inner.put(r).await
+        }
+        async fn get(&self, hostname: &str) -> BusResult<Option<AgentRegistration>> {
+            self.inner.get(hostname).await
+        }
+        async fn list(&self) -> BusResult<Vec<AgentRegistration>> {
+            self.listings.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.inner.list().await
+        }
+        async fn remove(&self, hostname: &str, instance_id: uuid::Uuid) -> BusResult<()> {
+            self.inner.remove(hostname, instance_id).await
+        }
+        fn subscribe(&self) -> tokio::sync::broadcast::Receiver<osapi_bus::RegistryEvent> {
+            self.inner.subscribe()
+        }
+        fn ttl(&self) -> Duration {
+            self.inner.ttl()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_that_find_the_cache_stale_at_once_share_one_read() {
+        let mut bus = osapi_bus::memory::MemoryBus::start(Default::default());
+        bus.registry
+            .put(registration("web-01", "0.1.0"))
+            .await
+            .unwrap();
+        let counted = Arc::new(SlowListing {
+            inner: bus.registry.clone(),
+            listings: Default::default(),
+        });
+        bus.registry = counted.clone();
+        let directory = Arc::new(AgentDirectory::new(bus, Duration::from_secs(1), None));
+        let reads: Vec<_> = (0..32)
+            .map(|_| {
+                let d = directory.clone();
+                tokio::spawn(async move { d.fleet().await.unwrap() })
+            })
+            .collect();
+        let mut views = Vec::new();
+        for r in reads {
+            views.push(r.await.unwrap());
+        }
+        assert_eq!(
+            counted.listings.load(Ordering::SeqCst),
+            1,
+            "one read for 32 callers"
+        );
+        assert!(views.iter().all(|v| Arc::ptr_eq(v, &views[0])));
+        assert_eq!(views[0].agents.len(), 1);
+        // Stale again (and dropped when an agent joins): read again, once.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (a, b) = tokio::join!(directory.fleet(), directory.fleet());
+        assert!(Arc::ptr_eq(&a.unwrap(), &b.unwrap()));
+        assert_eq!(counted.listings.load(Ordering::SeqCst), 2);
+        directory.invalidate();
+        directory.fleet().await.unwrap();
+        assert_eq!(counted.listings.load(Ordering::SeqCst), 3);
     }
 }
