@@ -8,6 +8,7 @@
 //!    then `GET /agent` (the controller's directory read afresh: every
 //!    registration, facts entry and drain flag) with the 200 registered —
 //!    no target, a baseline for reading the fleet from a watch instead;
+//!    `GET /agent/{hostname}` (that agent's entries only);
 //!    and 32 jobs submitted at once when that view is a second old (one
 //!    read of the fleet serves them all);
 //! 3. the orchestrator benchmark's 3-step plan (whoami, a `when`-guarded
@@ -222,6 +223,22 @@ fn main() {
         took.sort();
         println!(
             "NATS fleet: GET /agent with 200 agents (a directory refresh): median {:.1} ms, {:.0} messages through nats-server each",
+            took[took.len() / 2].as_secs_f64() * 1e3,
+            messages as f64 / 20.0,
+        );
+
+        let mut took = Vec::new();
+        let messages_before = c.nats.messages().await;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let one = client.agent("node-100").await.unwrap();
+            took.push(t.elapsed());
+            assert_eq!(one.hostname, "node-100");
+        }
+        let messages = c.nats.messages().await - messages_before;
+        took.sort();
+        println!(
+            "NATS fleet: GET /agent/node-100 with 200 agents: median {:.2} ms, {:.0} messages through nats-server each",
             took[took.len() / 2].as_secs_f64() * 1e3,
             messages as f64 / 20.0,
         );

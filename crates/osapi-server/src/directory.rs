@@ -195,6 +195,26 @@ impl AgentDirectory {
         Ok(fleet)
     }
 
+    /// One live agent, read from the bus now: its registration, facts and
+    /// drain flag only (not the whole fleet's). `hostname` is matched as
+    /// its key (`web_01` finds `web-01`), as upstream.
+    pub async fn agent(&self, hostname: &str) -> BusResult<Option<AgentView>> {
+        let (registration, facts, drained) = tokio::try_join!(
+            self.bus.registry.get(hostname),
+            self.bus.facts.get(hostname),
+            self.bus.state.is_drained(hostname)
+        )?;
+        Ok(registration.map(|registration| AgentView {
+            facts,
+            drained,
+            version_skew: self
+                .min_agent_version
+                .as_ref()
+                .and_then(|min| version_skew(&registration.agent_version, min)),
+            registration,
+        }))
+    }
+
     /// Validates a target and returns the hosts a job for it must hear from
     /// (empty for `_any`: whoever takes it).
     pub async fn resolve(&self, target: &Target) -> Result<Vec<String>, ApiError> {

@@ -122,7 +122,20 @@ impl Nats {
             agents: Vec::new(),
             dropped: Vec::new(),
         };
-        n.run().await;
+        // The free ports were free when picked; another process (any of
+        // the outgoing connections of tests running beside) may take one
+        // before nats-server binds it: then pick others.
+        for attempt in 1.. {
+            match n.try_run().await {
+                Ok(()) => break,
+                Err(log) if attempt < 3 => {
+                    eprintln!("nats-server did not start (attempt {attempt}), new ports: {log}");
+                    n.port = free_port();
+                    n.monitor_port = free_port();
+                }
+                Err(log) => panic!("nats-server did not start: {log}"),
+            }
+        }
         n
     }
 
@@ -199,23 +212,46 @@ impl Nats {
 
     /// Starts (again) on the same port and store.
     pub async fn run(&mut self) {
+        if let Err(log) = self.try_run().await {
+            panic!("nats-server did not start: {log}");
+        }
+    }
+
+    /// Starts nats-server and waits until it accepts connections; its log
+    /// when it exits first or does not answer within 10 s.
+    async fn try_run(&mut self) -> Result<(), String> {
         self.render();
+        let log_path = self.store.path().join("nats-server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(nats_binary())
             .arg("-c")
             .arg(self.conf_path())
             .args(["-m", &self.monitor_port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("nats-server starts");
-        self.proc = Some(Proc { child });
+        let mut proc = Proc { child };
         let controller = (CONTROLLER_USER.to_string(), CONTROLLER_PASSWORD.to_string());
-        wait_for(
-            Duration::from_secs(10),
-            "nats-server to accept connections",
-            || async { self.connect_as(&controller).await.is_ok() },
-        )
-        .await;
+        let end = Instant::now() + Duration::from_secs(10);
+        let told = |why: String| {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            format!("{why}; its log:\n{log}")
+        };
+        loop {
+            if self.connect_as(&controller).await.is_ok() {
+                self.proc = Some(proc);
+                return Ok(());
+            }
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return Err(told(format!("it exited ({status})")));
+            }
+            if Instant::now() >= end {
+                proc.kill();
+                return Err(told("no connection accepted within 10 s".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Adds agents' users with one reload of the server's configuration;

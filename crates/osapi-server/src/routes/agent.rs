@@ -8,7 +8,7 @@ use osapi_api::agent::{
 use time::OffsetDateTime;
 
 use crate::auth::{Authorized, perm};
-use crate::directory::{AgentView, Fleet};
+use crate::directory::AgentView;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -31,21 +31,11 @@ pub async fn list(
 }
 
 async fn find(state: &AppState, hostname: &str) -> ApiResult<AgentView> {
-    let fleet = state.directory.fresh().await?;
-    lookup(&fleet, hostname)
-        .cloned()
+    state
+        .directory
+        .agent(hostname)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("agent not found: {hostname}")))
-}
-
-/// Exact name first, then the sanitised key (`web_01` finds `web-01`), as upstream.
-fn lookup<'a>(fleet: &'a Fleet, hostname: &str) -> Option<&'a AgentView> {
-    fleet.get(hostname).or_else(|| {
-        let key = osapi_api::target::sanitize_key(hostname);
-        fleet
-            .agents
-            .iter()
-            .find(|a| osapi_api::target::sanitize_key(a.hostname()) == key)
-    })
 }
 
 /// One agent with its timeline.
