@@ -13,7 +13,7 @@ use osapi_api::agent::{AgentInfo, AgentState, AgentStatus, NodeCondition, condit
 use osapi_api::format::human_uptime;
 use osapi_api::records::{AgentRegistration, Facts};
 use osapi_api::target::{Target, sanitize_key};
-use osapi_bus::{Bus, BusResult};
+use osapi_bus::{Bus, BusError, BusResult};
 
 use crate::error::ApiError;
 use crate::version::version_skew;
@@ -121,12 +121,16 @@ pub struct AgentDirectory {
     max_age: Duration,
     min_agent_version: Option<semver::Version>,
     cache: Mutex<Option<(Instant, Arc<Fleet>)>>,
-    /// One refresh for a stale cache at a time: the callers that find it
-    /// stale while one runs take its view (on a large fleet a refresh
-    /// reads every registration and facts entry; a burst of job
-    /// submissions must not read them once each).
-    refreshing: tokio::sync::Mutex<()>,
-    /// Refreshes finished.
+    /// Invalidations so far: a view read (in part) before the latest one
+    /// is not cached.
+    invalidations: std::sync::atomic::AtomicU64,
+    /// One refresh of a stale cache at a time, holding how the last ended:
+    /// the callers that find the cache stale while one runs take its
+    /// outcome (on a large fleet a refresh reads every registration and
+    /// facts entry; a burst of job submissions must not read them once
+    /// each, nor, when the bus fails, wait for one failure after another).
+    refreshing: tokio::sync::Mutex<Option<BusError>>,
+    /// Refreshes of a stale cache ended, well or not.
     refreshes: std::sync::atomic::AtomicU64,
 }
 
@@ -139,7 +143,8 @@ impl AgentDirectory {
             max_age,
             min_agent_version,
             cache: Mutex::new(None),
-            refreshing: tokio::sync::Mutex::new(()),
+            invalidations: std::sync::atomic::AtomicU64::new(0),
+            refreshing: tokio::sync::Mutex::new(None),
             refreshes: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -152,9 +157,12 @@ impl AgentDirectory {
         }
     }
 
-    /// Drops the cached view.
+    /// Drops the cached view; a read under way when this is called will not
+    /// be cached either (it may predate what made the view wrong).
     pub fn invalidate(&self) {
-        *crate::lock(&self.cache) = None;
+        let mut cache = crate::lock(&self.cache);
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
+        *cache = None;
     }
 
     /// The fleet, from the cache when fresh enough; else read once for
@@ -164,20 +172,30 @@ impl AgentDirectory {
             return Ok(fleet);
         }
         let before = self.refreshes.load(Ordering::SeqCst);
-        let _turn = self.refreshing.lock().await;
-        // A refresh ended while this call waited for its turn: its view is
-        // at most one refresh older than this call, well within what a
-        // cached view may be (unless dropped since).
-        if self.refreshes.load(Ordering::SeqCst) != before
-            && let Some(fleet) = self.cached(Duration::MAX)
-        {
+        let mut last = self.refreshing.lock().await;
+        if self.refreshes.load(Ordering::SeqCst) != before {
+            // A refresh ended while this call waited: its outcome is as
+            // new as this call, but for a view it read before an
+            // invalidation, which was not cached.
+            if let Some(failed) = &*last {
+                return Err(failed.clone());
+            }
+            if let Some(fleet) = self.cached(Duration::MAX) {
+                return Ok(fleet);
+            }
+        } else if let Some(fleet) = self.cached(self.max_age) {
             return Ok(fleet);
         }
-        self.fresh().await
+        let read = self.fresh().await;
+        *last = read.as_ref().err().cloned();
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        read
     }
 
-    /// The fleet, read from the bus now.
+    /// The fleet, read from the bus now (and cached, unless the cache was
+    /// invalidated while it was read or holds a view read later).
     pub async fn fresh(&self) -> BusResult<Arc<Fleet>> {
+        let invalidations = self.invalidations.load(Ordering::SeqCst);
         let started = Instant::now();
         let (registrations, facts, drained) = tokio::try_join!(
             self.bus.registry.list(),
@@ -190,8 +208,12 @@ impl AgentDirectory {
             &drained,
             self.min_agent_version.as_ref(),
         ));
-        *crate::lock(&self.cache) = Some((started, fleet.clone()));
-        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        let mut cache = crate::lock(&self.cache);
+        if self.invalidations.load(Ordering::SeqCst) == invalidations
+            && cache.as_ref().is_none_or(|(at, _)| *at <= started)
+        {
+            *cache = Some((started, fleet.clone()));
+        }
         Ok(fleet)
     }
 
@@ -199,9 +221,16 @@ impl AgentDirectory {
     /// drain flag only (not the whole fleet's). `hostname` is matched as
     /// its key (`web_01` finds `web-01`), as upstream.
     pub async fn agent(&self, hostname: &str) -> BusResult<Option<AgentView>> {
+        // An entry that does not decode is left out, as in a fleet listing.
+        fn readable<T>(read: BusResult<Option<T>>) -> BusResult<Option<T>> {
+            match read {
+                Err(BusError::Corrupt(_)) => Ok(None),
+                other => other,
+            }
+        }
         let (registration, facts, drained) = tokio::try_join!(
-            self.bus.registry.get(hostname),
-            self.bus.facts.get(hostname),
+            async { readable(self.bus.registry.get(hostname).await) },
+            async { readable(self.bus.facts.get(hostname).await) },
             self.bus.state.is_drained(hostname)
         )?;
         Ok(registration.map(|registration| AgentView {
@@ -431,6 +460,30 @@ mod tests {
     struct SlowListing {
         inner: Arc<dyn osapi_bus::Registry>,
         listings: std::sync::atomic::AtomicUsize,
+        /// Listings fail (after their 50 ms), as on a bus that is down.
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    /// A memory bus with one agent, `web-01`, whose registry listings are
+    /// counted and slow; a directory over it caching for 1 s.
+    async fn slow_directory() -> (Arc<AgentDirectory>, Arc<SlowListing>, Bus) {
+        let mut bus = osapi_bus::memory::MemoryBus::start(Default::default());
+        bus.registry
+            .put(registration("web-01", "0.1.0"))
+            .await
+            .unwrap();
+        let counted = Arc::new(SlowListing {
+            inner: bus.registry.clone(),
+            listings: Default::default(),
+            failing: Default::default(),
+        });
+        bus.registry = counted.clone();
+        let directory = Arc::new(AgentDirectory::new(
+            bus.clone(),
+            Duration::from_secs(1),
+            None,
+        ));
+        (directory, counted, bus)
     }
 
     #[async_trait::async_trait]
@@ -444,6 +497,9 @@ mod tests {
         async fn list(&self) -> BusResult<Vec<AgentRegistration>> {
             self.listings.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(BusError::Unavailable("the bus is down".into()));
+            }
             self.inner.list().await
         }
         async fn remove(&self, hostname: &str, instance_id: uuid::Uuid) -> BusResult<()> {
@@ -459,17 +515,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn callers_that_find_the_cache_stale_at_once_share_one_read() {
-        let mut bus = osapi_bus::memory::MemoryBus::start(Default::default());
-        bus.registry
-            .put(registration("web-01", "0.1.0"))
-            .await
-            .unwrap();
-        let counted = Arc::new(SlowListing {
-            inner: bus.registry.clone(),
-            listings: Default::default(),
-        });
-        bus.registry = counted.clone();
-        let directory = Arc::new(AgentDirectory::new(bus, Duration::from_secs(1), None));
+        let (directory, counted, _bus) = slow_directory().await;
         let reads: Vec<_> = (0..32)
             .map(|_| {
                 let d = directory.clone();
@@ -487,7 +533,7 @@ mod tests {
         );
         assert!(views.iter().all(|v| Arc::ptr_eq(v, &views[0])));
         assert_eq!(views[0].agents.len(), 1);
-        // Stale again (and dropped when an agent joins): read again, once.
+        // Stale again: read again, once.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (a, b) = tokio::join!(directory.fleet(), directory.fleet());
         assert!(Arc::ptr_eq(&a.unwrap(), &b.unwrap()));
@@ -495,5 +541,80 @@ mod tests {
         directory.invalidate();
         directory.fleet().await.unwrap();
         assert_eq!(counted.listings.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_under_way_when_an_agent_is_drained_is_not_served() {
+        let (directory, _counted, bus) = slow_directory().await;
+        // A read starts (the drain flags are read at once, the slow
+        // registry listing after 50 ms) ...
+        let under_way = tokio::spawn({
+            let d = directory.clone();
+            async move { d.fleet().await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // ... the agent is drained meanwhile, as `POST /agent/web-01/drain` does ...
+        bus.state.set_drain("web-01").await.unwrap();
+        directory.invalidate();
+        // ... and a job submitted right after must not target it.
+        let after = directory.fleet().await.unwrap();
+        assert!(
+            after.get("web-01").unwrap().drained,
+            "a view from before the drain"
+        );
+        assert!(!after.get("web-01").unwrap().eligible());
+        let before = under_way.await.unwrap();
+        assert!(!before.get("web-01").unwrap().drained);
+        assert!(
+            directory
+                .fleet()
+                .await
+                .unwrap()
+                .get("web-01")
+                .unwrap()
+                .drained
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_waiting_on_a_failed_read_share_its_failure() {
+        let (directory, counted, _bus) = slow_directory().await;
+        counted.failing.store(true, Ordering::SeqCst);
+        let reads: Vec<_> = (0..8)
+            .map(|_| {
+                let d = directory.clone();
+                tokio::spawn(async move { d.fleet().await })
+            })
+            .collect();
+        for r in reads {
+            let failed = r.await.unwrap().unwrap_err();
+            assert!(matches!(failed, BusError::Unavailable(_)), "{failed:?}");
+        }
+        assert_eq!(
+            counted.listings.load(Ordering::SeqCst),
+            1,
+            "one failure for 8 callers"
+        );
+        // The next call tries again, and succeeds once the bus is back.
+        counted.failing.store(false, Ordering::SeqCst);
+        assert_eq!(directory.fleet().await.unwrap().agents.len(), 1);
+        assert_eq!(counted.listings.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn one_agent_is_read_by_its_key() {
+        let bus = osapi_bus::memory::MemoryBus::start(Default::default());
+        bus.registry
+            .put(registration("web-01", "0.0.9"))
+            .await
+            .unwrap();
+        bus.state.set_drain("web-01").await.unwrap();
+        let min = semver::Version::parse("0.1.0").unwrap();
+        let directory = AgentDirectory::new(bus, Duration::from_secs(1), Some(min));
+        let found = directory.agent("web_01").await.unwrap().unwrap();
+        assert_eq!(found.hostname(), "web-01");
+        assert!(found.drained);
+        assert!(found.version_skew.is_some());
+        assert!(directory.agent("web-02").await.unwrap().is_none());
     }
 }

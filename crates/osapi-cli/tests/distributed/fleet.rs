@@ -222,7 +222,12 @@ impl Nats {
     async fn try_run(&mut self) -> Result<(), String> {
         self.render();
         let log_path = self.store.path().join("nats-server.log");
-        let log = std::fs::File::create(&log_path).unwrap();
+        // Appended to: a restarted server's log follows the first's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
         let child = Command::new(nats_binary())
             .arg("-c")
             .arg(self.conf_path())
