@@ -84,12 +84,16 @@ struct Tracker {
     activity: Mutex<Activity>,
     changed: Notify,
     opened: Instant,
+    /// Told when a request ends here: the connection may be closed to
+    /// make room again.
+    answered: Arc<Notify>,
 }
 
 impl Tracker {
-    fn new() -> Arc<Tracker> {
+    fn new(answered: Arc<Notify>) -> Arc<Tracker> {
         let now = Instant::now();
         Arc::new(Tracker {
+            answered,
             activity: Mutex::new(Activity {
                 inflight: 0,
                 last: now,
@@ -154,6 +158,7 @@ impl Tracker {
         a.last = Instant::now();
         drop(a);
         self.changed.notify_one();
+        self.answered.notify_waiters();
     }
 
     /// When the connection must be closed, if nothing happens meanwhile.
@@ -178,13 +183,18 @@ impl Tracker {
 struct Connections {
     next: std::sync::atomic::AtomicU64,
     open: Mutex<HashMap<u64, Arc<Tracker>>>,
+    /// A request ended on one of them.
+    answered: Arc<Notify>,
 }
 
 impl Connections {
-    fn add(&self, tracker: Arc<Tracker>) -> u64 {
+    /// A tracker for a connection just accepted, counted at once (before
+    /// its task runs: at the cap, the next accept must find it to close).
+    fn add(&self) -> (u64, Arc<Tracker>) {
+        let tracker = Tracker::new(self.answered.clone());
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::lock(&self.open).insert(id, tracker);
-        id
+        crate::lock(&self.open).insert(id, tracker.clone());
+        (id, tracker)
     }
 
     fn remove(&self, id: u64) {
@@ -275,21 +285,26 @@ pub async fn serve(
     let connections = Arc::new(Connections::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    'serve: loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
-            Err(_) => {
-                // At the cap: make room by closing the connection that has
-                // waited longest without a request, if one has.
-                connections.evict_one();
+            // At the cap: make room by closing the connection that has
+            // waited longest without a request; when every one is answering
+            // one, wait for a slot or for a request to end, and look again.
+            Err(_) => loop {
+                let answered = connections.answered.notified();
+                let mut answered = std::pin::pin!(answered);
+                answered.as_mut().enable();
+                let evicted = connections.evict_one();
                 tokio::select! {
-                    _ = &mut shutdown => break,
+                    _ = &mut shutdown => break 'serve,
                     p = slots.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
+                        Ok(p) => break p,
+                        Err(_) => break 'serve,
                     },
+                    _ = answered, if !evicted => {}
                 }
-            }
+            },
         };
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
@@ -309,9 +324,8 @@ pub async fn serve(
         let app = app.clone();
         let stop = stop_rx.clone();
         let connections = connections.clone();
+        let (id, tracker) = connections.add();
         tokio::spawn(async move {
-            let tracker = Tracker::new();
-            let id = connections.add(tracker.clone());
             serve_connection(stream, peer, app, limits, tracker, stop).await;
             connections.remove(id);
             drop(permit);
