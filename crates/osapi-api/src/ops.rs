@@ -162,9 +162,7 @@ impl Validate for FileDeployParams {
         match &self.object_sha256 {
             Some(sha)
                 if sha.len() != 64
-                    || !sha
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                    || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
             {
                 Err(format!(
                     "object_sha256 {sha:?} is not a SHA-256 digest (64 lowercase hex digits)"

@@ -129,6 +129,26 @@ fn deploy_targets() -> tempfile::TempDir {
     tempfile::tempdir_in(parent).expect("a directory for the deployed files")
 }
 
+/// Runs `call` 20 times, one after another: its median time, and the
+/// messages through nats-server per call.
+async fn per_call<F, Fut>(nats: &fleet::Nats, mut call: F) -> (Duration, f64)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    const CALLS: usize = 20;
+    let messages_before = nats.messages().await;
+    let mut took = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let t = Instant::now();
+        call().await;
+        took.push(t.elapsed());
+    }
+    let messages = nats.messages().await - messages_before;
+    took.sort();
+    (took[CALLS / 2], messages as f64 / CALLS as f64)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -211,36 +231,23 @@ fn main() {
         // reads every registration, facts entry and drain flag): what a
         // refresh of its directory costs with 200 agents.
         let client = c.client(0);
-        let mut took = Vec::new();
-        let messages_before = c.nats.messages().await;
-        for _ in 0..20 {
-            let t = Instant::now();
+        let (median, messages) = per_call(&c.nats, || async {
             let listed = client.agents().await.unwrap();
-            took.push(t.elapsed());
             assert_eq!(listed.agents.len(), 200);
-        }
-        let messages = c.nats.messages().await - messages_before;
-        took.sort();
+        })
+        .await;
         println!(
-            "NATS fleet: GET /agent with 200 agents (a directory refresh): median {:.1} ms, {:.0} messages through nats-server each",
-            took[took.len() / 2].as_secs_f64() * 1e3,
-            messages as f64 / 20.0,
+            "NATS fleet: GET /agent with 200 agents (a directory refresh): median {:.1} ms, {messages:.0} messages through nats-server each",
+            median.as_secs_f64() * 1e3,
         );
-
-        let mut took = Vec::new();
-        let messages_before = c.nats.messages().await;
-        for _ in 0..20 {
-            let t = Instant::now();
+        let (median, messages) = per_call(&c.nats, || async {
             let one = client.agent("node-100").await.unwrap();
-            took.push(t.elapsed());
             assert_eq!(one.hostname, "node-100");
-        }
-        let messages = c.nats.messages().await - messages_before;
-        took.sort();
+        })
+        .await;
         println!(
-            "NATS fleet: GET /agent/node-100 with 200 agents: median {:.2} ms, {:.0} messages through nats-server each",
-            took[took.len() / 2].as_secs_f64() * 1e3,
-            messages as f64 / 20.0,
+            "NATS fleet: GET /agent/node-100 with 200 agents: median {:.2} ms, {messages:.0} messages through nats-server each",
+            median.as_secs_f64() * 1e3,
         );
 
         // 2c. 32 jobs submitted at once a second after the directory was

@@ -853,23 +853,32 @@ impl OsapiFile {
     /// registry TTL (`nats.registry.ttl`) when unset. One at or above the
     /// TTL is an error (the agent would keep vanishing from the registry).
     pub fn heartbeat_interval(&self) -> Result<Duration> {
-        let ttl = self.registry_ttl()?;
-        self.heartbeat_interval_within(ttl, &format!("nats.registry.ttl ({})", go_duration(ttl)))
+        self.heartbeat_interval_on_server(self.registry_ttl()?)
     }
 
     /// The heartbeat of an agent on NATS, whose registrations live as long
     /// as the registry bucket on the server says (`held`): that is the
     /// controllers' `nats.registry.ttl`, whatever the agent's own file says.
     pub fn heartbeat_interval_on_server(&self, held: Duration) -> Result<Duration> {
-        let ttl_is = if held == self.registry_ttl()? {
-            format!("nats.registry.ttl ({})", go_duration(held))
-        } else {
-            format!(
-                "the registry's time to live on the NATS server ({}, the controllers' nats.registry.ttl)",
-                go_duration(held)
-            )
+        let Some(interval) = self.heartbeat_set()? else {
+            return Ok(held / 3);
         };
-        self.heartbeat_interval_within(held, &ttl_is)
+        if interval >= held {
+            let ttl_is = if held == self.registry_ttl()? {
+                format!("nats.registry.ttl ({})", go_duration(held))
+            } else {
+                format!(
+                    "the registry's time to live on the NATS server ({}, the controllers' nats.registry.ttl)",
+                    go_duration(held)
+                )
+            };
+            bail!(
+                "agent.heartbeat_interval ({}) must be shorter than {ttl_is}: \
+                 agents would drop out of the registry between heartbeats (leave it unset for a third of the TTL)",
+                go_duration(interval),
+            );
+        }
+        Ok(interval)
     }
 
     /// `agent.heartbeat_interval`, when set.
@@ -879,20 +888,6 @@ impl OsapiFile {
             return Ok(None);
         }
         duration("agent.heartbeat_interval", set).map(Some)
-    }
-
-    fn heartbeat_interval_within(&self, ttl: Duration, ttl_is: &str) -> Result<Duration> {
-        let Some(interval) = self.heartbeat_set()? else {
-            return Ok(ttl / 3);
-        };
-        if interval >= ttl {
-            bail!(
-                "agent.heartbeat_interval ({}) must be shorter than {ttl_is}: \
-                 agents would drop out of the registry between heartbeats (leave it unset for a third of the TTL)",
-                go_duration(interval),
-            );
-        }
-        Ok(interval)
     }
 
     /// Limits of the in-memory bus of `osapi start` without NATS:
